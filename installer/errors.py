@@ -1,0 +1,40 @@
+"""The exception hierarchy every layer raises; only the CLI turns these into exit codes.
+
+Exit codes: 0 ok, 2 bad input, 3 preflight refused, 4 a phase failed, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+
+class KfinstallError(Exception):
+    """Base class: a message for the operator and the exit code the CLI returns."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(KfinstallError):
+    """The inventory, kfinstall.yaml, secrets.yml or a --set value is wrong (nothing was touched)."""
+
+    exit_code = 2
+
+
+class PreflightError(KfinstallError):
+    """A check before any change refused to go on (missing tool, unreachable host, refused route)."""
+
+    exit_code = 3
+
+
+class PhaseFailed(KfinstallError):
+    """A phase started changing things and failed; the run record says where."""
+
+    exit_code = 4
+
+
+class Interrupted(KfinstallError):
+    """The operator pressed Ctrl-C; the run record is kept and a re-run converges."""
+
+    exit_code = 130
