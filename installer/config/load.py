@@ -1,0 +1,166 @@
+"""Resolve a site folder into one frozen ClusterConfig; the only reader of user files.
+
+Merge order (later wins; maps merge key by key, lists and scalars replace, nothing is appended):
+
+    1. built-in defaults   installer/config/model.py field defaults
+    2. profile defaults    installer/profiles/<spec.profile>.yaml `defaults`
+    3. kfinstall.yaml      the site's file
+    4. --set key=value     command-line overrides, in the order given
+
+The channel file (installer/releases/<spec.channel>.yaml) is not merged: it supplies versions,
+which the file can only choose among (spec.kubernetes.version within the channel's range).
+Every problem in every file is collected and reported together; nothing downstream reads a file
+again, and nothing is touched when any error is found.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from installer.config.inventory import Inventory, check_inventory, find_inventory, load_inventory
+from installer.config.merge import deep_merge, set_path, split_set
+from installer.config.migrations import check_removed_keys, drop_keys
+from installer.config.model import ClusterFile
+from installer.config.problems import Problems
+from installer.config.pydantic_errors import add_validation_errors
+from installer.config.resolved import ClusterConfig
+from installer.config.rules import check_spec
+from installer.config.secrets import load_secrets
+from installer.config.yamlfile import LoadedYaml, load_yaml
+from installer.profiles import all_profiles
+from installer.releases import channel_names, load_release
+
+CLUSTER_FILE = "kfinstall.yaml"
+SECRETS_FILE = "secrets.yml"
+
+
+def load(site: Path, sets: Sequence[str] = (), *, need_secrets: bool = True,
+         state_dir: Path | None = None) -> ClusterConfig:
+    """Read, merge and validate a site folder; raises InvalidConfig listing every problem."""
+    problems = Problems()
+    doc = load_yaml(site / CLUSTER_FILE, CLUSTER_FILE, problems)
+    raw = _as_mapping(doc, problems)
+    overrides = _parse_sets(sets, problems)
+    merged = _merge(raw, overrides, doc, problems)
+    cluster = _validate(merged, overrides, doc, problems)
+    # Inventory rules read the validated spec when there is one (model defaults included), and
+    # the merged dict otherwise, so inventory problems are reported even beside spec errors.
+    spec = cluster.spec.model_dump(by_alias=True) if cluster else _spec_dict(merged)
+    inventory = _inventory(site, spec, problems)
+    secrets = load_secrets(site / SECRETS_FILE, SECRETS_FILE, problems) if need_secrets else None
+    if cluster is not None:
+        check_spec(cluster, inventory, secrets, need_secrets, problems, _positioner(doc))
+    problems.raise_if_errors()
+    assert cluster is not None and inventory is not None  # guaranteed by raise_if_errors
+    return ClusterConfig(
+        site=site.resolve(), cluster=cluster, profile=all_profiles()[cluster.spec.profile],
+        release=load_release(cluster.spec.channel), inventory=inventory, secrets=secrets,
+        warnings=tuple(problems.warnings),
+        state_dir=(state_dir or site / ".kfinstall" / cluster.metadata.name).resolve(),
+    )
+
+
+def _spec_dict(merged: dict[str, Any]) -> dict[str, Any]:
+    spec = merged.get("spec")
+    return spec if isinstance(spec, dict) else {}
+
+
+def _as_mapping(doc: LoadedYaml | None, problems: Problems) -> dict[str, Any]:
+    if doc is None:
+        return {}
+    if not isinstance(doc.data, dict):
+        problems.error(CLUSTER_FILE, "", "expected a mapping with apiVersion, kind, metadata and spec",
+                       "start from inventories/<profile>/kfinstall.yaml")
+        return {}
+    return doc.data
+
+
+def _parse_sets(sets: Sequence[str], problems: Problems) -> list[tuple[str, Any]]:
+    parsed = []
+    for expr in sets:
+        try:
+            parsed.append(split_set(expr))
+        except ValueError as exc:
+            problems.error("--set", expr, f"cannot parse ({exc})", "write --set spec.section.key=value")
+    return parsed
+
+
+def _positioner(doc: LoadedYaml | None) -> Any:
+    return doc.position if doc is not None else (lambda keys: (None, None))
+
+
+def _merge(raw: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,
+           problems: Problems) -> dict[str, Any]:
+    removed = check_removed_keys(raw, CLUSTER_FILE, problems, _positioner(doc))
+    drop_keys(raw, removed)
+    user = dict(raw)
+    for key, value in overrides:
+        set_path(user, key, value)
+    spec = _spec_dict(user)
+    profile_defaults = _profile_defaults(spec, overrides, doc, problems)
+    _check_channel(spec, overrides, doc, problems)
+    return deep_merge(profile_defaults, user)
+
+
+def _origin(overrides: list[tuple[str, Any]]) -> Any:
+    keys = {key for key, _ in overrides}
+    return lambda path: "--set" if any(path == k or path.startswith(k + ".") for k in keys) else CLUSTER_FILE
+
+
+def _profile_defaults(spec: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,
+                      problems: Problems) -> dict[str, Any]:
+    name = spec.get("profile")
+    profiles = all_profiles()
+    if name is None:
+        return {}  # the model reports the missing key
+    if name in profiles:
+        return profiles[name].defaults
+    line, column = _positioner(doc)(("spec", "profile"))
+    hint = difflib.get_close_matches(str(name), list(profiles), n=1)
+    fix = (f"did you mean '{hint[0]}'? " if hint else "") + f"profiles: {', '.join(profiles)}"
+    problems.error(_origin(overrides)("spec.profile"), "spec.profile", f"unknown profile {name!r}", fix,
+                   line=line, column=column)
+    return {}
+
+
+def _check_channel(spec: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,
+                   problems: Problems) -> None:
+    channel = spec.get("channel")
+    if channel is None or not isinstance(channel, str) or channel in channel_names():
+        return  # missing or wrongly typed: the model reports it
+    line, column = _positioner(doc)(("spec", "channel"))
+    hint = difflib.get_close_matches(channel, channel_names(), n=1)
+    fix = (f"did you mean '{hint[0]}'? " if hint else "") + f"channels: {', '.join(channel_names())}"
+    problems.error(_origin(overrides)("spec.channel"), "spec.channel", f"unknown channel {channel!r}", fix,
+                   line=line, column=column)
+
+
+def _validate(merged: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,
+              problems: Problems) -> ClusterFile | None:
+    if not merged and doc is None:
+        return None
+    try:
+        cluster = ClusterFile.model_validate(merged)
+    except ValidationError as exc:
+        add_validation_errors(exc, ClusterFile, problems, _origin(overrides), _positioner(doc))
+        return None
+    known = cluster.spec.profile in all_profiles() and cluster.spec.channel in channel_names()
+    return cluster if known else None
+
+
+def _inventory(site: Path, spec: dict[str, Any], problems: Problems) -> Inventory | None:
+    path = find_inventory(site)
+    if path is None:
+        if spec.get("profile") == "gcp":
+            return Inventory(path=None, hosts=())
+        problems.error("hosts.yml", "", "file not found", f"create {site / 'hosts.yml'} (copy inventories/<profile>/hosts.yml)")
+        return None
+    inventory = load_inventory(path, path.name, problems)
+    if inventory is not None:
+        check_inventory(inventory, path.name, spec, problems)
+    return inventory

@@ -1,0 +1,275 @@
+"""The schema of kfinstall.yaml (apiVersion kfinstall.io/v1alpha1, kind Cluster).
+
+Keys are camelCase in the file (Kubernetes style) and snake_case in Python. Every model forbids
+unknown keys, so a typo is an error with a "did you mean" rather than a silently ignored setting.
+Each field's description is the documentation the sample inventories repeat.
+Defaults here are the built-in baseline; profiles (installer/profiles/*.yaml) overlay them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "kfinstall.io/v1alpha1"
+KIND = "Cluster"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
+
+
+class Section(BaseModel):
+    """Base of every section: camelCase keys, unknown keys rejected, immutable once built."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True,
+        validate_default=True,
+    )
+
+
+def _quantity(value: str) -> str:
+    if not _QUANTITY.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity such as 10Gi")
+    return value
+
+
+class KubernetesSpec(Section):
+    version: str | None = Field(None, description=(
+        "Kubernetes minor (1.34) or patch (1.34.2). Empty means the channel's default minor. "
+        "Must lie inside the channel's supported range."))
+    package_source: Literal["upstream", "mirror"] = Field("upstream", description=(
+        "Where kubeadm, kubelet and kubectl packages come from: the upstream per-minor package "
+        "repository, or your own mirror (air-gapped sites; set packageMirror)."))
+    package_mirror: str | None = Field(None, description="Base URL of the package mirror when packageSource is mirror.")
+    pod_subnet: str = Field("10.244.0.0/16", description="Pod network CIDR given to kubeadm and the CNI.")
+    service_subnet: str = Field("10.96.0.0/12", description="Service network CIDR given to kubeadm.")
+    cni: Literal["calico"] = Field("calico", description="The CNI plugin (Calico enforces NetworkPolicy).")
+    control_plane_endpoint: str | None = Field(None, description=(
+        "A virtual IP (kube-vip) for the API server. Required with 3 or more control-plane hosts."))
+    kube_proxy_mode: Literal["iptables", "ipvs"] = Field("iptables", description="kube-proxy mode.")
+
+    @field_validator("pod_subnet", "service_subnet")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        ipaddress.ip_network(value, strict=True)
+        return value
+
+
+class ContainerdSpec(Section):
+    source: Literal["distro", "upstream"] = Field("upstream", description=(
+        "distro: the operating system's containerd package (at least the channel's minimumDistro); "
+        "upstream: the channel's pinned containerd release."))
+
+
+class MigSpec(Section):
+    strategy: Literal["none", "single", "mixed"] = Field("none", description=(
+        "MIG strategy for the device plugin. MIG is left alone unless this is single or mixed."))
+    config: str | None = Field(None, description="MIG profile set applied by the MIG manager (nvidia.com/mig.config).")
+
+
+class GpuSpec(Section):
+    enabled: bool = Field(True, description="Install the GPU stack on hosts in the gpu group.")
+    stack: Literal["gpu-operator", "device-plugin", "gke"] = Field("gpu-operator", description=(
+        "gpu-operator: NVIDIA GPU Operator with the host driver and toolkit preinstalled by Ansible; "
+        "device-plugin: the bare device plugin plus dcgm-exporter; gke: GKE-managed drivers (gcp only)."))
+    driver_branch: str | None = Field(None, description="NVIDIA driver branch; empty means the channel's branch.")
+    time_slicing_replicas: int = Field(1, ge=1, le=64, description="Pods sharing one GPU by time slicing (1 = off).")
+    mig: MigSpec = Field(default_factory=MigSpec, description="Multi-Instance GPU settings.")
+
+
+class NfsSpec(Section):
+    enabled: bool = Field(True, description="Serve an NFS export from the nfs_server host.")
+    implementation: Literal["kernel", "ganesha"] = Field("kernel", description=(
+        "kernel: in-kernel nfsd; ganesha: userspace nfs-ganesha (works where nfsd cannot load)."))
+    export_path: str = Field("/export/kfinstall", description="Directory exported by the NFS server.")
+    export_options: str = Field("rw,sync,no_root_squash,no_subtree_check", description="Export options.")
+    mount_options: list[str] = Field(default_factory=lambda: ["nfsvers=4.1", "hard"], description=(
+        "Mount options used by clients and by the NFS StorageClass."))
+    storage_class: str = Field("nfs", description="Name of the StorageClass on the export.")
+
+    @field_validator("export_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return value
+
+
+class GlusterSpec(Section):
+    enabled: bool = Field(False, description="Build a replicated GlusterFS volume on the gluster hosts.")
+    volume: str = Field("kfinstall", description="Gluster volume name.")
+    replica: int = Field(3, ge=2, le=9, description="Replica count; needs at least that many gluster hosts.")
+    brick_path: str = Field("/data/gluster/kfinstall", description="Brick directory on each gluster host.")
+    brick_device: str | None = Field(None, description="Block device formatted (xfs) and mounted for the brick; empty keeps the path on the root disk.")
+    mount_path: str = Field("/mnt/gluster/kfinstall", description="FUSE mount point on every Kubernetes node.")
+    storage_class: str = Field("gluster-rwx", description="ReadWriteMany StorageClass over the node mount.")
+
+
+class StorageSpec(Section):
+    default_class: Literal["nfs", "gluster", "filestore"] = Field("nfs", description=(
+        "Which backend's StorageClass is the cluster default (filestore only on gcp)."))
+    nfs: NfsSpec = Field(default_factory=NfsSpec)
+    gluster: GlusterSpec = Field(default_factory=GlusterSpec)
+
+
+class LdapSpec(Section):
+    url: str | None = Field(None, description="LDAP server URL, e.g. ldaps://ldap.example.com:636.")
+    bind_dn: str | None = Field(None, description="DN kfinstall's hub binds as to look users up; its password goes in secrets.yml (ldap_bind_password).")
+    user_search_base: str | None = Field(None, description="Base DN under which users are searched.")
+    user_attribute: str = Field("uid", description="Attribute matched against the login name.")
+    allowed_groups: list[str] = Field(default_factory=list, description="Group DNs allowed to log in (empty: any user found).")
+    start_tls: bool = Field(False, description="Upgrade a ldap:// connection with StartTLS.")
+
+    @field_validator("url")
+    @classmethod
+    def _ldap_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^ldaps?://[^/\s]+", value):
+            raise ValueError("must start with ldap:// or ldaps:// followed by a host")
+        return value
+
+
+class AuthSpec(Section):
+    type: Literal["ldap", "dummy"] = Field("ldap", description=(
+        "ldap: LDAP login for JupyterHub; dummy: one shared password (lab profile only)."))
+    admins: list[str] = Field(default_factory=list, description="JupyterHub admin user names.")
+    ldap: LdapSpec = Field(default_factory=LdapSpec)
+
+
+class MetallbSpec(Section):
+    enabled: bool = Field(False, description="Install MetalLB to give LoadBalancer Services addresses.")
+    addresses: list[str] = Field(default_factory=list, description=(
+        "Address pool: CIDRs (10.0.0.240/28) or ranges (10.0.0.240-10.0.0.250)."))
+
+    @field_validator("addresses")
+    @classmethod
+    def _pool(cls, values: list[str]) -> list[str]:
+        for value in values:
+            for part in value.split("-"):
+                ipaddress.ip_network(part.strip(), strict=False)
+        return values
+
+
+class IngressSpec(Section):
+    enabled: bool = Field(True, description="Install an ingress controller.")
+    class_name: str = Field("nginx", description="IngressClass name.")
+    host: str | None = Field(None, description="DNS name for JupyterHub, Grafana and TensorBoard ingresses.")
+
+
+class NetworkingSpec(Section):
+    metallb: MetallbSpec = Field(default_factory=MetallbSpec)
+    ingress: IngressSpec = Field(default_factory=IngressSpec)
+
+
+class GpuProfile(Section):
+    name: str = Field(description="Profile name shown in the JupyterHub spawner.")
+    gpus: int = Field(1, ge=0, le=16, description="nvidia.com/gpu limit.")
+    cpu: float = Field(4, gt=0, description="CPU limit (cores).")
+    memory: str = Field("16Gi", description="Memory limit.")
+    _check_memory = field_validator("memory")(classmethod(lambda cls, v: _quantity(v)))
+
+
+def _default_gpu_profiles() -> list[GpuProfile]:
+    return [GpuProfile(name="cpu", gpus=0, cpu=2, memory="4Gi"), GpuProfile(name="1-gpu", gpus=1)]
+
+
+class JupyterhubSpec(Section):
+    enabled: bool = True
+    storage_size: str = Field("10Gi", description="Size of each user's home volume.")
+    profiles: list[GpuProfile] = Field(default_factory=_default_gpu_profiles, description="Spawner profiles.")
+    values: dict[str, Any] = Field(default_factory=dict, description="Extra chart values merged over charts/jupyterhub/values.yaml.")
+    _check_size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
+
+
+class TrainingSpec(Section):
+    enabled: bool = Field(True, description="training-operator v1 (TFJob, PyTorchJob) standalone.")
+
+
+class ServedModel(Section):
+    name: str = Field(description="Model name: /v1/models/<name>.")
+    base_path: str | None = Field(None, description="Path on the models volume; default /models/<name>.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value):
+            raise ValueError("must be a DNS label (lowercase letters, digits, '-')")
+        return value
+
+
+class ServingSpec(Section):
+    enabled: bool = Field(True, description="TensorFlow Serving Deployment, Service and HPA.")
+    models: list[ServedModel] = Field(default_factory=lambda: [ServedModel(name="issue-summarization")])
+    replicas: int = Field(1, ge=1, description="Minimum replicas (HPA floor).")
+    max_replicas: int = Field(4, ge=1, description="HPA ceiling.")
+    gpu: bool = Field(False, description="Serve with the -gpu image and one nvidia.com/gpu per replica.")
+    models_storage_size: str = Field("20Gi", description="Size of the shared models volume.")
+
+
+class MonitoringSpec(Section):
+    enabled: bool = True
+    retention: str = Field("15d", description="Prometheus retention.")
+    storage_size: str = Field("50Gi", description="Prometheus volume size.")
+    values: dict[str, Any] = Field(default_factory=dict, description="Extra kube-prometheus-stack values.")
+
+
+class TensorboardSpec(Section):
+    enabled: bool = Field(True, description="A TensorBoard reading event logs from the shared volume.")
+    logs_storage_size: str = Field("20Gi", description="Size of the shared training-logs volume.")
+
+
+class ComponentsSpec(Section):
+    jupyterhub: JupyterhubSpec = Field(default_factory=JupyterhubSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    tensorboard: TensorboardSpec = Field(default_factory=TensorboardSpec)
+
+
+class GcpSpec(Section):
+    project: str | None = Field(None, description="GCP project id (required for the gcp profile).")
+    region: str = Field("us-central1", description="Region of the GKE cluster and Filestore.")
+    zone: str = Field("us-central1-a", description="Zone of the GPU node pool.")
+    machine_type: str = Field("e2-standard-8", description="Machine type of the CPU node pool.")
+    node_count: int = Field(2, ge=1, description="Nodes in the CPU pool.")
+    gpu_machine_type: str = Field("n1-standard-8", description="Machine type of the GPU node pool.")
+    gpu_type: str = Field("nvidia-tesla-t4", description="Accelerator type of the GPU pool.")
+    gpu_count: int = Field(1, ge=1, description="GPUs per GPU node.")
+    gpu_node_count: int = Field(1, ge=0, description="Nodes in the GPU pool.")
+    filestore_tier: Literal["BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL"] = Field("BASIC_HDD", description="Filestore tier for RWX volumes.")
+    filestore_capacity_gb: int = Field(1024, ge=1024, description="Filestore capacity (GB).")
+
+
+class Spec(Section):
+    profile: str = Field(description="One of bare-metal, private-cloud, private-gpu, gcp, lab.")
+    channel: str = Field(description="Release channel (kfinstall channels lists them).")
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
+    containerd: ContainerdSpec = Field(default_factory=ContainerdSpec)
+    gpu: GpuSpec = Field(default_factory=GpuSpec)
+    storage: StorageSpec = Field(default_factory=StorageSpec)
+    auth: AuthSpec = Field(default_factory=AuthSpec)
+    networking: NetworkingSpec = Field(default_factory=NetworkingSpec)
+    components: ComponentsSpec = Field(default_factory=ComponentsSpec)
+    gcp: GcpSpec = Field(default_factory=GcpSpec)
+
+
+class Metadata(Section):
+    name: str = Field(description="Cluster name: a DNS label; names the state directory and the Pulumi stack.")
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, value: str) -> str:
+        if not _DNS_LABEL.match(value):
+            raise ValueError("must be a DNS label: lowercase letters, digits and '-', at most 63 characters")
+        return value
+
+
+class ClusterFile(Section):
+    """The whole of kfinstall.yaml after merging profile defaults and --set values."""
+
+    api_version: Literal["kfinstall.io/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["Cluster"]
+    metadata: Metadata
+    spec: Spec

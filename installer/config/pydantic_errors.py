@@ -1,0 +1,84 @@
+"""Pydantic's validation errors turned into Problems an operator can act on."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from installer.config.problems import Problems
+
+Position = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
+
+
+def key_path(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside an annotation such as `X`, `X | None`, `list[X]` or `dict[str, X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is None and not isinstance(annotation, types.UnionType):
+        return None
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def allowed_keys(root: type[BaseModel], parent: tuple[str | int, ...]) -> list[str]:
+    """The keys the file may use at `parent` (aliases, as written in YAML)."""
+    model: type[BaseModel] | None = root
+    for part in parent:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        model = _model_in(field.annotation) if field else None
+    if model is None:
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
+    loc = tuple(error["loc"])
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        options = allowed_keys(root, loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), options, n=1, cutoff=0.6)
+        fix = f"did you mean '{close[0]}'?" if close else f"remove it; allowed keys here: {', '.join(options)}"
+        return f"unknown key '{loc[-1]}'", fix
+    if kind == "missing":
+        return "required key is missing", f"add {key_path(loc)} (see the sample inventories)"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"{value!r} is not allowed", f"use one of {expected}"
+    if kind == "string_type" and isinstance(value, float):
+        return (f"is the number {value!r}, not text (YAML reads 1.10 as 1.1)",
+                f"quote it: {loc[-1]}: \"{value}\"")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return f"{message} (got {shown})", f"correct {key_path(loc)}"
+
+
+def add_validation_errors(exc: ValidationError, root: type[BaseModel], problems: Problems,
+                          origin: Callable[[str], str], position: Position) -> None:
+    """One problem per pydantic error, placed in the file (or --set) the value came from."""
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        message, fix = _describe(dict(error), root)
+        path = key_path(loc)
+        source = origin(path)
+        line, column = position(loc) if source.endswith("kfinstall.yaml") else (None, None)
+        problems.error(source, path, message, fix, line=line, column=column)

@@ -1,0 +1,150 @@
+"""The podman side of the lab: the internal bridge network and the systemd+sshd host containers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from installer.errors import PhaseFailed, PreflightError
+from installer.lab._proc import run, succeeds
+from installer.lab.settings import (
+    BRIDGE_NAME,
+    HOST_IMAGE,
+    LABEL,
+    NETWORK_NAME,
+    LabSettings,
+    container_name,
+)
+
+SPEC_LABEL = f"{LABEL}.spec"
+# Paths given a non-overlay (volume) filesystem in each host:
+# containerd's overlayfs snapshotter cannot stack on the container's overlay root, and
+# nfs-ganesha's FSAL_VFS needs file handles (name_to_handle_at), which overlayfs refuses.
+HOST_VOLUMES = ("/var/lib/containerd", "/srv")
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One podman lab host as `lab up` wants it."""
+
+    name: str
+    address: str
+    etc_hosts: tuple[tuple[str, str], ...]  # (name, address) pairs every host can resolve
+
+    @property
+    def container(self) -> str:
+        return container_name(self.name)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    running: bool
+    spec: str | None
+
+
+# --- network ---------------------------------------------------------------------------------
+
+def network_info() -> dict[str, object] | None:
+    proc = run(["podman", "network", "inspect", NETWORK_NAME], check=False)
+    if proc.returncode != 0:
+        return None
+    info: dict[str, object] = json.loads(proc.stdout)[0]
+    return info
+
+
+def ensure_network(settings: LabSettings) -> None:
+    """Create the internal bridge (no NAT, no default route, no DNS) or check the existing one fits."""
+    info = network_info()
+    if info is None:
+        run(["podman", "network", "create", "--internal", "--disable-dns",
+             "--subnet", str(settings.subnet), "--gateway", settings.gateway,
+             "--interface-name", BRIDGE_NAME, "--label", f"{LABEL}=1", NETWORK_NAME])
+        return
+    subnets = [str(s.get("subnet")) for s in info.get("subnets", []) or []]  # type: ignore[attr-defined]
+    if str(settings.subnet) not in subnets or info.get("network_interface") != BRIDGE_NAME:
+        raise PreflightError(
+            f"podman network '{NETWORK_NAME}' exists with subnet {', '.join(subnets) or '?'} and bridge "
+            f"{info.get('network_interface')}; the lab wants {settings.subnet} on {BRIDGE_NAME}. "
+            "Run `kfinstall lab down` (or remove that network) first."
+        )
+
+
+def remove_network() -> bool:
+    if network_info() is None:
+        return False
+    run(["podman", "network", "rm", "-f", NETWORK_NAME])
+    return True
+
+
+def bridge_exists() -> bool:
+    return succeeds(["ip", "link", "show", BRIDGE_NAME])
+
+
+# --- containers ------------------------------------------------------------------------------
+
+def lab_containers() -> dict[str, ContainerState]:
+    """Every container carrying the lab label, by container name."""
+    proc = run(["podman", "ps", "-a", "--filter", f"label={LABEL}=1", "--format", "json"])
+    states = {}
+    for entry in json.loads(proc.stdout or "[]"):
+        name = entry["Names"][0]
+        labels = entry.get("Labels") or {}
+        states[name] = ContainerState(name, entry.get("State") == "running", labels.get(SPEC_LABEL))
+    return states
+
+
+def image_id() -> str:
+    return run(["podman", "image", "inspect", "--format", "{{.Id}}", HOST_IMAGE]).stdout.strip()
+
+
+def spec_digest(spec: HostSpec, image: str) -> str:
+    """Fingerprint of everything baked into a container at creation; a change means re-create."""
+    data = json.dumps({"image": image, "address": spec.address, "hosts": spec.etc_hosts,
+                       "volumes": HOST_VOLUMES}, sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def ensure_host(spec: HostSpec, current: ContainerState | None, image: str) -> bool:
+    """Start the host unless it already runs as specified; True when it was (re)created."""
+    digest = spec_digest(spec, image)
+    if current is not None and current.running and current.spec == digest:
+        return False
+    if current is not None:
+        remove_containers([current.name])
+    run(_run_argv(spec, digest))
+    return True
+
+
+def _run_argv(spec: HostSpec, digest: str) -> list[str]:
+    argv = [
+        "podman", "run", "--detach", "--name", spec.container, "--hostname", spec.name,
+        "--label", f"{LABEL}=1", "--label", f"{SPEC_LABEL}={digest}",
+        "--network", NETWORK_NAME, "--ip", spec.address, "--dns=none",
+        # privileged: gluster needs trusted.* xattrs and FUSE, containerd nested mounts, sysctl tasks
+        "--systemd=always", "--privileged",
+    ]
+    for name, address in spec.etc_hosts:
+        argv += ["--add-host", f"{name}:{address}"]
+    for path in HOST_VOLUMES:
+        argv += ["--volume", path]
+    argv.append(HOST_IMAGE)
+    return argv
+
+
+def remove_containers(names: list[str]) -> None:
+    if names:
+        run(["podman", "rm", "--force", "--volumes", "--time", "5", *names])
+
+
+def remove_all_containers() -> list[str]:
+    names = sorted(lab_containers())
+    remove_containers(names)
+    return names
+
+
+def require_podman_works() -> None:
+    if not succeeds(["podman", "info"], timeout=60):
+        proc = run(["podman", "info"], check=False)
+        raise PhaseFailed(f"podman does not work on this machine:\n{proc.stderr.strip()[-1500:]}")

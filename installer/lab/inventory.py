@@ -1,0 +1,138 @@
+"""What `lab up` writes for the rest of kfinstall: OUT/hosts.yml, OUT/kfinstall.yaml, OUT/secrets.yml.
+
+Pure functions build the inventory as data (unit-tested without root); thin writers put it on disk.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+INVENTORY_FILE = "hosts.yml"
+CONFIG_FILE = "kfinstall.yaml"
+SECRETS_FILE = "secrets.yml"
+# The role groups of a kfinstall inventory, in the order they are written.
+ROLE_GROUPS = ("kube_control_plane", "kube_node", "gpu", "nfs_server", "gluster")
+VM_GROUP = "lab_vm"
+# A GlusterFS replica volume needs three bricks on three hosts.
+GLUSTER_MIN_HOSTS = 3
+
+CLUSTER_CONFIG = """\
+apiVersion: kfinstall.io/v1alpha1
+kind: Cluster
+metadata:
+  name: lab
+spec:
+  profile: lab
+  channel: "26.03"
+"""
+
+
+@dataclass(frozen=True)
+class LabMachine:
+    name: str
+    address: str
+
+
+def role_groups(hosts: list[str]) -> dict[str, list[str]]:
+    """Which podman hosts go into which kfinstall role group.
+
+    The first host is the control plane and NFS server; every host is a Kubernetes node; the
+    first three form the Gluster replica (no Gluster with fewer than three); no lab host has a GPU.
+    """
+    return {
+        "kube_control_plane": hosts[:1],
+        "kube_node": list(hosts),
+        "gpu": [],
+        "nfs_server": hosts[:1],
+        "gluster": hosts[:GLUSTER_MIN_HOSTS] if len(hosts) >= GLUSTER_MIN_HOSTS else [],
+    }
+
+
+def connection_vars(machine: LabMachine, ssh_key: Path) -> dict[str, str]:
+    return {
+        "ansible_host": machine.address,
+        "ansible_user": "root",
+        "ansible_ssh_private_key_file": str(ssh_key),
+        # Lab hosts get new host keys on every re-creation; their addresses never leave this machine.
+        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "ansible_python_interpreter": "/usr/bin/python3",
+    }
+
+
+def build_inventory(
+    hosts: list[LabMachine], vms: list[LabMachine], ssh_key: Path, repo_url: str
+) -> dict[str, Any]:
+    """The YAML inventory as data: connection vars per machine under all.hosts, role groups as children."""
+    all_hosts = {m.name: connection_vars(m, ssh_key) for m in [*hosts, *vms]}
+    children: dict[str, Any] = {}
+    for group, members in role_groups([h.name for h in hosts]).items():
+        children[group] = {"hosts": {name: {} for name in members}}
+    children[VM_GROUP] = {"hosts": {vm.name: {} for vm in vms}}
+    return {
+        "all": {
+            "vars": {"kf_lab_apt_repo": repo_url},
+            "hosts": all_hosts,
+            "children": children,
+        }
+    }
+
+
+def render_yaml(data: dict[str, Any]) -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    buffer = io.StringIO()
+    buffer.write("# Written by `kfinstall lab up`; rewritten on every run.\n")
+    yaml.dump(data, buffer)
+    return buffer.getvalue()
+
+
+def write_inventory(out_dir: Path, inventory: dict[str, Any]) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / INVENTORY_FILE
+    _write_atomically(path, render_yaml(inventory))
+    return path
+
+
+def write_cluster_config(out_dir: Path) -> Path:
+    """kfinstall.yaml for the lab profile; an existing file is left alone (the operator may have edited it)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / CONFIG_FILE
+    if not path.exists():
+        _write_atomically(path, CLUSTER_CONFIG)
+    return path
+
+
+def write_secrets_if_absent(out_dir: Path) -> Path | None:
+    """secrets.yml (mode 0600) from installer.config.secrets, only when absent and that module exists."""
+    path = out_dir / SECRETS_FILE
+    if path.exists():
+        return path
+    generate = _secrets_generator()
+    if generate is None:
+        return None
+    generate(path, cfg_profile="lab")
+    if path.exists():
+        path.chmod(0o600)
+        return path
+    return None
+
+
+def _secrets_generator() -> Any:
+    try:
+        module = importlib.import_module("installer.config.secrets")
+    except ImportError:
+        return None
+    return getattr(module, "generate_secrets", None)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,365 @@
+"""`lab up`, `lab down` and `lab status`: the ordered steps, each skipped when already done."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from installer.errors import ConfigError
+from installer.lab import fleet, hostprep, image, inventory, repo, vms
+from installer.lab.settings import (
+    BRIDGE_NAME,
+    MAX_HOSTS,
+    MAX_VMS,
+    NETWORK_NAME,
+    LabSettings,
+    container_name,
+    host_name,
+    vm_name,
+)
+from installer.lab.ssh import port_open, wait_for_ssh
+from installer.lab.state import LabStatus, MachineStatus, RunRecord
+
+Reporter = Callable[[str], None]
+HOST_SSH_TIMEOUT = 90.0
+VM_SSH_TIMEOUT = 300.0
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def lab_settings(work_dir: Path | None) -> LabSettings:
+    return LabSettings() if work_dir is None else LabSettings(work_dir=work_dir.resolve())
+
+
+def _validate_counts(hosts: int, vms: int) -> None:
+    if not 1 <= hosts <= MAX_HOSTS:
+        raise ConfigError(f"--hosts must be between 1 and {MAX_HOSTS} (got {hosts})")
+    if not 0 <= vms <= MAX_VMS:
+        raise ConfigError(f"--vms must be between 0 and {MAX_VMS} (got {vms})")
+
+
+class _Clock:
+    """Prefixes each progress line with the seconds since `lab up` started."""
+
+    def __init__(self, report: Reporter) -> None:
+        self._report = report
+        self._start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        self._report(f"[{time.monotonic() - self._start:6.1f}s] {message}")
+
+
+# --- up ------------------------------------------------------------------------------------------
+
+def lab_up(
+    hosts: int = 3,
+    vms: int = 0,
+    *,
+    out: Path,
+    work_dir: Path | None = None,
+    report: Reporter = _quiet,
+) -> LabStatus:
+    """Bring up `hosts` podman hosts and `vms` qemu VMs, write OUT/hosts.yml and OUT/kfinstall.yaml.
+
+    Idempotent: every step checks what exists and does only what is missing, so a second call
+    with the same arguments is a fast no-op that rewrites the same files.
+    """
+    _validate_counts(hosts, vms)
+    settings = lab_settings(work_dir)
+    say = _Clock(report)
+    hostprep.require_root()
+    hostprep.require_debian()
+    record = RunRecord.load(settings)
+    _prepare_machine(settings, record, with_vms=vms > 0, say=say)
+    _prepare_artifacts(settings, with_vms=vms > 0, say=say)
+    host_specs = _host_specs(settings, hosts, vms)
+    _start_hosts(settings, record, host_specs, say)
+    _start_repo_server(settings, record, say)
+    vm_specs = _vm_specs(settings, vms)
+    _start_vms(settings, record, vm_specs, say)
+    _wait_ready(settings, host_specs, vm_specs, say)
+    _configure_vms(settings, vm_specs, _etc_hosts(settings, hosts, vms))
+    _write_outputs(settings, record, out, host_specs, vm_specs, say)
+    record.hosts, record.vms = hosts, vms
+    record.save(settings)
+    say(f"lab up: {hosts} host(s), {vms} VM(s) ready; inventory {out / inventory.INVENTORY_FILE}")
+    return lab_status(settings.work_dir, out=out)
+
+
+def _prepare_machine(settings: LabSettings, record: RunRecord, *, with_vms: bool, say: Reporter) -> None:
+    """Host packages, then the host changes podman needs, each recorded before the next step."""
+    wanted = hostprep.FLEET_PACKAGES + (hostprep.VM_PACKAGES if with_vms else ())
+    missing = hostprep.missing_packages(wanted)
+    if missing:
+        say(f"installing host packages: {' '.join(missing)}")
+        hostprep.install_packages(missing, settings.log_dir / "host-packages.log")
+    # Before anything the lab does to this kernel, so `lab down` can put it back.
+    hostprep.snapshot_sysctls(settings.run_dir)
+    if hostprep.ensure_podman_dropin():
+        record.created_podman_dropin = True
+        say(f"wrote {hostprep.PODMAN_DROPIN}")
+    for controller in hostprep.move_cgroup2_controllers_to_v1():
+        record.mounted_cgroups.append(controller)
+        say(f"bound cgroup controller {controller} to a v1 hierarchy")
+    record.subnet, record.repo_port = str(settings.subnet), settings.repo_port
+    record.save(settings)
+    if missing or record.created_podman_dropin and not image.host_image_present():
+        fleet.require_podman_works()
+
+
+def _prepare_artifacts(settings: LabSettings, *, with_vms: bool, say: Reporter) -> None:
+    """SSH key, rootfs, host image, apt repo and (when asked) the VM disk; each only when stale."""
+    image.ensure_ssh_key(settings)
+    if not image.rootfs_ready(settings):
+        say("building the Debian rootfs with debootstrap (about a minute the first time)")
+        image.build_rootfs(settings)
+    if not image.host_image_current(settings):
+        say("importing the rootfs into podman and building the host image")
+        image.customize_rootfs(settings)
+        image.import_rootfs(settings)
+        image.build_host_image(settings)
+    if not repo.repo_current(settings):
+        say("building the local apt repository from packages.txt")
+        count = repo.build_repo(settings)
+        say(f"apt repository ready: {count} packages")
+    if with_vms and not vms.vm_image_current(settings):
+        say("building the VM disk image (rootfs + Debian cloud kernel)")
+        vms.build_vm_image(settings)
+
+
+def _host_specs(settings: LabSettings, hosts: int, vm_count: int) -> list[fleet.HostSpec]:
+    etc_hosts = tuple(_etc_hosts(settings, hosts, vm_count))
+    return [
+        fleet.HostSpec(host_name(i), settings.host_ip(i), etc_hosts) for i in range(1, hosts + 1)
+    ]
+
+
+def _vm_specs(settings: LabSettings, vm_count: int) -> list[vms.VmSpec]:
+    return [vms.VmSpec(vm_name(i), i, settings.vm_ip(i)) for i in range(1, vm_count + 1)]
+
+
+def _etc_hosts(settings: LabSettings, hosts: int, vm_count: int) -> list[tuple[str, str]]:
+    entries = [(host_name(i), settings.host_ip(i)) for i in range(1, hosts + 1)]
+    entries += [(vm_name(i), settings.vm_ip(i)) for i in range(1, vm_count + 1)]
+    entries.append(("repo", settings.gateway))
+    return entries
+
+
+def _start_hosts(settings: LabSettings, record: RunRecord, specs: list[fleet.HostSpec], say: Reporter) -> None:
+    fleet.ensure_network(settings)
+    existing = fleet.lab_containers()
+    wanted = {spec.container for spec in specs}
+    extra = sorted(name for name in existing if name not in wanted)
+    if extra:
+        say(f"removing hosts no longer wanted: {' '.join(extra)}")
+        fleet.remove_containers(extra)
+    image_id = fleet.image_id()
+    started = [spec.name for spec in specs if fleet.ensure_host(spec, existing.get(spec.container), image_id)]
+    if started:
+        say(f"started {' '.join(started)}")
+    # netavark switches ip_forward on at every container start; the lab never routes.
+    hostprep.restore_ip_forward(settings.run_dir)
+    hostprep.ensure_forward_guard(BRIDGE_NAME)
+    record.guard_bridge = BRIDGE_NAME
+    record.save(settings)
+
+
+def _start_repo_server(settings: LabSettings, record: RunRecord, say: Reporter) -> None:
+    if repo.server_pid(settings) is None:
+        say(f"serving the apt repository on {settings.repo_url}")
+    record.repo_pid = repo.start_server(settings)
+    record.save(settings)
+
+
+def _start_vms(settings: LabSettings, record: RunRecord, specs: list[vms.VmSpec], say: Reporter) -> None:
+    wanted = {spec.name for spec in specs}
+    for name in sorted(set(record.vm_pids) - wanted):
+        say(f"stopping {name}")
+        vms.stop_vm(settings, name, None)
+        record.vm_pids.pop(name, None)
+    for spec in specs:
+        if vms.vm_pid(settings, spec.name) is None:
+            say(f"booting {spec.name} (qemu TCG)")
+        record.vm_pids[spec.name] = vms.start_vm(settings, spec)
+        if spec.tap not in record.created_taps:
+            record.created_taps.append(spec.tap)
+        record.save(settings)
+
+
+def _wait_ready(
+    settings: LabSettings, hosts: list[fleet.HostSpec], vm_specs: list[vms.VmSpec], say: Reporter
+) -> None:
+    wait_for_ssh(settings.ssh_key, {h.name: h.address for h in hosts}, HOST_SSH_TIMEOUT)
+    say(f"SSH ready on {len(hosts)} host(s)")
+    if vm_specs:
+        wait_for_ssh(settings.ssh_key, {v.name: v.address for v in vm_specs}, VM_SSH_TIMEOUT, poll=1.0)
+        say(f"SSH ready on {len(vm_specs)} VM(s)")
+
+
+def _configure_vms(settings: LabSettings, specs: list[vms.VmSpec], etc_hosts: list[tuple[str, str]]) -> None:
+    for spec in specs:
+        vms.configure_vm(settings, spec, etc_hosts)
+
+
+def _write_outputs(
+    settings: LabSettings,
+    record: RunRecord,
+    out: Path,
+    hosts: list[fleet.HostSpec],
+    vm_specs: list[vms.VmSpec],
+    say: Reporter,
+) -> None:
+    data = inventory.build_inventory(
+        [inventory.LabMachine(h.name, h.address) for h in hosts],
+        [inventory.LabMachine(v.name, v.address) for v in vm_specs],
+        settings.ssh_key,
+        settings.repo_url,
+    )
+    inventory.write_inventory(out, data)
+    inventory.write_cluster_config(out)
+    if inventory.write_secrets_if_absent(out) is None:
+        say("secrets.yml not written: installer.config.secrets.generate_secrets is not available")
+    record.out_dir = str(out.resolve())
+
+
+# --- down ----------------------------------------------------------------------------------------
+
+def lab_down(work_dir: Path | None = None, *, purge: bool = False, report: Reporter = _quiet) -> None:
+    """Remove every machine, network, server and host change `lab up` made; safe to run twice.
+
+    With `purge`, also drop the images, rootfs, apt repo, VM disk and SSH key (the download
+    caches under WORK_DIR/cache are kept so a rebuild does not hit the mirror again).
+    """
+    settings = lab_settings(work_dir)
+    say = _Clock(report)
+    hostprep.require_root()
+    record = RunRecord.load(settings)
+    _stop_vms(settings, record, say)
+    if hostprep.missing_packages(("podman",)) == []:
+        removed = fleet.remove_all_containers()
+        if removed:
+            say(f"removed hosts: {' '.join(removed)}")
+    pid = repo.stop_server(settings)
+    if pid is not None:
+        say(f"stopped the repo server (pid {pid})")
+    hostprep.remove_forward_guard(record.guard_bridge or BRIDGE_NAME)
+    if hostprep.missing_packages(("podman",)) == [] and fleet.remove_network():
+        say(f"removed network {NETWORK_NAME}")
+    hostprep.restore_sysctls(settings.run_dir, say)
+    _remove_nested_containerd_cgroups()
+    if purge:
+        _purge(settings, say)
+    _undo_podman_host_changes(record, say)
+    _remove_inventory(record)
+    (settings.run_dir / "state.json").unlink(missing_ok=True)
+    say("lab down: done")
+
+
+def _stop_vms(settings: LabSettings, record: RunRecord, say: Reporter) -> None:
+    names = set(record.vm_pids) | {p.stem for p in settings.run_dir.glob("vm*.pid")}
+    for name in sorted(names):
+        index = int(name.removeprefix("vm")) if name.removeprefix("vm").isdigit() else None
+        address = settings.vm_ip(index) if index else None
+        if vms.stop_vm(settings, name, address) is not None:
+            say(f"stopped {name}")
+    taps = set(record.created_taps) | {vms.VmSpec(n, int(n[2:]), "").tap for n in names if n[2:].isdigit()}
+    for tap in sorted(taps):
+        vms.remove_tap(tap)
+
+
+def _remove_nested_containerd_cgroups() -> None:
+    """A containerd nested in a privileged host leaves empty k8s.io cgroups at the host's hierarchy roots."""
+    for leftover in Path("/sys/fs/cgroup").glob("*/k8s.io"):
+        for child in sorted((p for p in leftover.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            try:
+                child.rmdir()
+            except OSError:
+                pass
+        try:
+            leftover.rmdir()
+        except OSError:
+            pass
+
+
+def _undo_podman_host_changes(record: RunRecord, say: Reporter) -> None:
+    if record.mounted_cgroups:
+        hostprep.unmount_cgroup_controllers(record.mounted_cgroups)
+        say(f"released cgroup controller(s): {' '.join(record.mounted_cgroups)}")
+    if record.created_podman_dropin:
+        hostprep.remove_podman_dropin()
+        say(f"removed {hostprep.PODMAN_DROPIN}")
+
+
+def _remove_inventory(record: RunRecord) -> None:
+    """hosts.yml names machines that no longer exist; kfinstall.yaml and secrets.yml are the operator's."""
+    if record.out_dir:
+        (Path(record.out_dir) / inventory.INVENTORY_FILE).unlink(missing_ok=True)
+
+
+def _purge(settings: LabSettings, say: Reporter) -> None:
+    import shutil
+
+    image.remove_images()
+    for path in (settings.rootfs_dir, settings.repo_dir, settings.vm_dir, settings.image_context_dir,
+                 settings.ssh_key.parent, settings.run_dir):
+        shutil.rmtree(path, ignore_errors=True)
+    say(f"purged images, rootfs, repo, VM disk and SSH key (caches kept in {settings.cache_dir})")
+
+
+# --- status --------------------------------------------------------------------------------------
+
+def lab_status(work_dir: Path | None = None, *, out: Path | None = None) -> LabStatus:
+    """What is running now, read from podman, the run record and a TCP probe of each SSH port."""
+    settings = lab_settings(work_dir)
+    hostprep.require_root()
+    record = RunRecord.load(settings)
+    podman_present = hostprep.missing_packages(("podman",)) == []
+    containers = fleet.lab_containers() if podman_present else {}
+    machines = _host_statuses(settings, record, containers) + _vm_statuses(settings, record)
+    out_dir = out or (Path(record.out_dir) if record.out_dir else None)
+    inventory_path = out_dir / inventory.INVENTORY_FILE if out_dir else None
+    config_path = out_dir / inventory.CONFIG_FILE if out_dir else None
+    network = fleet.network_info() if podman_present else None
+    return LabStatus(
+        work_dir=str(settings.work_dir),
+        network=NETWORK_NAME,
+        subnet=str(settings.subnet),
+        bridge=BRIDGE_NAME if fleet.bridge_exists() else None,
+        network_exists=network is not None,
+        repo_url=settings.repo_url,
+        repo_serving=repo.server_pid(settings) is not None and repo.serving(settings),
+        image_present=podman_present and image.host_image_present(),
+        machines=machines,
+        inventory=str(inventory_path) if inventory_path and inventory_path.exists() else None,
+        config=str(config_path) if config_path and config_path.exists() else None,
+    )
+
+
+def _host_statuses(
+    settings: LabSettings, record: RunRecord, containers: dict[str, fleet.ContainerState]
+) -> list[MachineStatus]:
+    count = max(record.hosts, _highest_host_index(containers))
+    statuses = []
+    for i in range(1, count + 1):
+        name, address = host_name(i), settings.host_ip(i)
+        current = containers.get(container_name(name))
+        state = "missing" if current is None else "running" if current.running else "stopped"
+        statuses.append(MachineStatus(name, "container", address, state, state == "running" and port_open(address)))
+    return statuses
+
+
+def _highest_host_index(containers: dict[str, fleet.ContainerState]) -> int:
+    indexes = [int(n.rsplit("-h", 1)[1]) for n in containers if n.rsplit("-h", 1)[-1].isdigit()]
+    return max(indexes, default=0)
+
+
+def _vm_statuses(settings: LabSettings, record: RunRecord) -> list[MachineStatus]:
+    statuses = []
+    for i in range(1, record.vms + 1):
+        name, address = vm_name(i), settings.vm_ip(i)
+        state = "running" if vms.vm_pid(settings, name) is not None else "missing"
+        statuses.append(MachineStatus(name, "vm", address, state, state == "running" and port_open(address)))
+    return statuses

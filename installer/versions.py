@@ -1,0 +1,30 @@
+"""Parsing of version strings ("1.34", "v1.34.2", "1.34.2-1.1") for comparisons, never literals."""
+
+from __future__ import annotations
+
+import re
+
+_NUMERIC = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def parse(version: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of a version; a missing patch counts as 0. ValueError when unparsable."""
+    match = _NUMERIC.match(version.strip())
+    if not match:
+        raise ValueError(f"not a version: {version!r}")
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def minor_tuple(version: str) -> tuple[int, int]:
+    major, minor, _ = parse(version)
+    return major, minor
+
+
+def minor_of(version: str) -> str:
+    major, minor = minor_tuple(version)
+    return f"{major}.{minor}"
+
+
+def is_version(text: str) -> bool:
+    return bool(_NUMERIC.match(text.strip()))
