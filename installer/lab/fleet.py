@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from installer.errors import PhaseFailed, PreflightError
 from installer.lab._proc import run, succeeds
 from installer.lab.settings import (
-    BRIDGE_NAME,
     HOST_IMAGE,
     LABEL,
     NETWORK_NAME,
@@ -54,21 +53,33 @@ def network_info() -> dict[str, object] | None:
     return info
 
 
-def ensure_network(settings: LabSettings) -> None:
-    """Create the internal bridge (no NAT, no default route, no DNS) or check the existing one fits."""
+def ensure_network(settings: LabSettings) -> str:
+    """Create the internal bridge (no NAT, no default route, no DNS) or check the existing one fits.
+
+    Returns the bridge's interface name (podman 4.3 picks it: podmanN).
+    """
     info = network_info()
     if info is None:
         run(["podman", "network", "create", "--internal", "--disable-dns",
              "--subnet", str(settings.subnet), "--gateway", settings.gateway,
-             "--interface-name", BRIDGE_NAME, "--label", f"{LABEL}=1", NETWORK_NAME])
-        return
+             "--label", f"{LABEL}=1", NETWORK_NAME])
+        info = network_info()
+        if info is None:
+            raise PhaseFailed(f"podman network '{NETWORK_NAME}' was created but cannot be inspected")
     subnets = [str(s.get("subnet")) for s in info.get("subnets", []) or []]  # type: ignore[attr-defined]
-    if str(settings.subnet) not in subnets or info.get("network_interface") != BRIDGE_NAME:
+    if str(settings.subnet) not in subnets or not info.get("internal"):
         raise PreflightError(
-            f"podman network '{NETWORK_NAME}' exists with subnet {', '.join(subnets) or '?'} and bridge "
-            f"{info.get('network_interface')}; the lab wants {settings.subnet} on {BRIDGE_NAME}. "
+            f"podman network '{NETWORK_NAME}' exists with subnet {', '.join(subnets) or '?'} "
+            f"(internal: {info.get('internal')}); the lab wants an internal {settings.subnet}. "
             "Run `kfinstall lab down` (or remove that network) first."
         )
+    return str(info["network_interface"])
+
+
+def bridge_name() -> str | None:
+    """The lab bridge's interface name while the podman network exists."""
+    info = network_info()
+    return str(info["network_interface"]) if info else None
 
 
 def remove_network() -> bool:
@@ -78,8 +89,8 @@ def remove_network() -> bool:
     return True
 
 
-def bridge_exists() -> bool:
-    return succeeds(["ip", "link", "show", BRIDGE_NAME])
+def link_exists(name: str) -> bool:
+    return succeeds(["ip", "link", "show", name])
 
 
 # --- containers ------------------------------------------------------------------------------

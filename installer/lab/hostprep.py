@@ -13,6 +13,7 @@ no CAP_SYS_RESOURCE):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -129,20 +130,16 @@ def unmount_cgroup_controllers(controllers: list[str]) -> None:
         target = Path("/sys/fs/cgroup") / controller
         _remove_empty_child_cgroups(target)
         if succeeds(["umount", target]):
-            try:
+            with contextlib.suppress(OSError):
                 target.rmdir()
-            except OSError:
-                pass
 
 
 def _remove_empty_child_cgroups(root: Path) -> None:
     if not root.is_dir():
         return
     for child in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-        try:
+        with contextlib.suppress(OSError):
             child.rmdir()
-        except OSError:
-            pass
 
 
 # --- sysctls ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Pure functions build the inventory as data (unit-tested without root); thin writ
 from __future__ import annotations
 
 import importlib
+import inspect
 import io
 import os
 from dataclasses import dataclass
@@ -85,8 +86,9 @@ def build_inventory(
 
 
 def render_yaml(data: dict[str, Any]) -> str:
-    yaml = YAML(typ="safe", pure=True)
+    yaml = YAML()  # round-trip mode keeps the insertion order: all.vars, all.hosts, then groups
     yaml.default_flow_style = False
+    yaml.width = 4096  # no wrapped values: ansible_ssh_common_args stays on one line
     buffer = io.StringIO()
     buffer.write("# Written by `kfinstall lab up`; rewritten on every run.\n")
     yaml.dump(data, buffer)
@@ -117,7 +119,12 @@ def write_secrets_if_absent(out_dir: Path) -> Path | None:
     generate = _secrets_generator()
     if generate is None:
         return None
-    generate(path, cfg_profile="lab")
+    # The brief asked for generate_secrets(path, cfg_profile="lab"); the config module may take only
+    # the path (its lab-only keys are always generated), so pass the profile only where accepted.
+    if "cfg_profile" in inspect.signature(generate).parameters:
+        generate(path, cfg_profile="lab")
+    else:
+        generate(path)
     if path.exists():
         path.chmod(0o600)
         return path

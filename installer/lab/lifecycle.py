@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -9,7 +10,6 @@ from pathlib import Path
 from installer.errors import ConfigError
 from installer.lab import fleet, hostprep, image, inventory, repo, vms
 from installer.lab.settings import (
-    BRIDGE_NAME,
     MAX_HOSTS,
     MAX_VMS,
     NETWORK_NAME,
@@ -76,13 +76,13 @@ def lab_up(
     _prepare_machine(settings, record, with_vms=vms > 0, say=say)
     _prepare_artifacts(settings, with_vms=vms > 0, say=say)
     host_specs = _host_specs(settings, hosts, vms)
-    _start_hosts(settings, record, host_specs, say)
+    bridge = _start_hosts(settings, record, host_specs, say)
     _start_repo_server(settings, record, say)
     vm_specs = _vm_specs(settings, vms)
-    _start_vms(settings, record, vm_specs, say)
+    _start_vms(settings, record, vm_specs, bridge, say)
     _wait_ready(settings, host_specs, vm_specs, say)
     _configure_vms(settings, vm_specs, _etc_hosts(settings, hosts, vms))
-    _write_outputs(settings, record, out, host_specs, vm_specs, say)
+    _write_outputs(settings, record, out, hosts=host_specs, vm_specs=vm_specs, say=say)
     record.hosts, record.vms = hosts, vms
     record.save(settings)
     say(f"lab up: {hosts} host(s), {vms} VM(s) ready; inventory {out / inventory.INVENTORY_FILE}")
@@ -106,7 +106,7 @@ def _prepare_machine(settings: LabSettings, record: RunRecord, *, with_vms: bool
         say(f"bound cgroup controller {controller} to a v1 hierarchy")
     record.subnet, record.repo_port = str(settings.subnet), settings.repo_port
     record.save(settings)
-    if missing or record.created_podman_dropin and not image.host_image_present():
+    if missing or (record.created_podman_dropin and not image.host_image_present()):
         fleet.require_podman_works()
 
 
@@ -148,8 +148,9 @@ def _etc_hosts(settings: LabSettings, hosts: int, vm_count: int) -> list[tuple[s
     return entries
 
 
-def _start_hosts(settings: LabSettings, record: RunRecord, specs: list[fleet.HostSpec], say: Reporter) -> None:
-    fleet.ensure_network(settings)
+def _start_hosts(settings: LabSettings, record: RunRecord, specs: list[fleet.HostSpec], say: Reporter) -> str:
+    """Network and host containers; returns the bridge's interface name."""
+    bridge = fleet.ensure_network(settings)
     existing = fleet.lab_containers()
     wanted = {spec.container for spec in specs}
     extra = sorted(name for name in existing if name not in wanted)
@@ -162,9 +163,10 @@ def _start_hosts(settings: LabSettings, record: RunRecord, specs: list[fleet.Hos
         say(f"started {' '.join(started)}")
     # netavark switches ip_forward on at every container start; the lab never routes.
     hostprep.restore_ip_forward(settings.run_dir)
-    hostprep.ensure_forward_guard(BRIDGE_NAME)
-    record.guard_bridge = BRIDGE_NAME
+    hostprep.ensure_forward_guard(bridge)
+    record.guard_bridge = bridge
     record.save(settings)
+    return bridge
 
 
 def _start_repo_server(settings: LabSettings, record: RunRecord, say: Reporter) -> None:
@@ -174,7 +176,9 @@ def _start_repo_server(settings: LabSettings, record: RunRecord, say: Reporter) 
     record.save(settings)
 
 
-def _start_vms(settings: LabSettings, record: RunRecord, specs: list[vms.VmSpec], say: Reporter) -> None:
+def _start_vms(
+    settings: LabSettings, record: RunRecord, specs: list[vms.VmSpec], bridge: str, say: Reporter
+) -> None:
     wanted = {spec.name for spec in specs}
     for name in sorted(set(record.vm_pids) - wanted):
         say(f"stopping {name}")
@@ -183,7 +187,7 @@ def _start_vms(settings: LabSettings, record: RunRecord, specs: list[vms.VmSpec]
     for spec in specs:
         if vms.vm_pid(settings, spec.name) is None:
             say(f"booting {spec.name} (qemu TCG)")
-        record.vm_pids[spec.name] = vms.start_vm(settings, spec)
+        record.vm_pids[spec.name] = vms.start_vm(settings, spec, bridge)
         if spec.tap not in record.created_taps:
             record.created_taps.append(spec.tap)
         record.save(settings)
@@ -208,6 +212,7 @@ def _write_outputs(
     settings: LabSettings,
     record: RunRecord,
     out: Path,
+    *,
     hosts: list[fleet.HostSpec],
     vm_specs: list[vms.VmSpec],
     say: Reporter,
@@ -245,8 +250,11 @@ def lab_down(work_dir: Path | None = None, *, purge: bool = False, report: Repor
     pid = repo.stop_server(settings)
     if pid is not None:
         say(f"stopped the repo server (pid {pid})")
-    hostprep.remove_forward_guard(record.guard_bridge or BRIDGE_NAME)
-    if hostprep.missing_packages(("podman",)) == [] and fleet.remove_network():
+    podman_present = hostprep.missing_packages(("podman",)) == []
+    bridge = record.guard_bridge or (fleet.bridge_name() if podman_present else None)
+    if bridge:
+        hostprep.remove_forward_guard(bridge)
+    if podman_present and fleet.remove_network():
         say(f"removed network {NETWORK_NAME}")
     hostprep.restore_sysctls(settings.run_dir, say)
     _remove_nested_containerd_cgroups()
@@ -274,14 +282,10 @@ def _remove_nested_containerd_cgroups() -> None:
     """A containerd nested in a privileged host leaves empty k8s.io cgroups at the host's hierarchy roots."""
     for leftover in Path("/sys/fs/cgroup").glob("*/k8s.io"):
         for child in sorted((p for p in leftover.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-            try:
+            with contextlib.suppress(OSError):
                 child.rmdir()
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(OSError):
             leftover.rmdir()
-        except OSError:
-            pass
 
 
 def _undo_podman_host_changes(record: RunRecord, say: Reporter) -> None:
@@ -327,7 +331,7 @@ def lab_status(work_dir: Path | None = None, *, out: Path | None = None) -> LabS
         work_dir=str(settings.work_dir),
         network=NETWORK_NAME,
         subnet=str(settings.subnet),
-        bridge=BRIDGE_NAME if fleet.bridge_exists() else None,
+        bridge=_live_bridge(network),
         network_exists=network is not None,
         repo_url=settings.repo_url,
         repo_serving=repo.server_pid(settings) is not None and repo.serving(settings),
@@ -336,6 +340,12 @@ def lab_status(work_dir: Path | None = None, *, out: Path | None = None) -> LabS
         inventory=str(inventory_path) if inventory_path and inventory_path.exists() else None,
         config=str(config_path) if config_path and config_path.exists() else None,
     )
+
+
+def _live_bridge(network: dict[str, object] | None) -> str | None:
+    """netavark creates the bridge with the first host and deletes it with the last."""
+    name = str(network["network_interface"]) if network else None
+    return name if name and fleet.link_exists(name) else None
 
 
 def _host_statuses(

@@ -7,6 +7,7 @@ a flat repository; apt-ftparchive indexes it and `python -m http.server` serves 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -126,7 +127,8 @@ def start_server(settings: LabSettings) -> int:
 
 def serving(settings: LabSettings, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{settings.repo_url}/Release", timeout=timeout) as reply:
+        # the URL is always http://<lab gateway>:<port>, built from LabSettings
+        with urllib.request.urlopen(f"{settings.repo_url}/Release", timeout=timeout) as reply:  # noqa: S310
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -158,8 +160,6 @@ def stop_server(settings: LabSettings) -> int | None:
 def _wait_gone(pid: int, limit: float = 5.0) -> None:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.05)

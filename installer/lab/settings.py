@@ -10,8 +10,6 @@ DEFAULT_WORK_DIR = Path("/var/lib/kfinstall-lab")
 DEFAULT_SUBNET = "10.89.7.0/24"
 DEFAULT_REPO_PORT = 8080
 NETWORK_NAME = "kfilab"
-# A fixed bridge name (instead of podman's podmanN) so VM taps and the firewall guard can name it.
-BRIDGE_NAME = "kfilab0"
 # Every container, network and image the lab makes carries this label; `lab down` removes by it.
 LABEL = "kfinstall.lab"
 CONTAINER_PREFIX = "kfilab-"

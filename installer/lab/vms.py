@@ -19,7 +19,7 @@ from pathlib import Path
 from installer.errors import PhaseFailed
 from installer.lab._proc import run, succeeds
 from installer.lab.image import image_recipe
-from installer.lab.settings import BRIDGE_NAME, MIRROR, SUITE, LabSettings
+from installer.lab.settings import MIRROR, SUITE, LabSettings
 from installer.lab.ssh import ssh_run
 
 VM_REVISION = 1
@@ -145,12 +145,12 @@ def vm_pid(settings: LabSettings, name: str) -> int | None:
     return pid if "qemu-system" in cmdline and str(_overlay(settings, name)) in cmdline else None
 
 
-def start_vm(settings: LabSettings, spec: VmSpec) -> int:
-    """Boot the VM unless our qemu for it already runs; returns its PID."""
+def start_vm(settings: LabSettings, spec: VmSpec, bridge: str) -> int:
+    """Boot the VM on the lab bridge unless our qemu for it already runs; returns its PID."""
     pid = vm_pid(settings, spec.name)
     if pid is not None:
         return pid
-    _ensure_tap(spec.tap)
+    _ensure_tap(spec.tap, bridge)
     overlay = _overlay(settings, spec.name)
     overlay.unlink(missing_ok=True)
     base = settings.vm_dir / "base.qcow2"
@@ -163,10 +163,10 @@ def start_vm(settings: LabSettings, spec: VmSpec) -> int:
     return pid
 
 
-def _ensure_tap(tap: str) -> None:
+def _ensure_tap(tap: str, bridge: str) -> None:
     if not succeeds(["ip", "link", "show", tap]):
         run(["ip", "tuntap", "add", "dev", tap, "mode", "tap"])
-    run(["ip", "link", "set", tap, "master", BRIDGE_NAME, "up"])
+    run(["ip", "link", "set", tap, "master", bridge, "up"])
 
 
 def _mac(settings: LabSettings, spec: VmSpec) -> str:

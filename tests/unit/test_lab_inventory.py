@@ -116,6 +116,14 @@ def test_secrets_are_generated_once_with_mode_0600(tmp_path: Path, monkeypatch: 
     assert len(calls) == 1
 
 
+def test_secrets_generator_taking_only_a_path_is_supported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def path_only(path: Path) -> None:
+        path.write_text("secret: y\n")
+
+    monkeypatch.setattr(inventory, "_secrets_generator", lambda: path_only)
+    assert inventory.write_secrets_if_absent(tmp_path) == tmp_path / "secrets.yml"
+
+
 def test_no_secrets_file_when_the_generator_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(inventory, "_secrets_generator", lambda: None)
     assert inventory.write_secrets_if_absent(tmp_path) is None
