@@ -38,3 +38,9 @@ class Interrupted(KfinstallError):
     """The operator pressed Ctrl-C; the run record is kept and a re-run converges."""
 
     exit_code = 130
+
+
+class NotBuilt(KfinstallError):
+    """A verb or phase that exists in the CLI but is not implemented yet; says what is missing."""
+
+    exit_code = 1

@@ -30,7 +30,7 @@ from installer.config.problems import Problems
 from installer.config.pydantic_errors import add_validation_errors
 from installer.config.resolved import ClusterConfig
 from installer.config.rules import check_spec
-from installer.config.secrets import load_secrets
+from installer.config.secrets import Secrets, load_secrets
 from installer.config.yamlfile import LoadedYaml, load_yaml
 from installer.profiles import all_profiles
 from installer.releases import channel_names, load_release
@@ -52,7 +52,7 @@ def load(site: Path, sets: Sequence[str] = (), *, need_secrets: bool = True,
     # the merged dict otherwise, so inventory problems are reported even beside spec errors.
     spec = cluster.spec.model_dump(by_alias=True) if cluster else _spec_dict(merged)
     inventory = _inventory(site, spec, problems)
-    secrets = load_secrets(site / SECRETS_FILE, SECRETS_FILE, problems) if need_secrets else None
+    secrets = _secrets(site, need_secrets, problems)
     if cluster is not None:
         check_spec(cluster, inventory, secrets, need_secrets, problems, _positioner(doc))
     problems.raise_if_errors()
@@ -63,6 +63,16 @@ def load(site: Path, sets: Sequence[str] = (), *, need_secrets: bool = True,
         warnings=tuple(problems.warnings),
         state_dir=(state_dir or site / ".kfinstall" / cluster.metadata.name).resolve(),
     )
+
+
+def _secrets(site: Path, need_secrets: bool, problems: Problems) -> Secrets | None:
+    """secrets.yml is required to change anything; plan and validate only check it when present."""
+    path = site / SECRETS_FILE
+    if not need_secrets and not path.exists():
+        problems.warn(SECRETS_FILE, "", "file not found (plan and validate go on; up needs it)",
+                      f"run `kfinstall init --profile <profile> {site}`: it keeps your files and generates secrets")
+        return None
+    return load_secrets(path, SECRETS_FILE, problems)
 
 
 def _spec_dict(merged: dict[str, Any]) -> dict[str, Any]:

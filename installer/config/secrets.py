@@ -83,7 +83,7 @@ def generate_secrets(path: Path) -> list[str]:
 def load_secrets(path: Path, display: str, problems: Problems) -> Secrets | None:
     """Read secrets.yml, reporting a missing file, loose permissions or missing keys by name only."""
     if not path.exists():
-        problems.error(display, "", "file not found", f"run `kfinstall init` or `kfinstall secrets generate -i {path.parent}` to create it")
+        problems.error(display, "", "file not found", f"run `kfinstall init --profile <profile> {path.parent}`: it keeps existing files and generates secrets")
         return None
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:

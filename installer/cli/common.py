@@ -1,0 +1,69 @@
+"""Shared click pieces: site options, the output switch and printing of problems.
+
+Commands stay thin: parse options, call one function, print its result. Errors are raised as
+KfinstallError subclasses and turned into exit codes in installer.cli.main only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from installer.config.problems import Problem
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Redirected output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
+_WIDTH = None if sys.stdout.isatty() else 160
+stdout = Console(soft_wrap=True, highlight=False, width=_WIDTH)
+stderr = Console(stderr=True, soft_wrap=True, highlight=False, width=_WIDTH)
+
+
+def inventory_option(func: F) -> F:
+    return click.option(
+        "-i", "--inventory", "inventory", type=click.Path(path_type=Path, file_okay=False),
+        envvar="KFINSTALL_INVENTORY", default=Path("."), show_default=True,
+        help="Site folder holding hosts.yml, kfinstall.yaml and secrets.yml (env KFINSTALL_INVENTORY).",
+    )(func)
+
+
+def set_option(func: F) -> F:
+    return click.option(
+        "--set", "sets", multiple=True, metavar="KEY=VALUE",
+        help="Override one setting, e.g. --set spec.gpu.enabled=false (repeatable; wins over kfinstall.yaml).",
+    )(func)
+
+
+def state_dir_option(func: F) -> F:
+    return click.option(
+        "--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+        help="Where run records, locks and Pulumi state live (default: SITE/.kfinstall/<cluster>).",
+    )(func)
+
+
+def output_option(func: F) -> F:
+    return click.option(
+        "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+        help="text for people, json for scripts (stable fields, documented).",
+    )(func)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
+    """One line per problem on stderr; warnings in yellow, errors in red."""
+    for problem in problems:
+        style = "red" if problem.severity == "error" else "yellow"
+        stderr.print(problem.render(), style=style, markup=False, highlight=False)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

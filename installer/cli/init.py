@@ -1,0 +1,33 @@
+"""`kfinstall init --profile P DIR`: a new site folder from the profile's sample, with secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from installer.cli.common import stdout
+from installer.site import init_site
+from installer.profiles import profile_names
+
+
+@click.command()
+@click.option("--profile", "profile_name", required=True, type=click.Choice(profile_names()),
+              help="Which sample to start from (kfinstall profile show P prints its defaults).")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def init(profile_name: str, directory: Path) -> None:
+    """Create a site folder from a profile's sample and generate its secrets.
+
+    Copies hosts.yml, kfinstall.yaml and group_vars/ from inventories/PROFILE without overwriting
+    files that exist, then creates or completes secrets.yml (mode 0600) with random values.
+    Secret values are never printed. Running it again is safe.
+    """
+    result = init_site(profile_name, directory)
+    for path in result.copied:
+        stdout.print(f"created {path}", markup=False)
+    for path in result.kept:
+        stdout.print(f"kept    {path} (exists)", markup=False)
+    generated = ", ".join(result.generated_secrets) or "none (all present)"
+    stdout.print(f"secrets {result.secrets_path} (0600); generated: {generated}", markup=False)
+    stdout.print(f"next: edit {directory}/hosts.yml and kfinstall.yaml, then "
+                 f"`kfinstall inventory validate -i {directory}` and `kfinstall plan -i {directory}`", markup=False)

@@ -1,0 +1,87 @@
+"""`kfinstall plan`: what `up` would do, where, with which versions; no SSH, nothing changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from installer.cli.common import emit_json, inventory_option, output_option, print_problems, set_option, stdout
+from installer.config.load import load
+from installer.config.inventory import ROLE_GROUPS
+from installer.plan import Plan, build_plan
+
+MAX_NAMES = 12
+
+
+@click.command()
+@inventory_option
+@set_option
+@output_option
+def plan(inventory: Path, sets: tuple[str, ...], output: str) -> None:
+    """Show hosts by role, phases in order, component versions, storage, auth and warnings.
+
+    Reads only the site folder and kfinstall's release data; connects to nothing. With
+    --output json the result is the documented plan document (docs/plan-json.md).
+    """
+    cfg = load(inventory, sets, need_secrets=False)
+    result = build_plan(cfg)
+    if output == "json":
+        emit_json(result.as_dict())
+        return
+    _print_text(result)
+
+
+def _print_text(result: Plan) -> None:
+    cfg = result.cfg
+    stdout.print(f"Cluster {cfg.name}: profile {cfg.spec.profile}, channel {cfg.release.channel} "
+                 f"({cfg.release.kubeflow_ref}), Kubernetes {cfg.kubernetes_version}", markup=False)
+    stdout.print(_hosts_table(result))
+    for index, phase in enumerate(result.phases, start=1):
+        state = "" if phase.runs else f" (skipped: {phase.reason})"
+        stdout.print(f"{index}. {phase.name}{state}", markup=False)
+        for action in phase.actions:
+            stdout.print(f"     - {action}", markup=False)
+    stdout.print(_components_table(result))
+    for line in _storage_and_auth(result):
+        stdout.print(line, markup=False)
+    print_problems(cfg.warnings)
+
+
+def _hosts_table(result: Plan) -> Table:
+    table = Table(title="Hosts by role")
+    table.add_column("role")
+    table.add_column("count", justify="right")
+    table.add_column("hosts")
+    for role in ROLE_GROUPS:
+        names = result.cfg.inventory.names(role)
+        shown = ", ".join(names[:MAX_NAMES]) + (f" ... (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else "")
+        table.add_row(role, str(len(names)), shown or "-")
+    return table
+
+
+def _components_table(result: Plan) -> Table:
+    table = Table(title="Components")
+    for column in ("component", "kind", "version", "phase", "source"):
+        table.add_column(column)
+    for component in result.components:
+        table.add_row(component.name, component.kind, component.version, component.phase, component.source)
+    return table
+
+
+def _storage_and_auth(result: Plan) -> list[str]:
+    cfg = result.cfg
+    nfs, gluster, auth = cfg.spec.storage.nfs, cfg.spec.storage.gluster, cfg.spec.auth
+    lines = [f"Storage: default StorageClass from {cfg.spec.storage.default_class}"]
+    if nfs.enabled:
+        lines.append(f"  nfs ({nfs.implementation}) {cfg.nfs_server_address()}:{nfs.export_path} -> class {nfs.storage_class}")
+    if gluster.enabled:
+        lines.append(f"  gluster volume {gluster.volume} replica {gluster.replica} on "
+                     f"{', '.join(cfg.inventory.names('gluster'))}, mounted at {gluster.mount_path} -> class {gluster.storage_class}")
+    if auth.type == "ldap":
+        groups = "; ".join(auth.ldap.allowed_groups) or "any user found"
+        lines.append(f"Auth: LDAP {auth.ldap.url} as {auth.ldap.bind_dn}, users under {auth.ldap.user_search_base}, allowed: {groups}")
+    else:
+        lines.append("Auth: dummy authenticator with the shared lab password from secrets.yml")
+    return lines
