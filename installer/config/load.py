@@ -130,11 +130,9 @@ def _profile_defaults(spec: dict[str, Any], overrides: list[tuple[str, Any]], do
         return {}  # the model reports the missing key
     if name in profiles:
         return profiles[name].defaults
-    line, column = _positioner(doc)(("spec", "profile"))
     hint = difflib.get_close_matches(str(name), list(profiles), n=1)
     fix = (f"did you mean '{hint[0]}'? " if hint else "") + f"profiles: {', '.join(profiles)}"
-    problems.error(_origin(overrides)("spec.profile"), "spec.profile", f"unknown profile {name!r}", fix,
-                   line=line, column=column)
+    _report(problems, overrides, doc, "spec.profile", f"unknown profile {name!r}", fix)
     return {}
 
 
@@ -143,11 +141,17 @@ def _check_channel(spec: dict[str, Any], overrides: list[tuple[str, Any]], doc: 
     channel = spec.get("channel")
     if channel is None or not isinstance(channel, str) or channel in channel_names():
         return  # missing or wrongly typed: the model reports it
-    line, column = _positioner(doc)(("spec", "channel"))
     hint = difflib.get_close_matches(channel, channel_names(), n=1)
     fix = (f"did you mean '{hint[0]}'? " if hint else "") + f"channels: {', '.join(channel_names())}"
-    problems.error(_origin(overrides)("spec.channel"), "spec.channel", f"unknown channel {channel!r}", fix,
-                   line=line, column=column)
+    _report(problems, overrides, doc, "spec.channel", f"unknown channel {channel!r}", fix)
+
+
+def _report(problems: Problems, overrides: list[tuple[str, Any]], doc: LoadedYaml | None, path: str,
+            message: str, fix: str) -> None:
+    """An error placed where the value came from: a line of kfinstall.yaml, or --set."""
+    source = _origin(overrides)(path)
+    line, column = _positioner(doc)(tuple(path.split("."))) if source == CLUSTER_FILE else (None, None)
+    problems.error(source, path, message, fix, line=line, column=column)
 
 
 def _validate(merged: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,

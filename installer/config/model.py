@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 API_VERSION = "kfinstall.io/v1alpha1"
@@ -138,18 +138,20 @@ class AuthSpec(Section):
     ldap: LdapSpec = Field(default_factory=LdapSpec)
 
 
+def _pool_entry(value: str) -> str:
+    """A CIDR or an a-b address range, as MetalLB's IPAddressPool accepts."""
+    for part in value.split("-"):
+        ipaddress.ip_network(part.strip(), strict=False)
+    return value
+
+
+PoolEntry = Annotated[str, AfterValidator(_pool_entry)]
+
+
 class MetallbSpec(Section):
     enabled: bool = Field(False, description="Install MetalLB to give LoadBalancer Services addresses.")
-    addresses: list[str] = Field(default_factory=list, description=(
+    addresses: list[PoolEntry] = Field(default_factory=list, description=(
         "Address pool: CIDRs (10.0.0.240/28) or ranges (10.0.0.240-10.0.0.250)."))
-
-    @field_validator("addresses")
-    @classmethod
-    def _pool(cls, values: list[str]) -> list[str]:
-        for value in values:
-            for part in value.split("-"):
-                ipaddress.ip_network(part.strip(), strict=False)
-        return values
 
 
 class IngressSpec(Section):

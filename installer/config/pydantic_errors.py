@@ -69,6 +69,8 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
                 f"quote it: {loc[-1]}: \"{value}\"")
     message = str(error["msg"]).removeprefix("Value error, ")
     shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    if str(value) in message:  # the message already quotes the value
+        return message, f"correct {key_path(loc)}"
     return f"{message} (got {shown})", f"correct {key_path(loc)}"
 
 

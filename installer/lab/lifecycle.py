@@ -91,13 +91,14 @@ def lab_up(
 
 def _prepare_machine(settings: LabSettings, record: RunRecord, *, with_vms: bool, say: Reporter) -> None:
     """Host packages, then the host changes podman needs, each recorded before the next step."""
+    # Before anything the lab does to this kernel (package scripts, netavark, privileged hosts'
+    # systemd-sysctl all write host sysctls), so `lab down` can put it back.
+    hostprep.snapshot_sysctls(settings.run_dir)
     wanted = hostprep.FLEET_PACKAGES + (hostprep.VM_PACKAGES if with_vms else ())
     missing = hostprep.missing_packages(wanted)
     if missing:
         say(f"installing host packages: {' '.join(missing)}")
         hostprep.install_packages(missing, settings.log_dir / "host-packages.log")
-    # Before anything the lab does to this kernel, so `lab down` can put it back.
-    hostprep.snapshot_sysctls(settings.run_dir)
     if hostprep.ensure_podman_dropin():
         record.created_podman_dropin = True
         say(f"wrote {hostprep.PODMAN_DROPIN}")
@@ -131,7 +132,9 @@ def _prepare_artifacts(settings: LabSettings, *, with_vms: bool, say: Reporter) 
 
 
 def _host_specs(settings: LabSettings, hosts: int, vm_count: int) -> list[fleet.HostSpec]:
-    etc_hosts = tuple(_etc_hosts(settings, hosts, vm_count))
+    # Containers resolve only hosts and the repo: adding or removing VMs must not re-create
+    # (and so wipe) hosts a test has already converged. VMs are reached by address.
+    etc_hosts = tuple(_etc_hosts(settings, hosts, 0))
     return [
         fleet.HostSpec(host_name(i), settings.host_ip(i), etc_hosts) for i in range(1, hosts + 1)
     ]
