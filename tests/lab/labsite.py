@@ -1,0 +1,58 @@
+"""LabSite: what the `lab_site` fixture (conftest.py) hands to lab-tier tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from installer.lab import LabStatus
+from installer.lab.ssh import ssh_argv
+
+LAB_HOSTS = 3
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class LabSite:
+    """A running lab: where its inventory is and how to reach its hosts (see the module docstring)."""
+
+    out_dir: Path
+    work_dir: Path
+    status: LabStatus
+    ip_forward_before: str
+
+    @property
+    def inventory(self) -> Path:
+        return self.out_dir / "hosts.yml"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.work_dir / "ssh" / "id_ed25519"
+
+    @property
+    def repo_url(self) -> str:
+        return self.status.repo_url
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        return {m.name: m.address for m in self.status.machines}
+
+    def ssh(self, host: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ssh_argv(self.ssh_key, self.addresses[host], command),
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+    def ansible(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self._run_tool("ansible", args, timeout)
+
+    def ansible_playbook(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+        return self._run_tool("ansible-playbook", args, timeout)
+
+    def _run_tool(self, tool: str, args: tuple[str, ...], timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(VENV_BIN / tool), "-i", str(self.inventory), *args],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )

@@ -1,0 +1,95 @@
+"""`kfinstall lab`: real hosts come up reachable and sealed off, re-runs are no-ops, down leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+from click.testing import CliRunner
+from labsite import LAB_HOSTS, LabSite
+
+from installer.cli.lab import lab
+from installer.lab import lab_down, lab_status, lab_up
+from installer.lab.hostprep import read_sysctls
+from installer.lab.settings import LABEL, NETWORK_NAME
+
+pytestmark = pytest.mark.lab
+# Measured at about 1.5 s on a 2-core machine; generous for a loaded CI runner.
+NOOP_UP_LIMIT_S = 15.0
+
+
+def _vm_count(site: LabSite) -> int:
+    """Keep VMs another test's lab_vm_site may have added."""
+    return sum(1 for m in lab_status(site.work_dir).machines if m.kind == "vm")
+
+
+def _container_ids() -> list[str]:
+    proc = subprocess.run(["podman", "ps", "-q", "--no-trunc", "--filter", f"label={LABEL}=1"],
+                          capture_output=True, text=True, check=True)
+    return sorted(proc.stdout.split())
+
+
+def test_every_host_answers_ansible_ping_over_ssh_with_the_written_inventory(lab_site: LabSite) -> None:
+    proc = lab_site.ansible("all", "-m", "ansible.builtin.ping")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for host in (f"h{i}" for i in range(1, LAB_HOSTS + 1)):
+        assert f"{host} | SUCCESS" in proc.stdout
+
+
+def test_hosts_have_no_route_off_the_bridge(lab_site: LabSite) -> None:
+    for host in lab_site.addresses:
+        routes = lab_site.ssh(host, "ip -4 route show")
+        assert routes.returncode == 0 and "default" not in routes.stdout, routes.stdout
+        off_bridge = lab_site.ssh(host, "ip route get 1.1.1.1")
+        assert off_bridge.returncode != 0, off_bridge.stdout
+        assert "unreachable" in off_bridge.stderr.lower()
+
+
+def test_apt_sees_only_the_lab_repo(lab_site: LabSite) -> None:
+    update = lab_site.ssh("h1", "apt-get -q update")
+    assert update.returncode == 0, update.stdout + update.stderr
+    sources = [line for line in update.stdout.splitlines() if "http" in line]
+    assert sources and all(lab_site.repo_url in line for line in sources), update.stdout
+    policy = lab_site.ssh("h1", "apt-cache policy socat")
+    assert "Candidate: (none)" not in policy.stdout, policy.stdout
+    assert lab_site.repo_url in policy.stdout
+
+
+def test_second_up_is_a_fast_noop(lab_site: LabSite) -> None:
+    before = _container_ids()
+    started = time.monotonic()
+    status = lab_up(LAB_HOSTS, _vm_count(lab_site), out=lab_site.out_dir, work_dir=lab_site.work_dir)
+    elapsed = time.monotonic() - started
+    assert status.up
+    assert _container_ids() == before, "a no-op lab up must not re-create hosts"
+    assert elapsed < NOOP_UP_LIMIT_S, f"no-op lab up took {elapsed:.1f} s"
+
+
+def test_status_json_reports_every_host_running(lab_site: LabSite) -> None:
+    result = CliRunner().invoke(lab, ["status", "--work-dir", str(lab_site.work_dir), "--output", "json"])
+    assert result.exit_code == 0, result.output
+    status = json.loads(result.output)
+    assert status["up"] is True
+    assert status["network"] == NETWORK_NAME and status["repo_serving"] is True
+    hosts = {m["name"]: m for m in status["machines"] if m["kind"] == "container"}
+    assert sorted(hosts) == [f"h{i}" for i in range(1, LAB_HOSTS + 1)]
+    assert all(m["state"] == "running" and m["ssh_open"] for m in hosts.values())
+
+
+def test_down_leaves_nothing_and_restores_ip_forward(lab_site: LabSite) -> None:
+    """Runs lab down for real, checks what is left, then brings the session's lab back up."""
+    vms = _vm_count(lab_site)
+    lab_down(lab_site.work_dir)
+    try:
+        assert _container_ids() == []
+        assert subprocess.run(["podman", "network", "exists", NETWORK_NAME], check=False).returncode != 0
+        assert read_sysctls()["net.ipv4.ip_forward"] == lab_site.ip_forward_before
+        forward_rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True)
+        assert "! -o" not in forward_rules.stdout, forward_rules.stdout
+        status = lab_status(lab_site.work_dir)
+        assert not status.repo_serving and not status.network_exists and status.bridge is None
+        assert not lab_site.inventory.exists()
+    finally:
+        lab_up(LAB_HOSTS, vms, out=lab_site.out_dir, work_dir=lab_site.work_dir)
