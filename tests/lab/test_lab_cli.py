@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from installer.cli import main
 from installer.cli.lab import lab
 from installer.lab import repo
 
@@ -23,11 +24,15 @@ def test_up_requires_out() -> None:
 
 
 @pytest.mark.parametrize("argv", [["status"], ["down"], ["up", "--out", "unused"]])
-def test_not_root_is_a_preflight_error_with_exit_3(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_root_is_a_preflight_error_with_exit_3(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
-    result = CliRunner().invoke(lab, argv)
-    assert result.exit_code == 3
-    assert "needs root" in result.output
+    monkeypatch.setattr("sys.argv", ["kfinstall", "lab", *argv])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 3
+    assert "needs root" in capsys.readouterr().err
 
 
 def test_package_list_has_what_the_roles_need() -> None:
