@@ -1,4 +1,4 @@
-"""Parsing of version strings ("1.34", "v1.34.2", "1.34.2-1.1") for comparisons, never literals."""
+"""Parsing of version strings (major.minor, v-prefixed, with a package suffix) for comparisons only."""
 
 from __future__ import annotations
 

@@ -38,7 +38,8 @@ def _quantity(value: str) -> str:
 
 class KubernetesSpec(Section):
     version: str | None = Field(None, description=(
-        "Kubernetes minor (1.34) or patch (1.34.2). Empty means the channel's default minor. "
+        "Kubernetes minor (major.minor) or patch (major.minor.patch). Empty means the channel's default "
+        "minor. "
         "Must lie inside the channel's supported range."))
     package_source: Literal["upstream", "mirror"] = Field("upstream", description=(
         "Where kubeadm, kubelet and kubectl packages come from: the upstream per-minor package "
@@ -111,8 +112,8 @@ class GlusterSpec(Section):
 class StorageSpec(Section):
     default_class: Literal["nfs", "gluster", "filestore"] = Field("nfs", description=(
         "Which backend's StorageClass is the cluster default (filestore only on gcp)."))
-    nfs: NfsSpec = Field(default_factory=NfsSpec)
-    gluster: GlusterSpec = Field(default_factory=GlusterSpec)
+    nfs: NfsSpec = Field(default_factory=NfsSpec, description="An NFS export on the nfs_server host; the default StorageClass.")
+    gluster: GlusterSpec = Field(default_factory=GlusterSpec, description="A GlusterFS replica volume, FUSE-mounted on every node.")
 
 
 class LdapSpec(Section):
@@ -135,7 +136,7 @@ class AuthSpec(Section):
     type: Literal["ldap", "dummy"] = Field("ldap", description=(
         "ldap: LDAP login for JupyterHub; dummy: one shared password (lab profile only)."))
     admins: list[str] = Field(default_factory=list, description="JupyterHub admin user names.")
-    ldap: LdapSpec = Field(default_factory=LdapSpec)
+    ldap: LdapSpec = Field(default_factory=LdapSpec, description="LDAP server settings (ldapauthenticator).")
 
 
 def _pool_entry(value: str) -> str:
@@ -161,8 +162,8 @@ class IngressSpec(Section):
 
 
 class NetworkingSpec(Section):
-    metallb: MetallbSpec = Field(default_factory=MetallbSpec)
-    ingress: IngressSpec = Field(default_factory=IngressSpec)
+    metallb: MetallbSpec = Field(default_factory=MetallbSpec, description="MetalLB (bare metal LoadBalancer Services).")
+    ingress: IngressSpec = Field(default_factory=IngressSpec, description="The ingress controller.")
 
 
 class GpuProfile(Section):
@@ -178,7 +179,7 @@ def _default_gpu_profiles() -> list[GpuProfile]:
 
 
 class JupyterhubSpec(Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="JupyterHub (z2jh chart) with per-user volumes and GPU profiles.")
     storage_size: str = Field("10Gi", description="Size of each user's home volume.")
     profiles: list[GpuProfile] = Field(default_factory=_default_gpu_profiles, description="Spawner profiles.")
     values: dict[str, Any] = Field(default_factory=dict, description="Extra chart values merged over charts/jupyterhub/values.yaml.")
@@ -203,7 +204,8 @@ class ServedModel(Section):
 
 class ServingSpec(Section):
     enabled: bool = Field(True, description="TensorFlow Serving Deployment, Service and HPA.")
-    models: list[ServedModel] = Field(default_factory=lambda: [ServedModel(name="issue-summarization")])
+    models: list[ServedModel] = Field(default_factory=lambda: [ServedModel(name="issue-summarization")],
+                                      description="Models served (the demo's model by default).")
     replicas: int = Field(1, ge=1, description="Minimum replicas (HPA floor).")
     max_replicas: int = Field(4, ge=1, description="HPA ceiling.")
     gpu: bool = Field(False, description="Serve with the -gpu image and one nvidia.com/gpu per replica.")
@@ -211,7 +213,7 @@ class ServingSpec(Section):
 
 
 class MonitoringSpec(Section):
-    enabled: bool = True
+    enabled: bool = Field(True, description="kube-prometheus-stack with Grafana and a GPU dashboard.")
     retention: str = Field("15d", description="Prometheus retention.")
     storage_size: str = Field("50Gi", description="Prometheus volume size.")
     values: dict[str, Any] = Field(default_factory=dict, description="Extra kube-prometheus-stack values.")
@@ -223,11 +225,11 @@ class TensorboardSpec(Section):
 
 
 class ComponentsSpec(Section):
-    jupyterhub: JupyterhubSpec = Field(default_factory=JupyterhubSpec)
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
-    serving: ServingSpec = Field(default_factory=ServingSpec)
-    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
-    tensorboard: TensorboardSpec = Field(default_factory=TensorboardSpec)
+    jupyterhub: JupyterhubSpec = Field(default_factory=JupyterhubSpec, description="Notebooks for every user.")
+    training: TrainingSpec = Field(default_factory=TrainingSpec, description="Distributed training jobs.")
+    serving: ServingSpec = Field(default_factory=ServingSpec, description="Model serving with TensorFlow Serving.")
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Metrics and dashboards.")
+    tensorboard: TensorboardSpec = Field(default_factory=TensorboardSpec, description="Training curves from shared event logs.")
 
 
 class GcpSpec(Section):
@@ -247,14 +249,14 @@ class GcpSpec(Section):
 class Spec(Section):
     profile: str = Field(description="One of bare-metal, private-cloud, private-gpu, gcp, lab.")
     channel: str = Field(description="Release channel (kfinstall channels lists them).")
-    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec)
-    containerd: ContainerdSpec = Field(default_factory=ContainerdSpec)
-    gpu: GpuSpec = Field(default_factory=GpuSpec)
-    storage: StorageSpec = Field(default_factory=StorageSpec)
-    auth: AuthSpec = Field(default_factory=AuthSpec)
-    networking: NetworkingSpec = Field(default_factory=NetworkingSpec)
-    components: ComponentsSpec = Field(default_factory=ComponentsSpec)
-    gcp: GcpSpec = Field(default_factory=GcpSpec)
+    kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="The kubeadm cluster on your hosts.")
+    containerd: ContainerdSpec = Field(default_factory=ContainerdSpec, description="The container runtime on every node.")
+    gpu: GpuSpec = Field(default_factory=GpuSpec, description="NVIDIA driver, container toolkit and Kubernetes GPU stack.")
+    storage: StorageSpec = Field(default_factory=StorageSpec, description="Shared storage built on the hosts and its StorageClasses.")
+    auth: AuthSpec = Field(default_factory=AuthSpec, description="How users log in to JupyterHub.")
+    networking: NetworkingSpec = Field(default_factory=NetworkingSpec, description="LoadBalancer addresses and ingress.")
+    components: ComponentsSpec = Field(default_factory=ComponentsSpec, description="The platform services; each can be turned off.")
+    gcp: GcpSpec = Field(default_factory=GcpSpec, description="GKE settings, used only by the gcp profile.")
 
 
 class Metadata(Section):

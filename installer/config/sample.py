@@ -21,6 +21,7 @@ from installer.config.model import API_VERSION, KIND, Spec
 from installer.config.pydantic_errors import _model_in
 from installer.paths import data_dir
 from installer.profiles import load_profile
+from installer.releases import channel_names
 
 HEADER = """\
 # kfinstall.yaml: the cluster description for profile {profile}. Sample; copy with `kfinstall init`.
@@ -120,4 +121,4 @@ if __name__ == "__main__":
         for written_path in write_samples():
             print(written_path)
     else:
-        print(render_sample("private-gpu", "26.03", "example", {}))
+        print(render_sample("private-gpu", channel_names()[-1], "example", {}))

@@ -1,0 +1,178 @@
+"""The CLI through click's CliRunner: help for every command, init, plan, channels, profiles."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from installer.cli import COMMANDS, cli
+from installer.profiles import profile_names
+from installer.releases import channel_names
+
+INVENTORIES = Path(__file__).resolve().parents[2] / "inventories"
+
+
+def _all_command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for name, command in sorted(group.commands.items()):
+        paths.append((*prefix, name))
+        if isinstance(command, click.Group):
+            paths += _all_command_paths(command, (*prefix, name))
+    return paths
+
+
+ALL_COMMANDS = _all_command_paths(cli)
+
+
+def test_the_explicit_list_is_registered() -> None:
+    for command in COMMANDS:
+        assert cli.commands[command.name] is command
+
+
+@pytest.mark.parametrize("path", [(), *ALL_COMMANDS], ids=lambda p: " ".join(p) or "kfinstall")
+def test_help_of_every_command(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    command = cli
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    assert command.help, f"{path} has no help text"
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name not in {"help", "version"}:
+            assert param.help, f"{path} option {param.opts} has no help"
+
+
+def test_init_creates_a_site_with_private_secrets(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    result = CliRunner().invoke(cli, ["init", "--profile", "private-gpu", str(site)])
+    assert result.exit_code == 0, result.output
+    assert (site / "hosts.yml").is_file() and (site / "kfinstall.yaml").is_file()
+    assert (site / "group_vars" / "all.yml").is_file()
+    secrets_file = site / "secrets.yml"
+    assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
+    values = yaml.safe_load(secrets_file.read_text())
+    generated = {k: v for k, v in values.items() if k != "ldap_bind_password"}
+    assert all(len(v) >= 32 for v in generated.values()), "secrets must be long random values"
+    assert not any(v in result.output for v in generated.values()), "a secret value was printed"
+
+
+def test_init_twice_keeps_files_and_secrets(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    CliRunner().invoke(cli, ["init", "--profile", "lab", str(site)])
+    (site / "kfinstall.yaml").write_text((site / "kfinstall.yaml").read_text() + "# my edit\n")
+    before = (site / "secrets.yml").read_text()
+    result = CliRunner().invoke(cli, ["init", "--profile", "lab", str(site)])
+    assert result.exit_code == 0
+    assert "kept" in result.output and "generated: none (all present)" in result.output
+    assert (site / "secrets.yml").read_text() == before
+    assert (site / "kfinstall.yaml").read_text().endswith("# my edit\n")
+
+
+def test_two_inits_generate_different_secrets(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        CliRunner().invoke(cli, ["init", "--profile", "lab", str(tmp_path / name)])
+    a = yaml.safe_load((tmp_path / "a" / "secrets.yml").read_text())
+    b = yaml.safe_load((tmp_path / "b" / "secrets.yml").read_text())
+    assert all(a[k] != b[k] for k in a if k != "ldap_bind_password")
+
+
+def test_initialised_lab_site_validates_with_secrets(tmp_path: Path) -> None:
+    site = tmp_path / "lab"
+    CliRunner().invoke(cli, ["init", "--profile", "lab", str(site)])
+    result = CliRunner().invoke(cli, ["inventory", "validate", "-i", str(site)])
+    assert result.exit_code == 0, result.output
+    assert "valid (3 hosts, profile lab, channel" in result.output
+
+
+@pytest.mark.parametrize("profile", profile_names())
+def test_plan_text_on_every_sample(profile: str) -> None:
+    result = CliRunner().invoke(cli, ["plan", "-i", str(INVENTORIES / profile)])
+    assert result.exit_code == 0, result.output
+    assert f"profile {profile}" in result.output
+    assert "1. preflight" in result.output and "platform" in result.output
+
+
+PLAN_KEYS = ["apiVersion", "cluster", "profile", "channel", "kubeflowRef", "kubernetesVersion",
+             "kubernetesVersionDefaulted", "hosts", "roles", "phases", "components", "storage", "auth", "warnings"]
+
+
+def test_plan_json_is_stable() -> None:
+    result = CliRunner().invoke(cli, ["plan", "-i", str(INVENTORIES / "private-gpu"), "--output", "json"])
+    assert result.exit_code == 0
+    plan = json.loads(result.stdout)
+    assert list(plan) == PLAN_KEYS
+    assert plan["apiVersion"] == "kfinstall.io/plan/v1"
+    assert [p["name"] for p in plan["phases"]] == ["preflight", "hosts", "infrastructure", "platform", "verify"]
+    assert plan["roles"]["gpu"] == ["gpu1", "gpu2"]
+    by_name = {c["name"]: c for c in plan["components"]}
+    assert by_name["jupyterhub"]["version"] == "4.4.0" and by_name["jupyterhub"]["kind"] == "chart"
+    assert by_name["nvidia-driver"]["version"] == "580"
+    assert set(plan["components"][0]) == {"name", "kind", "version", "source", "phase"}
+
+
+def test_plan_versions_follow_the_channel_set_on_the_command_line() -> None:
+    result = CliRunner().invoke(cli, ["plan", "-i", str(INVENTORIES / "private-gpu"), "-o", "json",
+                                      "--set", "spec.channel=1.10"])
+    plan = json.loads(result.stdout)
+    by_name = {c["name"]: c for c in plan["components"]}
+    assert plan["channel"] == "1.10" and by_name["jupyterhub"]["version"] == "4.2.0"
+    assert plan["kubernetesVersion"] == "1.32"
+
+
+def test_plan_of_gcp_skips_the_host_phase() -> None:
+    plan = json.loads(CliRunner().invoke(cli, ["plan", "-i", str(INVENTORIES / "gcp"), "-o", "json"]).stdout)
+    phases = {p["name"]: p for p in plan["phases"]}
+    assert phases["hosts"]["runs"] is False and phases["infrastructure"]["runs"] is True
+    assert not any(c["name"] == "gpu-operator" for c in plan["components"]), "GKE manages the GPU stack"
+
+
+def test_plan_bad_input_exits_2(make_site) -> None:
+    site = make_site(cluster={"spec.gpu.enabled": "maybe"})
+    result = CliRunner().invoke(cli, ["plan", "-i", str(site)])
+    assert result.exit_code != 0 and result.exception is not None
+    from installer.config.problems import InvalidConfig
+    assert isinstance(result.exception, InvalidConfig) and result.exception.exit_code == 2
+
+
+def test_channels_lists_every_channel() -> None:
+    result = CliRunner().invoke(cli, ["channels", "-o", "json"])
+    data = json.loads(result.stdout)
+    assert [c["channel"] for c in data] == channel_names()
+    text = CliRunner().invoke(cli, ["channels"]).output
+    for channel in channel_names():
+        assert channel in text
+
+
+@pytest.mark.parametrize("profile", profile_names())
+def test_profile_show(profile: str) -> None:
+    result = CliRunner().invoke(cli, ["profile", "show", profile, "-o", "json"])
+    data = json.loads(result.stdout)
+    assert data["profile"] == profile
+    assert data["spec"]["profile"] == profile
+
+
+def test_profile_show_applies_the_overlay() -> None:
+    lab = json.loads(CliRunner().invoke(cli, ["profile", "show", "lab", "-o", "json"]).stdout)
+    gpu = json.loads(CliRunner().invoke(cli, ["profile", "show", "private-gpu", "-o", "json"]).stdout)
+    assert lab["spec"]["auth"]["type"] == "dummy" and lab["spec"]["storage"]["nfs"]["implementation"] == "ganesha"
+    assert gpu["spec"]["gpu"]["enabled"] is True and gpu["spec"]["storage"]["gluster"]["enabled"] is True
+
+
+def test_status_without_state(make_site) -> None:
+    result = CliRunner().invoke(cli, ["status", "-i", str(make_site()), "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["state"] is None
+
+
+@pytest.mark.parametrize("argv", [["upgrade", "--to", "26.03"], ["down"]])
+def test_unbuilt_verbs_say_what_is_missing(argv: list[str], make_site) -> None:
+    result = CliRunner().invoke(cli, [*argv, "-i", str(make_site())])
+    assert result.exit_code != 0
+    assert "not built yet" in str(result.exception)
