@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from installer.config.resolved import ClusterConfig
 from installer.config.inventory import ROLE_GROUPS
+from installer.config.resolved import ClusterConfig
 
 PLAN_API_VERSION = "kfinstall.io/plan/v1"
 
@@ -25,7 +25,13 @@ class Component:
     phase: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"name": self.name, "kind": self.kind, "version": self.version, "source": self.source, "phase": self.phase}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "version": self.version,
+            "source": self.source,
+            "phase": self.phase,
+        }
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,8 @@ class Plan:
             "components": [c.as_dict() for c in self.components],
             "storage": _storage(cfg),
             "auth": _auth(cfg),
-            "warnings": [w.as_dict() for w in cfg.warnings] + [
-                {"severity": "warning", "message": m} for m in self.extra_warnings],
+            "warnings": [w.as_dict() for w in cfg.warnings]
+            + [{"severity": "warning", "message": m} for m in self.extra_warnings],
         }
 
 
@@ -71,12 +77,21 @@ def _storage(cfg: ClusterConfig) -> dict[str, Any]:
     storage = cfg.spec.storage
     return {
         "defaultClass": storage.default_class,
-        "nfs": {"enabled": storage.nfs.enabled, "implementation": storage.nfs.implementation,
-                "server": cfg.nfs_server_address(), "exportPath": storage.nfs.export_path,
-                "storageClass": storage.nfs.storage_class},
-        "gluster": {"enabled": storage.gluster.enabled, "volume": storage.gluster.volume,
-                    "replica": storage.gluster.replica, "hosts": cfg.inventory.names("gluster"),
-                    "mountPath": storage.gluster.mount_path, "storageClass": storage.gluster.storage_class},
+        "nfs": {
+            "enabled": storage.nfs.enabled,
+            "implementation": storage.nfs.implementation,
+            "server": cfg.nfs_server_address(),
+            "exportPath": storage.nfs.export_path,
+            "storageClass": storage.nfs.storage_class,
+        },
+        "gluster": {
+            "enabled": storage.gluster.enabled,
+            "volume": storage.gluster.volume,
+            "replica": storage.gluster.replica,
+            "hosts": cfg.inventory.names("gluster"),
+            "mountPath": storage.gluster.mount_path,
+            "storageClass": storage.gluster.storage_class,
+        },
     }
 
 
@@ -84,8 +99,12 @@ def _auth(cfg: ClusterConfig) -> dict[str, Any]:
     auth = cfg.spec.auth
     result: dict[str, Any] = {"type": auth.type, "admins": list(auth.admins)}
     if auth.type == "ldap":
-        result["ldap"] = {"url": auth.ldap.url, "bindDn": auth.ldap.bind_dn,
-                          "userSearchBase": auth.ldap.user_search_base, "allowedGroups": list(auth.ldap.allowed_groups)}
+        result["ldap"] = {
+            "url": auth.ldap.url,
+            "bindDn": auth.ldap.bind_dn,
+            "userSearchBase": auth.ldap.user_search_base,
+            "allowedGroups": list(auth.ldap.allowed_groups),
+        }
     return result
 
 
@@ -112,21 +131,31 @@ def _hosts(cfg: ClusterConfig) -> Phase:
     if not cfg.profile.host_phase:
         return Phase("hosts", False, (), f"profile {cfg.spec.profile} has no host phase")
     spec, pins = cfg.spec, cfg.release
-    actions = [f"os_prepare: packages, swap off, kernel modules and sysctls, time sync on {len(cfg.inventory.hosts)} host(s)",
-               f"containerd ({spec.containerd.source}) with SystemdCgroup on {_count(cfg, 'kube_node')}"]
+    actions = [
+        f"os_prepare: packages, swap off, kernel modules and sysctls, time sync on {len(cfg.inventory.hosts)} host(s)",
+        f"containerd ({spec.containerd.source}) with SystemdCgroup on {_count(cfg, 'kube_node')}",
+    ]
     if spec.gpu.enabled:
-        actions.append(f"nvidia_gpu: driver branch {cfg.nvidia_driver_branch} + container toolkit "
-                       f"{pins.nvidia.container_toolkit} on {_count(cfg, 'gpu')}")
+        actions.append(
+            f"nvidia_gpu: driver branch {cfg.nvidia_driver_branch} + container toolkit "
+            f"{pins.nvidia.container_toolkit} on {_count(cfg, 'gpu')}"
+        )
     if spec.storage.nfs.enabled:
-        actions.append(f"nfs_server ({spec.storage.nfs.implementation}) exporting {spec.storage.nfs.export_path} "
-                       f"on {_count(cfg, 'nfs_server')}; nfs clients on every node")
+        actions.append(
+            f"nfs_server ({spec.storage.nfs.implementation}) exporting {spec.storage.nfs.export_path} "
+            f"on {_count(cfg, 'nfs_server')}; nfs clients on every node"
+        )
     if spec.storage.gluster.enabled:
-        actions.append(f"glusterfs: replica {spec.storage.gluster.replica} volume {spec.storage.gluster.volume} on "
-                       f"{_count(cfg, 'gluster')}; FUSE mount {spec.storage.gluster.mount_path} on every node")
+        actions.append(
+            f"glusterfs: replica {spec.storage.gluster.replica} volume {spec.storage.gluster.volume} on "
+            f"{_count(cfg, 'gluster')}; FUSE mount {spec.storage.gluster.mount_path} on every node"
+        )
     control = cfg.inventory.names("kube_control_plane")
     join = len(cfg.inventory.hosts) - 1
-    actions.append(f"kubernetes {cfg.kubernetes_version}: kubeadm init on {control[0] if control else '-'}, "
-                   f"join {join} more, Calico {pins.kubernetes.cni['calico']}, kubeconfig into the state dir")
+    actions.append(
+        f"kubernetes {cfg.kubernetes_version}: kubeadm init on {control[0] if control else '-'}, "
+        f"join {join} more, Calico {pins.kubernetes.cni['calico']}, kubeconfig into the state dir"
+    )
     if spec.kubernetes.control_plane_endpoint:
         actions.append(f"kube-vip {pins.kubernetes.kube_vip.tag} announcing {spec.kubernetes.control_plane_endpoint}")
     return Phase("hosts", True, tuple(actions))
@@ -136,11 +165,16 @@ def _infrastructure(cfg: ClusterConfig) -> Phase:
     if cfg.spec.profile != "gcp":
         return Phase("infrastructure", False, (), "only the gcp profile creates its cluster")
     gcp = cfg.spec.gcp
-    return Phase("infrastructure", True, (
-        f"GKE cluster {cfg.name} in {gcp.region} (project {gcp.project}), {gcp.node_count} x {gcp.machine_type}",
-        f"GPU pool: {gcp.gpu_node_count} x {gcp.gpu_machine_type} with {gcp.gpu_count} x {gcp.gpu_type} (GKE-managed driver)",
-        f"Filestore {gcp.filestore_tier} {gcp.filestore_capacity_gb} GB for ReadWriteMany volumes",
-    ))
+    return Phase(
+        "infrastructure",
+        True,
+        (
+            f"GKE cluster {cfg.name} in {gcp.region} (project {gcp.project}), {gcp.node_count} x {gcp.machine_type}",
+            f"GPU pool: {gcp.gpu_node_count} x {gcp.gpu_machine_type} with {gcp.gpu_count} x {gcp.gpu_type} "
+            "(GKE-managed driver)",
+            f"Filestore {gcp.filestore_tier} {gcp.filestore_capacity_gb} GB for ReadWriteMany volumes",
+        ),
+    )
 
 
 def _platform(cfg: ClusterConfig) -> Phase:
@@ -149,8 +183,14 @@ def _platform(cfg: ClusterConfig) -> Phase:
 
 
 def _verify(cfg: ClusterConfig) -> Phase:
-    return Phase("verify", True, ("nodes Ready, GPUs allocatable, default StorageClass, JupyterHub login, "
-                                  "a TFJob completes, a serving query answers, DCGM metrics in Prometheus",))
+    return Phase(
+        "verify",
+        True,
+        (
+            "nodes Ready, GPUs allocatable, default StorageClass, JupyterHub login, "
+            "a TFJob completes, a serving query answers, DCGM metrics in Prometheus",
+        ),
+    )
 
 
 def _components(cfg: ClusterConfig) -> list[Component]:
@@ -161,17 +201,23 @@ def _host_components(cfg: ClusterConfig) -> list[Component]:
     if not cfg.profile.host_phase:
         return [Component("kubernetes", "kubernetes", cfg.kubernetes_version, "GKE", "infrastructure")]
     pins, spec = cfg.release, cfg.spec
-    containerd = (f">= {pins.containerd.minimum_distro}" if spec.containerd.source == "distro" else pins.containerd.version)
+    containerd = (
+        f">= {pins.containerd.minimum_distro}" if spec.containerd.source == "distro" else pins.containerd.version
+    )
     found = [
         Component("kubernetes", "kubernetes", cfg.kubernetes_version, spec.kubernetes.package_source, "hosts"),
         Component("containerd", "host-package", containerd, spec.containerd.source, "hosts"),
         Component("calico", "manifest", pins.kubernetes.cni["calico"], "upstream manifest", "hosts"),
     ]
     if spec.kubernetes.control_plane_endpoint:
-        found.append(Component("kube-vip", "image", pins.kubernetes.kube_vip.tag, pins.kubernetes.kube_vip.image, "hosts"))
+        found.append(
+            Component("kube-vip", "image", pins.kubernetes.kube_vip.tag, pins.kubernetes.kube_vip.image, "hosts")
+        )
     if spec.gpu.enabled:
-        found += [Component("nvidia-driver", "host-package", cfg.nvidia_driver_branch, "driver branch", "hosts"),
-                  Component("nvidia-container-toolkit", "host-package", pins.nvidia.container_toolkit, "NVIDIA", "hosts")]
+        found += [
+            Component("nvidia-driver", "host-package", cfg.nvidia_driver_branch, "driver branch", "hosts"),
+            Component("nvidia-container-toolkit", "host-package", pins.nvidia.container_toolkit, "NVIDIA", "hosts"),
+        ]
     return found
 
 
@@ -210,8 +256,10 @@ def _enabled_images(cfg: ClusterConfig) -> list[str]:
 
 def _platform_components(cfg: ClusterConfig) -> list[Component]:
     pins = cfg.release
-    found = [Component(name, "chart", pins.charts[name].version, pins.charts[name].repository, "platform")
-             for name in _enabled_charts(cfg)]
+    found = [
+        Component(name, "chart", pins.charts[name].version, pins.charts[name].repository, "platform")
+        for name in _enabled_charts(cfg)
+    ]
     for name in _enabled_images(cfg):
         image = pins.images[name]
         found.append(Component(name, "image", image.release or image.tag, image.ref, "platform"))

@@ -22,6 +22,12 @@ def channels(output: str) -> None:
         table.add_column(column)
     for r in releases:
         k8s = f"{r.kubernetes.min_minor}-{r.kubernetes.max_minor} (default {r.kubernetes.default_minor})"
-        table.add_row(r.channel, r.kubeflow_ref, k8s, r.charts["jupyterhub"].version,
-                      r.images["training-operator"].release or "", ", ".join(r.upgrades_from) or "-")
+        table.add_row(
+            r.channel,
+            r.kubeflow_ref,
+            k8s,
+            r.charts["jupyterhub"].version,
+            r.images["training-operator"].release or "",
+            ", ".join(r.upgrades_from) or "-",
+        )
     stdout.print(table)

@@ -27,29 +27,44 @@ stderr = Console(stderr=True, soft_wrap=True, highlight=False, width=_WIDTH)
 
 def inventory_option(func: F) -> F:
     return click.option(
-        "-i", "--inventory", "inventory", type=click.Path(path_type=Path, file_okay=False),
-        envvar="KFINSTALL_INVENTORY", default=Path("."), show_default=True,
+        "-i",
+        "--inventory",
+        "inventory",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="KFINSTALL_INVENTORY",
+        default=Path("."),
+        show_default=True,
         help="Site folder holding hosts.yml, kfinstall.yaml and secrets.yml (env KFINSTALL_INVENTORY).",
     )(func)
 
 
 def set_option(func: F) -> F:
     return click.option(
-        "--set", "sets", multiple=True, metavar="KEY=VALUE",
+        "--set",
+        "sets",
+        multiple=True,
+        metavar="KEY=VALUE",
         help="Override one setting, e.g. --set spec.gpu.enabled=false (repeatable; wins over kfinstall.yaml).",
     )(func)
 
 
 def state_dir_option(func: F) -> F:
     return click.option(
-        "--state-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+        "--state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=None,
         help="Where run records, locks and Pulumi state live (default: SITE/.kfinstall/<cluster>).",
     )(func)
 
 
 def output_option(func: F) -> F:
     return click.option(
-        "--output", "-o", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+        "--output",
+        "-o",
+        "output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
         help="text for people, json for scripts (stable fields, documented).",
     )(func)
 

@@ -7,13 +7,18 @@ from pathlib import Path
 import click
 
 from installer.cli.common import stdout
-from installer.site import init_site
 from installer.profiles import profile_names
+from installer.site import init_site
 
 
 @click.command()
-@click.option("--profile", "profile_name", required=True, type=click.Choice(profile_names()),
-              help="Which sample to start from (kfinstall profile show P prints its defaults).")
+@click.option(
+    "--profile",
+    "profile_name",
+    required=True,
+    type=click.Choice(profile_names()),
+    help="Which sample to start from (kfinstall profile show P prints its defaults).",
+)
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 def init(profile_name: str, directory: Path) -> None:
     """Create a site folder from a profile's sample and generate its secrets.
@@ -29,5 +34,8 @@ def init(profile_name: str, directory: Path) -> None:
         stdout.print(f"kept    {path} (exists)", markup=False)
     generated = ", ".join(result.generated_secrets) or "none (all present)"
     stdout.print(f"secrets {result.secrets_path} (0600); generated: {generated}", markup=False)
-    stdout.print(f"next: edit {directory}/hosts.yml and kfinstall.yaml, then "
-                 f"`kfinstall inventory validate -i {directory}` and `kfinstall plan -i {directory}`", markup=False)
+    stdout.print(
+        f"next: edit {directory}/hosts.yml and kfinstall.yaml, then "
+        f"`kfinstall inventory validate -i {directory}` and `kfinstall plan -i {directory}`",
+        markup=False,
+    )

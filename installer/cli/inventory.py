@@ -35,5 +35,8 @@ def validate(inventory: Path, sets: tuple[str, ...], output: str) -> None:
         emit_json({"valid": True, "problems": [p.as_dict() for p in cfg.warnings]})
         return
     print_problems(cfg.warnings)
-    stdout.print(f"{inventory}: valid ({len(cfg.inventory.hosts)} hosts, profile {cfg.spec.profile}, "
-                 f"channel {cfg.release.channel}, {len(cfg.warnings)} warning(s))", markup=False)
+    stdout.print(
+        f"{inventory}: valid ({len(cfg.inventory.hosts)} hosts, profile {cfg.spec.profile}, "
+        f"channel {cfg.release.channel}, {len(cfg.warnings)} warning(s))",
+        markup=False,
+    )

@@ -8,8 +8,8 @@ import click
 from rich.table import Table
 
 from installer.cli.common import emit_json, inventory_option, output_option, print_problems, set_option, stdout
-from installer.config.load import load
 from installer.config.inventory import ROLE_GROUPS
+from installer.config.load import load
 from installer.plan import Plan, build_plan
 
 MAX_NAMES = 12
@@ -35,8 +35,11 @@ def plan(inventory: Path, sets: tuple[str, ...], output: str) -> None:
 
 def _print_text(result: Plan) -> None:
     cfg = result.cfg
-    stdout.print(f"Cluster {cfg.name}: profile {cfg.spec.profile}, channel {cfg.release.channel} "
-                 f"({cfg.release.kubeflow_ref}), Kubernetes {cfg.kubernetes_version}", markup=False)
+    stdout.print(
+        f"Cluster {cfg.name}: profile {cfg.spec.profile}, channel {cfg.release.channel} "
+        f"({cfg.release.kubeflow_ref}), Kubernetes {cfg.kubernetes_version}",
+        markup=False,
+    )
     stdout.print(_hosts_table(result))
     for index, phase in enumerate(result.phases, start=1):
         state = "" if phase.runs else f" (skipped: {phase.reason})"
@@ -75,13 +78,21 @@ def _storage_and_auth(result: Plan) -> list[str]:
     nfs, gluster, auth = cfg.spec.storage.nfs, cfg.spec.storage.gluster, cfg.spec.auth
     lines = [f"Storage: default StorageClass from {cfg.spec.storage.default_class}"]
     if nfs.enabled:
-        lines.append(f"  nfs ({nfs.implementation}) {cfg.nfs_server_address()}:{nfs.export_path} -> class {nfs.storage_class}")
+        lines.append(
+            f"  nfs ({nfs.implementation}) {cfg.nfs_server_address()}:{nfs.export_path} -> class {nfs.storage_class}"
+        )
     if gluster.enabled:
-        lines.append(f"  gluster volume {gluster.volume} replica {gluster.replica} on "
-                     f"{', '.join(cfg.inventory.names('gluster'))}, mounted at {gluster.mount_path} -> class {gluster.storage_class}")
+        lines.append(
+            f"  gluster volume {gluster.volume} replica {gluster.replica} on "
+            f"{', '.join(cfg.inventory.names('gluster'))}, mounted at {gluster.mount_path} "
+            f"-> class {gluster.storage_class}"
+        )
     if auth.type == "ldap":
         groups = "; ".join(auth.ldap.allowed_groups) or "any user found"
-        lines.append(f"Auth: LDAP {auth.ldap.url} as {auth.ldap.bind_dn}, users under {auth.ldap.user_search_base}, allowed: {groups}")
+        lines.append(
+            f"Auth: LDAP {auth.ldap.url} as {auth.ldap.bind_dn}, "
+            f"users under {auth.ldap.user_search_base}, allowed: {groups}"
+        )
     else:
         lines.append("Auth: dummy authenticator with the shared lab password from secrets.yml")
     return lines

@@ -18,14 +18,22 @@ def profile() -> None:
 
 @profile.command()
 @click.argument("name", type=click.Choice(profile_names()))
-@click.option("--channel", default=None, type=click.Choice(channel_names()),
-              help="Channel to resolve against (default: the newest).")
+@click.option(
+    "--channel",
+    default=None,
+    type=click.Choice(channel_names()),
+    help="Channel to resolve against (default: the newest).",
+)
 @output_option
 def show(name: str, channel: str | None, output: str) -> None:
     """Print the resolved defaults of profile NAME (built-in defaults overlaid by the profile)."""
     chosen = channel or channel_names()[-1]
-    data = {"profile": name, "description": load_profile(name).description,
-            "hostPhase": load_profile(name).host_phase, "spec": effective_spec(name, chosen)}
+    data = {
+        "profile": name,
+        "description": load_profile(name).description,
+        "hostPhase": load_profile(name).host_phase,
+        "spec": effective_spec(name, chosen),
+    }
     if output == "json":
         emit_json(data)
         return

@@ -20,14 +20,24 @@ def status(inventory: Path, state_dir: Path | None, output: str) -> None:
     cfg = load(inventory, need_secrets=False, state_dir=state_dir)
     state = read_state(cfg.state_dir)
     if output == "json":
-        emit_json({"cluster": cfg.name, "stateDir": str(cfg.state_dir),
-                   "state": state.model_dump(mode="json") if state else None})
+        emit_json(
+            {
+                "cluster": cfg.name,
+                "stateDir": str(cfg.state_dir),
+                "state": state.model_dump(mode="json") if state else None,
+            }
+        )
         return
     if state is None:
         stdout.print(f"{cfg.name}: nothing installed yet (no state in {cfg.state_dir})", markup=False)
         return
-    stdout.print(f"{cfg.name}: channel {state.installed_channel or '-'}, Kubernetes {state.kubernetes_version or '-'}, "
-                 f"phases done: {', '.join(state.phases_done) or '-'}, last run {state.last_run_id or '-'}", markup=False)
+    stdout.print(
+        f"{cfg.name}: channel {state.installed_channel or '-'}, Kubernetes {state.kubernetes_version or '-'}, "
+        f"phases done: {', '.join(state.phases_done) or '-'}, last run {state.last_run_id or '-'}",
+        markup=False,
+    )
     for entry in state.history:
-        stdout.print(f"  {entry.at} {entry.action} {entry.from_channel or ''}->{entry.to_channel or ''} {entry.result}",
-                     markup=False)
+        stdout.print(
+            f"  {entry.at} {entry.action} {entry.from_channel or ''}->{entry.to_channel or ''} {entry.result}",
+            markup=False,
+        )

@@ -14,8 +14,13 @@ from installer.releases import channel_names
 @click.command()
 @inventory_option
 @click.option("--to", "to_channel", required=True, type=click.Choice(channel_names()), help="Target channel.")
-@click.option("--from", "from_channel", type=click.Choice(channel_names()), default=None,
-              help="Installed channel when there is no state.json (planning only).")
+@click.option(
+    "--from",
+    "from_channel",
+    type=click.Choice(channel_names()),
+    default=None,
+    help="Installed channel when there is no state.json (planning only).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the route, migrations and backups; change nothing.")
 @output_option
 def upgrade(inventory: Path, to_channel: str, from_channel: str | None, dry_run: bool, output: str) -> None:

@@ -74,8 +74,12 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
         manager = _parse_with_ansible(path)
     except Exception as exc:  # Ansible raises AnsibleError subclasses with multi-line text
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        problems.error(display, "", f"Ansible cannot parse the inventory: {first}",
-                       "run `ansible-inventory -i <file> --list` to see Ansible's full message")
+        problems.error(
+            display,
+            "",
+            f"Ansible cannot parse the inventory: {first}",
+            "run `ansible-inventory -i <file> --list` to see Ansible's full message",
+        )
         return None
     hosts = []
     for host in manager.get_hosts():
@@ -90,8 +94,12 @@ def check_inventory(inv: Inventory, display: str, spec: dict[str, Any], problems
     """Role-group rules; `spec` is the merged (maybe invalid) spec dict so checks still run."""
     if spec.get("profile") == "gcp":
         if inv.hosts:
-            problems.error(display, "all", f"the gcp profile creates its nodes with GKE, but {len(inv.hosts)} host(s) are listed",
-                           "empty hosts.yml (keep `all: {}`) or choose a host-based profile")
+            problems.error(
+                display,
+                "all",
+                f"the gcp profile creates its nodes with GKE, but {len(inv.hosts)} host(s) are listed",
+                "empty hosts.yml (keep `all: {}`) or choose a host-based profile",
+            )
         return
     _check_presence(inv, display, problems)
     _check_addresses(inv, display, problems)
@@ -100,21 +108,32 @@ def check_inventory(inv: Inventory, display: str, spec: dict[str, Any], problems
 
 def _check_presence(inv: Inventory, display: str, problems: Problems) -> None:
     if not inv.hosts:
-        problems.error(display, "all", "no hosts in the inventory",
-                       "list your machines under the role groups kube_control_plane, kube_node, ...")
+        problems.error(
+            display,
+            "all",
+            "no hosts in the inventory",
+            "list your machines under the role groups kube_control_plane, kube_node, ...",
+        )
     for host in inv.hosts:
         if not host.roles:
-            problems.error(display, f"all.hosts.{host.name}", "host is in no role group",
-                           f"add it to one of {', '.join(ROLE_GROUPS)} or remove it")
+            problems.error(
+                display,
+                f"all.hosts.{host.name}",
+                "host is in no role group",
+                f"add it to one of {', '.join(ROLE_GROUPS)} or remove it",
+            )
 
 
 def _check_addresses(inv: Inventory, display: str, problems: Problems) -> None:
     seen: dict[str, str] = {}
     for host in inv.hosts:
         if host.address in seen:
-            problems.error(display, f"all.hosts.{host.name}.ansible_host",
-                           f"address {host.address} is also used by host {seen[host.address]}",
-                           "give every host its own ansible_host address")
+            problems.error(
+                display,
+                f"all.hosts.{host.name}.ansible_host",
+                f"address {host.address} is also used by host {seen[host.address]}",
+                "give every host its own ansible_host address",
+            )
         else:
             seen[host.address] = host.name
 
@@ -122,34 +141,62 @@ def _check_addresses(inv: Inventory, display: str, problems: Problems) -> None:
 def _check_roles(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:
     control = inv.in_role("kube_control_plane")
     if not control:
-        problems.error(display, "kube_control_plane", "no control-plane host",
-                       "add one host (or three for HA) to the kube_control_plane group")
+        problems.error(
+            display,
+            "kube_control_plane",
+            "no control-plane host",
+            "add one host (or three for HA) to the kube_control_plane group",
+        )
     elif len(control) % 2 == 0:
-        problems.warn(display, "kube_control_plane",
-                      f"{len(control)} control-plane hosts: etcd needs an odd number for quorum",
-                      "use 1, 3 or 5 control-plane hosts")
+        problems.warn(
+            display,
+            "kube_control_plane",
+            f"{len(control)} control-plane hosts: etcd needs an odd number for quorum",
+            "use 1, 3 or 5 control-plane hosts",
+        )
     nodes = set(inv.names("kube_node"))
     for host in inv.in_role("gpu"):
         if host.name not in nodes:
-            problems.error(display, f"gpu.hosts.{host.name}", "gpu host is not in kube_node",
-                           f"add {host.name} to kube_node as well (GPU hosts run workloads)")
-    storage = spec.get("storage") if isinstance(spec.get("storage"), dict) else {}
-    _check_nfs(inv, display, storage.get("nfs") if isinstance(storage.get("nfs"), dict) else {}, problems)
-    _check_gluster(inv, display, storage.get("gluster") if isinstance(storage.get("gluster"), dict) else {}, problems)
+            problems.error(
+                display,
+                f"gpu.hosts.{host.name}",
+                "gpu host is not in kube_node",
+                f"add {host.name} to kube_node as well (GPU hosts run workloads)",
+            )
+    storage = _mapping(spec.get("storage"))
+    _check_nfs(inv, display, _mapping(storage.get("nfs")), problems)
+    _check_gluster(inv, display, _mapping(storage.get("gluster")), problems)
     if spec.get("profile") != "lab":
         for host in inv.in_role("lab_vm"):
-            problems.error(display, f"lab_vm.hosts.{host.name}", "the lab_vm group is only for the lab profile",
-                           "move the host to a role group or remove it")
+            problems.error(
+                display,
+                f"lab_vm.hosts.{host.name}",
+                "the lab_vm group is only for the lab profile",
+                "move the host to a role group or remove it",
+            )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """The spec may be invalid here (rules still run beside model errors): treat non-maps as empty."""
+    return value if isinstance(value, dict) else {}
 
 
 def _check_nfs(inv: Inventory, display: str, nfs: dict[str, Any], problems: Problems) -> None:
     servers = inv.names("nfs_server")
     if len(servers) > 1:
-        problems.error(display, "nfs_server", f"{len(servers)} hosts in nfs_server ({', '.join(servers)})",
-                       "keep exactly one NFS server host")
+        problems.error(
+            display,
+            "nfs_server",
+            f"{len(servers)} hosts in nfs_server ({', '.join(servers)})",
+            "keep exactly one NFS server host",
+        )
     if nfs.get("enabled", True) and not servers:
-        problems.error(display, "nfs_server", "spec.storage.nfs.enabled is true but no host is in nfs_server",
-                       "add one host to nfs_server, or set spec.storage.nfs.enabled: false")
+        problems.error(
+            display,
+            "nfs_server",
+            "spec.storage.nfs.enabled is true but no host is in nfs_server",
+            "add one host to nfs_server, or set spec.storage.nfs.enabled: false",
+        )
 
 
 def _check_gluster(inv: Inventory, display: str, gluster: dict[str, Any], problems: Problems) -> None:
@@ -158,5 +205,9 @@ def _check_gluster(inv: Inventory, display: str, gluster: dict[str, Any], proble
     replica = gluster.get("replica", 3)
     members = inv.names("gluster")
     if isinstance(replica, int) and len(members) < replica:
-        problems.error(display, "gluster", f"{len(members)} gluster host(s) for replica {replica}",
-                       f"add hosts to the gluster group (at least {replica}) or lower spec.storage.gluster.replica")
+        problems.error(
+            display,
+            "gluster",
+            f"{len(members)} gluster host(s) for replica {replica}",
+            f"add hosts to the gluster group (at least {replica}) or lower spec.storage.gluster.replica",
+        )

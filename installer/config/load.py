@@ -39,8 +39,9 @@ CLUSTER_FILE = "kfinstall.yaml"
 SECRETS_FILE = "secrets.yml"
 
 
-def load(site: Path, sets: Sequence[str] = (), *, need_secrets: bool = True,
-         state_dir: Path | None = None) -> ClusterConfig:
+def load(
+    site: Path, sets: Sequence[str] = (), *, need_secrets: bool = True, state_dir: Path | None = None
+) -> ClusterConfig:
     """Read, merge and validate a site folder; raises InvalidConfig listing every problem."""
     problems = Problems()
     doc = load_yaml(site / CLUSTER_FILE, CLUSTER_FILE, problems)
@@ -58,8 +59,12 @@ def load(site: Path, sets: Sequence[str] = (), *, need_secrets: bool = True,
     problems.raise_if_errors()
     assert cluster is not None and inventory is not None  # guaranteed by raise_if_errors
     return ClusterConfig(
-        site=site.resolve(), cluster=cluster, profile=all_profiles()[cluster.spec.profile],
-        release=load_release(cluster.spec.channel), inventory=inventory, secrets=secrets,
+        site=site.resolve(),
+        cluster=cluster,
+        profile=all_profiles()[cluster.spec.profile],
+        release=load_release(cluster.spec.channel),
+        inventory=inventory,
+        secrets=secrets,
         warnings=tuple(problems.warnings),
         state_dir=(state_dir or site / ".kfinstall" / cluster.metadata.name).resolve(),
     )
@@ -69,8 +74,12 @@ def _secrets(site: Path, need_secrets: bool, problems: Problems) -> Secrets | No
     """secrets.yml is required to change anything; plan and validate only check it when present."""
     path = site / SECRETS_FILE
     if not need_secrets and not path.exists():
-        problems.warn(SECRETS_FILE, "", "file not found (plan and validate go on; up needs it)",
-                      f"run `kfinstall init --profile <profile> {site}`: it keeps your files and generates secrets")
+        problems.warn(
+            SECRETS_FILE,
+            "",
+            "file not found (plan and validate go on; up needs it)",
+            f"run `kfinstall init --profile <profile> {site}`: it keeps your files and generates secrets",
+        )
         return None
     return load_secrets(path, SECRETS_FILE, problems)
 
@@ -84,8 +93,12 @@ def _as_mapping(doc: LoadedYaml | None, problems: Problems) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc.data, dict):
-        problems.error(CLUSTER_FILE, "", "expected a mapping with apiVersion, kind, metadata and spec",
-                       "start from inventories/<profile>/kfinstall.yaml")
+        problems.error(
+            CLUSTER_FILE,
+            "",
+            "expected a mapping with apiVersion, kind, metadata and spec",
+            "start from inventories/<profile>/kfinstall.yaml",
+        )
         return {}
     return doc.data
 
@@ -104,8 +117,9 @@ def _positioner(doc: LoadedYaml | None) -> Any:
     return doc.position if doc is not None else (lambda keys: (None, None))
 
 
-def _merge(raw: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,
-           problems: Problems) -> dict[str, Any]:
+def _merge(
+    raw: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None, problems: Problems
+) -> dict[str, Any]:
     removed = check_removed_keys(raw, CLUSTER_FILE, problems, _positioner(doc))
     drop_keys(raw, removed)
     user = dict(raw)
@@ -122,8 +136,9 @@ def _origin(overrides: list[tuple[str, Any]]) -> Any:
     return lambda path: "--set" if any(path == k or path.startswith(k + ".") for k in keys) else CLUSTER_FILE
 
 
-def _profile_defaults(spec: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,
-                      problems: Problems) -> dict[str, Any]:
+def _profile_defaults(
+    spec: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None, problems: Problems
+) -> dict[str, Any]:
     name = spec.get("profile")
     profiles = all_profiles()
     if name is None:
@@ -136,8 +151,9 @@ def _profile_defaults(spec: dict[str, Any], overrides: list[tuple[str, Any]], do
     return {}
 
 
-def _check_channel(spec: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,
-                   problems: Problems) -> None:
+def _check_channel(
+    spec: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None, problems: Problems
+) -> None:
     channel = spec.get("channel")
     if channel is None or not isinstance(channel, str) or channel in channel_names():
         return  # missing or wrongly typed: the model reports it
@@ -146,16 +162,18 @@ def _check_channel(spec: dict[str, Any], overrides: list[tuple[str, Any]], doc: 
     _report(problems, overrides, doc, "spec.channel", f"unknown channel {channel!r}", fix)
 
 
-def _report(problems: Problems, overrides: list[tuple[str, Any]], doc: LoadedYaml | None, path: str,
-            message: str, fix: str) -> None:
+def _report(
+    problems: Problems, overrides: list[tuple[str, Any]], doc: LoadedYaml | None, path: str, message: str, fix: str
+) -> None:
     """An error placed where the value came from: a line of kfinstall.yaml, or --set."""
     source = _origin(overrides)(path)
     line, column = _positioner(doc)(tuple(path.split("."))) if source == CLUSTER_FILE else (None, None)
     problems.error(source, path, message, fix, line=line, column=column)
 
 
-def _validate(merged: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None,
-              problems: Problems) -> ClusterFile | None:
+def _validate(
+    merged: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None, problems: Problems
+) -> ClusterFile | None:
     if not merged and doc is None:
         return None
     try:
@@ -172,7 +190,9 @@ def _inventory(site: Path, spec: dict[str, Any], problems: Problems) -> Inventor
     if path is None:
         if spec.get("profile") == "gcp":
             return Inventory(path=None, hosts=())
-        problems.error("hosts.yml", "", "file not found", f"create {site / 'hosts.yml'} (copy inventories/<profile>/hosts.yml)")
+        problems.error(
+            "hosts.yml", "", "file not found", f"create {site / 'hosts.yml'} (copy inventories/<profile>/hosts.yml)"
+        )
         return None
     inventory = load_inventory(path, path.name, problems)
     if inventory is not None:

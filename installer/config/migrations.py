@@ -12,13 +12,33 @@ from installer.config.problems import Problems
 # path -> (release that removed it, replacement path or None, explanation)
 REMOVED_KEYS: dict[str, tuple[str, str | None, str]] = {
     "spec.kubeflowVersion": ("kfinstall 0.1.0", "spec.channel", "versions are chosen by release channel"),
-    "spec.kubernetes.kubeadmVersion": ("kfinstall 0.1.0", "spec.kubernetes.version", "one version for kubeadm, kubelet and kubectl"),
-    "spec.gpu.driverVersion": ("kfinstall 0.1.0", "spec.gpu.driverBranch", "drivers are pinned by branch; the channel picks the patch"),
+    "spec.kubernetes.kubeadmVersion": (
+        "kfinstall 0.1.0",
+        "spec.kubernetes.version",
+        "one version for kubeadm, kubelet and kubectl",
+    ),
+    "spec.gpu.driverVersion": (
+        "kfinstall 0.1.0",
+        "spec.gpu.driverBranch",
+        "drivers are pinned by branch; the channel picks the patch",
+    ),
     "spec.gpu.operator": ("kfinstall 0.1.0", "spec.gpu.stack", "gpu-operator or device-plugin is one choice"),
-    "spec.storage.heketi": ("kfinstall 0.1.0", None, "Heketi is archived upstream; spec.storage.gluster builds the volume with Ansible"),
+    "spec.storage.heketi": (
+        "kfinstall 0.1.0",
+        None,
+        "Heketi is archived upstream; spec.storage.gluster builds the volume with Ansible",
+    ),
     "spec.storage.default": ("kfinstall 0.1.0", "spec.storage.defaultClass", "renamed for clarity"),
-    "spec.auth.oidcAuthservice": ("kfinstall 0.1.0", None, "Kubeflow 1.9 replaced oidc-authservice; JupyterHub logs in with LDAP"),
-    "spec.networking.metallb.configMap": ("kfinstall 0.1.0", "spec.networking.metallb.addresses", "MetalLB >= 0.13 is configured by CRDs"),
+    "spec.auth.oidcAuthservice": (
+        "kfinstall 0.1.0",
+        None,
+        "Kubeflow 1.9 replaced oidc-authservice; JupyterHub logs in with LDAP",
+    ),
+    "spec.networking.metallb.configMap": (
+        "kfinstall 0.1.0",
+        "spec.networking.metallb.addresses",
+        "MetalLB >= 0.13 is configured by CRDs",
+    ),
 }
 
 

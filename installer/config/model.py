@@ -25,7 +25,10 @@ class Section(BaseModel):
     """Base of every section: camelCase keys, unknown keys rejected, immutable once built."""
 
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
         validate_default=True,
     )
 
@@ -37,19 +40,28 @@ def _quantity(value: str) -> str:
 
 
 class KubernetesSpec(Section):
-    version: str | None = Field(None, description=(
-        "Kubernetes minor (major.minor) or patch (major.minor.patch). Empty means the channel's default "
-        "minor. "
-        "Must lie inside the channel's supported range."))
-    package_source: Literal["upstream", "mirror"] = Field("upstream", description=(
-        "Where kubeadm, kubelet and kubectl packages come from: the upstream per-minor package "
-        "repository, or your own mirror (air-gapped sites; set packageMirror)."))
+    version: str | None = Field(
+        None,
+        description=(
+            "Kubernetes minor (major.minor) or patch (major.minor.patch). Empty means the channel's default "
+            "minor. "
+            "Must lie inside the channel's supported range."
+        ),
+    )
+    package_source: Literal["upstream", "mirror"] = Field(
+        "upstream",
+        description=(
+            "Where kubeadm, kubelet and kubectl packages come from: the upstream per-minor package "
+            "repository, or your own mirror (air-gapped sites; set packageMirror)."
+        ),
+    )
     package_mirror: str | None = Field(None, description="Base URL of the package mirror when packageSource is mirror.")
     pod_subnet: str = Field("10.244.0.0/16", description="Pod network CIDR given to kubeadm and the CNI.")
     service_subnet: str = Field("10.96.0.0/12", description="Service network CIDR given to kubeadm.")
     cni: Literal["calico"] = Field("calico", description="The CNI plugin (Calico enforces NetworkPolicy).")
-    control_plane_endpoint: str | None = Field(None, description=(
-        "A virtual IP (kube-vip) for the API server. Required with 3 or more control-plane hosts."))
+    control_plane_endpoint: str | None = Field(
+        None, description=("A virtual IP (kube-vip) for the API server. Required with 3 or more control-plane hosts.")
+    )
     kube_proxy_mode: Literal["iptables", "ipvs"] = Field("iptables", description="kube-proxy mode.")
 
     @field_validator("pod_subnet", "service_subnet")
@@ -60,22 +72,31 @@ class KubernetesSpec(Section):
 
 
 class ContainerdSpec(Section):
-    source: Literal["distro", "upstream"] = Field("upstream", description=(
-        "distro: the operating system's containerd package (at least the channel's minimumDistro); "
-        "upstream: the channel's pinned containerd release."))
+    source: Literal["distro", "upstream"] = Field(
+        "upstream",
+        description=(
+            "distro: the operating system's containerd package (at least the channel's minimumDistro); "
+            "upstream: the channel's pinned containerd release."
+        ),
+    )
 
 
 class MigSpec(Section):
-    strategy: Literal["none", "single", "mixed"] = Field("none", description=(
-        "MIG strategy for the device plugin. MIG is left alone unless this is single or mixed."))
+    strategy: Literal["none", "single", "mixed"] = Field(
+        "none", description=("MIG strategy for the device plugin. MIG is left alone unless this is single or mixed.")
+    )
     config: str | None = Field(None, description="MIG profile set applied by the MIG manager (nvidia.com/mig.config).")
 
 
 class GpuSpec(Section):
     enabled: bool = Field(True, description="Install the GPU stack on hosts in the gpu group.")
-    stack: Literal["gpu-operator", "device-plugin", "gke"] = Field("gpu-operator", description=(
-        "gpu-operator: NVIDIA GPU Operator with the host driver and toolkit preinstalled by Ansible; "
-        "device-plugin: the bare device plugin plus dcgm-exporter; gke: GKE-managed drivers (gcp only)."))
+    stack: Literal["gpu-operator", "device-plugin", "gke"] = Field(
+        "gpu-operator",
+        description=(
+            "gpu-operator: NVIDIA GPU Operator with the host driver and toolkit preinstalled by Ansible; "
+            "device-plugin: the bare device plugin plus dcgm-exporter; gke: GKE-managed drivers (gcp only)."
+        ),
+    )
     driver_branch: str | None = Field(None, description="NVIDIA driver branch; empty means the channel's branch.")
     time_slicing_replicas: int = Field(1, ge=1, le=64, description="Pods sharing one GPU by time slicing (1 = off).")
     mig: MigSpec = Field(default_factory=MigSpec, description="Multi-Instance GPU settings.")
@@ -83,12 +104,15 @@ class GpuSpec(Section):
 
 class NfsSpec(Section):
     enabled: bool = Field(True, description="Serve an NFS export from the nfs_server host.")
-    implementation: Literal["kernel", "ganesha"] = Field("kernel", description=(
-        "kernel: in-kernel nfsd; ganesha: userspace nfs-ganesha (works where nfsd cannot load)."))
+    implementation: Literal["kernel", "ganesha"] = Field(
+        "kernel", description=("kernel: in-kernel nfsd; ganesha: userspace nfs-ganesha (works where nfsd cannot load).")
+    )
     export_path: str = Field("/export/kfinstall", description="Directory exported by the NFS server.")
     export_options: str = Field("rw,sync,no_root_squash,no_subtree_check", description="Export options.")
-    mount_options: list[str] = Field(default_factory=lambda: ["nfsvers=4.1", "hard"], description=(
-        "Mount options used by clients and by the NFS StorageClass."))
+    mount_options: list[str] = Field(
+        default_factory=lambda: ["nfsvers=4.1", "hard"],
+        description=("Mount options used by clients and by the NFS StorageClass."),
+    )
     storage_class: str = Field("nfs", description="Name of the StorageClass on the export.")
 
     @field_validator("export_path")
@@ -104,24 +128,39 @@ class GlusterSpec(Section):
     volume: str = Field("kfinstall", description="Gluster volume name.")
     replica: int = Field(3, ge=2, le=9, description="Replica count; needs at least that many gluster hosts.")
     brick_path: str = Field("/data/gluster/kfinstall", description="Brick directory on each gluster host.")
-    brick_device: str | None = Field(None, description="Block device formatted (xfs) and mounted for the brick; empty keeps the path on the root disk.")
+    brick_device: str | None = Field(
+        None,
+        description="Block device formatted (xfs) and mounted for the brick; empty keeps the path on the root disk.",
+    )
     mount_path: str = Field("/mnt/gluster/kfinstall", description="FUSE mount point on every Kubernetes node.")
     storage_class: str = Field("gluster-rwx", description="ReadWriteMany StorageClass over the node mount.")
 
 
 class StorageSpec(Section):
-    default_class: Literal["nfs", "gluster", "filestore"] = Field("nfs", description=(
-        "Which backend's StorageClass is the cluster default (filestore only on gcp)."))
-    nfs: NfsSpec = Field(default_factory=NfsSpec, description="An NFS export on the nfs_server host; the default StorageClass.")
-    gluster: GlusterSpec = Field(default_factory=GlusterSpec, description="A GlusterFS replica volume, FUSE-mounted on every node.")
+    default_class: Literal["nfs", "gluster", "filestore"] = Field(
+        "nfs", description=("Which backend's StorageClass is the cluster default (filestore only on gcp).")
+    )
+    nfs: NfsSpec = Field(
+        default_factory=NfsSpec, description="An NFS export on the nfs_server host; the default StorageClass."
+    )
+    gluster: GlusterSpec = Field(
+        default_factory=GlusterSpec, description="A GlusterFS replica volume, FUSE-mounted on every node."
+    )
 
 
 class LdapSpec(Section):
     url: str | None = Field(None, description="LDAP server URL, e.g. ldaps://ldap.example.com:636.")
-    bind_dn: str | None = Field(None, description="DN kfinstall's hub binds as to look users up; its password goes in secrets.yml (ldap_bind_password).")
+    bind_dn: str | None = Field(
+        None,
+        description=(
+            "DN the hub binds as to look users up; its password goes in secrets.yml (ldap_bind_password)."
+        ),
+    )
     user_search_base: str | None = Field(None, description="Base DN under which users are searched.")
     user_attribute: str = Field("uid", description="Attribute matched against the login name.")
-    allowed_groups: list[str] = Field(default_factory=list, description="Group DNs allowed to log in (empty: any user found).")
+    allowed_groups: list[str] = Field(
+        default_factory=list, description="Group DNs allowed to log in (empty: any user found)."
+    )
     start_tls: bool = Field(False, description="Upgrade a ldap:// connection with StartTLS.")
 
     @field_validator("url")
@@ -133,8 +172,9 @@ class LdapSpec(Section):
 
 
 class AuthSpec(Section):
-    type: Literal["ldap", "dummy"] = Field("ldap", description=(
-        "ldap: LDAP login for JupyterHub; dummy: one shared password (lab profile only)."))
+    type: Literal["ldap", "dummy"] = Field(
+        "ldap", description=("ldap: LDAP login for JupyterHub; dummy: one shared password (lab profile only).")
+    )
     admins: list[str] = Field(default_factory=list, description="JupyterHub admin user names.")
     ldap: LdapSpec = Field(default_factory=LdapSpec, description="LDAP server settings (ldapauthenticator).")
 
@@ -151,8 +191,9 @@ PoolEntry = Annotated[str, AfterValidator(_pool_entry)]
 
 class MetallbSpec(Section):
     enabled: bool = Field(False, description="Install MetalLB to give LoadBalancer Services addresses.")
-    addresses: list[PoolEntry] = Field(default_factory=list, description=(
-        "Address pool: CIDRs (10.0.0.240/28) or ranges (10.0.0.240-10.0.0.250)."))
+    addresses: list[PoolEntry] = Field(
+        default_factory=list, description=("Address pool: CIDRs (10.0.0.240/28) or ranges (10.0.0.240-10.0.0.250).")
+    )
 
 
 class IngressSpec(Section):
@@ -182,7 +223,9 @@ class JupyterhubSpec(Section):
     enabled: bool = Field(True, description="JupyterHub (z2jh chart) with per-user volumes and GPU profiles.")
     storage_size: str = Field("10Gi", description="Size of each user's home volume.")
     profiles: list[GpuProfile] = Field(default_factory=_default_gpu_profiles, description="Spawner profiles.")
-    values: dict[str, Any] = Field(default_factory=dict, description="Extra chart values merged over charts/jupyterhub/values.yaml.")
+    values: dict[str, Any] = Field(
+        default_factory=dict, description="Extra chart values merged over charts/jupyterhub/values.yaml."
+    )
     _check_size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
 
 
@@ -204,8 +247,10 @@ class ServedModel(Section):
 
 class ServingSpec(Section):
     enabled: bool = Field(True, description="TensorFlow Serving Deployment, Service and HPA.")
-    models: list[ServedModel] = Field(default_factory=lambda: [ServedModel(name="issue-summarization")],
-                                      description="Models served (the demo's model by default).")
+    models: list[ServedModel] = Field(
+        default_factory=lambda: [ServedModel(name="issue-summarization")],
+        description="Models served (the demo's model by default).",
+    )
     replicas: int = Field(1, ge=1, description="Minimum replicas (HPA floor).")
     max_replicas: int = Field(4, ge=1, description="HPA ceiling.")
     gpu: bool = Field(False, description="Serve with the -gpu image and one nvidia.com/gpu per replica.")
@@ -229,7 +274,9 @@ class ComponentsSpec(Section):
     training: TrainingSpec = Field(default_factory=TrainingSpec, description="Distributed training jobs.")
     serving: ServingSpec = Field(default_factory=ServingSpec, description="Model serving with TensorFlow Serving.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Metrics and dashboards.")
-    tensorboard: TensorboardSpec = Field(default_factory=TensorboardSpec, description="Training curves from shared event logs.")
+    tensorboard: TensorboardSpec = Field(
+        default_factory=TensorboardSpec, description="Training curves from shared event logs."
+    )
 
 
 class GcpSpec(Section):
@@ -242,7 +289,9 @@ class GcpSpec(Section):
     gpu_type: str = Field("nvidia-tesla-t4", description="Accelerator type of the GPU pool.")
     gpu_count: int = Field(1, ge=1, description="GPUs per GPU node.")
     gpu_node_count: int = Field(1, ge=0, description="Nodes in the GPU pool.")
-    filestore_tier: Literal["BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL"] = Field("BASIC_HDD", description="Filestore tier for RWX volumes.")
+    filestore_tier: Literal["BASIC_HDD", "BASIC_SSD", "ZONAL", "REGIONAL"] = Field(
+        "BASIC_HDD", description="Filestore tier for RWX volumes."
+    )
     filestore_capacity_gb: int = Field(1024, ge=1024, description="Filestore capacity (GB).")
 
 
@@ -250,12 +299,22 @@ class Spec(Section):
     profile: str = Field(description="One of bare-metal, private-cloud, private-gpu, gcp, lab.")
     channel: str = Field(description="Release channel (kfinstall channels lists them).")
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="The kubeadm cluster on your hosts.")
-    containerd: ContainerdSpec = Field(default_factory=ContainerdSpec, description="The container runtime on every node.")
-    gpu: GpuSpec = Field(default_factory=GpuSpec, description="NVIDIA driver, container toolkit and Kubernetes GPU stack.")
-    storage: StorageSpec = Field(default_factory=StorageSpec, description="Shared storage built on the hosts and its StorageClasses.")
+    containerd: ContainerdSpec = Field(
+        default_factory=ContainerdSpec, description="The container runtime on every node."
+    )
+    gpu: GpuSpec = Field(
+        default_factory=GpuSpec, description="NVIDIA driver, container toolkit and Kubernetes GPU stack."
+    )
+    storage: StorageSpec = Field(
+        default_factory=StorageSpec, description="Shared storage built on the hosts and its StorageClasses."
+    )
     auth: AuthSpec = Field(default_factory=AuthSpec, description="How users log in to JupyterHub.")
-    networking: NetworkingSpec = Field(default_factory=NetworkingSpec, description="LoadBalancer addresses and ingress.")
-    components: ComponentsSpec = Field(default_factory=ComponentsSpec, description="The platform services; each can be turned off.")
+    networking: NetworkingSpec = Field(
+        default_factory=NetworkingSpec, description="LoadBalancer addresses and ingress."
+    )
+    components: ComponentsSpec = Field(
+        default_factory=ComponentsSpec, description="The platform services; each can be turned off."
+    )
     gcp: GcpSpec = Field(default_factory=GcpSpec, description="GKE settings, used only by the gcp profile.")
 
 

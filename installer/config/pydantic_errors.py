@@ -65,8 +65,7 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
         expected = error.get("ctx", {}).get("expected", "")
         return f"{value!r} is not allowed", f"use one of {expected}"
     if kind == "string_type" and isinstance(value, float):
-        return (f"is the number {value!r}, not text (YAML reads 1.10 as 1.1)",
-                f"quote it: {loc[-1]}: \"{value}\"")
+        return (f"is the number {value!r}, not text (YAML reads 1.10 as 1.1)", f'quote it: {loc[-1]}: "{value}"')
     message = str(error["msg"]).removeprefix("Value error, ")
     shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
     if str(value) in message:  # the message already quotes the value
@@ -74,8 +73,9 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
     return f"{message} (got {shown})", f"correct {key_path(loc)}"
 
 
-def add_validation_errors(exc: ValidationError, root: type[BaseModel], problems: Problems,
-                          origin: Callable[[str], str], position: Position) -> None:
+def add_validation_errors(
+    exc: ValidationError, root: type[BaseModel], problems: Problems, origin: Callable[[str], str], position: Position
+) -> None:
     """One problem per pydantic error, placed in the file (or --set) the value came from."""
     for error in exc.errors():
         loc = tuple(error["loc"])

@@ -20,8 +20,14 @@ FILE = "kfinstall.yaml"
 Position = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
 
 
-def check_spec(cluster: ClusterFile, inventory: Inventory | None, secrets: Secrets | None,
-               need_secrets: bool, problems: Problems, position: Position) -> None:
+def check_spec(
+    cluster: ClusterFile,
+    inventory: Inventory | None,
+    secrets: Secrets | None,
+    need_secrets: bool,
+    problems: Problems,
+    position: Position,
+) -> None:
     rules: list[Callable[[], None]] = [
         lambda: _kubernetes_version(cluster, problems, position),
         lambda: _ldap(cluster, secrets, need_secrets, problems, position),
@@ -57,28 +63,50 @@ def _kubernetes_version(cluster: ClusterFile, problems: Problems, position: Posi
     if not is_version(version):
         _err(problems, position, path, f"{version!r} is not a version", f"write a minor such as {pins.default_minor}")
     elif not pins.supports(version):
-        _err(problems, position, path,
-             f"{version} is outside channel {cluster.spec.channel}'s range {pins.min_minor}-{pins.max_minor}",
-             f"use a version from {pins.min_minor} to {pins.max_minor}, or another channel (kfinstall channels)")
+        _err(
+            problems,
+            position,
+            path,
+            f"{version} is outside channel {cluster.spec.channel}'s range {pins.min_minor}-{pins.max_minor}",
+            f"use a version from {pins.min_minor} to {pins.max_minor}, or another channel (kfinstall channels)",
+        )
 
 
-def _ldap(cluster: ClusterFile, secrets: Secrets | None, need_secrets: bool, problems: Problems,
-          position: Position) -> None:
+def _ldap(
+    cluster: ClusterFile, secrets: Secrets | None, need_secrets: bool, problems: Problems, position: Position
+) -> None:
     auth = cluster.spec.auth
     if auth.type != "ldap":
         return
-    required = {"url": "ldaps://ldap.example.com:636", "bindDn": "cn=jupyterhub,ou=services,dc=example,dc=com",
-                "userSearchBase": "ou=people,dc=example,dc=com"}
+    required = {
+        "url": "ldaps://ldap.example.com:636",
+        "bindDn": "cn=jupyterhub,ou=services,dc=example,dc=com",
+        "userSearchBase": "ou=people,dc=example,dc=com",
+    }
     for key, example in required.items():
         if getattr(auth.ldap, _snake(key)) in (None, ""):
-            _err(problems, position, f"spec.auth.ldap.{key}", "required when spec.auth.type is ldap",
-                 f"set spec.auth.ldap.{key}, e.g. {example}")
+            _err(
+                problems,
+                position,
+                f"spec.auth.ldap.{key}",
+                "required when spec.auth.type is ldap",
+                f"set spec.auth.ldap.{key}, e.g. {example}",
+            )
     if need_secrets and secrets is not None and auth.ldap.bind_dn and not secrets.ldap_bind_password.get_secret_value():
-        problems.error("secrets.yml", "ldap_bind_password", "required when spec.auth.ldap.bindDn is set",
-                       "put the bind DN's password in secrets.yml (ldap_bind_password)")
+        problems.error(
+            "secrets.yml",
+            "ldap_bind_password",
+            "required when spec.auth.ldap.bindDn is set",
+            "put the bind DN's password in secrets.yml (ldap_bind_password)",
+        )
     if auth.ldap.url and auth.ldap.url.startswith("ldap://") and not auth.ldap.start_tls:
-        _warn(problems, position, "spec.auth.ldap.url", "passwords would cross the network in clear text",
-              "use ldaps:// or set spec.auth.ldap.startTls: true")
+        _warn(
+            problems,
+            position,
+            "spec.auth.ldap.url",
+            "passwords would cross the network in clear text",
+            "use ldaps:// or set spec.auth.ldap.startTls: true",
+        )
 
 
 def _snake(camel: str) -> str:
@@ -87,54 +115,109 @@ def _snake(camel: str) -> str:
 
 def _dummy_auth(cluster: ClusterFile, problems: Problems, position: Position) -> None:
     if cluster.spec.auth.type == "dummy" and cluster.spec.profile != "lab":
-        _err(problems, position, "spec.auth.type", "the dummy authenticator is only allowed in the lab profile",
-             "use spec.auth.type: ldap with spec.auth.ldap settings")
+        _err(
+            problems,
+            position,
+            "spec.auth.type",
+            "the dummy authenticator is only allowed in the lab profile",
+            "use spec.auth.type: ldap with spec.auth.ldap settings",
+        )
 
 
 def _gpu_stack(cluster: ClusterFile, inventory: Inventory | None, problems: Problems, position: Position) -> None:
     gpu, profile = cluster.spec.gpu, cluster.spec.profile
     if gpu.stack == "gke" and profile != "gcp":
-        _err(problems, position, "spec.gpu.stack", "gke drivers exist only on the gcp profile", "use gpu-operator or device-plugin")
+        _err(
+            problems,
+            position,
+            "spec.gpu.stack",
+            "gke drivers exist only on the gcp profile",
+            "use gpu-operator or device-plugin",
+        )
     if profile == "gcp" and gpu.enabled and gpu.stack != "gke":
-        _err(problems, position, "spec.gpu.stack", "on GKE the driver and device plugin are GKE's (one nvidia.com/gpu advertiser per node)",
-             "set spec.gpu.stack: gke")
+        _err(
+            problems,
+            position,
+            "spec.gpu.stack",
+            "on GKE the driver and device plugin are GKE's (one nvidia.com/gpu advertiser per node)",
+            "set spec.gpu.stack: gke",
+        )
     if inventory is None or profile == "gcp":
         return
     gpu_hosts = inventory.in_role("gpu")
     if gpu.enabled and not gpu_hosts:
-        _warn(problems, position, "spec.gpu.enabled", "GPU stack enabled but the gpu group is empty",
-              "add GPU hosts to the gpu group, or set spec.gpu.enabled: false")
+        _warn(
+            problems,
+            position,
+            "spec.gpu.enabled",
+            "GPU stack enabled but the gpu group is empty",
+            "add GPU hosts to the gpu group, or set spec.gpu.enabled: false",
+        )
     if not gpu.enabled and gpu_hosts:
-        _warn(problems, position, "spec.gpu.enabled", f"{len(gpu_hosts)} host(s) in the gpu group but the GPU stack is disabled",
-              "set spec.gpu.enabled: true to install drivers and the device plugin")
+        _warn(
+            problems,
+            position,
+            "spec.gpu.enabled",
+            f"{len(gpu_hosts)} host(s) in the gpu group but the GPU stack is disabled",
+            "set spec.gpu.enabled: true to install drivers and the device plugin",
+        )
 
 
 def _storage(cluster: ClusterFile, problems: Problems, position: Position) -> None:
     storage, profile = cluster.spec.storage, cluster.spec.profile
-    backend: dict[str, Any] = {"nfs": storage.nfs.enabled, "gluster": storage.gluster.enabled, "filestore": profile == "gcp"}
+    backend: dict[str, Any] = {
+        "nfs": storage.nfs.enabled,
+        "gluster": storage.gluster.enabled,
+        "filestore": profile == "gcp",
+    }
     if not backend[storage.default_class]:
-        _err(problems, position, "spec.storage.defaultClass", f"{storage.default_class} is not enabled",
-             f"enable spec.storage.{storage.default_class} or choose an enabled backend")
+        _err(
+            problems,
+            position,
+            "spec.storage.defaultClass",
+            f"{storage.default_class} is not enabled",
+            f"enable spec.storage.{storage.default_class} or choose an enabled backend",
+        )
     if profile == "gcp" and (storage.nfs.enabled or storage.gluster.enabled):
-        _err(problems, position, "spec.storage", "the gcp profile uses Filestore, not host NFS or GlusterFS",
-             "set spec.storage.nfs.enabled and spec.storage.gluster.enabled to false")
+        _err(
+            problems,
+            position,
+            "spec.storage",
+            "the gcp profile uses Filestore, not host NFS or GlusterFS",
+            "set spec.storage.nfs.enabled and spec.storage.gluster.enabled to false",
+        )
 
 
 def _package_mirror(cluster: ClusterFile, problems: Problems, position: Position) -> None:
     k8s = cluster.spec.kubernetes
     if k8s.package_source == "mirror" and not k8s.package_mirror:
-        _err(problems, position, "spec.kubernetes.packageMirror", "required when spec.kubernetes.packageSource is mirror",
-             "set the base URL of your package mirror, e.g. https://mirror.example.internal/kubernetes")
+        _err(
+            problems,
+            position,
+            "spec.kubernetes.packageMirror",
+            "required when spec.kubernetes.packageSource is mirror",
+            "set the base URL of your package mirror, e.g. https://mirror.example.internal/kubernetes",
+        )
 
 
 def _metallb(cluster: ClusterFile, problems: Problems, position: Position) -> None:
     metallb = cluster.spec.networking.metallb
     if metallb.enabled and not metallb.addresses:
-        _err(problems, position, "spec.networking.metallb.addresses", "required when MetalLB is enabled",
-             "list free addresses on the node network, e.g. [192.0.2.240/28]")
+        _err(
+            problems,
+            position,
+            "spec.networking.metallb.addresses",
+            "required when MetalLB is enabled",
+            "list free addresses on the node network, e.g. [192.0.2.240/28]",
+        )
     if metallb.enabled and cluster.spec.profile == "gcp":
-        _err(problems, position, "spec.networking.metallb.enabled", "MetalLB cannot announce addresses on GCP",
-             "set it to false; GKE provides LoadBalancer Services")
+        _err(
+            problems,
+            position,
+            "spec.networking.metallb.enabled",
+            "MetalLB cannot announce addresses on GCP",
+            "set it to false; GKE provides LoadBalancer Services",
+        )
 
 
 def _gcp(cluster: ClusterFile, problems: Problems, position: Position) -> None:
@@ -145,22 +228,43 @@ def _gcp(cluster: ClusterFile, problems: Problems, position: Position) -> None:
 def _serving(cluster: ClusterFile, problems: Problems, position: Position) -> None:
     serving = cluster.spec.components.serving
     if serving.max_replicas < serving.replicas:
-        _err(problems, position, "spec.components.serving.maxReplicas",
-             f"{serving.max_replicas} is below replicas ({serving.replicas})", "raise maxReplicas or lower replicas")
+        _err(
+            problems,
+            position,
+            "spec.components.serving.maxReplicas",
+            f"{serving.max_replicas} is below replicas ({serving.replicas})",
+            "raise maxReplicas or lower replicas",
+        )
     names = [m.name for m in serving.models]
     for name in sorted({n for n in names if names.count(n) > 1}):
-        _err(problems, position, "spec.components.serving.models", f"model {name!r} is listed twice", "give each model a unique name")
+        _err(
+            problems,
+            position,
+            "spec.components.serving.models",
+            f"model {name!r} is listed twice",
+            "give each model a unique name",
+        )
     if serving.gpu and not cluster.spec.gpu.enabled:
-        _err(problems, position, "spec.components.serving.gpu", "GPU serving needs the GPU stack",
-             "set spec.gpu.enabled: true or spec.components.serving.gpu: false")
+        _err(
+            problems,
+            position,
+            "spec.components.serving.gpu",
+            "GPU serving needs the GPU stack",
+            "set spec.gpu.enabled: true or spec.components.serving.gpu: false",
+        )
 
 
-def _control_plane_endpoint(cluster: ClusterFile, inventory: Inventory | None, problems: Problems,
-                            position: Position) -> None:
+def _control_plane_endpoint(
+    cluster: ClusterFile, inventory: Inventory | None, problems: Problems, position: Position
+) -> None:
     if inventory is None or cluster.spec.profile == "gcp":
         return
     count = len(inventory.in_role("kube_control_plane"))
     if count >= 3 and not cluster.spec.kubernetes.control_plane_endpoint:
-        _err(problems, position, "spec.kubernetes.controlPlaneEndpoint",
-             f"{count} control-plane hosts need a shared API address (kube-vip)",
-             "set a free IP on the node network as spec.kubernetes.controlPlaneEndpoint")
+        _err(
+            problems,
+            position,
+            "spec.kubernetes.controlPlaneEndpoint",
+            f"{count} control-plane hosts need a shared API address (kube-vip)",
+            "set a free IP on the node network as spec.kubernetes.controlPlaneEndpoint",
+        )

@@ -55,8 +55,9 @@ def _is_active(path: str, active: dict[str, Any]) -> bool:
     return any(key == path or key.startswith(path + ".") for key in active)
 
 
-def _lines(model: type[BaseModel], prefix: str, effective: dict[str, Any], active: dict[str, Any],
-           depth: int) -> list[str]:
+def _lines(
+    model: type[BaseModel], prefix: str, effective: dict[str, Any], active: dict[str, Any], depth: int
+) -> list[str]:
     out: list[str] = []
     indent = "  " * depth
     for name, info in model.model_fields.items():
@@ -91,9 +92,15 @@ def effective_spec(profile: str, channel: str) -> dict[str, Any]:
 def render_sample(profile: str, channel: str, name: str, site_values: dict[str, Any]) -> str:
     """kfinstall.yaml text: `site_values` maps dotted spec paths to the values written active."""
     active = {"spec.profile": profile, "spec.channel": channel, **{f"spec.{k}": v for k, v in site_values.items()}}
-    lines = [HEADER.format(profile=profile).rstrip(), f"apiVersion: {API_VERSION}", f"kind: {KIND}", "metadata:",
-             "  # Cluster name: a DNS label; names the state directory and the Pulumi stack.", f"  name: {name}",
-             "spec:"]
+    lines = [
+        HEADER.format(profile=profile).rstrip(),
+        f"apiVersion: {API_VERSION}",
+        f"kind: {KIND}",
+        "metadata:",
+        "  # Cluster name: a DNS label; names the state directory and the Pulumi stack.",
+        f"  name: {name}",
+        "spec:",
+    ]
     lines += _lines(Spec, "spec", effective_spec(profile, channel), active, 1)
     while lines[-1] == "":
         lines.pop()
@@ -111,7 +118,9 @@ def write_samples(root: Path | None = None) -> list[Path]:
     for profile, site in sample_sites().items():
         target = root / profile / "kfinstall.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(render_sample(profile, site["channel"], site["name"], site.get("values", {})), encoding="utf-8")
+        target.write_text(
+            render_sample(profile, site["channel"], site["name"], site.get("values", {})), encoding="utf-8"
+        )
         written.append(target)
     return written
 

@@ -40,21 +40,26 @@ class LoadedYaml:
         return found
 
 
+_SCALARS: dict[str, type] = {
+    "ScalarFloat": float,
+    "ScalarBoolean": bool,
+    "ScalarInt": int,
+    "HexInt": int,
+    "OctalInt": int,
+    "BinaryInt": int,
+}
+
+
 def _plain(node: Any) -> Any:
     """Round-trip nodes to plain dicts/lists/scalars, so pydantic sees ordinary Python values."""
     if isinstance(node, dict):
         return {str(k): _plain(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_plain(v) for v in node]
-    if hasattr(node, "real") and type(node).__name__ == "ScalarFloat":
-        return float(node)
-    if type(node).__name__ in {"ScalarBoolean"}:
-        return bool(node)
-    if type(node).__name__ in {"ScalarInt", "HexInt", "OctalInt", "BinaryInt"}:
-        return int(node)
-    if isinstance(node, str):
-        return str(node)
-    return node
+    convert = _SCALARS.get(type(node).__name__)
+    if convert is not None:
+        return convert(node)
+    return str(node) if isinstance(node, str) else node
 
 
 def load_yaml(path: Path, display: str, problems: Problems, required: bool = True) -> LoadedYaml | None:
@@ -66,8 +71,12 @@ def load_yaml(path: Path, display: str, problems: Problems, required: bool = Tru
             problems.error(display, "", "file not found", f"create {path} (kfinstall init --profile P DIR makes one)")
         return None
     except (OSError, UnicodeDecodeError) as exc:
-        problems.error(display, "", f"cannot read the file ({exc.__class__.__name__}: {exc})",
-                       f"check the permissions and encoding of {path} (UTF-8, readable by this user)")
+        problems.error(
+            display,
+            "",
+            f"cannot read the file ({exc.__class__.__name__}: {exc})",
+            f"check the permissions and encoding of {path} (UTF-8, readable by this user)",
+        )
         return None
     return parse_yaml_text(text, path, display, problems)
 
@@ -81,12 +90,18 @@ def parse_yaml_text(text: str, path: Path, display: str, problems: Problems) -> 
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         what = (exc.problem or exc.context or "invalid YAML").strip()
-        problems.error(display, "", f"YAML syntax error: {what}",
-                       "fix the YAML at that line (check indentation, quotes and colons)",
-                       line=line, column=column)
+        problems.error(
+            display,
+            "",
+            f"YAML syntax error: {what}",
+            "fix the YAML at that line (check indentation, quotes and colons)",
+            line=line,
+            column=column,
+        )
         return None
     except Exception as exc:  # ruamel raises a few unmarked errors (duplicate keys, bad tags)
-        problems.error(display, "", f"YAML error: {exc}".splitlines()[0],
-                       "fix the YAML (duplicate keys are not allowed)")
+        problems.error(
+            display, "", f"YAML error: {exc}".splitlines()[0], "fix the YAML (duplicate keys are not allowed)"
+        )
         return None
     return LoadedYaml(path=path, data=_plain(tree), tree=tree)
