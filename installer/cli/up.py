@@ -2,39 +2,52 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from installer.cli.common import inventory_option, output_option, set_option, state_dir_option
+from installer.cli.common import emit_json, inventory_option, output_option, set_option, state_dir_option, stdout
 from installer.config.load import load
-from installer.errors import NotBuilt
+from installer.phases import UP_PHASES
+from installer.up import run_up
 
-PHASES = ("preflight", "hosts", "platform", "verify")
+
+def _ask(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    return click.confirm(question, default=False)
 
 
 @click.command()
 @inventory_option
 @set_option
 @state_dir_option
-@click.option("--only", type=click.Choice(PHASES), default=None, help="Run this phase alone.")
-@click.option("--from", "from_phase", type=click.Choice(PHASES), default=None, help="Start at this phase.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation before changing hosts.")
+@click.option("--only", type=click.Choice(UP_PHASES), default=None, help="Run preflight and then this phase alone.")
+@click.option("--from", "start_at", type=click.Choice(UP_PHASES), default=None, help="Start at this phase.")
+@click.option("--yes", is_flag=True, help="Do not ask before changing hosts (required when not on a terminal).")
 @output_option
 def up(
     inventory: Path,
     sets: tuple[str, ...],
     state_dir: Path | None,
     only: str | None,
-    from_phase: str | None,
+    start_at: str | None,
     yes: bool,
     output: str,
 ) -> None:
     """Bring the site to the state kfinstall.yaml describes (re-runs converge).
 
-    Validates everything first (exit 2 on bad input), then runs the phases in order.
+    Validates everything first (exit 2), checks the hosts (exit 3), then runs the phases in order
+    (exit 4 names the failing host and task). Every run leaves STATE/runs/<id>/.
     """
-    load(inventory, sets, need_secrets=True, state_dir=state_dir)
-    raise NotBuilt(
-        "the host and platform phases are not built yet (issues 3 and 4); `kfinstall plan` shows what they will do"
-    )
+    cfg = load(inventory, sets, need_secrets=True, state_dir=state_dir)
+    report = run_up(cfg, stdout, only=only, start_at=start_at, confirm=None if yes else _ask)
+    if output == "json":
+        emit_json(report.as_dict())
+        return
+    for phase in report.phases:
+        stdout.print(f"{phase.name}: {phase.status} ({phase.duration_s:.1f} s)", markup=False)
+    for host, stats in sorted(report.as_dict()["hosts"].items()):
+        stdout.print(f"  {host}: " + " ".join(f"{k}={v}" for k, v in stats.items()), markup=False)
+    stdout.print(f"run record: {report.record}", markup=False)

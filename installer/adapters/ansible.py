@@ -1,0 +1,203 @@
+"""The only module that drives Ansible (through ansible-runner): playbooks and ad-hoc fact runs.
+
+Gotchas handled here (measured, see the research notes): the venv's bin dir must be on PATH or
+ansible-playbook is not found; `suppress_env_files=True` or a `--check` persists into later runs
+and extra vars land on disk; a fresh ident per run or job events of two runs mix.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from installer.paths import data_dir
+
+EventSink = Callable[[dict[str, Any]], None]
+HOST_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
+
+
+@dataclass
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Failure:
+    host: str
+    task: str
+    message: str
+
+
+@dataclass
+class PlaybookResult:
+    status: str
+    rc: int
+    duration_s: float
+    hosts: dict[str, HostStats] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    diffs: list[dict[str, Any]] = field(default_factory=list)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and not self.failures
+
+
+def _environment() -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)
+    playbooks = data_dir("playbooks")
+    return {
+        "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_ROLES_PATH": str(playbooks / "roles"),
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        "ANSIBLE_FORKS": "20",
+        # The same inventory plugins the config loader used: what validated is what runs.
+        "ANSIBLE_INVENTORY_ENABLED": "yaml,ini",
+    }
+
+
+def _message(res: dict[str, Any]) -> str:
+    text = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    return str(text).strip().splitlines()[0] if str(text).strip() else "failed without a message"
+
+
+class _Collector:
+    """Folds ansible-runner events into per-host counts, failures, diffs and facts."""
+
+    def __init__(self, sink: EventSink | None) -> None:
+        self.sink = sink
+        self.hosts: dict[str, HostStats] = {}
+        self.failures: list[Failure] = []
+        self.diffs: list[dict[str, Any]] = []
+        self.facts: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        data = event.get("event_data", {})
+        kind = event.get("event", "")
+        if kind in HOST_EVENTS and not data.get("ignore_errors"):
+            self._count(kind, data)
+        if self.sink is not None:
+            self.sink(
+                {
+                    "event": kind,
+                    "host": data.get("host"),
+                    "task": data.get("task"),
+                    "changed": bool(data.get("res", {}).get("changed")),
+                    "created": event.get("created"),
+                }
+            )
+        return True
+
+    def _count(self, kind: str, data: dict[str, Any]) -> None:
+        host, res = data.get("host", "?"), data.get("res", {}) or {}
+        stats = self.hosts.setdefault(host, HostStats())
+        if kind == "runner_on_ok":
+            stats.ok += 1
+            stats.changed += int(bool(res.get("changed")))
+            if res.get("diff") and res.get("changed"):
+                self.diffs.append({"host": host, "task": data.get("task"), "diff": res["diff"]})
+            if "ansible_facts" in res:
+                self.facts.setdefault(host, {}).update(res["ansible_facts"])
+        elif kind == "runner_on_failed":
+            stats.failed += 1
+            self.failures.append(Failure(host, str(data.get("task", "?")), _message(res)))
+        elif kind == "runner_on_unreachable":
+            stats.unreachable += 1
+            self.failures.append(Failure(host, str(data.get("task", "?")), "unreachable: " + _message(res)))
+        else:
+            stats.skipped += 1
+
+
+def run_playbook(
+    playbook: str,
+    inventory: Path,
+    extravars: dict[str, Any],
+    work_dir: Path,
+    *,
+    check: bool = False,
+    limit: str | None = None,
+    sink: EventSink | None = None,
+    cancel: Callable[[], bool] = lambda: False,
+) -> PlaybookResult:
+    """Run playbooks/<playbook> against `inventory`; never raises on task failure (see the result)."""
+    collector = _Collector(sink)
+    cmdline = " ".join(
+        part for part in ("--check --diff" if check else "", f"--limit {limit}" if limit else "") if part
+    )
+    start = time.monotonic()
+    runner = ansible_runner.run(
+        private_data_dir=str(work_dir),
+        playbook=str(data_dir("playbooks") / playbook),
+        inventory=str(inventory.resolve()),
+        extravars=extravars,
+        envvars=_environment(),
+        cmdline=cmdline or None,
+        event_handler=collector,
+        cancel_callback=cancel,
+        suppress_env_files=True,
+        quiet=True,
+        rotate_artifacts=10,
+    )
+    return PlaybookResult(
+        status=runner.status,
+        rc=int(runner.rc or 0),
+        duration_s=time.monotonic() - start,
+        hosts=collector.hosts,
+        failures=collector.failures,
+        diffs=collector.diffs,
+    )
+
+
+def run_module(
+    module: str,
+    args: str,
+    inventory: Path,
+    work_dir: Path,
+    *,
+    become: bool = False,
+    pattern: str = "all",
+    cancel: Callable[[], bool] = lambda: False,
+) -> PlaybookResult:
+    """An ad-hoc module on every host (used by preflight: facts, sudo); facts land in result.facts."""
+    collector = _Collector(None)
+    start = time.monotonic()
+    runner = ansible_runner.run(
+        private_data_dir=str(work_dir),
+        module=module,
+        module_args=args,
+        host_pattern=pattern,
+        inventory=str(inventory.resolve()),
+        envvars=_environment(),
+        cmdline="--become" if become else None,
+        event_handler=collector,
+        cancel_callback=cancel,
+        suppress_env_files=True,
+        quiet=True,
+        rotate_artifacts=10,
+    )
+    return PlaybookResult(
+        status=runner.status,
+        rc=int(runner.rc or 0),
+        duration_s=time.monotonic() - start,
+        hosts=collector.hosts,
+        failures=collector.failures,
+        facts=collector.facts,
+    )

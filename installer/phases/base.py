@@ -1,0 +1,41 @@
+"""What every phase receives (RunContext) and returns (PhaseResult)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from installer.config.resolved import ClusterConfig
+from installer.runs import RunRecord
+
+
+@dataclass
+class RunContext:
+    cfg: ClusterConfig
+    record: RunRecord
+    console: Console
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel_requested(self) -> bool:
+        return self.cancelled.is_set()
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    status: str  # ok | failed | skipped | interrupted
+    duration_s: float = 0.0
+    hosts: dict[str, dict[str, int]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "duration_s": round(self.duration_s, 2),
+            "hosts": self.hosts,
+            **self.details,
+        }

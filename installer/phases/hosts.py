@@ -1,0 +1,67 @@
+"""The host phase: playbooks/site.yml with the model's kf_* extra vars. A failure names host and task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from installer.adapters.ansible import EventSink, PlaybookResult, run_playbook
+from installer.errors import Interrupted, PhaseFailed
+from installer.phases.base import PhaseResult, RunContext
+from installer.progress import HostProgress
+
+SITE_PLAYBOOK = "site.yml"
+
+
+def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
+    if not ctx.cfg.profile.host_phase:
+        return PhaseResult("hosts", "skipped", details={"reason": f"profile {ctx.cfg.spec.profile} has no hosts"})
+    inventory = ctx.cfg.inventory.path
+    assert inventory is not None
+    with HostProgress(ctx.console, "hosts (check)" if check else "hosts") as view:
+        result = run_playbook(
+            SITE_PLAYBOOK,
+            inventory,
+            ctx.cfg.ansible_vars(),
+            ctx.record.path / "ansible",
+            check=check,
+            sink=_recording(ctx, view),
+            cancel=ctx.cancel_requested,
+        )
+    phase = _to_phase(result, check)
+    ctx.record.write_json("hosts.json", phase.as_dict())
+    if ctx.cancel_requested() or result.status == "canceled":
+        raise Interrupted(f"interrupted during the host phase; run record {ctx.record.path}; re-run to converge")
+    if not result.ok:
+        raise PhaseFailed(_failure_text(result, ctx))
+    return phase
+
+
+def _recording(ctx: RunContext, view: HostProgress) -> EventSink:
+    """Every event goes to the run record (redacted) and to the live view."""
+
+    def sink(event: dict[str, Any]) -> None:
+        ctx.record.append_event(event)
+        view(event)
+
+    return sink
+
+
+def _to_phase(result: PlaybookResult, check: bool) -> PhaseResult:
+    return PhaseResult(
+        "hosts",
+        "ok" if result.ok else "failed",
+        result.duration_s,
+        hosts={name: stats.as_dict() for name, stats in result.hosts.items()},
+        details={
+            "check": check,
+            "failures": [f.__dict__ for f in result.failures],
+            **({"diffs": result.diffs} if check else {}),
+        },
+    )
+
+
+def _failure_text(result: PlaybookResult, ctx: RunContext) -> str:
+    lines = [f"host phase failed ({result.status}, rc {result.rc}); run record {ctx.record.path}"]
+    lines += [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
+    lines.append("fix the cause and run the same command again: finished tasks are not repeated")
+    return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""Preflight: refuse (exit 3) before changing anything when a host is unfit.
+
+Checks over SSH with two ad-hoc Ansible runs: reachability and facts (OS, free disk, clock), and
+passwordless sudo. Thresholds below say why they are what they are.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from installer.adapters.ansible import PlaybookResult, run_module
+from installer.errors import Interrupted, PreflightError
+from installer.phases.base import PhaseResult, RunContext
+
+SUPPORTED_OS_FAMILIES = ("Debian",)  # the roles install with apt
+MIN_FREE_ROOT_GB = 10  # images + kubelet eviction headroom (kubelet evicts below 10-15 % free)
+MAX_CLOCK_SKEW_S = 10  # certificates and etcd leases go wrong well before a minute of skew
+FACTS = "gather_subset=!all,!min,distribution,date_time,mounts"
+
+
+def run(ctx: RunContext) -> PhaseResult:
+    start = time.monotonic()
+    if not ctx.cfg.profile.host_phase:
+        return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": ["no hosts"]})
+    inventory = ctx.cfg.inventory.path
+    assert inventory is not None
+    facts = run_module(
+        "ansible.builtin.setup", FACTS, inventory, ctx.record.path / "ansible-preflight", cancel=ctx.cancel_requested
+    )
+    _stop_if_cancelled(ctx, facts)
+    sudo = run_module(
+        "ansible.builtin.command",
+        "id -u",
+        inventory,
+        ctx.record.path / "ansible-preflight",
+        become=True,
+        cancel=ctx.cancel_requested,
+    )
+    _stop_if_cancelled(ctx, sudo)
+    problems = host_problems(facts, sudo, time.time(), [h.name for h in ctx.cfg.inventory.hosts])
+    ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(facts.facts)})
+    if problems:
+        raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))
+    return PhaseResult(
+        "preflight", "ok", time.monotonic() - start, details={"checks": ["ssh", "os", "disk", "clock", "sudo"]}
+    )
+
+
+def _stop_if_cancelled(ctx: RunContext, result: PlaybookResult) -> None:
+    if ctx.cancel_requested() or result.status == "canceled":
+        raise Interrupted("interrupted during preflight; nothing was changed")
+
+
+def host_problems(facts: PlaybookResult, sudo: PlaybookResult, now: float, hosts: list[str]) -> list[str]:
+    """One line per unfit host: what is wrong and how to fix it."""
+    problems = []
+    for host in hosts:
+        host_facts = facts.facts.get(host)
+        if host_facts is None:
+            reason = next((f.message for f in facts.failures if f.host == host), "no facts returned")
+            problems.append(f"{host}: not reachable over SSH ({reason}); check ansible_host, the SSH key and firewall")
+            continue
+        problems += _fact_problems(host, host_facts, now)
+        if not any(f.host == host for f in facts.failures) and _sudo_failed(sudo, host):
+            problems.append(
+                f"{host}: cannot become root without a password; "
+                "allow passwordless sudo for ansible_user or log in as root"
+            )
+    return problems
+
+
+def _sudo_failed(sudo: PlaybookResult, host: str) -> bool:
+    return any(f.host == host for f in sudo.failures) or host not in sudo.hosts or sudo.hosts[host].ok == 0
+
+
+def _fact_problems(host: str, facts: dict[str, Any], now: float) -> list[str]:
+    found = []
+    family = facts.get("ansible_os_family", "?")
+    if family not in SUPPORTED_OS_FAMILIES:
+        found.append(
+            f"{host}: OS family {family} ({facts.get('ansible_distribution', '?')}) is not supported; "
+            "use Debian 12+ or Ubuntu 22.04+"
+        )
+    root = next((m for m in facts.get("ansible_mounts", []) if m.get("mount") == "/"), None)
+    if root is not None and root.get("size_available", 0) < MIN_FREE_ROOT_GB * 1024**3:
+        free = root.get("size_available", 0) / 1024**3
+        found.append(f"{host}: only {free:.1f} GB free on / (needs {MIN_FREE_ROOT_GB} GB); free space or grow the disk")
+    epoch = facts.get("ansible_date_time", {}).get("epoch")
+    if epoch is not None and abs(float(epoch) - now) > MAX_CLOCK_SKEW_S:
+        found.append(f"{host}: clock is {float(epoch) - now:+.0f} s off this machine's; enable time sync (chrony)")
+    return found

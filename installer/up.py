@@ -1,0 +1,131 @@
+"""`kfinstall up`: the ordered phases under one lock, one run record, and a state update.
+
+Ctrl-C sets a flag that ansible-runner polls (cancel_callback), so the child ansible-playbook is
+stopped cleanly, the run record is kept and the exit code is 130. A re-run converges.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from installer.config.resolved import ClusterConfig
+from installer.errors import KfinstallError, PreflightError
+from installer.lock import run_lock
+from installer.phases import UP_PHASES, PhaseResult, RunContext, hosts, preflight
+from installer.runs import RunRecord
+from installer.state import HistoryEntry, State, read_state, write_state
+
+PhaseFn = Callable[[RunContext], PhaseResult]
+
+
+def _platform(ctx: RunContext) -> PhaseResult:
+    from installer.phases import platform
+
+    return platform.run(ctx)
+
+
+def _verify(ctx: RunContext) -> PhaseResult:
+    from installer.phases import verify
+
+    return verify.run(ctx)
+
+
+PHASES: dict[str, PhaseFn] = {"preflight": preflight.run, "hosts": hosts.run, "platform": _platform, "verify": _verify}
+
+
+@dataclass
+class UpReport:
+    run_id: str
+    record: str
+    phases: list[PhaseResult] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        hosts: dict[str, dict[str, int]] = {}
+        for phase in self.phases:
+            hosts.update(phase.hosts)
+        return {
+            "runId": self.run_id,
+            "record": self.record,
+            "hosts": hosts,
+            "phases": [p.as_dict() for p in self.phases],
+        }
+
+
+def selected_phases(only: str | None, start_at: str | None) -> list[str]:
+    if only:
+        return ["preflight", only] if only != "preflight" else ["preflight"]
+    names = list(UP_PHASES)
+    return names[names.index(start_at) :] if start_at else names
+
+
+@contextmanager
+def _interrupt_sets(flag: Any) -> Iterator[None]:
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda *_: flag.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_up(
+    cfg: ClusterConfig,
+    console: Console,
+    *,
+    only: str | None = None,
+    start_at: str | None = None,
+    confirm: Callable[[str], bool] | None = None,
+) -> UpReport:
+    """Run the phases; raises PreflightError (3), PhaseFailed (4) or Interrupted (130)."""
+    names = selected_phases(only, start_at)
+    changing = [n for n in names if n in {"hosts", "platform"}]
+    if changing and confirm is not None and not confirm(_question(cfg, changing)):
+        raise PreflightError("not confirmed; nothing was changed")
+    with run_lock(cfg.state_dir, "up"):
+        record = RunRecord.start(cfg, "up " + " ".join(names))
+        ctx = RunContext(cfg=cfg, record=record, console=console)
+        report = UpReport(run_id=record.run_id, record=str(record.path))
+        with _interrupt_sets(ctx.cancelled):
+            try:
+                for name in names:
+                    report.phases.append(PHASES[name](ctx))
+            except KfinstallError as exc:
+                report.phases.append(PhaseResult(name, type(exc).__name__))
+                _finish(cfg, report, record, "failed")
+                raise
+        _finish(cfg, report, record, "ok")
+        return report
+
+
+def _question(cfg: ClusterConfig, changing: list[str]) -> str:
+    hosts = len(cfg.inventory.hosts)
+    return f"Apply {' and '.join(changing)} to cluster {cfg.name} ({hosts} host(s))?"
+
+
+def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord, result: str) -> None:
+    record.write_json("summary.json", {**report.as_dict(), "result": result})
+    state = read_state(cfg.state_dir) or State(cluster=cfg.name)
+    done = [p.name for p in report.phases if p.status == "ok"]
+    state.phases_done = sorted(set(state.phases_done) | set(done))
+    state.last_run_id = report.run_id
+    if "hosts" in done:
+        state.kubernetes_version = cfg.kubernetes_version
+    if "platform" in done:
+        state.installed_channel = cfg.release.channel
+    state.history.append(
+        HistoryEntry(
+            at=time.strftime("%FT%TZ", time.gmtime()),
+            action="up",
+            run_id=report.run_id,
+            to_channel=cfg.release.channel,
+            result=result,
+        )
+    )
+    write_state(cfg.state_dir, state)
