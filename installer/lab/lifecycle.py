@@ -185,7 +185,8 @@ def _start_vms(
     wanted = {spec.name for spec in specs}
     for name in sorted(set(record.vm_pids) - wanted):
         say(f"stopping {name}")
-        vms.stop_vm(settings, name, None)
+        vms.request_poweroff(settings, name, _vm_address(settings, name))
+        vms.stop_vm(settings, name)
         record.vm_pids.pop(name, None)
     for spec in specs:
         if vms.vm_pid(settings, spec.name) is None:
@@ -270,15 +271,21 @@ def lab_down(work_dir: Path | None = None, *, purge: bool = False, report: Repor
 
 
 def _stop_vms(settings: LabSettings, record: RunRecord, say: Reporter) -> None:
-    names = set(record.vm_pids) | {p.stem for p in settings.run_dir.glob("vm*.pid")}
-    for name in sorted(names):
-        index = int(name.removeprefix("vm")) if name.removeprefix("vm").isdigit() else None
-        address = settings.vm_ip(index) if index else None
-        if vms.stop_vm(settings, name, address) is not None:
+    """All guests are asked to power off first, so their shutdowns overlap."""
+    recorded = set(record.vm_pids) | {p.stem for p in settings.run_dir.glob("vm*.pid")}
+    names = sorted(n for n in recorded if n.removeprefix("vm").isdigit())
+    for name in names:
+        vms.request_poweroff(settings, name, _vm_address(settings, name))
+    for name in names:
+        if vms.stop_vm(settings, name) is not None:
             say(f"stopped {name}")
-    taps = set(record.created_taps) | {vms.VmSpec(n, int(n[2:]), "").tap for n in names if n[2:].isdigit()}
+    taps = set(record.created_taps) | {vms.VmSpec(n, int(n.removeprefix("vm")), "").tap for n in names}
     for tap in sorted(taps):
         vms.remove_tap(tap)
+
+
+def _vm_address(settings: LabSettings, name: str) -> str:
+    return settings.vm_ip(int(name.removeprefix("vm")))
 
 
 def _remove_nested_containerd_cgroups() -> None:

@@ -205,15 +205,23 @@ def configure_vm(settings: LabSettings, spec: VmSpec, etc_hosts: list[tuple[str,
         raise PhaseFailed(f"configuring {spec.name} over SSH failed: {proc.stderr.strip()}")
 
 
-def stop_vm(settings: LabSettings, name: str, address: str | None) -> int | None:
-    """Ask the guest to power off, then end our qemu by PID; removes its tap and overlay."""
+def request_poweroff(settings: LabSettings, name: str, address: str) -> None:
+    """Ask the guest to shut down cleanly (does not wait); harmless when it is not running."""
+    if vm_pid(settings, name) is None:
+        return
+    # a hung guest must not stop the teardown: stop_vm ends qemu by PID after a grace period
+    with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+        ssh_run(settings.ssh_key, address, "systemctl poweroff --no-block", timeout=10)
+
+
+def stop_vm(settings: LabSettings, name: str, grace: float = 15.0) -> int | None:
+    """Wait up to `grace` seconds for the guest to power off, then end our qemu by PID.
+
+    Removes the VM's overlay disk. Call request_poweroff first for a clean shutdown.
+    """
     pid = vm_pid(settings, name)
     if pid is not None:
-        if address:
-            # a hung guest must not stop the teardown: qemu is ended by PID below
-            with contextlib.suppress(subprocess.TimeoutExpired, OSError):
-                ssh_run(settings.ssh_key, address, "systemctl poweroff --no-block", timeout=10)
-        _wait_exit(pid, limit=15)
+        _wait_exit(pid, limit=grace)
         if vm_pid(settings, name) is not None:
             os.kill(pid, 15)
             _wait_exit(pid, limit=5)
