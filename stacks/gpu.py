@@ -1,0 +1,92 @@
+"""GPU stack: the NVIDIA GPU Operator (host driver and toolkit left to Ansible) or the bare device
+plugin plus dcgm-exporter; on GKE nothing, because GKE installs driver and device plugin itself
+and a node must have exactly one nvidia.com/gpu advertiser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace
+
+NAMESPACE = "gpu-operator"
+TIME_SLICING_CONFIG = "kfinstall-time-slicing"
+DCGM_PORT_NAME = "metrics"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GpuArgs(ComponentArgs):
+    monitoring_release: str | None = None
+    """kube-prometheus-stack's release name: ServiceMonitors carry it as their `release` label."""
+
+
+def _time_slicing(replicas: int) -> dict[str, str]:
+    """Device plugin sharing config: each GPU is advertised `replicas` times (no isolation)."""
+    resources = [{"name": "nvidia.com/gpu", "replicas": replicas}]
+    config = {"version": "v1", "sharing": {"timeSlicing": {"resources": resources}}}
+    return {"any": yaml.safe_dump(config, sort_keys=False)}
+
+
+class Gpu(pulumi.ComponentResource):
+    """Makes nvidia.com/gpu schedulable and exports DCGM metrics to Prometheus."""
+
+    def __init__(self, name: str, args: GpuArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kfinstall:platform:Gpu", name, None, opts)
+        self._name, self._args = name, args
+        gpu = args.cfg.spec.gpu
+        self.ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="privileged", component="gpu")
+        deps: list[pulumi.Resource] = [self.ns, *args.depends_on]
+        if gpu.time_slicing_replicas > 1:
+            deps.append(k8s.core.v1.ConfigMap(
+                f"{name}-time-slicing", metadata=k({"name": TIME_SLICING_CONFIG, "namespace": NAMESPACE,
+                                                    "labels": labels("gpu")}),
+                data=_time_slicing(gpu.time_slicing_replicas), opts=child_opts(self, args, [self.ns])))
+        self.releases = (self._operator(deps) if gpu.stack == "gpu-operator" else self._device_plugin(deps))
+        self.register_outputs({"namespace": NAMESPACE})
+
+    def _sharing(self) -> dict[str, Any]:
+        if self._args.cfg.spec.gpu.time_slicing_replicas <= 1:
+            return {}
+        return {"config": {"name": TIME_SLICING_CONFIG, "default": "any"}}
+
+    def _operator(self, deps: list[pulumi.Resource]) -> list[pulumi.Resource]:
+        gpu = self._args.cfg.spec.gpu
+        computed: dict[str, Any] = {
+            "mig": {"strategy": gpu.mig.strategy if gpu.mig.strategy != "none" else "single"},
+            "devicePlugin": self._sharing(),
+            "dcgmExporter": {"serviceMonitor": {"enabled": True,
+                                                "additionalLabels": self._release_label()}},
+        }
+        if gpu.mig.config:
+            computed["migManager"] = {"config": {"default": gpu.mig.config}}
+        release = helm_release(self, self._args, "gpu-operator", ns=NAMESPACE, computed=computed, depends_on=deps)
+        return [release]
+
+    def _device_plugin(self, deps: list[pulumi.Resource]) -> list[pulumi.Resource]:
+        gpu = self._args.cfg.spec.gpu
+        computed = {"migStrategy": gpu.mig.strategy, **self._sharing()}
+        plugin = helm_release(self, self._args, "nvidia-device-plugin", ns=NAMESPACE, computed=computed,
+                              depends_on=deps)
+        dcgm = helm_release(self, self._args, "dcgm-exporter", ns=NAMESPACE, depends_on=deps)
+        monitor = self._service_monitor([dcgm, *self._args.depends_on])
+        return [plugin, dcgm, monitor]
+
+    def _release_label(self) -> dict[str, str]:
+        release = self._args.monitoring_release
+        return {"release": release} if release else {}
+
+    def _service_monitor(self, deps: list[pulumi.Resource]) -> pulumi.Resource:
+        """Our own ServiceMonitor (the chart's is disabled) so its selector and label are reviewable."""
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-dcgm-servicemonitor", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+            metadata=k({"name": "dcgm-exporter", "namespace": NAMESPACE,
+                        "labels": {**labels("gpu", "dcgm-exporter"), **self._release_label()}}),
+            spec=k({"selector": {"matchLabels": {"app.kubernetes.io/name": "dcgm-exporter"}},
+                    "namespaceSelector": {"matchNames": [NAMESPACE]},
+                    "endpoints": [{"port": DCGM_PORT_NAME, "path": "/metrics", "interval": "15s"}]}),
+            opts=child_opts(self, self._args, deps))

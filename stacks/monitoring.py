@@ -1,0 +1,76 @@
+"""Monitoring: kube-prometheus-stack, the Grafana admin password from secrets.yml, a GPU dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
+
+NAMESPACE = "monitoring"
+RELEASE = "kube-prometheus-stack"
+GRAFANA_SECRET = "grafana-admin"  # noqa: S105 - a Secret object name
+DASHBOARD = Path(__file__).resolve().parent / "dashboards" / "gpu.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitoringArgs(ComponentArgs):
+    storage_class: str
+    """StorageClass of Prometheus's volume (the cluster default)."""
+    ingress_class: str | None = None
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Prometheus (with the operator CRDs later components use), Grafana and Alertmanager."""
+
+    release_name: str = RELEASE
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("kfinstall:platform:Monitoring", name, None, opts)
+        self._name, self._args = name, args
+        ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="privileged", component="monitoring")
+        admin = self._admin_secret(ns)
+        dashboard = self._gpu_dashboard(ns)
+        spec = args.cfg.spec.components.monitoring
+        self.release = helm_release(self, args, RELEASE, ns=NAMESPACE, computed=self._values(), overrides=spec.values,
+                                    depends_on=[ns, admin, dashboard, *args.depends_on])
+        self.register_outputs({"release": RELEASE, "namespace": NAMESPACE})
+
+    def _admin_secret(self, ns: pulumi.Resource) -> k8s.core.v1.Secret:
+        # A Secret object rather than a chart value: the password never enters Helm's release record.
+        return k8s.core.v1.Secret(
+            f"{self._name}-grafana-admin", metadata=k({"name": GRAFANA_SECRET, "namespace": NAMESPACE,
+                                                       "labels": labels("monitoring", "grafana")}),
+            type="Opaque", string_data={"admin-user": "admin",
+                                        "admin-password": secret(self._args.cfg, "grafana_admin_password")},
+            opts=child_opts(self, self._args, [ns]))
+
+    def _gpu_dashboard(self, ns: pulumi.Resource) -> k8s.core.v1.ConfigMap:
+        # Grafana's sidecar loads every ConfigMap labelled grafana_dashboard=1 (charts/kube-prometheus-stack).
+        return k8s.core.v1.ConfigMap(
+            f"{self._name}-gpu-dashboard", metadata=k({"name": "kfinstall-gpu-dashboard", "namespace": NAMESPACE,
+                                                       "labels": {**labels("monitoring"), "grafana_dashboard": "1"}}),
+            data={"kfinstall-gpu.json": DASHBOARD.read_text(encoding="utf-8")},
+            opts=child_opts(self, self._args, [ns]))
+
+    def _values(self) -> dict[str, Any]:
+        spec = self._args.cfg.spec.components.monitoring
+        claim = {"spec": {"storageClassName": self._args.storage_class, "accessModes": ["ReadWriteOnce"],
+                          "resources": {"requests": {"storage": spec.storage_size}}}}
+        values: dict[str, Any] = {
+            "prometheus": {"prometheusSpec": {"retention": spec.retention,
+                                              "storageSpec": {"volumeClaimTemplate": claim}}},
+            "grafana": {"admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user",
+                                  "passwordKey": "admin-password"}},
+        }
+        host = self._args.cfg.spec.networking.ingress.host
+        if host and self._args.ingress_class:
+            values["grafana"]["ingress"] = {"enabled": True, "ingressClassName": self._args.ingress_class,
+                                            "hosts": [host], "path": "/grafana"}
+            values["grafana"]["grafana.ini"] = {"server": {"root_url": "%(protocol)s://%(domain)s/grafana",
+                                                           "serve_from_sub_path": True}}
+        return values

@@ -1,0 +1,97 @@
+"""The platform program: every component, in dependency order, from one ClusterConfig.
+
+Order matters where one component's objects are another's types or consumers: StorageClasses
+before volumes, MetalLB before LoadBalancer Services, kube-prometheus-stack (ServiceMonitor CRD)
+before the GPU stack's ServiceMonitor, training-operator CRDs before its controller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from installer.config.resolved import ClusterConfig
+from stacks.base import ComponentArgs
+from stacks.gpu import Gpu, GpuArgs
+from stacks.jupyterhub import Jupyterhub, JupyterhubArgs
+from stacks.monitoring import Monitoring, MonitoringArgs
+from stacks.networking import Networking, NetworkingArgs
+from stacks.serving import Serving, ServingArgs
+from stacks.storage import FILESTORE_CLASS, NfsExport, Storage, StorageArgs, default_class_name, nfs_export
+from stacks.tensorboard import Tensorboard, TensorboardArgs
+from stacks.training import Training, TrainingArgs
+from stacks.workspace import Workspace, WorkspaceArgs
+
+KUBECONFIG_NAME = "kubeconfig"
+
+
+def kubeconfig_path(cfg: ClusterConfig) -> Path:
+    """Where the host phase leaves the admin kubeconfig for host-based profiles."""
+    return cfg.state_dir / KUBECONFIG_NAME
+
+
+@dataclass
+class Cluster:
+    provider: k8s.Provider
+    nfs: NfsExport | None
+
+
+def _cluster(cfg: ClusterConfig) -> Cluster:
+    if cfg.spec.profile == "gcp":
+        from stacks.gcp import FILESTORE_SHARE, GkeArgs, GkeCluster  # pulumi_gcp only loads for gcp
+
+        gke = GkeCluster("gke", GkeArgs(cfg=cfg))
+        export = NfsExport(server=gke.filestore_ip, share=f"/{FILESTORE_SHARE}", class_name=FILESTORE_CLASS,
+                           mount_options=filestore_mount_options(cfg))
+        return Cluster(provider=gke.provider, nfs=export)
+    provider = k8s.Provider("cluster", kubeconfig=str(kubeconfig_path(cfg)), enable_server_side_apply=True)
+    return Cluster(provider=provider, nfs=nfs_export(ComponentArgs(cfg=cfg)))
+
+
+def filestore_mount_options(cfg: ClusterConfig) -> list[str]:
+    # Basic Filestore tiers serve NFSv3 only; the model's default nfsvers=4.1 would fail to mount.
+    if cfg.spec.gcp.filestore_tier.startswith("BASIC"):
+        return ["nfsvers=3", "hard"]
+    return list(cfg.spec.storage.nfs.mount_options)
+
+
+def program(cfg: ClusterConfig) -> dict[str, Any]:
+    """Declare the whole platform; returns the stack outputs (plain values or Outputs)."""
+    cluster = _cluster(cfg)
+    base: dict[str, Any] = {"cfg": cfg, "provider": cluster.provider}
+    comps = cfg.spec.components
+    default_class = default_class_name(ComponentArgs(cfg=cfg))
+    storage = Storage("storage", StorageArgs(**base, nfs=cluster.nfs))
+    networking = Networking("networking", NetworkingArgs(**base))
+    ingress = networking.ingress_class
+    outputs: dict[str, Any] = {"default_storage_class": default_class, "ingress_class": ingress}
+    monitoring = None
+    if comps.monitoring.enabled:
+        monitoring = Monitoring("monitoring", MonitoringArgs(**base, storage_class=default_class, ingress_class=ingress,
+                                                            depends_on=[storage, networking]))
+        outputs["monitoring_release"] = monitoring.release_name
+    if cfg.spec.gpu.enabled and cfg.spec.gpu.stack != "gke":
+        Gpu("gpu", GpuArgs(**base, monitoring_release=monitoring.release_name if monitoring else None,
+                           depends_on=[monitoring] if monitoring else []))
+    if comps.training.enabled:
+        Training("training", TrainingArgs(**base))
+    if comps.jupyterhub.enabled:
+        Jupyterhub("jupyterhub", JupyterhubArgs(**base, storage_class=default_class, ingress_class=ingress,
+                                                depends_on=[storage, networking]))
+    if comps.serving.enabled or comps.tensorboard.enabled:
+        workspace = Workspace("workspace", WorkspaceArgs(**base, storage_class=default_class, depends_on=[storage]))
+        if comps.serving.enabled:
+            outputs["serving_endpoint"] = Serving("serving", ServingArgs(**base, depends_on=[workspace])).endpoint
+        if comps.tensorboard.enabled:
+            Tensorboard("tensorboard", TensorboardArgs(**base, ingress_class=ingress,
+                                                       depends_on=[workspace, networking]))
+    return outputs
+
+
+def export_outputs(outputs: dict[str, Any]) -> None:
+    for key, value in outputs.items():
+        pulumi.export(key, value)
