@@ -138,6 +138,7 @@ def run_playbook(
     cancel: Callable[[], bool] = lambda: False,
 ) -> PlaybookResult:
     """Run playbooks/<playbook> against `inventory`; never raises on task failure (see the result)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     collector = _Collector(sink)
     cmdline = " ".join(
         part for part in ("--check --diff" if check else "", f"--limit {limit}" if limit else "") if part
@@ -177,6 +178,7 @@ def run_module(
     cancel: Callable[[], bool] = lambda: False,
 ) -> PlaybookResult:
     """An ad-hoc module on every host (used by preflight: facts, sudo); facts land in result.facts."""
+    work_dir.mkdir(parents=True, exist_ok=True)
     collector = _Collector(None)
     start = time.monotonic()
     runner = ansible_runner.run(

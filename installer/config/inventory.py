@@ -25,6 +25,12 @@ class Host:
     address: str
     roles: tuple[str, ...]
     groups: tuple[str, ...]
+    port: int | None = None
+
+    @property
+    def endpoint(self) -> str:
+        """Address plus SSH port when one is set: two hosts may share an address on different ports."""
+        return f"{self.address}:{self.port}" if self.port else self.address
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,10 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
         groups = tuple(sorted(g.name for g in host.get_groups() if g.name not in {"all", "ungrouped"}))
         address = str(host.vars.get("ansible_host", host.name))
         roles = tuple(r for r in ROLE_GROUPS + LAB_ONLY_GROUPS if r in groups)
-        hosts.append(Host(name=host.name, address=address, roles=roles, groups=groups))
+        port = host.vars.get("ansible_port")
+        hosts.append(
+            Host(name=host.name, address=address, roles=roles, groups=groups, port=int(port) if port else None)
+        )
     return Inventory(path=path, hosts=tuple(hosts))
 
 
@@ -127,15 +136,15 @@ def _check_presence(inv: Inventory, display: str, problems: Problems) -> None:
 def _check_addresses(inv: Inventory, display: str, problems: Problems) -> None:
     seen: dict[str, str] = {}
     for host in inv.hosts:
-        if host.address in seen:
+        if host.endpoint in seen:
             problems.error(
                 display,
                 f"all.hosts.{host.name}.ansible_host",
-                f"address {host.address} is also used by host {seen[host.address]}",
+                f"address {host.endpoint} is also used by host {seen[host.endpoint]}",
                 "give every host its own ansible_host address",
             )
         else:
-            seen[host.address] = host.name
+            seen[host.endpoint] = host.name
 
 
 def _check_roles(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:

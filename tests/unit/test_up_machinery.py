@@ -1,0 +1,151 @@
+"""The pieces of `up` that need no hosts: preflight verdicts, the lock, run records, phase selection."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from installer.adapters.ansible import Failure, HostStats, PlaybookResult, _Collector
+from installer.cli import cli
+from installer.config.load import load
+from installer.errors import PreflightError
+from installer.lock import run_lock
+from installer.phases.preflight import MAX_CLOCK_SKEW_S, host_problems
+from installer.runs import RunRecord, redact
+from installer.up import selected_phases
+
+NOW = 1_800_000_000.0
+GOOD = {"ansible_os_family": "Debian", "ansible_distribution": "Debian",
+        "ansible_mounts": [{"mount": "/", "size_available": 50 * 1024**3}],
+        "ansible_date_time": {"epoch": str(int(NOW))}}
+
+
+def _result(facts: dict, failures: list[Failure] | None = None, ok_hosts: tuple[str, ...] = ()) -> PlaybookResult:
+    return PlaybookResult("successful", 0, 0.1, hosts={h: HostStats(ok=1) for h in ok_hosts},
+                          failures=failures or [], facts=facts)
+
+
+def test_preflight_passes_fit_hosts() -> None:
+    facts = _result({"a": GOOD, "b": GOOD}, ok_hosts=("a", "b"))
+    sudo = _result({}, ok_hosts=("a", "b"))
+    assert host_problems(facts, sudo, NOW, ["a", "b"]) == []
+
+
+def test_preflight_names_each_unfit_host() -> None:
+    bad_os = {**GOOD, "ansible_os_family": "RedHat", "ansible_distribution": "Rocky"}
+    full = {**GOOD, "ansible_mounts": [{"mount": "/", "size_available": 2 * 1024**3}]}
+    skewed = {**GOOD, "ansible_date_time": {"epoch": str(int(NOW) + MAX_CLOCK_SKEW_S + 50)}}
+    facts = _result({"os": bad_os, "disk": full, "clock": skewed, "nosudo": GOOD},
+                    failures=[Failure("gone", "Gathering Facts", "unreachable: ssh: connect to host port 22")],
+                    ok_hosts=("os", "disk", "clock", "nosudo"))
+    sudo = _result({}, failures=[Failure("nosudo", "command", "sudo: a password is required")],
+                   ok_hosts=("os", "disk", "clock"))
+    problems = host_problems(facts, sudo, NOW, ["os", "disk", "clock", "nosudo", "gone"])
+    assert problems == [
+        "os: OS family RedHat (Rocky) is not supported; use Debian 12+ or Ubuntu 22.04+",
+        "disk: only 2.0 GB free on / (needs 10 GB); free space or grow the disk",
+        "clock: clock is +60 s off this machine's; enable time sync (chrony)",
+        "nosudo: cannot become root without a password; allow passwordless sudo for ansible_user or log in as root",
+        "gone: not reachable over SSH (unreachable: ssh: connect to host port 22); "
+        "check ansible_host, the SSH key and firewall",
+    ]
+
+
+def test_collector_counts_changes_failures_and_ignores_ignored_errors() -> None:
+    collector = _Collector(None)
+    events = [
+        {"event": "runner_on_ok", "event_data": {"host": "h1", "task": "a", "res": {"changed": True}}},
+        {"event": "runner_on_ok", "event_data": {"host": "h1", "task": "b", "res": {"changed": False}}},
+        {"event": "runner_on_failed", "event_data": {"host": "h2", "task": "c", "res": {"msg": "boom\nmore"}}},
+        {"event": "runner_on_failed", "event_data": {"host": "h2", "task": "d", "ignore_errors": True, "res": {}}},
+        {"event": "runner_on_unreachable", "event_data": {"host": "h3", "task": "e", "res": {"msg": "no route"}}},
+        {"event": "runner_on_skipped", "event_data": {"host": "h1", "task": "f"}},
+    ]
+    for event in events:
+        collector(event)
+    assert collector.hosts["h1"].as_dict() == {"ok": 2, "changed": 1, "failed": 0, "unreachable": 0, "skipped": 1}
+    assert collector.hosts["h2"].failed == 1
+    assert collector.failures == [Failure("h2", "c", "boom"), Failure("h3", "e", "unreachable: no route")]
+
+
+def _hold_lock(state_dir: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event) -> None:
+    with run_lock(Path(state_dir), "test-holder"):
+        ready.set()
+        release.wait(10)
+
+
+def test_a_second_concurrent_run_is_refused(tmp_path: Path) -> None:
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(target=_hold_lock, args=(str(tmp_path), ready, release))
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(PreflightError, match="another kfinstall run holds .*test-holder"), run_lock(tmp_path, "up"):
+            pass
+    finally:
+        release.set()
+        holder.join(10)
+    with run_lock(tmp_path, "up"):  # free again once the holder is gone
+        pass
+
+
+def test_run_record_is_redacted_and_private(make_site) -> None:
+    cfg = load(make_site(), state_dir=None)
+    record = RunRecord.start(cfg, "test")
+    secret = cfg.secrets.values()[0]
+    record.append_event({"stdout": f"token={secret}"})
+    record.write_json("x.json", {"value": secret})
+    assert (record.path.stat().st_mode & 0o777) == 0o700
+    for file in record.path.iterdir():
+        assert secret not in file.read_text()
+    assert json.loads((record.path / "config.resolved.json").read_text())["secrets"]["grafana_admin_password"] == "<redacted>"
+
+
+def test_redact_replaces_longest_first() -> None:
+    assert redact("ab abc", ["ab", "abc"]) == "<redacted> <redacted>"
+
+
+@pytest.mark.parametrize(("only", "start", "expected"), [
+    (None, None, ["preflight", "hosts", "platform", "verify"]),
+    ("hosts", None, ["preflight", "hosts"]),
+    ("preflight", None, ["preflight"]),
+    (None, "platform", ["platform", "verify"]),
+])
+def test_selected_phases(only, start, expected) -> None:
+    assert selected_phases(only, start) == expected
+
+
+def test_up_without_yes_off_a_terminal_changes_nothing(make_site) -> None:
+    site = make_site()
+    result = CliRunner().invoke(cli, ["up", "-i", str(site), "--only", "hosts"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, PreflightError) and "not confirmed" in str(result.exception)
+    assert not (site / ".kfinstall").exists()
+
+
+def test_up_requires_secrets(make_site) -> None:
+    site = make_site(secrets=False)
+    result = CliRunner().invoke(cli, ["up", "-i", str(site), "--yes"])
+    assert result.exception is not None and result.exception.exit_code == 2
+    assert any(p.file == "secrets.yml" for p in result.exception.problems)
+
+
+def test_up_with_unreachable_hosts_is_refused_by_preflight(make_site, tmp_path: Path) -> None:
+    """Documentation-range addresses are never routed: SSH fails fast and preflight exits 3."""
+    hosts = {f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port,
+                                "ansible_ssh_common_args": "-o ConnectTimeout=2 -o StrictHostKeyChecking=no"}
+             for h, port in (("cp1", 1), ("n1", 2), ("n2", 3))}
+    site = make_site(hosts=hosts)
+    start = time.monotonic()
+    result = CliRunner().invoke(cli, ["up", "-i", str(site), "--only", "hosts", "--yes", "-o", "json"])
+    assert isinstance(result.exception, PreflightError), result.output
+    assert result.exception.exit_code == 3
+    assert "cp1: not reachable over SSH" in str(result.exception)
+    runs = list((site / ".kfinstall" / "test" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "summary.json").exists()
+    assert time.monotonic() - start < 120
