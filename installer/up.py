@@ -104,6 +104,15 @@ def run_up(
         return report
 
 
+def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
+    """Preflight, then the host phase in check/diff mode: what would change, changing nothing."""
+    record = RunRecord.start(cfg, "plan --check-hosts")
+    ctx = RunContext(cfg=cfg, record=record, console=console)
+    with _interrupt_sets(ctx.cancelled):
+        preflight.run(ctx)
+        return hosts.run(ctx, check=True)
+
+
 def _question(cfg: ClusterConfig, changing: list[str]) -> str:
     hosts = len(cfg.inventory.hosts)
     return f"Apply {' and '.join(changing)} to cluster {cfg.name} ({hosts} host(s))?"

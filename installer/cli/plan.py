@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -10,6 +11,7 @@ from rich.table import Table
 from installer.cli.common import emit_json, inventory_option, output_option, print_problems, set_option, stdout
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.load import load
+from installer.config.resolved import ClusterConfig
 from installer.plan import Plan, build_plan
 
 MAX_NAMES = 12
@@ -18,19 +20,36 @@ MAX_NAMES = 12
 @click.command()
 @inventory_option
 @set_option
+@click.option(
+    "--check-hosts", is_flag=True, help="Also run the host playbooks in Ansible check/diff mode (SSH; changes nothing)."
+)
 @output_option
-def plan(inventory: Path, sets: tuple[str, ...], output: str) -> None:
+def plan(inventory: Path, sets: tuple[str, ...], check_hosts: bool, output: str) -> None:
     """Show hosts by role, phases in order, component versions, storage, auth and warnings.
 
-    Reads only the site folder and kfinstall's release data; connects to nothing. With
+    Reads only the site folder and kfinstall's release data; connects to nothing unless
+    --check-hosts is given, which adds what Ansible would change on each reachable host. With
     --output json the result is the documented plan document (docs/plan-json.md).
     """
-    cfg = load(inventory, sets, need_secrets=False)
+    cfg = load(inventory, sets, need_secrets=check_hosts)
     result = build_plan(cfg)
+    checked = _check_hosts(cfg) if check_hosts else None
     if output == "json":
-        emit_json(result.as_dict())
+        emit_json({**result.as_dict(), **({"hostCheck": checked} if checked is not None else {})})
         return
     _print_text(result)
+    if checked is not None:
+        for host, stats in sorted(checked["hosts"].items()):
+            stdout.print(
+                f"check mode {host}: would change {stats['changed']} task(s), failed {stats['failed']}", markup=False
+            )
+
+
+def _check_hosts(cfg: ClusterConfig) -> dict[str, Any]:
+    """Preflight, then site.yml with --check --diff; reachable hosts report what would change."""
+    from installer.up import run_check
+
+    return run_check(cfg, stdout).as_dict()
 
 
 def _print_text(result: Plan) -> None:

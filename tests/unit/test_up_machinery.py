@@ -149,3 +149,45 @@ def test_up_with_unreachable_hosts_is_refused_by_preflight(make_site, tmp_path: 
     runs = list((site / ".kfinstall" / "test" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "summary.json").exists()
     assert time.monotonic() - start < 120
+
+
+def test_ctrl_c_stops_the_run_keeps_the_record_and_exits_130(make_site, monkeypatch) -> None:
+    import os
+    import signal
+    import threading
+
+    from installer import up as up_module
+    from installer.errors import Interrupted
+    from installer.phases.base import PhaseResult
+
+    def slow_phase(ctx) -> PhaseResult:
+        deadline = time.monotonic() + 10
+        while not ctx.cancel_requested() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        raise Interrupted("interrupted during the test phase")
+
+    monkeypatch.setitem(up_module.PHASES, "preflight", slow_phase)
+    site = make_site()
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    result = CliRunner().invoke(cli, ["up", "-i", str(site), "--only", "preflight", "--yes"])
+    assert isinstance(result.exception, Interrupted) and result.exception.exit_code == 130
+    state = json.loads((site / ".kfinstall" / "test" / "state.json").read_text())
+    assert state["history"][-1]["result"] == "failed"
+    summary = json.loads(next((site / ".kfinstall" / "test" / "runs").glob("*/summary.json")).read_text())
+    assert summary["phases"][0]["status"] == "Interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_main_maps_keyboard_interrupt_to_130(monkeypatch) -> None:
+    import sys
+
+    from installer import cli as cli_module
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module.cli, "main", boom)
+    monkeypatch.setattr(sys, "argv", ["kfinstall", "channels"])
+    with pytest.raises(SystemExit) as caught:
+        cli_module.main()
+    assert caught.value.code == 130
