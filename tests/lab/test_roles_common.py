@@ -1,0 +1,99 @@
+"""Helpers for the host-role lab tests (no tests here): run playbooks/ against a lab, read the recap.
+
+The extra vars are the ones `kfinstall up` passes (ClusterConfig.ansible_vars() of the lab site),
+with lab-only overrides: Kubernetes packages come from the lab's apt repository, which has none, so
+the kubernetes role stops after its preflight and says why (kf_kubernetes_packages_unreachable=skip).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+VENV_BIN = Path(sys.executable).parent
+RECAP = re.compile(
+    r"^(?P<host>\S+)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
+    r"\s+failed=(?P<failed>\d+)",
+    re.M,
+)
+
+
+@dataclass(frozen=True)
+class PlaybookRun:
+    rc: int
+    output: str
+    seconds: float
+
+    @property
+    def recap(self) -> dict[str, dict[str, int]]:
+        return {
+            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
+            for m in RECAP.finditer(self.output)
+        }
+
+    def tail(self, lines: int = 120) -> str:
+        return "\n".join(self.output.splitlines()[-lines:])
+
+
+def lab_extra_vars(site_dir: Path, repo_url: str, state_dir: Path) -> dict[str, Any]:
+    from installer.config.load import load
+
+    cfg = load(site_dir, need_secrets=False, state_dir=state_dir)
+    extra = cfg.ansible_vars()
+    extra.update(
+        {
+            # The lab profile's choices, stated here so the test does not depend on profile edits.
+            "kf_containerd_source": "distro",
+            "kf_gpu_enabled": False,
+            "kf_nfs_enabled": True,
+            "kf_nfs_implementation": "ganesha",
+            "kf_nfs_export_path": "/srv/nfs/kfinstall",
+            "kf_gluster_enabled": True,
+            "kf_gluster_replica": 3,
+            # No Kubernetes packages are obtainable here: point at the lab repository (on the lab
+            # bridge, so no host reaches past it) and let the role report and skip.
+            "kf_kubernetes_package_source": "mirror",
+            "kf_kubernetes_package_mirror": repo_url,
+            "kubernetes_package_mirror_trusted": True,
+            "kf_kubernetes_packages_unreachable": "skip",
+        }
+    )
+    return extra
+
+
+def run_playbooks(
+    inventory: Path, playbooks: list[str], extra_vars: dict[str, Any], *args: str, timeout: float = 1800
+) -> PlaybookRun:
+    vars_file = inventory.parent / f"extra-vars-{os.getpid()}-{time.monotonic_ns()}.json"
+    vars_file.write_text(json.dumps(extra_vars))
+    env = {
+        **os.environ,
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PIPELINING": "True",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_FORKS": "10",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+    }
+    argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{vars_file}", *args]
+    argv += [str(PLAYBOOKS / p) for p in playbooks]
+    start = time.monotonic()
+    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start)
+
+
+def assert_converged(run: PlaybookRun, hosts: list[str]) -> None:
+    recap = run.recap
+    assert run.rc == 0, run.tail()
+    assert sorted(h for h in recap if h in hosts) == sorted(hosts), run.tail()
+    bad = {h: r for h, r in recap.items() if r["failed"] or r["unreachable"]}
+    assert not bad, f"{bad}\n{run.tail()}"

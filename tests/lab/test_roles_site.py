@@ -1,0 +1,178 @@
+"""site.yml converges on 3 lab hosts (podman), and the hosts then do what the roles promise.
+
+Lab profile settings: containerd from the distribution, nfs-ganesha on h1, a GlusterFS replica 3
+volume on h1-h3 mounted on every node, no GPU. Kubernetes packages are unobtainable here, so the
+kubernetes role runs up to its preflight and reports precisely why it stops. Timings are printed
+(`pytest -s` or `-rA`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from test_roles_common import PlaybookRun, assert_converged, lab_extra_vars, run_playbooks
+
+pytestmark = pytest.mark.lab
+
+HOSTS = ["h1", "h2", "h3"]
+GLUSTER_MOUNT = "/mnt/gluster/kfinstall"
+EXPORT = "/srv/nfs/kfinstall"
+
+
+@dataclass
+class Converged:
+    site: object  # LabSite
+    extra: dict
+    first: PlaybookRun
+    second: PlaybookRun
+
+
+@pytest.fixture(scope="module")
+def converged(lab_site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Converged]:
+    state = tmp_path_factory.mktemp("state")
+    extra = lab_extra_vars(lab_site.out_dir, lab_site.repo_url, state)
+    first = run_playbooks(lab_site.inventory, ["site.yml"], extra)
+    print(f"\nsite.yml first run on 3 hosts: {first.seconds:.1f} s, recap {first.recap}")
+    assert_converged(first, HOSTS)
+    second = run_playbooks(lab_site.inventory, ["site.yml"], extra)
+    print(f"site.yml second run on 3 hosts: {second.seconds:.1f} s, recap {second.recap}")
+    yield Converged(lab_site, extra, first, second)
+
+
+def _sh(site, host: str, command: str) -> str:
+    result = site.ssh(host, command)
+    assert result.returncode == 0, f"{host}: {command}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_second_run_changes_nothing(converged: Converged) -> None:
+    assert_converged(converged.second, HOSTS)
+    changed = {h: r["changed"] for h, r in converged.second.recap.items()}
+    assert set(changed.values()) == {0}, f"changed on second run: {changed}\n{converged.second.tail(200)}"
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_containerd_active_with_systemd_cgroup(converged: Converged, host: str) -> None:
+    assert _sh(converged.site, host, "systemctl is-active containerd").strip() == "active"
+    config = _sh(converged.site, host, "cat /etc/containerd/config.toml")
+    assert "SystemdCgroup = true" in config
+    assert "runtimes.nvidia" not in config  # no GPU hosts in the lab
+    # containerd answers on its socket with the configuration it was given.
+    assert "SystemdCgroup = true" in _sh(converged.site, host, "containerd config dump")
+
+
+def test_os_prepare_reports_container_limits(converged: Converged) -> None:
+    out = converged.first.output
+    assert "kernel modules not loaded (container host)" in out
+    assert "global sysctls not set" in out
+    for host in HOSTS:
+        # Network-namespace sysctls are set even in a container.
+        assert _sh(converged.site, host, "cat /proc/sys/net/ipv4/ip_forward").strip() == "1"
+
+
+def test_gluster_volume_started_with_three_bricks(converged: Converged) -> None:
+    info = _sh(converged.site, "h1", "gluster volume info kfinstall")
+    assert "Status: Started" in info
+    assert "Number of Bricks: 1 x 3 = 3" in info
+    for host in HOSTS:
+        fstype = _sh(converged.site, host, f"findmnt -no FSTYPE {GLUSTER_MOUNT}").strip()
+        assert fstype == "fuse.glusterfs", host
+        assert "_netdev" in _sh(converged.site, host, f"grep ' {GLUSTER_MOUNT} ' /etc/fstab")
+
+
+def test_gluster_file_written_on_one_node_is_read_on_another(converged: Converged) -> None:
+    token = uuid.uuid4().hex
+    name = f"{GLUSTER_MOUNT}/roundtrip-{token}.txt"
+    _sh(converged.site, "h2", f"echo {token} > {name}")
+    assert _sh(converged.site, "h3", f"cat {name}").strip() == token
+    assert _sh(converged.site, "h1", f"cat {name}").strip() == token
+    _sh(converged.site, "h1", f"rm -f {name}")
+
+
+def test_nfs_export_served_and_used(converged: Converged) -> None:
+    server = converged.site.addresses["h1"]
+    assert "active" in _sh(converged.site, "h1", "systemctl is-active nfs-ganesha")
+    token = uuid.uuid4().hex
+    # Written on the server's disk, read over NFS by another host (userspace libnfs client:
+    # the containers' kernel has no NFS client).
+    _sh(converged.site, "h1", f"echo {token} > {EXPORT}/from-server-{token}.txt")
+    read = _sh(converged.site, "h2", f"nfs-cat nfs://{server}{EXPORT}/from-server-{token}.txt")
+    assert read.strip() == token
+    # Written over NFS by a client, found on the server's disk.
+    _sh(converged.site, "h3", f"echo {token} > /tmp/c-{token}.txt && nfs-cp /tmp/c-{token}.txt nfs://{server}{EXPORT}/from-client-{token}.txt")
+    assert _sh(converged.site, "h1", f"cat {EXPORT}/from-client-{token}.txt").strip() == token
+
+
+def test_kubernetes_preflight_says_why_it_stops(converged: Converged) -> None:
+    out = converged.first.output
+    assert "SKIPPED kubeadm, kubelet, kubectl and the cluster steps" in out
+    minor = converged.extra["kf_kubernetes_minor"]
+    assert f"answers, but offers no kubeadm {minor}.x" in out
+    # Everything before package installation ran: the repository is configured on every node.
+    for host in HOSTS:
+        assert converged.site.repo_url in _sh(converged.site, host, "cat /etc/apt/sources.list.d/kubernetes.list")
+
+
+def test_kubernetes_preflight_fails_precisely_when_unreachable(converged: Converged) -> None:
+    # A mirror on the lab bridge where nothing listens: the run must fail and name URL and error.
+    url = "http://10.89.7.1:9/"
+    extra = {**converged.extra, "kf_kubernetes_package_mirror": url, "kf_kubernetes_packages_unreachable": "fail"}
+    run = run_playbooks(converged.site.inventory, ["50-kubernetes.yml"], extra, "--limit", "h1")
+    assert run.rc != 0
+    assert f"packages cannot be reached from h1: GET {url}Release failed" in run.output, run.tail()
+    assert "Connection refused" in run.output, run.tail()
+    assert "kf_kubernetes_package_mirror" in run.output
+
+
+def test_gpu_role_is_a_clear_no_op_without_a_gpu(converged: Converged) -> None:
+    extra = {**converged.extra, "kf_gpu_enabled": True}
+    run = run_playbooks(converged.site.inventory, ["30-gpu.yml"], extra)
+    assert_converged(run, HOSTS)
+    for host in HOSTS:
+        message = f"{host}: no NVIDIA GPU (lspci found no 10de display or 3D controller) and not in group gpu"
+        assert message in run.output
+    assert {r["changed"] for r in run.recap.values()} == {0}
+
+
+def test_check_mode_of_the_whole_site_is_clean(converged: Converged) -> None:
+    run = run_playbooks(converged.site.inventory, ["site.yml"], converged.extra, "--check")
+    print(f"\nsite.yml --check on 3 converged hosts: {run.seconds:.1f} s")
+    assert_converged(run, HOSTS)
+    assert {r["changed"] for r in run.recap.values()} == {0}, run.tail(200)
+
+
+def _inventory_with_gpu_host(inventory: Path, host: str) -> Path:
+    import yaml
+
+    data = yaml.safe_load(inventory.read_text())
+    data["all"]["children"]["gpu"] = {"hosts": {host: {}}}
+    path = inventory.with_name("hosts-gpu.yml")
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_gpu_host_previewed_in_check_mode(converged: Converged) -> None:
+    inventory = _inventory_with_gpu_host(converged.site.inventory, "h2")
+    extra = {**converged.extra, "kf_gpu_enabled": True}
+    branch = str(extra["kf_nvidia_driver_branch"])
+    before = _sh(converged.site, "h2", "cat /etc/containerd/config.toml")
+    run = run_playbooks(
+        inventory, ["20-containerd.yml", "30-gpu.yml"], extra, "--check", "--diff", "--limit", "h2"
+    )
+    print(f"\n20-containerd + 30-gpu --check --diff on a declared GPU host: {run.seconds:.1f} s")
+    assert_converged(run, ["h2"])
+    out = run.output
+    # containerd: the nvidia runtime would be added, with the systemd cgroup driver.
+    assert "+[plugins" in out and "containerd.runtimes.nvidia]" in out, run.tail(200)
+    assert '+  BinaryName = "/usr/bin/nvidia-container-runtime"' in out
+    # Driver: the branch pin and the NVIDIA repositories that a real run would write.
+    assert f"+Pin: version {branch}.*" in out
+    assert "kfinstall-nvidia-container-toolkit.list" in out
+    assert f"driver branch {branch}" in out
+    # Check mode changed nothing on the host.
+    assert _sh(converged.site, "h2", "cat /etc/containerd/config.toml") == before
+    assert _sh(converged.site, "h2", "ls /etc/apt/preferences.d/").find("kfinstall-nvidia") == -1
