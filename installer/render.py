@@ -54,6 +54,8 @@ class Recorded:
     name: str
     inputs: dict[str, Any]
     custom: bool
+    dependencies: tuple[str, ...] = ()
+    """URNs this resource waits for (depends_on and input Outputs, components expanded)."""
 
     @property
     def component(self) -> str:
@@ -116,13 +118,14 @@ class RecordingMonitor(MockMonitor):
 
     def __init__(self, mocks: PlatformMocks) -> None:
         super().__init__(mocks)
-        self.registrations: list[tuple[str, str, str, bool]] = []
+        self.registrations: list[tuple[str, str, str, bool, tuple[str, ...]]] = []
         self._lock = threading.Lock()
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         with self._lock:
-            self.registrations.append((response.urn, request.type, request.name, bool(request.custom)))
+            deps = tuple(request.dependencies)
+            self.registrations.append((response.urn, request.type, request.name, bool(request.custom), deps))
         return response
 
 
@@ -146,14 +149,14 @@ def _join(monitor: RecordingMonitor, mocks: PlatformMocks) -> list[Recorded]:
     seen: set[str] = set()
     taken: dict[tuple[str, str], int] = {}
     out = []
-    for urn, typ, name, custom in monitor.registrations:
+    for urn, typ, name, custom, deps in monitor.registrations:
         if urn in seen:  # the real engine refuses duplicate URNs; the mock monitor would not
             raise ValueError(f"duplicate resource {urn}")
         seen.add(urn)
         index = taken.get((typ, name), 0)
         taken[(typ, name)] = index + 1
         inputs = mocks.inputs.get((typ, name), [{}])
-        out.append(Recorded(urn, typ, name, inputs[min(index, len(inputs) - 1)], custom))
+        out.append(Recorded(urn, typ, name, inputs[min(index, len(inputs) - 1)], custom, deps))
     return out
 
 
@@ -260,7 +263,11 @@ def _prepare(out: Path) -> None:
 
 def render(cfg: ClusterConfig, out: Path) -> RenderSummary:
     """Evaluate the program under mocks and write OUT as described in the module docstring."""
-    records = evaluate(cfg)
+    return write(cfg, evaluate(cfg), out)
+
+
+def write(cfg: ClusterConfig, records: list[Recorded], out: Path) -> RenderSummary:
+    """Write already evaluated records to OUT (tests keep the records for their own checks)."""
     secrets = secret_strings(cfg)
     _prepare(out)
     summary = RenderSummary(out=out)
