@@ -1,0 +1,84 @@
+"""In-kernel NFS on two qemu TCG VMs: nfs_server (kernel) on vm2, nfs_client with a test mount on vm1.
+
+Containers have no nfsd and no kernel NFS client, so this needs the lab's VMs (`lab_vm_site`, slow:
+about 40 s to boot, and apt runs about 10x slower than in a container). The VMs also exercise the
+parts of os_prepare that containers skip: modprobe of overlay and br_netfilter and global sysctls.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from test_roles_common import assert_converged, run_playbooks
+
+pytestmark = pytest.mark.lab_vm
+
+SERVER, CLIENT = "vm2", "vm1"
+EXPORT = "/srv/kfinstall-kernel-nfs"
+
+
+def _vm_inventory(inventory: Path) -> Path:
+    """The lab inventory's VMs in the roles' groups: vm2 serves NFS, vm1 is a node."""
+    data = yaml.safe_load(inventory.read_text())["all"]
+    hosts = {name: data["hosts"][name] for name in (SERVER, CLIENT)}
+    path = inventory.with_name("hosts-kernel-nfs.yml")
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "vars": data.get("vars", {}),
+                    "hosts": hosts,
+                    "children": {"nfs_server": {"hosts": {SERVER: {}}}, "kube_node": {"hosts": {CLIENT: {}}}},
+                }
+            }
+        )
+    )
+    return path
+
+
+def _sh(site, host: str, command: str) -> str:
+    result = site.ssh(host, command, timeout=300)
+    assert result.returncode == 0, f"{host}: {command}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_kernel_nfs_export_mounted_from_another_vm(lab_vm_site) -> None:
+    inventory = _vm_inventory(lab_vm_site.inventory)
+    extra = {
+        "kf_nfs_enabled": True,
+        "kf_nfs_implementation": "kernel",
+        "kf_nfs_export_path": EXPORT,
+        "kf_nfs_mount_options": ["nfsvers=4.2", "hard"],
+        "kf_gluster_enabled": False,
+        "nfs_client_test_mount": True,
+        # Keep chrony off: the VMs have no time source on the lab bridge.
+        "os_prepare_time_sync": False,
+    }
+    first = run_playbooks(inventory, ["10-os.yml", "40-storage.yml"], extra, timeout=2400)
+    print(f"\n10-os + 40-storage on 2 TCG VMs (kernel NFS): {first.seconds:.1f} s, recap {first.recap}")
+    assert_converged(first, [SERVER, CLIENT])
+    assert "test mount skipped" not in first.output
+    # Real kernels: modules were loaded, nothing had to be skipped.
+    assert f"{SERVER}: nothing skipped" in first.output, first.tail(200)
+    assert "br_netfilter" in _sh(lab_vm_site, SERVER, "cat /proc/modules")
+
+    token = uuid.uuid4().hex
+    server_ip = lab_vm_site.addresses[SERVER]
+    _sh(lab_vm_site, SERVER, f"echo {token} > {EXPORT}/from-server.txt")
+    out = _sh(
+        lab_vm_site,
+        CLIENT,
+        f"mkdir -p /mnt/kt && mount -t nfs -o nfsvers=4.2 {server_ip}:{EXPORT} /mnt/kt && "
+        f"cat /mnt/kt/from-server.txt && echo {token}-client > /mnt/kt/from-client.txt && "
+        "findmnt -no FSTYPE /mnt/kt && umount /mnt/kt",
+    )
+    assert token in out and "nfs4" in out
+    assert _sh(lab_vm_site, SERVER, f"cat {EXPORT}/from-client.txt").strip() == f"{token}-client"
+
+    second = run_playbooks(inventory, ["10-os.yml", "40-storage.yml"], extra, timeout=2400)
+    print(f"second run on the VMs: {second.seconds:.1f} s, recap {second.recap}")
+    assert_converged(second, [SERVER, CLIENT])
+    assert {r["changed"] for r in second.recap.values()} == {0}, second.tail(200)
