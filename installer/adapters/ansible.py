@@ -126,6 +126,31 @@ class _Collector:
             stats.skipped += 1
 
 
+def _run(work_dir: Path, collector: _Collector, cancel: Callable[[], bool], **kwargs: Any) -> PlaybookResult:
+    """One ansible-runner call with kfinstall's fixed settings, folded into a PlaybookResult."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    runner = ansible_runner.run(
+        private_data_dir=str(work_dir),
+        envvars=_environment(),
+        event_handler=collector,
+        cancel_callback=cancel,
+        suppress_env_files=True,
+        quiet=True,
+        rotate_artifacts=10,
+        **kwargs,
+    )
+    return PlaybookResult(
+        status=runner.status,
+        rc=int(runner.rc or 0),
+        duration_s=time.monotonic() - start,
+        hosts=collector.hosts,
+        failures=collector.failures,
+        diffs=collector.diffs,
+        facts=collector.facts,
+    )
+
+
 def run_playbook(
     playbook: str,
     inventory: Path,
@@ -138,32 +163,15 @@ def run_playbook(
     cancel: Callable[[], bool] = lambda: False,
 ) -> PlaybookResult:
     """Run playbooks/<playbook> against `inventory`; never raises on task failure (see the result)."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    collector = _Collector(sink)
-    cmdline = " ".join(
-        part for part in ("--check --diff" if check else "", f"--limit {limit}" if limit else "") if part
-    )
-    start = time.monotonic()
-    runner = ansible_runner.run(
-        private_data_dir=str(work_dir),
+    options = [*(["--check", "--diff"] if check else []), *(["--limit", limit] if limit else [])]
+    return _run(
+        work_dir,
+        _Collector(sink),
+        cancel,
         playbook=str(data_dir("playbooks") / playbook),
         inventory=str(inventory.resolve()),
         extravars=extravars,
-        envvars=_environment(),
-        cmdline=cmdline or None,
-        event_handler=collector,
-        cancel_callback=cancel,
-        suppress_env_files=True,
-        quiet=True,
-        rotate_artifacts=10,
-    )
-    return PlaybookResult(
-        status=runner.status,
-        rc=int(runner.rc or 0),
-        duration_s=time.monotonic() - start,
-        hosts=collector.hosts,
-        failures=collector.failures,
-        diffs=collector.diffs,
+        cmdline=" ".join(options) or None,
     )
 
 
@@ -178,28 +186,13 @@ def run_module(
     cancel: Callable[[], bool] = lambda: False,
 ) -> PlaybookResult:
     """An ad-hoc module on every host (used by preflight: facts, sudo); facts land in result.facts."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    collector = _Collector(None)
-    start = time.monotonic()
-    runner = ansible_runner.run(
-        private_data_dir=str(work_dir),
+    return _run(
+        work_dir,
+        _Collector(None),
+        cancel,
         module=module,
         module_args=args,
         host_pattern=pattern,
         inventory=str(inventory.resolve()),
-        envvars=_environment(),
         cmdline="--become" if become else None,
-        event_handler=collector,
-        cancel_callback=cancel,
-        suppress_env_files=True,
-        quiet=True,
-        rotate_artifacts=10,
-    )
-    return PlaybookResult(
-        status=runner.status,
-        rc=int(runner.rc or 0),
-        duration_s=time.monotonic() - start,
-        hosts=collector.hosts,
-        failures=collector.failures,
-        facts=collector.facts,
     )
