@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from installer.errors import ConfigError
@@ -52,6 +53,19 @@ class _Clock:
         self._report(f"[{time.monotonic() - self._start:6.1f}s] {message}")
 
 
+@contextlib.contextmanager
+def _exclusive(settings: LabSettings, say: Reporter) -> Iterator[None]:
+    """One `lab up`/`lab down` at a time per work dir (test sessions and operators share it)."""
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.work_dir / "lab.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say("waiting for another `kfinstall lab` run on this work dir to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 # --- up ------------------------------------------------------------------------------------------
 
 def lab_up(
@@ -72,6 +86,12 @@ def lab_up(
     say = _Clock(report)
     hostprep.require_root()
     hostprep.require_debian()
+    with _exclusive(settings, say):
+        _up(settings, hosts, vms, out, say)
+    return lab_status(settings.work_dir, out=out)
+
+
+def _up(settings: LabSettings, hosts: int, vms: int, out: Path, say: Reporter) -> None:
     record = RunRecord.load(settings)
     _prepare_machine(settings, record, with_vms=vms > 0, say=say)
     _prepare_artifacts(settings, with_vms=vms > 0, say=say)
@@ -86,7 +106,6 @@ def lab_up(
     record.hosts, record.vms = hosts, vms
     record.save(settings)
     say(f"lab up: {hosts} host(s), {vms} VM(s) ready; inventory {out / inventory.INVENTORY_FILE}")
-    return lab_status(settings.work_dir, out=out)
 
 
 def _prepare_machine(settings: LabSettings, record: RunRecord, *, with_vms: bool, say: Reporter) -> None:
@@ -166,6 +185,8 @@ def _start_hosts(settings: LabSettings, record: RunRecord, specs: list[fleet.Hos
         say(f"started {' '.join(started)}")
     # netavark switches ip_forward on at every container start; the lab never routes.
     hostprep.restore_ip_forward(settings.run_dir)
+    if record.guard_bridge and record.guard_bridge != bridge:
+        hostprep.remove_forward_guard(record.guard_bridge)  # the network was re-created under a new name
     hostprep.ensure_forward_guard(bridge)
     record.guard_bridge = bridge
     record.save(settings)
@@ -245,6 +266,11 @@ def lab_down(work_dir: Path | None = None, *, purge: bool = False, report: Repor
     settings = lab_settings(work_dir)
     say = _Clock(report)
     hostprep.require_root()
+    with _exclusive(settings, say):
+        _down(settings, purge, say)
+
+
+def _down(settings: LabSettings, purge: bool, say: Reporter) -> None:
     record = RunRecord.load(settings)
     _stop_vms(settings, record, say)
     if hostprep.missing_packages(("podman",)) == []:
