@@ -41,6 +41,9 @@ KIND_ORDER = ("Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodD
               "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Service",
               "DaemonSet", "Pod", "ReplicaSet", "Deployment", "HorizontalPodAutoscaler", "StatefulSet", "Job",
               "CronJob", "IngressClass", "Ingress", "APIService")
+# Program order, so summaries read the same on every run (registration order is concurrent).
+COMPONENT_ORDER = ("gke", "storage", "networking", "monitoring", "gpu", "training", "jupyterhub", "workspace",
+                   "serving", "tensorboard", "stack")
 _SECRET_KEYS = ("pulumi_passphrase", "jupyterhub_proxy_secret_token", "jupyterhub_cookie_secret",
                 "jupyterhub_crypt_key", "grafana_admin_password", "lab_user_password", "ldap_bind_password")
 
@@ -287,4 +290,11 @@ def write(cfg: ClusterConfig, records: list[Recorded], out: Path) -> RenderSumma
     for child in out.iterdir():
         if child.is_dir():
             (child / ".kfinstall-render").touch()
+    summary.objects = _in_program_order(summary.objects)
+    summary.helm = _in_program_order(summary.helm)
     return summary
+
+
+def _in_program_order(counts: dict[str, Any]) -> dict[str, Any]:
+    rank = {name: index for index, name in enumerate(COMPONENT_ORDER)}
+    return {key: counts[key] for key in sorted(counts, key=lambda k: (rank.get(k, len(rank)), k))}

@@ -7,11 +7,11 @@ schema: they are listed with the reason and checked by the invariant tests inste
 
 from __future__ import annotations
 
+import kvalidate
 import pytest
+from stackhelpers import CHANNELS, PROFILES
 
 from installer.render import manifest
-import kvalidate
-from stackhelpers import CHANNELS, PROFILES
 
 MATRIX = [(p, c) for p in PROFILES for c in CHANNELS]
 
