@@ -1,0 +1,241 @@
+"""Per-hop migrations: named, pure where possible, each tested on its own.
+
+A platform hop lists the migrations it needs (`migrations_for`); the names are what the route,
+the dry-run and the run record show. Each migration is a function that computes what to change
+(values, CRD files, labels) from data, plus at most one small command builder for the executor:
+- z2jh-values-3-to-4: JupyterHub chart 3 -> 4 values (versions.md 3.2): slug_scheme escape and the
+  old PVC/volume name templates keep home directories, an explicit allow config is required
+  (JupyterHub 5 admits nobody otherwise), LDAPAuthenticator 2 option renames, hub.db.upgrade only
+  with an external database.
+- kube-prometheus-stack-crds: Helm never upgrades crds/, so the target chart's operator CRDs are
+  applied first by server-side apply with forced conflicts (versions.md 10.1 rule 9).
+- training-operator-standalone: from the channel named in upgrade-rules.yml on, training-operator
+  v1 stays installed standalone and its CRDs are never deleted while objects exist (rule 7).
+- pod-security-labels: from the channel named in upgrade-rules.yml on, platform namespaces carry
+  Pod Security Admission labels; a server-side dry run lists pods that would violate them first.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from installer.errors import PreflightError
+from installer.releases import Release
+from installer.upgrade.rules import UpgradeRules, channel_at_or_after
+from installer.versions import parse
+
+Z2JH_CHART = "jupyterhub"
+KPS_CHART = "kube-prometheus-stack"
+KPS_CRDS = "kube-prometheus-stack-crds"
+TRAINING_STANDALONE = "training-operator-standalone"
+POD_SECURITY = "pod-security-labels"
+# prometheus-operator's CRDs as shipped in the chart at charts/crds/crds/ (group monitoring.coreos.com).
+KPS_CRD_NAMES = tuple(
+    f"{plural}.monitoring.coreos.com"
+    for plural in (
+        "alertmanagerconfigs",
+        "alertmanagers",
+        "podmonitors",
+        "probes",
+        "prometheusagents",
+        "prometheuses",
+        "prometheusrules",
+        "scrapeconfigs",
+        "servicemonitors",
+        "thanosrulers",
+    )
+)
+KPS_CRD_DIR = "charts/crds/crds"
+# KubeSpawner 6 names, kept under KubeSpawner 7 so existing users find their volumes.
+LEGACY_PVC_TEMPLATE = "claim-{username}{servername}"
+LEGACY_VOLUME_TEMPLATE = "volume-{username}{servername}"
+EXTERNAL_DB_TYPES = ("mysql", "postgres", "other")
+
+
+def chart_major(release: Release, chart: str) -> int | None:
+    pin = release.charts.get(chart)
+    return parse(pin.version)[0] if pin else None
+
+
+def migrations_for(old: Release, new: Release, rules: UpgradeRules) -> tuple[str, ...]:
+    """The migration names the platform hop old -> new runs, in execution order."""
+    names: list[str] = []
+    jh_old, jh_new = chart_major(old, Z2JH_CHART), chart_major(new, Z2JH_CHART)
+    for rule in rules.jupyterhub.major_migrations:
+        if (jh_old, jh_new) == (rule.from_major, rule.to_major):
+            names.append(rule.migration)
+    if chart_major(old, KPS_CHART) != chart_major(new, KPS_CHART):
+        names.append(KPS_CRDS)
+    if channel_at_or_after(new, rules.training_operator.standalone_from_channel):
+        names.append(TRAINING_STANDALONE)
+    if channel_at_or_after(new, rules.pod_security.labels_from_channel):
+        names.append(POD_SECURITY)
+    return tuple(names)
+
+
+# z2jh 3 -> 4 ---------------------------------------------------------------------------------
+
+
+def _node(tree: dict[str, Any], *keys: str) -> dict[str, Any]:
+    for key in keys:
+        child = tree.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            tree[key] = child
+        tree = child
+    return tree
+
+
+def z2jh_allow_configured(values: Mapping[str, Any]) -> bool:
+    """True when the hub config says who may log in (allow_all, or an allow list of users or groups)."""
+    config = (values.get("hub") or {}).get("config") or {}
+    for section in config.values():
+        if not isinstance(section, dict):
+            continue
+        if section.get("allow_all") is True or section.get("allowed_users") or section.get("allowed_groups"):
+            return True
+    return False
+
+
+def z2jh_values_3_to_4(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Chart 3 values -> chart 4 values for an existing install; PreflightError when unsafe.
+
+    Keeps PVC names and home directories (slug_scheme escape, the KubeSpawner 6 templates, the
+    escaped username as subPath for static storage) unless the operator chose otherwise, renames
+    the LDAPAuthenticator 2 options, and refuses when nobody would be allowed to log in.
+    """
+    out = copy.deepcopy(dict(values))
+    if not z2jh_allow_configured(out):
+        raise PreflightError(
+            "JupyterHub 5 (chart 4) admits nobody unless told: set hub.config.Authenticator.allow_all: true, "
+            "or allowed_users / allowed_groups, in spec.components.jupyterhub.values before this hop"
+        )
+    spawner = _node(out, "hub", "config", "KubeSpawner")
+    spawner.setdefault("slug_scheme", "escape")
+    storage = _node(out, "singleuser", "storage")
+    if storage.get("type") == "static":
+        _node(storage, "static").setdefault("subPath", "{escaped_username}")
+    else:
+        _node(storage, "dynamic").setdefault("pvcNameTemplate", LEGACY_PVC_TEMPLATE)
+        dynamic = _node(storage, "dynamic")
+        dynamic.setdefault("volumeNameTemplate", LEGACY_VOLUME_TEMPLATE)
+    ldap = out.get("hub", {}).get("config", {}).get("LDAPAuthenticator")
+    if isinstance(ldap, dict):
+        _ldap_2(ldap)
+    db = _node(out, "hub", "db")
+    if db.get("type") in EXTERNAL_DB_TYPES:
+        db["upgrade"] = True  # sqlite-pvc migrates (and backs itself up) on its own
+    else:
+        db.pop("upgrade", None)
+    return out
+
+
+def _ldap_2(ldap: dict[str, Any]) -> None:
+    """LDAPAuthenticator 1.3 -> 2.0: use_ssl -> tls_strategy, escape_userdn gone, lookup default flipped."""
+    if "use_ssl" in ldap:
+        ldap.setdefault("tls_strategy", "on_connect" if ldap.pop("use_ssl") else "before_bind")
+    ldap.pop("escape_userdn", None)
+    if ldap.get("lookup_dn"):
+        ldap.setdefault("use_lookup_dn_username", True)  # the 1.3 default; 2.0 defaults to False
+
+
+# kube-prometheus-stack CRDs ---------------------------------------------------------------------
+
+
+def kps_crd_source(new: Release) -> dict[str, str]:
+    """Where the target chart's CRDs come from: the chart at the target version, folder KPS_CRD_DIR."""
+    pin = new.charts[KPS_CHART]
+    return {"repository": pin.repository, "chart": pin.chart, "version": pin.version, "path": KPS_CRD_DIR}
+
+
+def kps_crd_commands(new: Release, workdir: Path, kubeconfig: Path) -> list[list[str]]:
+    """The commands that apply the target CRDs by server-side apply before the chart upgrade."""
+    source = kps_crd_source(new)
+    return [
+        [
+            "helm",
+            "pull",
+            source["chart"],
+            "--repo",
+            source["repository"],
+            "--version",
+            source["version"],
+            "--untar",
+            "--untardir",
+            str(workdir),
+        ],
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(kubeconfig),
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager",
+            "kfinstall",
+            "-f",
+            str(workdir / source["chart"] / KPS_CRD_DIR),
+        ],
+    ]
+
+
+# training-operator kept standalone ---------------------------------------------------------------
+
+
+def training_crds_to_keep(crd_objects: Mapping[str, int], rules: UpgradeRules) -> list[str]:
+    """Guarded CRDs that exist on the cluster (any object count): they are never deleted by a hop."""
+    return [name for name in rules.training_operator.guarded_crds if name in crd_objects]
+
+
+def training_operator_standalone(
+    crd_objects: Mapping[str, int], target_crds: set[str], rules: UpgradeRules
+) -> list[str]:
+    """The CRDs the target platform must still apply; PreflightError when it would drop one in use.
+
+    `crd_objects` maps CRD name -> live object count on the cluster, `target_crds` is what the
+    target channel's program applies.
+    """
+    missing = [n for n in training_crds_to_keep(crd_objects, rules) if n not in target_crds and crd_objects[n] > 0]
+    if missing:
+        raise PreflightError(
+            "the target platform would no longer apply " + ", ".join(missing) + " while objects of it exist; "
+            "training-operator v1 must stay standalone (TFJob has no Trainer v2 runtime)"
+        )
+    return sorted(set(training_crds_to_keep(crd_objects, rules)))
+
+
+# Pod Security labels -------------------------------------------------------------------------------
+
+
+def pod_security_labels(level: str) -> dict[str, str]:
+    """The Pod Security Admission labels for one namespace at `level` (enforce, audit and warn)."""
+    labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
+    labels["pod-security.kubernetes.io/enforce-version"] = "latest"
+    return labels
+
+
+def pod_security_dry_run(namespace: str, level: str, kubeconfig: Path) -> list[str]:
+    """A server-side dry run: the apiserver answers with a warning per pod that would violate `level`."""
+    pairs = [f"{key}={value}" for key, value in pod_security_labels(level).items()]
+    return [
+        "kubectl",
+        "--kubeconfig",
+        str(kubeconfig),
+        "label",
+        "--dry-run=server",
+        "--overwrite",
+        "namespace",
+        namespace,
+        *pairs,
+    ]
+
+
+MIGRATIONS: dict[str, str] = {
+    "z2jh-values-3-to-4": "JupyterHub chart 3 -> 4 values: slug_scheme escape, KubeSpawner 6 PVC names, allow config",
+    KPS_CRDS: "apply the target kube-prometheus-stack operator CRDs by server-side apply before the chart",
+    TRAINING_STANDALONE: "keep training-operator v1 standalone; never delete kubeflow.org job CRDs in use",
+    POD_SECURITY: "Pod Security Admission labels on platform namespaces (server-side dry run first)",
+}
