@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from importlib import resources
@@ -25,7 +26,7 @@ DEBOOTSTRAP_INCLUDES = (
     "iputils-ping", "sudo", "ca-certificates", "procps", "less", "kmod", "udev", "netbase",
 )
 # Bump when customize_rootfs changes, so existing images are rebuilt.
-CUSTOMIZE_REVISION = 1
+CUSTOMIZE_REVISION = 2
 ROOTFS_MARKER = ".kfinstall-rootfs"
 RECIPE_LABEL = f"{LABEL}.recipe"
 # Units that only cost time or fail in a lab host.
@@ -131,6 +132,21 @@ def customize_rootfs(settings: LabSettings) -> None:
         link.unlink(missing_ok=True)
         link.symlink_to("/dev/null")
     (root / "etc/hostname").write_text("kfinstall-lab\n")
+    make_apt_lists_stale(root)
+
+
+def make_apt_lists_stale(root: Path) -> None:
+    """Empty apt lists dated 1970, so any `cache_valid_time` check on a fresh host refreshes them.
+
+    The image already carries the lab apt source; a role that writes the same source file sees
+    no change and, without this, would trust the (empty) lists of an image built minutes ago.
+    """
+    lists = root / "var/lib/apt/lists"
+    for entry in lists.glob("*"):
+        if entry.is_file():
+            entry.unlink()
+    (lists / "partial").mkdir(parents=True, exist_ok=True)
+    os.utime(lists, (0, 0))
 
 
 def _write(path: Path, text: str) -> None:

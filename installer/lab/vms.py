@@ -18,11 +18,11 @@ from pathlib import Path
 
 from installer.errors import PhaseFailed
 from installer.lab._proc import run, succeeds
-from installer.lab.image import image_recipe
+from installer.lab.image import image_recipe, make_apt_lists_stale
 from installer.lab.settings import MIRROR, SUITE, LabSettings
 from installer.lab.ssh import ssh_run
 
-VM_REVISION = 1
+VM_REVISION = 2
 VM_STAMP = ".kfinstall-vm"
 VM_DISK_SIZE = "6G"
 VM_MEMORY_MB = 1024
@@ -98,10 +98,9 @@ def _install_kernel(vroot: Path, log: Path) -> None:
         for target in reversed(mounted):
             run(["umount", target], check=False)
     (vroot / "etc/apt/sources.list").unlink()
-    for leftovers in (vroot / "var/lib/apt/lists", vroot / "var/cache/apt/archives"):
-        for path in leftovers.glob("*"):
-            if path.is_file():
-                path.unlink()
+    for path in (vroot / "var/cache/apt/archives").glob("*.deb"):
+        path.unlink()
+    make_apt_lists_stale(vroot)
 
 
 def _configure_vm_root(vroot: Path) -> None:
