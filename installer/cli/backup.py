@@ -1,0 +1,94 @@
+"""`kfinstall backup` and `kfinstall restore`: what kfinstall owns (Pulumi state, config), checksummed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from installer.cli.common import emit_json, inventory_option, output_option, state_dir_option, stdout
+from installer.config.load import load
+from installer.errors import PreflightError
+from installer.lock import run_lock
+from installer.runs import RunRecord
+from installer.upgrade.backup import (
+    BackupResult,
+    ansible_cluster_backup,
+    hub_db_backup,
+    read_manifest,
+    take_backup,
+    verify,
+)
+from installer.upgrade.backup import restore as restore_backup
+from installer.upgrade.facts import kubectl_runner
+
+
+@click.command()
+@inventory_option
+@state_dir_option
+@click.option(
+    "--cluster",
+    "with_cluster",
+    is_flag=True,
+    help="Also back up the etcd snapshot, PKI and kubeadm config (Ansible) and the JupyterHub database (kubectl).",
+)
+@output_option
+def backup(inventory: Path, state_dir: Path | None, with_cluster: bool, output: str) -> None:
+    """Back up the Pulumi state and the site's configuration into STATE/runs/<id>/backup.
+
+    Every file is listed in manifest.json with its sha256; secrets.yml is never copied. With
+    --cluster the etcd snapshot, PKI, kubeadm config and JupyterHub database are added, and the
+    command fails (exit 3 or 4) when the cluster cannot be reached.
+    """
+    cfg = load(inventory, (), need_secrets=False, state_dir=state_dir)
+    with run_lock(cfg.state_dir, "backup"):
+        record = RunRecord.start(cfg, "backup")
+        cluster = hub = None
+        if with_cluster:
+            cluster = ansible_cluster_backup(cfg, record.path / "ansible", lambda: False)
+            hub = hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
+        result = take_backup(cfg, record.path / "backup", cluster_backup=cluster, hub_backup=hub)
+        record.write_json("summary.json", {"action": "backup", **result.as_dict()})
+    _show(result, output)
+
+
+def _show(result: BackupResult, output: str) -> None:
+    if output == "json":
+        emit_json(result.as_dict())
+        return
+    stdout.print(f"backup: {result.folder}", markup=False)
+    for entry in result.files:
+        stdout.print(f"  {entry['path']}  {entry['size']} bytes  sha256 {entry['sha256'][:16]}", markup=False)
+    for name, reason in result.skipped.items():
+        stdout.print(f"  skipped {name}: {reason}", markup=False)
+
+
+@click.command()
+@click.argument("backup_dir", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@inventory_option
+@state_dir_option
+@click.option("--yes", is_flag=True, help="Do not ask before replacing files (required when not on a terminal).")
+@output_option
+def restore(backup_dir: Path, inventory: Path, state_dir: Path | None, yes: bool, output: str) -> None:
+    """Restore the Pulumi state and the config files from BACKUP_DIR after verifying its checksums.
+
+    A backup whose files changed since it was taken is refused (exit 3). The files it replaces are
+    moved aside (NAME.before-restore-<time>), never deleted. etcd, PKI and the JupyterHub database
+    are restored by hand.
+    """
+    manifest = verify(backup_dir)
+    cluster = read_manifest(backup_dir).get("cluster")
+    question = f"Replace the config in {inventory} and the Pulumi state of cluster {cluster} from {backup_dir}?"
+    if not yes and not (sys.stdin.isatty() and click.confirm(question, default=False)):
+        raise PreflightError("not confirmed; nothing was restored (pass --yes when not on a terminal)")
+    state = (state_dir or inventory / ".kfinstall" / str(manifest["cluster"])).resolve()
+    with run_lock(state, "restore"):
+        result = restore_backup(backup_dir, inventory, state)
+    if output == "json":
+        emit_json(result)
+        return
+    for path in result["restored"]:
+        stdout.print(f"restored {path}", markup=False)
+    for path in result["movedAside"]:
+        stdout.print(f"kept the previous one as {path}", markup=False)

@@ -1,0 +1,245 @@
+"""Backups before every hop, and the restore of what kfinstall itself owns (Pulumi state and config).
+
+A backup is a folder with a manifest.json listing every file with its sha256 and size:
+    resolved-config   config/kfinstall.yaml, config/<inventory file>, config/config.resolved.json (redacted)
+    pulumi-stack      pulumi/backend.tar.gz (the whole file backend under STATE/pulumi) and
+                      pulumi/<stack>.json (the stack's checkpoint, what `pulumi stack export` reads)
+    etcd-snapshot     cluster/etcd-snapshot.db          } playbooks/backup.yml on the first
+    pki-kubeadm-config cluster/pki.tar.gz, kubeadm-config.yaml } control-plane host (role etcd_backup)
+    jupyterhub-db     cluster/jupyterhub.sqlite         kubectl cp from the hub pod
+secrets.yml is never copied (run records stay free of secrets): keep it safe yourself, restore needs
+the same file to decrypt the Pulumi state. Restore verifies every checksum first and refuses a
+backup that was changed, then moves the current files aside (never deletes them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from installer import __version__
+from installer.config.resolved import ClusterConfig
+from installer.errors import PhaseFailed, PreflightError
+
+MANIFEST = "manifest.json"
+LOCAL_ITEMS = ("resolved-config", "pulumi-stack")
+CLUSTER_ITEMS = ("etcd-snapshot", "pki-kubeadm-config", "jupyterhub-db")
+HUB_DB_PATH = "/srv/jupyterhub/jupyterhub.sqlite"
+HUB_NAMESPACE = "jupyterhub"
+BACKUP_PLAYBOOK = "backup.yml"
+# Runs a playbook that fetches etcd, PKI and kubeadm config into the folder it is given.
+ClusterBackup = Callable[[Path], None]
+HubBackup = Callable[[Path], None]
+
+
+@dataclass
+class BackupResult:
+    folder: Path
+    files: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "files": self.files, "skipped": self.skipped}
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source, target)
+
+
+def backup_config(cfg: ClusterConfig, folder: Path) -> None:
+    """The site's own files (not secrets.yml) and the resolved configuration, redacted."""
+    _copy(cfg.site / "kfinstall.yaml", folder / "config" / "kfinstall.yaml")
+    inventory = cfg.inventory.path
+    if inventory is not None and inventory.is_file():
+        _copy(inventory, folder / "config" / inventory.name)
+    (folder / "config" / "config.resolved.json").write_text(json.dumps(cfg.redacted(), indent=2), encoding="utf-8")
+
+
+def pulumi_backend(state_dir: Path) -> Path:
+    return state_dir / "pulumi"
+
+
+def backup_pulumi(state_dir: Path, stack: str, folder: Path) -> str | None:
+    """Archive the file backend; returns why it was skipped, or None."""
+    backend = pulumi_backend(state_dir)
+    if not backend.is_dir() or not any(backend.iterdir()):
+        return f"no Pulumi state under {backend} yet (the platform phase has not run)"
+    target = folder / "pulumi"
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(target / "backend.tar.gz", "w:gz") as archive:
+        archive.add(backend, arcname="pulumi")
+    for checkpoint in backend.glob(f".pulumi/stacks/**/{stack}.json"):
+        _copy(checkpoint, target / f"{stack}.json")
+    return None
+
+
+def write_manifest(folder: Path, meta: dict[str, Any], skipped: dict[str, str]) -> BackupResult:
+    files = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        files.append({"path": str(path.relative_to(folder)), "sha256": sha256(path), "size": path.stat().st_size})
+    manifest = {
+        **meta,
+        "createdAt": time.strftime("%FT%TZ", time.gmtime()),
+        "kfinstall": __version__,
+        "files": files,
+        "skipped": skipped,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return BackupResult(folder=folder, files=files, skipped=skipped)
+
+
+def take_backup(
+    cfg: ClusterConfig,
+    folder: Path,
+    *,
+    cluster_backup: ClusterBackup | None = None,
+    hub_backup: HubBackup | None = None,
+    label: str = "manual",
+) -> BackupResult:
+    """Write one backup into `folder`. Cluster parts run when their callables are given; their
+    failures propagate (an upgrade never continues without its backup)."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    skipped: dict[str, str] = {}
+    backup_config(cfg, folder)
+    reason = backup_pulumi(cfg.state_dir, cfg.name, folder)
+    if reason:
+        skipped["pulumi-stack"] = reason
+    if cluster_backup is not None:
+        cluster_backup(folder / "cluster")
+    else:
+        skipped.update({"etcd-snapshot": "not requested", "pki-kubeadm-config": "not requested"})
+    if hub_backup is not None:
+        hub_backup(folder / "cluster")
+    else:
+        skipped["jupyterhub-db"] = "not requested"
+    meta = {"cluster": cfg.name, "channel": cfg.release.channel, "label": label}
+    return write_manifest(folder, meta, skipped)
+
+
+def ansible_cluster_backup(cfg: ClusterConfig, work_dir: Path, cancel: Callable[[], bool]) -> ClusterBackup:
+    """etcd snapshot, PKI and kubeadm config fetched by playbooks/backup.yml from the first control plane."""
+
+    def backup(folder: Path) -> None:
+        from installer.adapters.ansible import run_playbook
+
+        inventory = cfg.inventory.path
+        if inventory is None or not cfg.profile.host_phase:
+            raise PreflightError(f"profile {cfg.spec.profile} has no hosts to back up etcd and PKI from")
+        folder.mkdir(parents=True, exist_ok=True)
+        extra = {**cfg.ansible_vars(), "etcd_backup_dest": str(folder)}
+        result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel)
+        if not result.ok:
+            lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
+            raise PhaseFailed("\n".join([f"cluster backup failed ({result.status}, rc {result.rc})", *lines]))
+
+    return backup
+
+
+def hub_db_backup(run: Callable[[list[str]], str]) -> HubBackup:
+    """kubectl cp of the hub's sqlite database (`run` is installer.upgrade.facts.kubectl_runner)."""
+
+    def backup(folder: Path) -> None:
+        pods = run(["get", "pods", "-n", HUB_NAMESPACE, "-l", "component=hub", "-o", "name"]).split()
+        if not pods:
+            raise PhaseFailed(f"JupyterHub backup: no hub pod in namespace {HUB_NAMESPACE}; nothing to copy")
+        folder.mkdir(parents=True, exist_ok=True)
+        pod = pods[0].removeprefix("pod/")
+        run(["cp", f"{HUB_NAMESPACE}/{pod}:{HUB_DB_PATH}", str(folder / "jupyterhub.sqlite")])
+
+    return backup
+
+
+# Restore ------------------------------------------------------------------------------------------
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise PreflightError(f"{folder} is not a kfinstall backup: {MANIFEST} is missing")
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PreflightError(f"{path} is not valid JSON ({exc}); refusing to restore") from None
+    return data
+
+
+def verify(folder: Path) -> dict[str, Any]:
+    """The manifest, after checking every file's size and sha256; PreflightError naming each mismatch."""
+    manifest = read_manifest(folder)
+    problems = []
+    for entry in manifest.get("files", []):
+        path = folder / entry["path"]
+        if not path.resolve().is_relative_to(folder.resolve()):
+            problems.append(f"{entry['path']}: outside the backup folder")
+        elif not path.is_file():
+            problems.append(f"{entry['path']}: missing")
+        elif path.stat().st_size != entry["size"] or sha256(path) != entry["sha256"]:
+            problems.append(f"{entry['path']}: checksum mismatch (the file changed after the backup)")
+    if problems:
+        raise PreflightError(
+            f"refusing to restore {folder}: the backup was tampered with or is incomplete:\n  - "
+            + "\n  - ".join(problems)
+        )
+    return manifest
+
+
+def _aside(path: Path, stamp: str) -> Path | None:
+    if not path.exists():
+        return None
+    moved = path.with_name(f"{path.name}.before-restore-{stamp}")
+    path.rename(moved)
+    return moved
+
+
+def restore(folder: Path, site: Path, state_dir: Path | None = None) -> dict[str, Any]:
+    """Put the Pulumi state and the config files of a verified backup back; returns what moved."""
+    manifest = verify(folder)
+    cluster = str(manifest.get("cluster") or "")
+    if not cluster:
+        raise PreflightError(f"{folder / MANIFEST} names no cluster; refusing to restore")
+    state = state_dir or site / ".kfinstall" / cluster
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    restored: list[str] = []
+    moved: list[str] = []
+    for entry in manifest.get("files", []):
+        relative = Path(entry["path"])
+        if relative.parts[0] == "config" and relative.name != "config.resolved.json":
+            target = site / relative.name
+            aside = _aside(target, stamp)
+            moved += [str(aside)] if aside else []
+            _copy(folder / relative, target)
+            restored.append(str(target))
+    archive = folder / "pulumi" / "backend.tar.gz"
+    if archive.is_file():
+        state.mkdir(parents=True, exist_ok=True)
+        aside = _aside(pulumi_backend(state), stamp)
+        moved += [str(aside)] if aside else []
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(state, filter="data")
+        restored.append(str(pulumi_backend(state)))
+    return {
+        "backup": str(folder),
+        "cluster": cluster,
+        "restored": restored,
+        "movedAside": moved,
+        "notRestored": {
+            "cluster": "etcd, PKI and the JupyterHub database are restored by hand "
+            "(etcdutl snapshot restore, kubectl cp); see docs"
+        },
+    }

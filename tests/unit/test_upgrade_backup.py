@@ -1,0 +1,134 @@
+"""Backups and restore, for real with local files: checksums, round trip, tampering refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from installer.cli.backup import backup, restore
+from installer.config.load import load
+from installer.errors import PhaseFailed, PreflightError
+from installer.upgrade.backup import MANIFEST, hub_db_backup, sha256, take_backup, verify
+
+
+def _pulumi_state(state: Path, text: str = '{"version": 3, "checkpoint": {"stack": "test"}}') -> Path:
+    stacks = state / "pulumi" / ".pulumi" / "stacks" / "kfinstall"
+    stacks.mkdir(parents=True, exist_ok=True)
+    (stacks / "test.json").write_text(text)
+    (state / "pulumi" / ".pulumi" / "meta.yaml").write_text("version: 1\n")
+    return stacks / "test.json"
+
+
+def _backup_via_cli(site: Path) -> dict:
+    result = CliRunner().invoke(backup, ["-i", str(site), "-o", "json"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return json.loads(result.output)
+
+
+def test_backup_writes_every_file_with_its_checksum(make_site) -> None:
+    site = make_site()
+    cfg = load(site, need_secrets=False)
+    _pulumi_state(cfg.state_dir)
+    result = take_backup(cfg, cfg.state_dir / "b1")
+    paths = [f["path"] for f in result.files]
+    assert paths == ["config/config.resolved.json", "config/hosts.yml", "config/kfinstall.yaml",
+                     "pulumi/backend.tar.gz", "pulumi/test.json"]
+    manifest = json.loads((result.folder / MANIFEST).read_text())
+    for entry in manifest["files"]:
+        assert entry["sha256"] == sha256(result.folder / entry["path"])
+    assert manifest["cluster"] == "test" and manifest["channel"] == "26.03"
+    assert manifest["skipped"] == {"etcd-snapshot": "not requested", "pki-kubeadm-config": "not requested",
+                                   "jupyterhub-db": "not requested"}
+    secrets = cfg.secrets.values() if cfg.secrets else []
+    resolved = (result.folder / "config" / "config.resolved.json").read_text()
+    assert secrets and not any(value in resolved for value in secrets)
+    assert not (result.folder / "config" / "secrets.yml").exists()
+
+
+def test_backup_without_pulumi_state_says_so(make_site) -> None:
+    site = make_site()
+    cfg = load(site, need_secrets=False)
+    result = take_backup(cfg, cfg.state_dir / "b1")
+    assert result.skipped["pulumi-stack"].startswith("no Pulumi state under ")
+
+
+def test_backup_and_restore_round_trip(make_site) -> None:
+    site = make_site()
+    state = site / ".kfinstall" / "test"
+    checkpoint = _pulumi_state(state, '{"version": 3, "original": true}')
+    original_config = (site / "kfinstall.yaml").read_text()
+    data = _backup_via_cli(site)
+    folder = Path(data["folder"])
+    assert folder.parent.parent == state / "runs" and folder.name == "backup"
+
+    checkpoint.write_text('{"version": 3, "broken": true}')
+    (site / "kfinstall.yaml").write_text("broken: [\n")
+    result = CliRunner().invoke(restore, [str(folder), "-i", str(site), "--yes", "-o", "json"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads(result.output)
+    assert (site / "kfinstall.yaml").read_text() == original_config
+    assert json.loads(checkpoint.read_text()) == {"version": 3, "original": True}
+    assert len(report["movedAside"]) == 3  # kfinstall.yaml, hosts.yml, the pulumi folder
+    aside = [Path(p) for p in report["movedAside"]]
+    assert any(p.name.startswith("kfinstall.yaml.before-restore-") and p.read_text() == "broken: [\n" for p in aside)
+    load(site, need_secrets=False)  # the restored site validates again
+
+
+def test_restore_refuses_a_tampered_backup_and_changes_nothing(make_site) -> None:
+    site = make_site()
+    _pulumi_state(site / ".kfinstall" / "test")
+    folder = Path(_backup_via_cli(site)["folder"])
+    (folder / "config" / "kfinstall.yaml").write_text("apiVersion: evil\n")
+    before = (site / "kfinstall.yaml").read_text()
+    result = CliRunner().invoke(restore, [str(folder), "-i", str(site), "--yes"])
+    assert isinstance(result.exception, PreflightError) and result.exception.exit_code == 3
+    assert "the backup was tampered with or is incomplete" in result.exception.message
+    assert "config/kfinstall.yaml: checksum mismatch (the file changed after the backup)" in result.exception.message
+    assert (site / "kfinstall.yaml").read_text() == before
+
+
+def test_restore_refuses_missing_files_and_paths_outside_the_backup(tmp_path: Path) -> None:
+    (tmp_path / MANIFEST).write_text(json.dumps({"cluster": "test", "files": [
+        {"path": "config/kfinstall.yaml", "sha256": "0" * 64, "size": 1},
+        {"path": "../../etc/passwd", "sha256": "0" * 64, "size": 1}]}))
+    with pytest.raises(PreflightError) as refused:
+        verify(tmp_path)
+    assert "config/kfinstall.yaml: missing" in refused.value.message
+    assert "../../etc/passwd: outside the backup folder" in refused.value.message
+
+
+def test_restore_refuses_a_folder_without_manifest(tmp_path: Path) -> None:
+    with pytest.raises(PreflightError, match="is not a kfinstall backup: manifest.json is missing"):
+        verify(tmp_path)
+
+
+def test_restore_off_a_terminal_needs_yes(make_site) -> None:
+    site = make_site()
+    folder = Path(_backup_via_cli(site)["folder"])
+    result = CliRunner().invoke(restore, [str(folder), "-i", str(site)])
+    assert isinstance(result.exception, PreflightError)
+    assert "not confirmed; nothing was restored" in result.exception.message
+
+
+def test_backup_with_cluster_fails_clearly_without_a_cluster(make_site) -> None:
+    site = make_site()
+    result = CliRunner().invoke(backup, ["-i", str(site), "--cluster"])
+    assert isinstance(result.exception, PreflightError)
+    assert result.exception.message.startswith("no cluster reachable: ")
+
+
+def test_hub_db_backup_copies_the_sqlite_file_from_the_hub_pod(tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+
+    def run(args: list[str]) -> str:
+        calls.append(args)
+        return "pod/hub-7d9f\n" if args[0] == "get" else ""
+
+    hub_db_backup(run)(tmp_path / "cluster")
+    assert calls[1] == ["cp", "jupyterhub/hub-7d9f:/srv/jupyterhub/jupyterhub.sqlite",
+                        str(tmp_path / "cluster" / "jupyterhub.sqlite")]
+    with pytest.raises(PhaseFailed, match="no hub pod in namespace jupyterhub"):
+        hub_db_backup(lambda args: "")(tmp_path / "c2")
