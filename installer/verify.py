@@ -1,0 +1,297 @@
+"""`kfinstall verify`: live checks of a deployed platform, through kubectl and the API server.
+
+Every check goes through the API server (service proxy for HTTP endpoints), so verify needs only
+a kubeconfig and kubectl, no port-forwards or ingress DNS. With `demo=True` it also runs the
+issue-summarization demo (examples/issue-summarization): a TFJob that trains and exports a model,
+a PyTorchJob smoke test, and a prediction through TF Serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import yaml
+
+from installer.config.resolved import ClusterConfig
+from installer.errors import PreflightError
+
+DEMO_DIR = Path(__file__).resolve().parent.parent / "examples" / "issue-summarization"
+DEMO_MODEL = "issue-summarization"
+DEMO_NAMESPACE = "kubeflow-user"  # stacks.workspace.NAMESPACE (not imported: verify must not load pulumi)
+PROMETHEUS = "/api/v1/namespaces/monitoring/services/kps-prometheus:9090/proxy/api/v1/query"
+HUB_LOGIN = "/api/v1/namespaces/jupyterhub/services/proxy-public:http/proxy/hub/login"
+SERVING = "/api/v1/namespaces/kubeflow-user/services/{service}:http/proxy/v1/models/" + DEMO_MODEL
+REQUEST_TIMEOUT = "10s"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str  # ok | failed | skipped
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "detail": self.detail}
+
+
+@dataclass
+class VerifyReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "failed" for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks]}
+
+
+class CheckFailed(Exception):
+    """A check's own failure (turned into a `failed` row, never raised out of verify)."""
+
+
+def kubeconfig_path(cfg: ClusterConfig) -> Path:
+    """$KUBECONFIG when set (gcp: after `gcloud container clusters get-credentials`), else STATE/kubeconfig."""
+    env = os.environ.get("KUBECONFIG")
+    return Path(env.split(os.pathsep)[0]) if env else cfg.state_dir / "kubeconfig"
+
+
+class Kubectl:
+    """kubectl with the site's kubeconfig and a request timeout on every call."""
+
+    def __init__(self, binary: str, kubeconfig: Path) -> None:
+        self.base = [binary, f"--kubeconfig={kubeconfig}", f"--request-timeout={REQUEST_TIMEOUT}"]
+
+    def run(self, *args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([*self.base, *args], input=stdin, capture_output=True, text=True, timeout=120,
+                              check=False)
+        if done.returncode != 0:
+            said = (done.stderr or done.stdout).strip().splitlines()
+            raise CheckFailed(said[-1] if said else f"kubectl {' '.join(args)} exited {done.returncode}")
+        return done.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json"))
+
+    def raw(self, path: str) -> str:
+        return self.run("get", "--raw", path)
+
+    def post(self, path: str, body: dict[str, Any]) -> str:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(body, handle)
+        try:
+            return self.run("create", "--raw", path, "-f", handle.name)
+        finally:
+            os.unlink(handle.name)
+
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        # Server-side apply, like the platform itself; the demo owns these objects.
+        self.run("apply", "--server-side", "--force-conflicts", "--field-manager=kfinstall-verify", "-f", "-",
+                 stdin=yaml.safe_dump_all(objects))
+
+
+def preflight(cfg: ClusterConfig) -> Kubectl:
+    """kubectl, a kubeconfig and a reachable API server; PreflightError names what is missing (exit 3)."""
+    problems = []
+    binary = shutil.which("kubectl")
+    if binary is None:
+        problems.append("kubectl not found on PATH: install kubectl matching the cluster's minor "
+                        f"({cfg.kubernetes_minor}) from https://dl.k8s.io or your package mirror")
+    config = kubeconfig_path(cfg)
+    if not config.is_file():
+        fix = (f"gcloud container clusters get-credentials {cfg.name} --region {cfg.spec.gcp.region} "
+               f"--project {cfg.spec.gcp.project}, then export KUBECONFIG" if cfg.spec.profile == "gcp"
+               else f"run `kfinstall up -i {cfg.site}` (the hosts phase writes it) or export KUBECONFIG")
+        problems.append(f"no kubeconfig at {config}: {fix}")
+    if not problems:
+        assert binary is not None
+        kubectl = Kubectl(binary, config)
+        try:
+            kubectl.run("version", "-o", "json")
+        except (CheckFailed, subprocess.TimeoutExpired) as exc:
+            problems.append(f"the API server in {config} does not answer ({exc}); is the cluster up and reachable?")
+        else:
+            return kubectl
+    raise PreflightError("verify needs a live cluster:\n  - " + "\n  - ".join(problems))
+
+
+def demo_objects(cfg: ClusterConfig, epochs: int = 5) -> list[dict[str, Any]]:
+    """The demo's objects for this site: code ConfigMap plus the templated manifests."""
+    storage = cfg.spec.storage
+    default_class = {"nfs": storage.nfs.storage_class, "gluster": storage.gluster.storage_class,
+                     "filestore": "filestore"}[storage.default_class]
+    variables = {"NAMESPACE": DEMO_NAMESPACE, "STORAGE_CLASS": default_class, "EPOCHS": str(epochs),
+                 "TENSORFLOW_IMAGE": cfg.release.images["tensorboard"].ref,
+                 "SERVING_IMAGE": cfg.release.images["tensorflow-serving"].ref}
+    code = {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "issue-summarization-code", "namespace": DEMO_NAMESPACE,
+                         "labels": {"app.kubernetes.io/part-of": "kfinstall-demo"}},
+            "data": {name: (DEMO_DIR / name).read_text(encoding="utf-8") for name in ("train.py", "sample_issues.csv")}}
+    objects = [code]
+    for path in sorted((DEMO_DIR / "manifests").glob("*.yaml")):
+        text = Template(path.read_text(encoding="utf-8")).substitute(variables)
+        objects += [doc for doc in yaml.safe_load_all(text) if doc]
+    return objects
+
+
+def _platform_serves_demo(cfg: ClusterConfig) -> bool:
+    serving = cfg.spec.components.serving
+    return serving.enabled and any(m.name == DEMO_MODEL for m in serving.models)
+
+
+def _nodes_ready(k: Kubectl, cfg: ClusterConfig) -> str:
+    nodes = k.json("get", "nodes")["items"]
+    not_ready = [n["metadata"]["name"] for n in nodes
+                 if not any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", []))]
+    if not nodes or not_ready:
+        raise CheckFailed(f"not Ready: {', '.join(not_ready) or 'no nodes'}")
+    return f"{len(nodes)} node(s) Ready"
+
+
+def _gpus(k: Kubectl, cfg: ClusterConfig) -> str:
+    nodes = k.json("get", "nodes")["items"]
+    total = sum(int(n["status"].get("allocatable", {}).get("nvidia.com/gpu", "0")) for n in nodes)
+    if total == 0:
+        raise CheckFailed("no node advertises nvidia.com/gpu (device plugin or GPU Operator not running?)")
+    return f"{total} GPU(s) allocatable"
+
+
+def _default_class(k: Kubectl, cfg: ClusterConfig) -> str:
+    classes = k.json("get", "storageclass")["items"]
+    defaults = [c["metadata"]["name"] for c in classes
+                if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
+    if len(defaults) != 1:
+        raise CheckFailed(f"expected exactly one default StorageClass, found {defaults or 'none'}")
+    return f"default StorageClass {defaults[0]}"
+
+
+def _hub_login(k: Kubectl, cfg: ClusterConfig) -> str:
+    page = k.raw(HUB_LOGIN)
+    if "<form" not in page:
+        raise CheckFailed("the hub's /hub/login page has no login form")
+    return "JupyterHub login page reachable"
+
+
+def _serving_status(k: Kubectl, cfg: ClusterConfig, service: str = "tf-serving") -> str:
+    status = json.loads(k.raw(SERVING.format(service=service)))
+    states = [v.get("state") for v in status.get("model_version_status", [])]
+    if "AVAILABLE" not in states:
+        raise CheckFailed(f"model {DEMO_MODEL} not AVAILABLE ({states or 'no versions'}); train one: verify --demo")
+    return f"model {DEMO_MODEL} AVAILABLE"
+
+
+def _dcgm(k: Kubectl, cfg: ClusterConfig) -> str:
+    answer = json.loads(k.raw(f"{PROMETHEUS}?query=DCGM_FI_DEV_GPU_UTIL"))
+    series = answer.get("data", {}).get("result", [])
+    if not series:
+        raise CheckFailed("Prometheus has no DCGM_FI_DEV_GPU_UTIL series (dcgm-exporter scraped?)")
+    return f"{len(series)} GPU series in Prometheus"
+
+
+def _wait_job(k: Kubectl, kind: str, name: str, timeout_s: int) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = k.json("get", kind, name, "-n", DEMO_NAMESPACE)
+        conditions = {c["type"]: c["status"] for c in job.get("status", {}).get("conditions", [])}
+        if conditions.get("Succeeded") == "True":
+            return f"{kind} {name} Succeeded"
+        if conditions.get("Failed") == "True":
+            logs = f"kubectl -n {DEMO_NAMESPACE} logs -l training.kubeflow.org/job-name={name}"
+            raise CheckFailed(f"{kind} {name} Failed (see `{logs}`)")
+        time.sleep(10)
+    raise CheckFailed(f"{kind} {name} did not finish within {timeout_s} s")
+
+
+def _predict(k: Kubectl, service: str) -> str:
+    body = {"instances": ["The export button throws a 500 error after clicking it. Logs attached below."]}
+    answer = json.loads(k.post(SERVING.format(service=service) + ":predict", body))
+    title = answer.get("predictions", [None])[0]
+    if not isinstance(title, str):
+        raise CheckFailed(f"unexpected prediction {answer!r}")
+    return f"predicted title: {title!r}"
+
+
+def _run_check(report: VerifyReport, name: str, fn: Callable[[], str]) -> bool:
+    try:
+        report.checks.append(Check(name, "ok", fn()))
+        return True
+    except (CheckFailed, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as exc:
+        report.checks.append(Check(name, "failed", re.sub(r"\s+", " ", str(exc))))
+        return False
+
+
+def _skip(report: VerifyReport, name: str, why: str) -> None:
+    report.checks.append(Check(name, "skipped", why))
+
+
+def _platform_checks(k: Kubectl, cfg: ClusterConfig, report: VerifyReport) -> None:
+    comps = cfg.spec.components
+    _run_check(report, "nodes-ready", lambda: _nodes_ready(k, cfg))
+    if cfg.spec.gpu.enabled:
+        _run_check(report, "gpus-allocatable", lambda: _gpus(k, cfg))
+    else:
+        _skip(report, "gpus-allocatable", "spec.gpu.enabled is false")
+    _run_check(report, "default-storage-class", lambda: _default_class(k, cfg))
+    if comps.jupyterhub.enabled:
+        _run_check(report, "jupyterhub-login", lambda: _hub_login(k, cfg))
+    if cfg.spec.gpu.enabled and comps.monitoring.enabled:
+        _run_check(report, "dcgm-metrics", lambda: _dcgm(k, cfg))
+    else:
+        _skip(report, "dcgm-metrics", "needs the GPU stack and monitoring")
+
+
+def _demo_checks(k: Kubectl, cfg: ClusterConfig, report: VerifyReport, timeout_s: int) -> None:
+    objects = demo_objects(cfg)
+    service = "tf-serving" if _platform_serves_demo(cfg) else "issue-summarization-serving"
+    if service == "tf-serving":
+        objects = [o for o in objects if o["metadata"]["name"] != "issue-summarization-serving"]
+    if not _run_check(report, "demo-apply", lambda: _apply(k, objects)):
+        return
+    trained = _run_check(report, "tfjob-completes", lambda: _wait_job(k, "tfjob", "issue-summarization", timeout_s))
+    _run_check(report, "pytorchjob-completes", lambda: _wait_job(k, "pytorchjob", "pytorchjob-smoke", timeout_s))
+    if not trained:
+        _skip(report, "serving-answers", "no trained model (the TFJob failed)")
+        return
+    _run_check(report, "serving-answers", lambda: _loaded_then_predict(k, cfg, service))
+
+
+def _apply(k: Kubectl, objects: list[dict[str, Any]]) -> str:
+    k.apply(objects)
+    return f"{len(objects)} demo objects applied"
+
+
+def _loaded_then_predict(k: Kubectl, cfg: ClusterConfig, service: str, wait_s: int = 90) -> str:
+    # TF Serving polls the model base path every 30 s: give it a few polls to load the new version.
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _serving_status(k, cfg, service)
+            break
+        except CheckFailed:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(15)
+    return _predict(k, service)
+
+
+def verify(cfg: ClusterConfig, demo: bool = False, timeout_s: int = 1800) -> VerifyReport:
+    """Run every check that applies to the site; `demo` adds the TFJob, PyTorchJob and prediction."""
+    kubectl = preflight(cfg)
+    report = VerifyReport()
+    _platform_checks(kubectl, cfg, report)
+    if demo:
+        _demo_checks(kubectl, cfg, report, timeout_s)
+    elif cfg.spec.components.serving.enabled:
+        _run_check(report, "serving-answers", lambda: _serving_status(kubectl, cfg))
+    return report
