@@ -25,6 +25,22 @@ class HistoryEntry(BaseModel):
     to_channel: str | None = None
     run_id: str | None = None
     result: str
+    # Upgrade hops (installer.upgrade.run): which hop, and Kubernetes before and after it.
+    hop: str | None = None
+    kubernetes_from: str | None = None
+    kubernetes_to: str | None = None
+
+
+class UpgradeProgress(BaseModel):
+    """An upgrade that started and has not finished: a re-run plans from the installed versions
+    (updated after every completed hop) and so resumes with the hops still missing."""
+
+    model_config = ConfigDict(extra="forbid")
+    target_channel: str
+    target_kubernetes: str | None = None
+    run_id: str
+    started_at: str
+    hops_done: list[str] = Field(default_factory=list)
 
 
 class State(BaseModel):
@@ -35,6 +51,7 @@ class State(BaseModel):
     phases_done: list[str] = Field(default_factory=list)
     last_run_id: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
+    upgrade: UpgradeProgress | None = None
 
 
 def read_state(state_dir: Path) -> State | None:

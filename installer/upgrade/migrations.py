@@ -191,20 +191,22 @@ def training_crds_to_keep(crd_objects: Mapping[str, int], rules: UpgradeRules) -
 
 
 def training_operator_standalone(
-    crd_objects: Mapping[str, int], target_crds: set[str], rules: UpgradeRules
+    crd_objects: Mapping[str, int], previous_crds: set[str], target_crds: set[str], rules: UpgradeRules
 ) -> list[str]:
-    """The CRDs the target platform must still apply; PreflightError when it would drop one in use.
+    """The guarded CRDs the hop keeps; PreflightError when it would drop one that holds objects.
 
-    `crd_objects` maps CRD name -> live object count on the cluster, `target_crds` is what the
-    target channel's program applies.
+    `crd_objects` maps CRD name -> live object count, `previous_crds` / `target_crds` are the CRDs
+    the installed and the target platform apply. Pulumi deletes what the old program had and the
+    new one lacks, and deleting a CRD deletes its objects: that is what this refuses.
     """
-    missing = [n for n in training_crds_to_keep(crd_objects, rules) if n not in target_crds and crd_objects[n] > 0]
-    if missing:
+    dropped = [n for n in training_crds_to_keep(crd_objects, rules) if n in previous_crds and n not in target_crds]
+    in_use = [n for n in dropped if crd_objects[n] > 0]
+    if in_use:
         raise PreflightError(
-            "the target platform would no longer apply " + ", ".join(missing) + " while objects of it exist; "
+            "the target platform would delete " + ", ".join(in_use) + " while objects of it exist; "
             "training-operator v1 must stay standalone (TFJob has no Trainer v2 runtime)"
         )
-    return sorted(set(training_crds_to_keep(crd_objects, rules)))
+    return sorted(set(training_crds_to_keep(crd_objects, rules)) - set(dropped))
 
 
 # Pod Security labels -------------------------------------------------------------------------------
@@ -237,5 +239,5 @@ MIGRATIONS: dict[str, str] = {
     "z2jh-values-3-to-4": "JupyterHub chart 3 -> 4 values: slug_scheme escape, KubeSpawner 6 PVC names, allow config",
     KPS_CRDS: "apply the target kube-prometheus-stack operator CRDs by server-side apply before the chart",
     TRAINING_STANDALONE: "keep training-operator v1 standalone; never delete kubeflow.org job CRDs in use",
-    POD_SECURITY: "Pod Security Admission labels on platform namespaces (server-side dry run first)",
+    POD_SECURITY: "Pod Security Admission labels (enforce, audit, warn) on every namespace the platform program owns",
 }

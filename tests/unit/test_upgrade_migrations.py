@@ -88,14 +88,24 @@ def test_training_operator_standalone_keeps_crds_in_use() -> None:
     rules = load_rules()
     live = {"tfjobs.kubeflow.org": 3, "pytorchjobs.kubeflow.org": 0, "other.example.com": 1}
     assert training_crds_to_keep(live, rules) == ["tfjobs.kubeflow.org", "pytorchjobs.kubeflow.org"]
-    kept = training_operator_standalone(live, {"tfjobs.kubeflow.org", "pytorchjobs.kubeflow.org"}, rules)
+    program = {"tfjobs.kubeflow.org", "pytorchjobs.kubeflow.org"}
+    kept = training_operator_standalone(live, program, program, rules)
     assert kept == ["pytorchjobs.kubeflow.org", "tfjobs.kubeflow.org"]
 
 
+def test_training_operator_standalone_ignores_crds_the_platform_never_applied() -> None:
+    live = {"mpijobs.kubeflow.org": 2, "tfjobs.kubeflow.org": 1}
+    program = {"tfjobs.kubeflow.org"}
+    assert training_operator_standalone(live, program, program, load_rules()) == [
+        "mpijobs.kubeflow.org", "tfjobs.kubeflow.org"]
+
+
 def test_training_operator_standalone_refuses_a_target_without_tfjobs() -> None:
-    with pytest.raises(PreflightError, match=r"would no longer apply tfjobs\.kubeflow\.org while objects of it "
+    previous = {"tfjobs.kubeflow.org", "pytorchjobs.kubeflow.org"}
+    with pytest.raises(PreflightError, match=r"would delete tfjobs\.kubeflow\.org while objects of it "
                                              r"exist; training-operator v1 must stay standalone"):
-        training_operator_standalone({"tfjobs.kubeflow.org": 1}, {"pytorchjobs.kubeflow.org"}, load_rules())
+        training_operator_standalone({"tfjobs.kubeflow.org": 1}, previous, {"pytorchjobs.kubeflow.org"},
+                                     load_rules())
 
 
 def test_training_operator_crds_are_in_the_program() -> None:

@@ -1,0 +1,343 @@
+"""Execute a route: lock, run record, upgrade preflight, then per hop: confirm, fresh facts, backup, hop.
+
+state.json is written after every completed hop (installed channel, Kubernetes version, a history
+entry), so an interrupted or failed upgrade resumes on the next run: the route is planned again from
+the installed versions and only the missing hops remain.
+    kubernetes hop: playbooks/upgrade.yml (kf_upgrade_action=kubernetes) with the hop's minor
+    platform hop:   Pulumi preflight first (nothing changes when it cannot run), node runtime
+                    changes (kf_upgrade_action=runtime) when containerd or the driver move, the
+                    migrations, then the platform phase with the new channel's pins
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from installer.config.resolved import ClusterConfig
+from installer.errors import KfinstallError, PhaseFailed, PreflightError
+from installer.lock import run_lock
+from installer.phases.base import RunContext
+from installer.releases import load_release
+from installer.runs import RunRecord
+from installer.state import HistoryEntry, State, UpgradeProgress, read_state, write_state
+from installer.upgrade import migrations
+from installer.upgrade.backup import ansible_cluster_backup, hub_db_backup, take_backup
+from installer.upgrade.facts import (
+    ClusterFacts,
+    Z2jhSettings,
+    collect_cluster_facts,
+    kubectl_runner,
+    read_host_facts,
+    z2jh_settings,
+)
+from installer.upgrade.preflight import hop_problems, refuse_if, route_problems
+from installer.upgrade.route import Hop, Route
+from installer.upgrade.rules import load_rules
+
+UPGRADE_PLAYBOOK = "upgrade.yml"
+FactsCollector = Callable[[RunContext, Hop], ClusterFacts]
+HopRunner = Callable[[RunContext, Hop, ClusterFacts], None]
+Confirm = Callable[[str], bool]
+
+
+@dataclass
+class UpgradeReport:
+    run_id: str
+    record: str
+    route: Route
+    done: list[str] = field(default_factory=list)
+    result: str = "running"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "record": self.record,
+            "result": self.result,
+            "hopsDone": self.done,
+            "route": self.route.as_dict(),
+        }
+
+
+def _now() -> str:
+    return time.strftime("%FT%TZ", time.gmtime())
+
+
+def hop_config(cfg: ClusterConfig, hop: Hop) -> ClusterConfig:
+    """The configuration a hop deploys: its target channel's pins at its target Kubernetes version."""
+    spec = cfg.spec
+    kubernetes = spec.kubernetes.model_copy(update={"version": hop.kubernetes_to})
+    new_spec = spec.model_copy(update={"channel": hop.to_channel, "kubernetes": kubernetes})
+    return dataclasses.replace(
+        cfg, cluster=cfg.cluster.model_copy(update={"spec": new_spec}), release=load_release(hop.to_channel)
+    )
+
+
+def with_jupyterhub_values(cfg: ClusterConfig, values: dict[str, Any]) -> ClusterConfig:
+    components = cfg.spec.components
+    jupyterhub = components.jupyterhub.model_copy(update={"values": values})
+    spec = cfg.spec.model_copy(update={"components": components.model_copy(update={"jupyterhub": jupyterhub})})
+    return dataclasses.replace(cfg, cluster=cfg.cluster.model_copy(update={"spec": spec}))
+
+
+def z2jh_from_config(cfg: ClusterConfig) -> Z2jhSettings | None:
+    """What the hub will run with: kfinstall's own allow config (stacks/jupyterhub.py) plus the overrides."""
+    if not cfg.spec.components.jupyterhub.enabled:
+        return None
+    values = cfg.spec.components.jupyterhub.values
+    settings = z2jh_settings(values)
+    # kfinstall always says who may log in (allow_all, or the LDAP allowed_groups); only an
+    # override that turns allow_all off without a list of its own leaves the hub closed.
+    config = (values.get("hub") or {}).get("config") or {}
+    turned_off = any(isinstance(section, dict) and section.get("allow_all") is False for section in config.values())
+    return dataclasses.replace(settings, allow_configured=settings.allow_configured or not turned_off)
+
+
+# Facts ------------------------------------------------------------------------------------------
+
+
+def live_facts(ctx: RunContext, hop: Hop) -> ClusterFacts:
+    """Facts from the running site: kubectl for the cluster, upgrade.yml's facts play for the hosts."""
+    cfg = ctx.cfg
+    run = kubectl_runner(cfg.state_dir / "kubeconfig")  # refuses first when there is no cluster
+    folder = ctx.record.path / "facts" / f"hop-{hop.index:02d}"
+    if cfg.profile.host_phase and cfg.inventory.path is not None:
+        _playbook(
+            ctx,
+            {**cfg.ansible_vars(), "kf_upgrade_action": "facts", "kf_upgrade_facts_dir": str(folder)},
+            f"facts before hop {hop.index}",
+        )
+    return collect_cluster_facts(
+        run, load_rules().training_operator.guarded_crds, read_host_facts(folder), z2jh_from_config(cfg)
+    )
+
+
+def _playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> None:
+    from installer.adapters.ansible import run_playbook
+
+    inventory = ctx.cfg.inventory.path
+    if inventory is None or not ctx.cfg.profile.host_phase:
+        raise PreflightError(f"{what}: profile {ctx.cfg.spec.profile} has no hosts kfinstall manages")
+    result = run_playbook(
+        UPGRADE_PLAYBOOK,
+        inventory,
+        extravars,
+        ctx.record.path / "ansible",
+        sink=ctx.record.append_event,
+        cancel=ctx.cancel_requested,
+    )
+    if not result.ok:
+        lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
+        raise PhaseFailed(
+            "\n".join(
+                [
+                    f"{what} failed ({result.status}, rc {result.rc}); run record {ctx.record.path}",
+                    *lines,
+                    "fix the cause and run the same upgrade again: finished hops are not repeated",
+                ]
+            )
+        )
+
+
+# Hops -------------------------------------------------------------------------------------------
+
+
+def kubernetes_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+    target = hop_config(ctx.cfg, hop)
+    _playbook(
+        ctx,
+        {**target.ansible_vars(), "kf_upgrade_action": "kubernetes", "kf_upgrade_kubernetes_from": hop.kubernetes_from},
+        f"hop {hop.index} ({hop.title()})",
+    )
+
+
+def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+    from installer.adapters import pulumi as pulumi_adapter
+    from installer.phases import platform
+
+    target = hop_config(ctx.cfg, hop)
+    pulumi_adapter.preflight(target)  # before any change: a clear PreflightError when it cannot run
+    if hop.node_changes and target.profile.host_phase:
+        _playbook(ctx, {**target.ansible_vars(), "kf_upgrade_action": "runtime"}, f"hop {hop.index} node runtime")
+    target = run_migrations(ctx, hop, target, facts)
+    platform.run(dataclasses.replace(ctx, cfg=target))
+
+
+Command = Callable[[list[str]], None]
+
+
+def _command(argv: list[str]) -> None:
+    tool = shutil.which(argv[0])
+    if tool is None:
+        raise PreflightError(f"{argv[0]} is not on PATH; the migration needs it")
+    done = subprocess.run([tool, *argv[1:]], capture_output=True, text=True, timeout=600, check=False)  # argv list
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or ["no output"])[0]
+        raise PhaseFailed(f"{' '.join(argv[:3])} failed: {first}")
+
+
+def program_crds(cfg: ClusterConfig) -> set[str]:
+    """The training CRDs the platform program applies for `cfg` (none when training is off)."""
+    if not cfg.spec.components.training.enabled:
+        return set()
+    from stacks.training_crds import all_crds
+
+    return {str(body["metadata"]["name"]) for body in all_crds().values()}
+
+
+def run_migrations(
+    ctx: RunContext, hop: Hop, target: ClusterConfig, facts: ClusterFacts, command: Command = _command
+) -> ClusterConfig:
+    """Run the hop's migrations in order; returns the configuration the platform phase deploys."""
+    rules = load_rules()
+    kubeconfig = ctx.cfg.state_dir / "kubeconfig"
+    notes: dict[str, Any] = {}
+    for name in hop.migrations:
+        if name == migrations.KPS_CRDS:
+            for argv in migrations.kps_crd_commands(target.release, ctx.record.path / "charts", kubeconfig):
+                command(argv)
+            notes[name] = migrations.kps_crd_source(target.release)
+        elif name == migrations.TRAINING_STANDALONE:
+            previous = program_crds(ctx.cfg)
+            notes[name] = migrations.training_operator_standalone(
+                facts.crd_objects, previous, program_crds(target), rules
+            )
+        elif name == migrations.POD_SECURITY:
+            notes[name] = "labels are set by the platform program on every namespace it owns"
+        else:  # a JupyterHub chart major migration named in upgrade-rules.yml
+            values = migrations.z2jh_values_3_to_4(target.spec.components.jupyterhub.values)
+            target = with_jupyterhub_values(target, values)
+            notes[name] = {"values": values}
+    ctx.record.write_json(f"migrations-hop-{hop.index:02d}.json", notes)
+    return target
+
+
+HOP_RUNNERS: dict[str, HopRunner] = {"kubernetes": kubernetes_hop, "platform": platform_hop}
+
+
+# The run ----------------------------------------------------------------------------------------
+
+
+def backup_before(ctx: RunContext, hop: Hop) -> None:
+    """Every backup before a hop; a cluster part that fails stops the upgrade before the hop."""
+    cfg = ctx.cfg
+    folder = ctx.record.path / "backup" / f"hop-{hop.index:02d}-{hop.kind}"
+    cluster = ansible_cluster_backup(cfg, ctx.record.path / "ansible", ctx.cancel_requested)
+    hub = None
+    if cfg.spec.components.jupyterhub.enabled:
+        hub = hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
+    take_backup(cfg, folder, cluster_backup=cluster if cfg.profile.host_phase else None, hub_backup=hub, label=hop.key)
+
+
+def run_upgrade(
+    cfg: ClusterConfig,
+    route: Route,
+    console: Console,
+    *,
+    confirm: Confirm | None = None,
+    collect: FactsCollector = live_facts,
+    runners: dict[str, HopRunner] | None = None,
+    backup: Callable[[RunContext, Hop], None] = backup_before,
+) -> UpgradeReport:
+    """Run every hop; raises PreflightError (3), PhaseFailed (4) or Interrupted (130)."""
+    runners = runners or HOP_RUNNERS
+    with run_lock(cfg.state_dir, "upgrade"):
+        record = RunRecord.start(cfg, f"upgrade --to {route.to_channel}")
+        record.write_json("route.json", route.as_dict())
+        report = UpgradeReport(run_id=record.run_id, record=str(record.path), route=route)
+        ctx = RunContext(cfg=cfg, record=record, console=console)
+        facts = collect(ctx, route.hops[0])
+        refuse_if(route_problems(facts, route, training_enabled=cfg.spec.components.training.enabled), "the route")
+        state = _begin(cfg, route, record.run_id)
+        try:
+            for hop in route.hops:
+                _one_hop(ctx, hop, state, report, confirm, collect, runners, backup, facts if hop.index == 1 else None)
+        except KfinstallError:
+            report.result = "failed"
+            record.write_json("summary.json", report.as_dict())
+            raise
+        state.upgrade = None
+        state.history.append(
+            HistoryEntry(
+                at=_now(),
+                action="upgrade",
+                from_channel=route.from_channel,
+                to_channel=route.to_channel,
+                run_id=record.run_id,
+                result="ok",
+                kubernetes_from=route.kubernetes_from,
+                kubernetes_to=route.kubernetes_to,
+            )
+        )
+        write_state(cfg.state_dir, state)
+        report.result = "ok"
+        record.write_json("summary.json", report.as_dict())
+        return report
+
+
+def _begin(cfg: ClusterConfig, route: Route, run_id: str) -> State:
+    state = read_state(cfg.state_dir) or State(cluster=cfg.name)
+    if state.upgrade is None or state.upgrade.target_channel != route.to_channel:
+        state.upgrade = UpgradeProgress(
+            target_channel=route.to_channel,
+            run_id=run_id,
+            started_at=_now(),
+            target_kubernetes=route.kubernetes_to if route.kubernetes_explicit else None,
+        )
+    state.last_run_id = run_id
+    write_state(cfg.state_dir, state)
+    return state
+
+
+def _one_hop(
+    ctx: RunContext,
+    hop: Hop,
+    state: State,
+    report: UpgradeReport,
+    confirm: Confirm | None,
+    collect: FactsCollector,
+    runners: dict[str, HopRunner],
+    backup: Callable[[RunContext, Hop], None],
+    facts: ClusterFacts | None,
+) -> None:
+    if confirm is not None and not confirm(f"Hop {hop.index}/{len(report.route.hops)}: {hop.title()}. Go on?"):
+        raise PreflightError(
+            f"not confirmed before hop {hop.index}; {len(report.done)} hop(s) done and recorded, "
+            "run the same command again to resume"
+        )
+    ctx.console.print(f"==> hop {hop.index}: {hop.title()}", markup=False)
+    facts = facts or collect(ctx, hop)
+    refuse_if(
+        hop_problems(facts, hop, training_enabled=ctx.cfg.spec.components.training.enabled),
+        f"hop {hop.index} ({hop.title()})",
+    )
+    backup(ctx, hop)
+    entry = dict(
+        action=f"upgrade-{hop.kind}",
+        from_channel=hop.from_channel,
+        to_channel=hop.to_channel,
+        run_id=ctx.record.run_id,
+        hop=hop.key,
+        kubernetes_from=hop.kubernetes_from,
+        kubernetes_to=hop.kubernetes_to,
+    )
+    try:
+        runners[hop.kind](ctx, hop, facts)
+    except KfinstallError:
+        state.history.append(HistoryEntry(at=_now(), result="failed", **entry))
+        write_state(ctx.cfg.state_dir, state)
+        raise
+    state.installed_channel = hop.to_channel
+    state.kubernetes_version = hop.kubernetes_to
+    if state.upgrade is not None:
+        state.upgrade.hops_done.append(hop.key)
+    state.history.append(HistoryEntry(at=_now(), result="ok", **entry))
+    write_state(ctx.cfg.state_dir, state)
+    report.done.append(hop.key)
