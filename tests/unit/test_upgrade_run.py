@@ -1,0 +1,168 @@
+"""The upgrade executor with fake hops: state after every hop, resume after a failure, migrations."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from installer.config.load import load
+from installer.errors import PhaseFailed, PreflightError
+from installer.phases.base import RunContext
+from installer.runs import RunRecord
+from installer.state import State, read_state, write_state
+from installer.upgrade import run as upgrade_run
+from installer.upgrade.facts import ClusterFacts, NodeFacts, Z2jhSettings
+from installer.upgrade.route import Hop, plan_route
+from installer.upgrade.run import hop_config, platform_hop, run_migrations, run_upgrade, z2jh_from_config
+
+
+def _facts_for(hop: Hop) -> ClusterFacts:
+    version = f"v{hop.kubernetes_from}.3"
+    node = NodeFacts("cp1", True, True, version, "2.1.4", 2, True)
+    return ClusterFacts(nodes=(node,), apiserver_versions=(version,), z2jh=Z2jhSettings("escape", True))
+
+
+def _console() -> Console:
+    return Console(file=io.StringIO())
+
+
+class Recorder:
+    def __init__(self, fail_at: str | None = None) -> None:
+        self.ran: list[str] = []
+        self.backups: list[str] = []
+        self.fail_at = fail_at
+
+    def hop(self, ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+        if hop.key == self.fail_at:
+            raise PhaseFailed(f"{hop.key} broke")
+        self.ran.append(hop.key)
+
+    def backup(self, ctx: RunContext, hop: Hop) -> None:
+        self.backups.append(hop.key)
+
+    def run(self, cfg, route, **kw):  # noqa: ANN001, ANN003, ANN201 - test helper
+        return run_upgrade(cfg, route, _console(), collect=lambda ctx, hop: _facts_for(hop),
+                           runners={"kubernetes": self.hop, "platform": self.hop}, backup=self.backup, **kw)
+
+
+def _site(make_site, channel: str, installed: str, kubernetes: str, version: str | None = None) -> Path:
+    changes = {"spec.channel": channel}
+    if version:
+        changes["spec.kubernetes.version"] = version
+    site = make_site(changes)
+    write_state(site / ".kfinstall" / "test", State(cluster="test", installed_channel=installed,
+                                                    kubernetes_version=kubernetes))
+    return site
+
+
+def test_every_hop_is_backed_up_run_and_recorded(make_site) -> None:
+    site = _site(make_site, "26.03", "1.11", "1.32")
+    cfg = load(site)
+    route = plan_route("1.11", "1.32", "26.03")
+    recorder = Recorder()
+    report = recorder.run(cfg, route)
+    keys = [h.key for h in route.hops]
+    assert recorder.ran == keys and recorder.backups == keys and report.done == keys
+    state = read_state(cfg.state_dir)
+    assert state is not None and state.installed_channel == "26.03" and state.kubernetes_version == "1.34"
+    assert state.upgrade is None
+    assert [(e.action, e.hop, e.result) for e in state.history] == [
+        ("upgrade-kubernetes", keys[0], "ok"), ("upgrade-kubernetes", keys[1], "ok"),
+        ("upgrade-platform", keys[2], "ok"), ("upgrade", None, "ok")]
+    summary = json.loads((Path(report.record) / "summary.json").read_text())
+    assert summary["result"] == "ok" and summary["hopsDone"] == keys
+
+
+def test_a_failed_hop_keeps_the_done_ones_and_a_rerun_resumes(make_site) -> None:
+    site = _site(make_site, "26.03", "1.11", "1.32")
+    cfg = load(site)
+    route = plan_route("1.11", "1.32", "26.03")
+    broken = Recorder(fail_at=route.hops[1].key)
+    with pytest.raises(PhaseFailed):
+        broken.run(cfg, route)
+    state = read_state(cfg.state_dir)
+    assert state is not None and (state.installed_channel, state.kubernetes_version) == ("1.11", "1.33")
+    assert state.upgrade is not None and state.upgrade.hops_done == [route.hops[0].key]
+    assert state.history[-1].result == "failed"
+
+    resumed = plan_route(state.installed_channel, state.kubernetes_version, "26.03")
+    assert [h.key for h in resumed.hops] == [h.key for h in route.hops[1:]]
+    fixed = Recorder()
+    fixed.run(cfg, resumed)
+    final = read_state(cfg.state_dir)
+    assert final is not None and final.installed_channel == "26.03" and final.upgrade is None
+
+
+def test_a_preflight_refusal_before_the_first_hop_changes_nothing(make_site) -> None:
+    site = _site(make_site, "26.03", "1.11", "1.32")
+    cfg = load(site)
+    route = plan_route("1.11", "1.32", "26.03")
+    recorder = Recorder()
+
+    def unhealthy(ctx: RunContext, hop: Hop) -> ClusterFacts:
+        facts = _facts_for(hop)
+        return ClusterFacts(nodes=facts.nodes, apiserver_versions=facts.apiserver_versions, unhealthy=("pod x is Pending",))
+
+    with pytest.raises(PreflightError, match="upgrade preflight refused the route:\n  - cluster health: pod x is Pending"):
+        run_upgrade(cfg, route, _console(), collect=unhealthy, runners={"kubernetes": recorder.hop},
+                    backup=recorder.backup)
+    assert recorder.ran == [] and recorder.backups == []
+    state = read_state(cfg.state_dir)
+    assert state is not None and state.upgrade is None and state.installed_channel == "1.11"
+
+
+def test_not_confirming_a_hop_stops_before_it(make_site) -> None:
+    site = _site(make_site, "26.03", "1.11", "1.32")
+    cfg = load(site)
+    recorder = Recorder()
+    answers = iter([True, False])
+    with pytest.raises(PreflightError, match="not confirmed before hop 2; 1 hop\\(s\\) done and recorded"):
+        recorder.run(cfg, plan_route("1.11", "1.32", "26.03"), confirm=lambda question: next(answers))
+    assert len(recorder.ran) == 1
+
+
+def test_hop_config_carries_the_target_channel_and_kubernetes(make_site) -> None:
+    cfg = load(_site(make_site, "26.03", "1.11", "1.32"))
+    hop = plan_route("1.11", "1.34", "26.03").hops[0]
+    target = hop_config(cfg, hop)
+    assert target.release.channel == "26.03" and target.spec.channel == "26.03"
+    assert target.ansible_vars()["kf_kubernetes_minor"] == "1.34"
+    assert target.ansible_vars()["kf_containerd_version"] == target.release.containerd.version
+
+
+def _ctx(cfg) -> RunContext:  # noqa: ANN001 - test helper
+    return RunContext(cfg=cfg, record=RunRecord.start(cfg, "test"), console=_console())
+
+
+def test_migrations_run_in_order_with_the_target_values(make_site) -> None:
+    values = {"hub": {"config": {"Authenticator": {"allow_all": True}}}}
+    cfg = load(_site(make_site, "1.10", "1.9", "1.31"))
+    cfg = upgrade_run.with_jupyterhub_values(cfg, values)
+    hop = plan_route("1.9", "1.31", "1.10").hops[0]
+    commands: list[list[str]] = []
+    ctx = _ctx(cfg)
+    target = run_migrations(ctx, hop, hop_config(cfg, hop), _facts_for(hop), command=commands.append)
+    assert target.spec.components.jupyterhub.values["hub"]["config"]["KubeSpawner"] == {"slug_scheme": "escape"}
+    assert [c[:2] for c in commands] == [["helm", "pull"], ["kubectl", "--kubeconfig"]]
+    assert "70.10.0" in commands[0]
+    notes = json.loads((ctx.record.path / "migrations-hop-01.json").read_text())
+    assert list(notes) == ["z2jh-values-3-to-4", "kube-prometheus-stack-crds", "pod-security-labels"]
+
+
+def test_z2jh_settings_from_config_follow_kfinstall_and_the_overrides(make_site) -> None:
+    cfg = load(_site(make_site, "1.10", "1.9", "1.31"))
+    assert z2jh_from_config(cfg) == Z2jhSettings(None, True, "dynamic")
+    closed = upgrade_run.with_jupyterhub_values(cfg, {"hub": {"config": {"Authenticator": {"allow_all": False}}}})
+    assert z2jh_from_config(closed) == Z2jhSettings(None, False, "dynamic")
+
+
+def test_a_platform_hop_fails_clearly_when_pulumi_cannot_run(make_site, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    cfg = load(_site(make_site, "26.03.1", "26.03", "1.34"))
+    hop = plan_route("26.03", "1.34", "26.03.1").hops[0]
+    with pytest.raises(PreflightError, match="the platform phase cannot run:\n  - Pulumi CLI not found"):
+        platform_hop(_ctx(cfg), hop, _facts_for(hop))
