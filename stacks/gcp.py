@@ -58,15 +58,16 @@ class GkeCluster(pulumi.ComponentResource):
         self.gcp_provider = gcp.Provider(f"{name}-gcp", project=gspec.project, region=gspec.region,
                                          opts=pulumi.ResourceOptions(parent=self))
         self.cluster = self._cluster()
-        self._pool("cpu", gspec.machine_type, gspec.node_count, None)
+        pools = [self._pool("cpu", gspec.machine_type, gspec.node_count, None)]
         if args.cfg.spec.gpu.enabled and gspec.gpu_node_count:
             accelerator = {"type": gspec.gpu_type, "count": gspec.gpu_count,
                            "gpu_driver_installation_config": {"gpu_driver_version": GPU_DRIVER_VERSION}}
-            self._pool("gpu", gspec.gpu_machine_type, gspec.gpu_node_count, accelerator)
+            pools.append(self._pool("gpu", gspec.gpu_machine_type, gspec.gpu_node_count, accelerator))
         self.filestore = self._filestore()
         self.filestore_ip = self.filestore.networks.apply(_first_address)
+        # Waiting for the pools keeps every platform object from being applied to a node-less cluster.
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self._kubeconfig(), enable_server_side_apply=True,
-                                     opts=pulumi.ResourceOptions(parent=self))
+                                     opts=pulumi.ResourceOptions(parent=self, depends_on=pools))
         self.register_outputs({"endpoint": self.cluster.endpoint, "filestore_ip": self.filestore_ip})
 
     def _opts(self, depends_on: list[pulumi.Resource] | None = None) -> pulumi.ResourceOptions:
@@ -82,13 +83,14 @@ class GkeCluster(pulumi.ComponentResource):
             # kfinstall destroy must be able to remove what kfinstall up made; the state file guards it.
             deletion_protection=False, opts=self._opts())
 
-    def _pool(self, suffix: str, machine_type: str, count: int, accelerator: dict[str, Any] | None) -> None:
+    def _pool(self, suffix: str, machine_type: str, count: int,
+              accelerator: dict[str, Any] | None) -> gcp.container.NodePool:
         node_config: dict[str, Any] = {"machine_type": machine_type,
                                        "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
                                        "labels": {"kfinstall.io/pool": suffix}}
         if accelerator:
             node_config["guest_accelerators"] = [accelerator]
-        gcp.container.NodePool(
+        return gcp.container.NodePool(
             f"{self._name}-{suffix}-pool", name=f"{suffix}-pool", cluster=self.cluster.name,
             location=self._cfg.spec.gcp.region, node_locations=[self._cfg.spec.gcp.zone], node_count=count,
             node_config=k(node_config), management={"auto_repair": True, "auto_upgrade": True},
