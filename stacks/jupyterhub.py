@@ -26,6 +26,8 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 class JupyterhubArgs(ComponentArgs):
     storage_class: str
     ingress_class: str | None = None
+    service_type: str = "LoadBalancer"
+    """How proxy-public is exposed without an ingress host (NodePort where no LB controller exists)."""
 
 
 def _ldap_endpoint(ldap: LdapSpec) -> tuple[str, int, bool]:
@@ -97,14 +99,19 @@ class Jupyterhub(pulumi.ComponentResource):
                 raise ValueError("the dummy authenticator is only allowed in the lab profile")
             config["JupyterHub"] = {"authenticator_class": "dummy"}
             config["DummyAuthenticator"] = {"password": secret(cfg, "lab_user_password")}
-            config["Authenticator"]["allow_all"] = True
+            self._allow_all(config)
             return config
         config["JupyterHub"] = {"authenticator_class": "ldapauthenticator.LDAPAuthenticator"}
         config["LDAPAuthenticator"] = ldap_config(auth.ldap, self._chart_major(), secret(cfg, "ldap_bind_password"))
         if not auth.ldap.allowed_groups:
-            # JupyterHub 5 admits nobody unless told; with no group list every LDAP user may log in.
-            config["Authenticator"]["allow_all"] = True
+            self._allow_all(config)
         return config
+
+    def _allow_all(self, config: dict[str, Any]) -> None:
+        # JupyterHub 5 (chart 4.x) admits nobody unless told; JupyterHub 4 (chart 3.x) admits every
+        # authenticated user and does not know the option.
+        if self._chart_major() >= LDAP2_FIRST_CHART_MAJOR:
+            config["Authenticator"]["allow_all"] = True
 
     def _values(self) -> dict[str, Any]:
         cfg = self._args.cfg
@@ -124,4 +131,6 @@ class Jupyterhub(pulumi.ComponentResource):
         if host and self._args.ingress_class:
             values["ingress"] = {"enabled": True, "ingressClassName": self._args.ingress_class, "hosts": [host]}
             values["proxy"]["service"] = {"type": "ClusterIP"}
+        else:
+            values["proxy"]["service"] = {"type": self._args.service_type}
         return values

@@ -47,7 +47,9 @@ class Networking(pulumi.ComponentResource):
             f"{self._name}-l2", api_version="metallb.io/v1beta1", kind="L2Advertisement",
             metadata=k(meta), spec=k({"ipAddressPools": [POOL_NAME]}), opts=opts)
 
-    def _service_type(self) -> str:
+    @property
+    def service_type(self) -> str:
+        """LoadBalancer where something answers for it (MetalLB, GKE), NodePort elsewhere."""
         # Without MetalLB or a cloud LB controller a LoadBalancer Service stays <pending> forever;
         # private clouds usually point their own load balancer at node ports instead.
         cfg = self._args.cfg
@@ -60,7 +62,7 @@ class Networking(pulumi.ComponentResource):
         computed = {"controller": {
             "ingressClassResource": {"name": ingress.class_name, "default": True},
             "ingressClass": ingress.class_name,
-            "service": {"type": self._service_type()},
+            "service": {"type": self.service_type},
         }}
         helm_release(self, self._args, "ingress-nginx", ns=INGRESS_NAMESPACE, computed=computed,
                      depends_on=[ns, *self._args.depends_on])

@@ -81,6 +81,7 @@ def program(cfg: ClusterConfig) -> dict[str, Any]:
         Training("training", TrainingArgs(**base))
     if comps.jupyterhub.enabled:
         Jupyterhub("jupyterhub", JupyterhubArgs(**base, storage_class=default_class, ingress_class=ingress,
+                                                service_type=networking.service_type,
                                                 depends_on=[storage, networking]))
     if comps.serving.enabled or comps.tensorboard.enabled:
         workspace = Workspace("workspace", WorkspaceArgs(**base, storage_class=default_class, depends_on=[storage]))

@@ -97,3 +97,18 @@ def test_user_overrides_from_the_model_win(renders) -> None:
     release = next(r for r in releases if r.inputs["name"] == "jupyterhub")
     cull = plain(release.inputs)["values"]["cull"]
     assert cull == {"enabled": True, "timeout": 60}
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_allow_all_only_where_jupyterhub_knows_it(renders, channel: str) -> None:
+    rendered = renders.get("lab", channel)
+    authenticator = _hub_values(rendered)["hub"]["config"]["Authenticator"]
+    major = parse(rendered.cfg.release.charts["jupyterhub"].version)[0]
+    assert authenticator.get("allow_all") is (True if major >= 4 else None)
+
+
+def test_proxy_service_follows_what_can_answer_it(renders) -> None:
+    channel = CHANNELS[-1]
+    assert _hub_values(renders.get("private-cloud", channel))["proxy"]["service"] == {"type": "NodePort"}
+    assert _hub_values(renders.get("bare-metal", channel))["proxy"]["service"] == {"type": "LoadBalancer"}
+    assert _hub_values(renders.get("private-gpu", channel))["proxy"]["service"] == {"type": "ClusterIP"}  # ingress host
