@@ -71,6 +71,7 @@ class Monitoring(pulumi.ComponentResource):
         if host and self._args.ingress_class:
             values["grafana"]["ingress"] = {"enabled": True, "ingressClassName": self._args.ingress_class,
                                             "hosts": [host], "path": "/grafana"}
-            values["grafana"]["grafana.ini"] = {"server": {"root_url": "%(protocol)s://%(domain)s/grafana",
+            # Grafana builds redirects from domain + root_url; without domain it sends browsers to localhost.
+            values["grafana"]["grafana.ini"] = {"server": {"domain": host, "root_url": "%(protocol)s://%(domain)s/grafana",
                                                            "serve_from_sub_path": True}}
         return values
