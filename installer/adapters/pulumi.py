@@ -140,6 +140,15 @@ def preflight(cfg: ClusterConfig) -> Preflight:
     return Preflight(cli=cli, cli_version=version, plugins=plugins, pulumi_home=home)
 
 
+def available(cfg: ClusterConfig) -> bool:
+    """True when `preview` can run (for `kfinstall plan`, which falls back to render without it)."""
+    try:
+        preflight(cfg)
+    except PreflightError:
+        return False
+    return True
+
+
 def backend_dir(cfg: ClusterConfig) -> Path:
     return cfg.state_dir / "pulumi"
 

@@ -257,3 +257,11 @@ def test_serving_contract(renders) -> None:
     assert ("HorizontalPodAutoscaler", "tf-serving") in objects
     volumes = objects[("Deployment", "tf-serving")]["spec"]["template"]["spec"]["volumes"]
     assert {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in volumes
+
+
+def test_components_never_read_pulumi_config() -> None:
+    # The model is the one source of settings (style guide 23); pulumi.Config() would be a second one.
+    from stackhelpers import REPO
+
+    offenders = [p.name for p in (REPO / "stacks").rglob("*.py") if "pulumi.Config(" in p.read_text()]
+    assert not offenders
