@@ -245,7 +245,10 @@ def _platform_checks(k: Kubectl, cfg: ClusterConfig, report: VerifyReport) -> No
     _run_check(report, "default-storage-class", lambda: _default_class(k, cfg))
     if comps.jupyterhub.enabled:
         _run_check(report, "jupyterhub-login", lambda: _hub_login(k, cfg))
-    if cfg.spec.gpu.enabled and comps.monitoring.enabled:
+    if cfg.spec.gpu.stack == "gke":
+        # GKE's managed GPU stack has no dcgm-exporter in the cluster (its DCGM metrics go to Cloud Monitoring).
+        _skip(report, "dcgm-metrics", "GKE-managed GPUs: DCGM metrics are in Cloud Monitoring, not this Prometheus")
+    elif cfg.spec.gpu.enabled and comps.monitoring.enabled:
         _run_check(report, "dcgm-metrics", lambda: _dcgm(k, cfg))
     else:
         _skip(report, "dcgm-metrics", "needs the GPU stack and monitoring")
