@@ -51,3 +51,82 @@ def test_verify_command_exits_3_through_the_cli(renders, tmp_path: Path, monkeyp
     site = renders.config("bare-metal", CHANNELS[-1]).site
     with pytest.raises(PreflightError):
         CliRunner().invoke(verify_command, ["-i", str(site), "--demo", "--output", "json"], catch_exceptions=False)
+
+
+FAKE_KUBECTL = r'''#!{python}
+"""A stand-in kubectl: answers from a JSON table keyed by the arguments after the global flags."""
+import json, sys
+args = [a for a in sys.argv[1:] if not a.startswith(("--kubeconfig=", "--request-timeout="))]
+table = json.load(open({table!r}))
+key = " ".join(args)
+for prefix, answer in table.items():
+    if key.startswith(prefix):
+        sys.stdout.write(answer if isinstance(answer, str) else json.dumps(answer))
+        sys.exit(0)
+sys.stderr.write("fake kubectl: no answer for " + key + "\n")
+sys.exit(1)
+'''
+
+
+def _cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpus: str, dcgm: list) -> None:
+    import json
+    import sys
+
+    node = {"metadata": {"name": "gpu1"}, "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                                                      "allocatable": {"nvidia.com/gpu": gpus}}}
+    default = {"metadata": {"name": "nfs", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}}
+    table = {
+        "version": {"serverVersion": {"gitVersion": "v1"}},
+        "get nodes": {"items": [node]},
+        "get storageclass": {"items": [default, {"metadata": {"name": "gluster-rwx"}}]},
+        "get --raw /api/v1/namespaces/jupyterhub/": "<html><form action='/hub/login'></form></html>",
+        "get --raw /api/v1/namespaces/monitoring/": {"data": {"result": dcgm}},
+        "get --raw /api/v1/namespaces/kubeflow-user/": {"model_version_status": [{"state": "AVAILABLE"}]},
+        "apply --server-side": "applied",
+        "get tfjob issue-summarization": {"status": {"conditions": [{"type": "Succeeded", "status": "True"}]}},
+        "get pytorchjob pytorchjob-smoke": {"status": {"conditions": [{"type": "Succeeded", "status": "True"}]}},
+        "create --raw /api/v1/namespaces/kubeflow-user/": {"predictions": ["Export button 500 error"]},
+    }
+    (tmp_path / "table.json").write_text(json.dumps(table))
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(FAKE_KUBECTL.format(python=sys.executable, table=str(tmp_path / "table.json")))
+    kubectl.chmod(0o755)
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
+
+
+def test_checks_pass_on_a_healthy_cluster(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from installer.verify import verify
+
+    _cluster(tmp_path, monkeypatch, gpus="2", dcgm=[{"metric": {"gpu": "0"}}, {"metric": {"gpu": "1"}}])
+    report = verify(renders.config("private-gpu", CHANNELS[-1]))
+    assert report.ok, report.as_dict()
+    details = {c.name: c.detail for c in report.checks}
+    assert details["gpus-allocatable"] == "2 GPU(s) allocatable"
+    assert details["default-storage-class"] == "default StorageClass nfs"
+    assert details["dcgm-metrics"] == "2 GPU series in Prometheus"
+    assert details["serving-answers"] == "model issue-summarization AVAILABLE"
+
+
+def test_checks_name_what_is_wrong(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from installer.verify import verify
+
+    _cluster(tmp_path, monkeypatch, gpus="0", dcgm=[])
+    report = verify(renders.config("private-gpu", CHANNELS[-1]))
+    failed = {c.name: c.detail for c in report.checks if c.status == "failed"}
+    assert set(failed) == {"gpus-allocatable", "dcgm-metrics"}
+    assert "no node advertises nvidia.com/gpu" in failed["gpus-allocatable"]
+    assert not report.ok
+
+
+def test_demo_trains_and_asks_for_a_title(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from installer.verify import verify
+
+    _cluster(tmp_path, monkeypatch, gpus="1", dcgm=[{"metric": {"gpu": "0"}}])
+    report = verify(renders.config("private-gpu", CHANNELS[-1]), demo=True)
+    assert report.ok, report.as_dict()
+    details = {c.name: c.detail for c in report.checks}
+    assert details["tfjob-completes"] == "tfjob issue-summarization Succeeded"
+    assert details["pytorchjob-completes"] == "pytorchjob pytorchjob-smoke Succeeded"
+    assert details["serving-answers"] == "predicted title: 'Export button 500 error'"
