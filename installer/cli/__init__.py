@@ -7,13 +7,34 @@ import sys
 import click
 
 from installer import __version__
-from installer.cli import channels, down, init, inventory, plan, profile, status, up, upgrade
+from installer.cli import (
+    backup,
+    channels,
+    down,
+    init,
+    inventory,
+    lab,
+    plan,
+    profile,
+    render,
+    status,
+    up,
+    upgrade,
+    verify,
+)
 from installer.cli.common import stderr
 from installer.config.problems import InvalidConfig
 from installer.errors import KfinstallError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class OrderedGroup(click.Group):
+    """Lists verbs in registration order (the COMMANDS list), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kfinstall")
 @click.option("-v", "--verbose", count=True, help="More detail (repeat for Ansible's -vv).")
 @click.pass_context
@@ -34,29 +55,19 @@ COMMANDS: list[click.Command] = [
     inventory.inventory,
     plan.plan,
     up.up,
+    render.render,
+    verify.verify,
     status.status,
     upgrade.upgrade,
+    backup.backup,
+    backup.restore,
     down.down,
+    lab.lab,
     channels.channels,
     profile.profile,
 ]
 
-
-def _optional_commands() -> list[click.Command]:
-    """Verbs whose modules other parts of the tree provide (lab hosts, render, verify)."""
-    found = []
-    for module_name, attr in (("lab", "lab"), ("render", "render"), ("verify", "verify")):
-        try:
-            module = __import__(f"installer.cli.{module_name}", fromlist=[attr])
-        except ModuleNotFoundError as exc:
-            if exc.name != f"installer.cli.{module_name}":
-                raise
-            continue
-        found.append(getattr(module, attr))
-    return found
-
-
-for _command in COMMANDS + _optional_commands():
+for _command in COMMANDS:
     cli.add_command(_command)
 
 
