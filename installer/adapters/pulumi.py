@@ -123,6 +123,19 @@ def _plugin_problem(plugin: Plugin, home: Path) -> str | None:
             f"{name} v{version} --file pulumi-resource-{name}-v{version}-linux-amd64.tar.gz`")
 
 
+def _kubeconfig_problem(cfg: ClusterConfig) -> list[str]:
+    """Host-based profiles deploy through the kubeconfig the hosts phase fetched; gcp builds its own."""
+    if cfg.spec.profile == "gcp":
+        return []
+    from stacks.program import kubeconfig_path
+
+    path = kubeconfig_path(cfg)
+    if path.is_file():
+        return []
+    return [f"no kubeconfig at {path}: the hosts phase writes it (`kfinstall up -i {cfg.site}`, or "
+            f"`--only hosts`); for a cluster kfinstall did not build, copy its admin kubeconfig there"]
+
+
 def preflight(cfg: ClusterConfig) -> Preflight:
     """Find the CLI and every plugin at the SDKs' versions; PreflightError lists each fix (exit 3)."""
     home, wanted = pulumi_home(), sdk_version()
@@ -131,6 +144,7 @@ def preflight(cfg: ClusterConfig) -> Preflight:
     plugins = tuple(Plugin(n, v, _plugin_path(n, v, home)) for n in required_providers(cfg)
                     for v in [plugin_version(n)])
     problems = [p for p in [_cli_problem(cli, version, wanted), *(_plugin_problem(p, home) for p in plugins)] if p]
+    problems += _kubeconfig_problem(cfg)
     if cfg.secrets is None or not cfg.secrets.pulumi_passphrase.get_secret_value():
         problems.append(f"no pulumi_passphrase: secrets.yml is missing or incomplete in {cfg.site}; "
                         f"run `kfinstall init --profile {cfg.spec.profile} {cfg.site}` to generate it")

@@ -81,9 +81,17 @@ def test_gcp_also_needs_the_gcp_plugin(renders, bare_env: Path) -> None:
 
 
 def test_everything_present_passes(renders, bare_env: Path) -> None:
+    from installer.config.load import load
+
     _fake_cli(bare_env, f"v{adapter.sdk_version()}")
     _install_plugin(bare_env.parent / "home", "kubernetes")
-    found = adapter.preflight(renders.config("bare-metal", CHANNELS[-1]))
+    site = renders.config("bare-metal", CHANNELS[-1]).site
+    cfg = load(site, [f"spec.channel={CHANNELS[-1]}"], state_dir=bare_env.parent / "state")
+    with pytest.raises(PreflightError, match=rf"no kubeconfig at {cfg.state_dir / 'kubeconfig'}: the hosts phase"):
+        adapter.preflight(cfg)
+    cfg.state_dir.mkdir(parents=True)
+    (cfg.state_dir / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    found = adapter.preflight(cfg)
     assert found.cli_version == f"v{adapter.sdk_version()}"
     assert [p.name for p in found.plugins] == ["kubernetes"]
 
