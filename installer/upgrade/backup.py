@@ -142,7 +142,7 @@ def ansible_cluster_backup(cfg: ClusterConfig, work_dir: Path, cancel: Callable[
         if inventory is None or not cfg.profile.host_phase:
             raise PreflightError(f"profile {cfg.spec.profile} has no hosts to back up etcd and PKI from")
         folder.mkdir(parents=True, exist_ok=True)
-        extra = {**cfg.ansible_vars(), "etcd_backup_dest": str(folder)}
+        extra = {**cfg.ansible_vars(), "kf_backup_dest": str(folder)}
         result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel)
         if not result.ok:
             lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]

@@ -149,13 +149,23 @@ def _playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> None:
 # Hops -------------------------------------------------------------------------------------------
 
 
+def runtime_gate_vars(kubernetes: str) -> dict[str, Any]:
+    """The node runtime gate for the playbook's precheck, from upgrade-rules.yml (the strictest that applies)."""
+    applying = load_rules().requirements_for(kubernetes)
+    if not applying:
+        return {"kf_upgrade_runtime_from_minor": ""}
+    last = applying[-1]
+    return {
+        "kf_upgrade_runtime_from_minor": last.from_kubernetes,
+        "kf_upgrade_containerd_min": last.containerd_min,
+        "kf_upgrade_cgroup_version": last.cgroup_version,
+    }
+
+
 def kubernetes_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
     target = hop_config(ctx.cfg, hop)
-    _playbook(
-        ctx,
-        {**target.ansible_vars(), "kf_upgrade_action": "kubernetes", "kf_upgrade_kubernetes_from": hop.kubernetes_from},
-        f"hop {hop.index} ({hop.title()})",
-    )
+    extra = {**target.ansible_vars(), **runtime_gate_vars(hop.kubernetes_to), "kf_upgrade_action": "kubernetes"}
+    _playbook(ctx, extra, f"hop {hop.index} ({hop.title()})")
 
 
 def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
@@ -165,7 +175,9 @@ def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
     target = hop_config(ctx.cfg, hop)
     pulumi_adapter.preflight(target)  # before any change: a clear PreflightError when it cannot run
     if hop.node_changes and target.profile.host_phase:
-        _playbook(ctx, {**target.ansible_vars(), "kf_upgrade_action": "runtime"}, f"hop {hop.index} node runtime")
+        driver = any(c.component == "nvidia-driver" for c in hop.node_changes)
+        extra = {**target.ansible_vars(), "kf_upgrade_action": "runtime", "kf_upgrade_driver_changed": driver}
+        _playbook(ctx, extra, f"hop {hop.index} node runtime")
     target = run_migrations(ctx, hop, target, facts)
     platform.run(dataclasses.replace(ctx, cfg=target))
 
