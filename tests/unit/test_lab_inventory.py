@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from installer.config.inventory import ROLE_GROUPS
 from installer.lab import inventory
 from installer.lab.inventory import LabMachine, build_inventory, role_groups
 
@@ -53,7 +54,7 @@ def test_gluster_takes_the_first_three_hosts_only_from_three_up(count: int) -> N
 def test_vms_go_only_into_lab_vm() -> None:
     inv = build_inventory(_machines("h", 3, 10), _machines("vm", 2, 100), KEY, REPO)
     assert _group_hosts(inv, "lab_vm") == ["vm1", "vm2"]
-    for group in inventory.ROLE_GROUPS:
+    for group in ROLE_GROUPS:
         assert not {"vm1", "vm2"} & set(_group_hosts(inv, group))
 
 
@@ -100,31 +101,11 @@ def test_cluster_config_has_the_lab_profile_and_is_kept_once_written(tmp_path: P
     assert path.read_text().endswith("# edited by the operator\n")
 
 
-def test_secrets_are_generated_once_with_mode_0600(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[Path, str]] = []
-
-    def fake_generate(path: Path, cfg_profile: str) -> None:
-        calls.append((path, cfg_profile))
-        path.write_text("secret: x\n")
-
-    monkeypatch.setattr(inventory, "_secrets_generator", lambda: fake_generate)
+def test_secrets_are_generated_once_with_mode_0600(tmp_path: Path) -> None:
     written = inventory.write_secrets_if_absent(tmp_path)
     assert written == tmp_path / "secrets.yml"
-    assert calls == [(tmp_path / "secrets.yml", "lab")]
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
+    first = written.read_text()
+    assert "lab_user_password:" in first
     inventory.write_secrets_if_absent(tmp_path)
-    assert len(calls) == 1
-
-
-def test_secrets_generator_taking_only_a_path_is_supported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def path_only(path: Path) -> None:
-        path.write_text("secret: y\n")
-
-    monkeypatch.setattr(inventory, "_secrets_generator", lambda: path_only)
-    assert inventory.write_secrets_if_absent(tmp_path) == tmp_path / "secrets.yml"
-
-
-def test_no_secrets_file_when_the_generator_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(inventory, "_secrets_generator", lambda: None)
-    assert inventory.write_secrets_if_absent(tmp_path) is None
-    assert not (tmp_path / "secrets.yml").exists()
+    assert written.read_text() == first  # a second `lab up` never rotates secrets
