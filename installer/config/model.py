@@ -56,6 +56,13 @@ class KubernetesSpec(Section):
         ),
     )
     package_mirror: str | None = Field(None, description="Base URL of the package mirror when packageSource is mirror.")
+    packages_unreachable: Literal["fail", "skip"] = Field(
+        "fail",
+        description=(
+            "When the Kubernetes packages cannot be reached: fail the host phase with the reason, or skip "
+            "the kubeadm steps after printing it (rehearsal hosts; the lab profile's default)."
+        ),
+    )
     pod_subnet: str = Field("10.244.0.0/16", description="Pod network CIDR given to kubeadm and the CNI.")
     service_subnet: str = Field("10.96.0.0/12", description="Service network CIDR given to kubeadm.")
     cni: Literal["calico"] = Field("calico", description="The CNI plugin (Calico enforces NetworkPolicy).")
@@ -152,9 +159,7 @@ class LdapSpec(Section):
     url: str | None = Field(None, description="LDAP server URL, e.g. ldaps://ldap.example.com:636.")
     bind_dn: str | None = Field(
         None,
-        description=(
-            "DN the hub binds as to look users up; its password goes in secrets.yml (ldap_bind_password)."
-        ),
+        description=("DN the hub binds as to look users up; its password goes in secrets.yml (ldap_bind_password)."),
     )
     user_search_base: str | None = Field(None, description="Base DN under which users are searched.")
     user_attribute: str = Field("uid", description="Attribute matched against the login name.")

@@ -69,6 +69,7 @@ class ClusterConfig:
             "kf_kubernetes_version": self.kubernetes_version,
             "kf_kubernetes_package_source": spec.kubernetes.package_source,
             "kf_kubernetes_package_mirror": spec.kubernetes.package_mirror or "",
+            "kf_kubernetes_packages_unreachable": spec.kubernetes.packages_unreachable,
             "kf_pod_subnet": spec.kubernetes.pod_subnet,
             "kf_service_subnet": spec.kubernetes.service_subnet,
             "kf_cni": spec.kubernetes.cni,
