@@ -100,15 +100,16 @@ def z2jh_allow_configured(values: Mapping[str, Any]) -> bool:
     return False
 
 
-def z2jh_values_3_to_4(values: Mapping[str, Any]) -> dict[str, Any]:
+def z2jh_values_3_to_4(values: Mapping[str, Any], *, allowed_elsewhere: bool = False) -> dict[str, Any]:
     """Chart 3 values -> chart 4 values for an existing install; PreflightError when unsafe.
 
     Keeps PVC names and home directories (slug_scheme escape, the KubeSpawner 6 templates, the
     escaped username as subPath for static storage) unless the operator chose otherwise, renames
-    the LDAPAuthenticator 2 options, and refuses when nobody would be allowed to log in.
+    the LDAPAuthenticator 2 options, and refuses when nobody would be allowed to log in
+    (`allowed_elsewhere`: kfinstall's own chart values already say who may).
     """
     out = copy.deepcopy(dict(values))
-    if not z2jh_allow_configured(out):
+    if not (allowed_elsewhere or z2jh_allow_configured(out)):
         raise PreflightError(
             "JupyterHub 5 (chart 4) admits nobody unless told: set hub.config.Authenticator.allow_all: true, "
             "or allowed_users / allowed_groups, in spec.components.jupyterhub.values before this hop"
@@ -125,11 +126,12 @@ def z2jh_values_3_to_4(values: Mapping[str, Any]) -> dict[str, Any]:
     ldap = out.get("hub", {}).get("config", {}).get("LDAPAuthenticator")
     if isinstance(ldap, dict):
         _ldap_2(ldap)
-    db = _node(out, "hub", "db")
-    if db.get("type") in EXTERNAL_DB_TYPES:
-        db["upgrade"] = True  # sqlite-pvc migrates (and backs itself up) on its own
-    else:
-        db.pop("upgrade", None)
+    db = out.get("hub", {}).get("db")
+    if isinstance(db, dict):
+        if db.get("type") in EXTERNAL_DB_TYPES:
+            db["upgrade"] = True
+        else:
+            db.pop("upgrade", None)  # sqlite-pvc migrates (and backs itself up) on its own
     return out
 
 

@@ -215,7 +215,8 @@ def release_changes(old: Release, new: Release) -> tuple[Change, ...]:
 def _image_version(pin: Any) -> str | None:
     if pin is None:
         return None
-    return f"{pin.tag} ({pin.release})" if pin.release else str(pin.tag)
+    # The whole reference: a channel may move an image to another repository, not only to a new tag.
+    return f"{pin.ref} ({pin.release})" if pin.release else str(pin.ref)
 
 
 def plan_route(

@@ -204,6 +204,17 @@ def program_crds(cfg: ClusterConfig) -> set[str]:
     return {str(body["metadata"]["name"]) for body in all_crds().values()}
 
 
+def migrated_config(target: ClusterConfig, hop: Hop) -> ClusterConfig:
+    """The hop's configuration-level migrations applied to what the platform phase deploys."""
+    if not any(rule.migration in hop.migrations for rule in load_rules().jupyterhub.major_migrations):
+        return target
+    settings = z2jh_from_config(target)
+    values = migrations.z2jh_values_3_to_4(
+        target.spec.components.jupyterhub.values, allowed_elsewhere=bool(settings and settings.allow_configured)
+    )
+    return with_jupyterhub_values(target, values)
+
+
 def run_migrations(
     ctx: RunContext, hop: Hop, target: ClusterConfig, facts: ClusterFacts, command: Command = _command
 ) -> ClusterConfig:
@@ -224,9 +235,8 @@ def run_migrations(
         elif name == migrations.POD_SECURITY:
             notes[name] = "labels are set by the platform program on every namespace it owns"
         else:  # a JupyterHub chart major migration named in upgrade-rules.yml
-            values = migrations.z2jh_values_3_to_4(target.spec.components.jupyterhub.values)
-            target = with_jupyterhub_values(target, values)
-            notes[name] = {"values": values}
+            target = migrated_config(target, hop)
+            notes[name] = {"values": target.spec.components.jupyterhub.values}
     ctx.record.write_json(f"migrations-hop-{hop.index:02d}.json", notes)
     return target
 

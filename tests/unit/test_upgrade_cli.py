@@ -27,7 +27,8 @@ def test_dry_run_text_prints_every_hop_with_its_parts(make_site) -> None:
     result = _invoke("-i", str(site), "--from", "1.9", "--to", "1.11", "--dry-run")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "cluster test: channel 1.9, Kubernetes 1.29 (from --from, Kubernetes assumed at the channel default 1.29)"
+    assert lines[0] == ("cluster test: channel 1.9, Kubernetes 1.29 (from --from, Kubernetes assumed at the channel "
+                        "default 1.29)")
     assert lines[1] == "route: 1.9@1.29 -> k8s 1.30 -> k8s 1.31 -> 1.10 -> k8s 1.32 -> 1.11"
     hops = [line for line in lines if line.startswith("hop ")]
     assert hops == [
@@ -39,7 +40,8 @@ def test_dry_run_text_prints_every_hop_with_its_parts(make_site) -> None:
     ]
     assert "    change: chart/jupyterhub 3.3.8 -> 4.2.0" in lines
     assert any(line.startswith("    migration: z2jh-values-3-to-4: ") for line in lines)
-    assert lines.count("    backups: etcd-snapshot, pki-kubeadm-config, jupyterhub-db, pulumi-stack, resolved-config") == 5
+    backups = "    backups: etcd-snapshot, pki-kubeadm-config, jupyterhub-db, pulumi-stack, resolved-config"
+    assert lines.count(backups) == 5
     assert "    pause: before hop 3: 18 component change(s) on channel 1.10" in lines
     assert lines[-2] == ("note: Kubernetes stays at 1.32: channel 1.11's default minor 1.34 never triggers an upgrade; "
                          "set spec.kubernetes.version to move on")

@@ -36,7 +36,7 @@ def test_z2jh_3_to_4_keeps_names_and_home_directories() -> None:
     assert out["hub"]["config"]["KubeSpawner"] == {"slug_scheme": "escape"}
     assert out["singleuser"]["storage"]["dynamic"] == {"pvcNameTemplate": "claim-{username}{servername}",
                                                        "volumeNameTemplate": "volume-{username}{servername}"}
-    assert "upgrade" not in out["hub"]["db"]
+    assert "db" not in out["hub"]
     assert ALLOW == {"hub": {"config": {"Authenticator": {"allow_all": True}}}}  # input untouched
 
 

@@ -8,7 +8,16 @@ import pytest
 
 from installer.errors import PreflightError
 from installer.releases import Release, all_releases, channel_names, load_release
-from installer.upgrade.route import Change, Hop, Route, channel_path, overlap, plan_route, release_changes, validate_route
+from installer.upgrade.route import (
+    Change,
+    Hop,
+    Route,
+    channel_path,
+    overlap,
+    plan_route,
+    release_changes,
+    validate_route,
+)
 
 # The installed Kubernetes minor used for each starting channel: the lowest it supports.
 START = {"1.9": "1.29", "1.10": "1.31", "1.11": "1.32", "26.03": "1.34", "26.03.1": "1.34"}
@@ -203,7 +212,8 @@ def test_a_route_that_skips_a_channel_is_refused() -> None:
 
 
 def test_containerd_pins_below_the_runtime_requirement_are_refused() -> None:
-    old_runtime = load_release("26.03.1").containerd.model_copy(update={"version": load_release("1.9").containerd.version})
+    old_version = load_release("1.9").containerd.version
+    old_runtime = load_release("26.03.1").containerd.model_copy(update={"version": old_version})
     bad = load_release("26.03.1").model_copy(update={"containerd": old_runtime})
     releases = tuple(bad if r.channel == "26.03.1" else r for r in all_releases())
     with pytest.raises(PreflightError, match=r"hop 3 reaches Kubernetes 1\.36 but channel 26\.03\.1 pins containerd "

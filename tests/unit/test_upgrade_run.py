@@ -105,9 +105,11 @@ def test_a_preflight_refusal_before_the_first_hop_changes_nothing(make_site) -> 
 
     def unhealthy(ctx: RunContext, hop: Hop) -> ClusterFacts:
         facts = _facts_for(hop)
-        return ClusterFacts(nodes=facts.nodes, apiserver_versions=facts.apiserver_versions, unhealthy=("pod x is Pending",))
+        return ClusterFacts(nodes=facts.nodes, apiserver_versions=facts.apiserver_versions,
+                            unhealthy=("pod x is Pending",))
 
-    with pytest.raises(PreflightError, match="upgrade preflight refused the route:\n  - cluster health: pod x is Pending"):
+    refusal = "upgrade preflight refused the route:\n  - cluster health: pod x is Pending"
+    with pytest.raises(PreflightError, match=refusal):
         run_upgrade(cfg, route, _console(), collect=unhealthy, runners={"kubernetes": recorder.hop},
                     backup=recorder.backup)
     assert recorder.ran == [] and recorder.backups == []
