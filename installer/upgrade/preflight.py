@@ -53,7 +53,9 @@ def check_skew(facts: ClusterFacts, hop: Hop, rules: UpgradeRules) -> list[str]:
             f"skew: kube-apiservers run {', '.join(apis)}, more than {skew.apiserver_max_minors_apart} minor apart; "
             "finish the interrupted control-plane upgrade first"
         )
-    if apis[-1] != minor_of(hop.kubernetes_from):
+    # A Kubernetes hop that failed after the control plane moved is resumed, not refused.
+    resumable = {minor_of(hop.kubernetes_from), minor_of(hop.kubernetes_to)} if hop.kind == "kubernetes" else set()
+    if apis[-1] != minor_of(hop.kubernetes_from) and apis[-1] not in resumable:
         problems.append(
             f"skew: the apiserver runs {apis[-1]} but hop {hop.index} starts from {hop.kubernetes_from}; "
             "state.json does not match the cluster"

@@ -86,6 +86,11 @@ def test_skew_refuses_when_state_and_cluster_disagree() -> None:
     ]
 
 
+def test_a_kubernetes_hop_interrupted_after_the_control_plane_resumes() -> None:
+    nodes = (_node("cp1", "v1.35.0", cp=True), _node("n1", "v1.34.2"))
+    assert hop_problems(_facts("v1.35.0", nodes=nodes), K8S_HOP) == []
+
+
 def test_skew_refuses_a_kubelet_newer_than_the_apiserver() -> None:
     nodes = (_node("cp1", "v1.34.2", cp=True), _node("n1", "v1.35.0"))
     assert hop_problems(_facts(nodes=nodes), K8S_HOP) == [
