@@ -127,6 +127,11 @@ def upgrade(
         )
     if cfg.spec.channel != to_channel:
         raise ConfigError(notes[0] + ", so that a later `kfinstall up` keeps the upgraded platform")
+    if not yes and not sys.stdin.isatty():
+        raise PreflightError(
+            "not on a terminal and --yes not given: nothing was changed (the upgrade pauses before "
+            "each hop for confirmation)"
+        )
     report = run_upgrade(cfg, route, stdout, confirm=None if yes else _ask)
     if output == "json":
         emit_json(report.as_dict())

@@ -251,10 +251,12 @@ def plan_route(
     if target_k8s is not None:
         while minor_tuple(current) < minor_tuple(target_k8s):
             nxt = _next_minor(current)
+            # The last hop carries the operator's patch when one was written (kubeadm installs exactly it).
+            nxt = target_k8s if minor_of(target_k8s) == nxt else nxt
             hops.append(
                 _kubernetes_hop(len(hops) + 1, final, current, nxt, f"explicit spec.kubernetes.version {target_k8s}")
             )
-            current = nxt
+            current = minor_of(nxt)
     elif defaulted_kubernetes and minor_tuple(defaulted_kubernetes) > minor_tuple(current):
         notes.append(
             f"Kubernetes stays at {current}: channel {target_channel}'s default minor {minor_of(defaulted_kubernetes)} "
@@ -264,7 +266,7 @@ def plan_route(
         from_channel=installed_channel,
         to_channel=target_channel,
         kubernetes_from=minor_of(installed_kubernetes),
-        kubernetes_to=current,
+        kubernetes_to=target_k8s if target_k8s and minor_of(target_k8s) == current and hops else current,
         kubernetes_explicit=target_k8s is not None,
         hops=tuple(hops),
         notes=tuple(notes),

@@ -145,3 +145,12 @@ def test_a_real_upgrade_without_a_cluster_refuses_clearly(make_site) -> None:
     assert result.exception.message.startswith("no cluster reachable: ")
     runs = list((site / ".kfinstall" / "test" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "route.json").is_file()
+
+
+def test_off_a_terminal_an_upgrade_needs_yes(make_site) -> None:
+    site = make_site({"spec.channel": "26.03.1"})
+    _state(site, "26.03", "1.34")
+    result = _invoke("-i", str(site), "--to", "26.03.1")
+    assert isinstance(result.exception, PreflightError)
+    assert result.exception.message.startswith("not on a terminal and --yes not given: nothing was changed")
+    assert not (site / ".kfinstall" / "test" / "runs").exists()

@@ -137,7 +137,8 @@ def test_an_explicit_version_on_the_same_channel_is_a_kubernetes_only_route() ->
 
 def test_an_explicit_patch_version_reaches_the_minor() -> None:
     route = _plan("1.10", "1.11", explicit="1.33.4")
-    assert _shape(route)[-1] == (K, "1.11", "1.11", "1.32", "1.33")
+    assert _shape(route)[-1] == (K, "1.11", "1.11", "1.32", "1.33.4")
+    assert route.kubernetes_to == "1.33.4"
 
 
 def test_explicit_kubernetes_downgrade_is_refused() -> None:
