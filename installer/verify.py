@@ -126,7 +126,7 @@ def preflight(cfg: ClusterConfig) -> Kubectl:
     raise PreflightError("verify needs a live cluster:\n  - " + "\n  - ".join(problems))
 
 
-def demo_objects(cfg: ClusterConfig, epochs: int = 5) -> list[dict[str, Any]]:
+def demo_objects(cfg: ClusterConfig, epochs: int = 60) -> list[dict[str, Any]]:
     """The demo's objects for this site: code ConfigMap plus the templated manifests."""
     storage = cfg.spec.storage
     default_class = {"nfs": storage.nfs.storage_class, "gluster": storage.gluster.storage_class,

@@ -58,13 +58,14 @@ def read_issues(path: Path, limit: int) -> tuple[list[str], list[str]]:
 class Seq2Seq(keras.Model):
     """GRU encoder-decoder; the decoder is teacher-forced in training and greedy when serving."""
 
-    def __init__(self, vocab: int, units: int) -> None:
+    def __init__(self, body_vocab: int, title_vocab: int, units: int) -> None:
         super().__init__()
-        self.enc_embed = keras.layers.Embedding(vocab, units, mask_zero=True)
+        self.enc_embed = keras.layers.Embedding(body_vocab, units, mask_zero=True)
         self.encoder = keras.layers.GRU(units, return_state=True)
-        self.dec_embed = keras.layers.Embedding(vocab, units, mask_zero=True)
+        self.dec_embed = keras.layers.Embedding(title_vocab, units, mask_zero=True)
         self.decoder = keras.layers.GRU(units, return_sequences=True, return_state=True)
-        self.project = keras.layers.Dense(vocab)
+        # One logit per title token actually learned: the adapted vocabulary can be far below --vocab.
+        self.project = keras.layers.Dense(title_vocab)
 
     def encode(self, body_tokens: tf.Tensor) -> tf.Tensor:
         _, state = self.encoder(self.enc_embed(body_tokens))
@@ -95,9 +96,18 @@ def train(args: argparse.Namespace, model: Seq2Seq, body_vec, title_vec, bodies,
     weights = tf.cast(title_out != 0, tf.float32)  # padding does not count towards the loss
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    run_dir = args.logs / time.strftime("run-%Y%m%d-%H%M%S")
     model.fit([body_tokens, title_in], title_out, sample_weight=weights, batch_size=64, epochs=args.epochs,
-              validation_split=0.1, callbacks=[keras.callbacks.TensorBoard(log_dir=str(run_dir))], verbose=2)
+              validation_split=0.1, callbacks=tensorboard_callbacks(args.logs), verbose=2)
+
+
+def tensorboard_callbacks(logs: Path) -> list:
+    """Event logs for the platform's TensorBoard; skipped (with a note) where tensorboard is absent."""
+    try:
+        import tensorboard  # noqa: F401 - the TF images ship it; the slim tensorflow-cpu wheel does not
+    except ImportError:
+        print("tensorboard is not installed: training without event logs", file=sys.stderr)
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(logs / time.strftime("run-%Y%m%d-%H%M%S")))]
 
 
 def serving_fn(model: Seq2Seq, body_vec, title_vec, max_len: int):
@@ -146,7 +156,7 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     bodies, titles = read_issues(args.data, args.max_rows)
     body_vec, title_vec = build_vectorizers(args, bodies, titles)
-    model = Seq2Seq(args.vocab, args.units)
+    model = Seq2Seq(body_vec.vocabulary_size(), title_vec.vocabulary_size(), args.units)
     train(args, model, body_vec, title_vec, bodies, titles)
     target = export(args, model, body_vec, title_vec)
     print(json.dumps({"exported": str(target), "rows": len(bodies), "worker": os.environ.get("TF_CONFIG", "")}))
