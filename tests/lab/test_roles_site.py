@@ -96,6 +96,9 @@ def test_gluster_file_written_on_one_node_is_read_on_another(converged: Converge
 def test_nfs_export_served_and_used(converged: Converged) -> None:
     server = converged.site.addresses["h1"]
     assert "active" in _sh(converged.site, "h1", "systemctl is-active nfs-ganesha")
+    for client in ("h2", "h3"):
+        # The userspace NFS client is test tooling, not something the roles install.
+        _sh(converged.site, client, "command -v nfs-cat || apt-get install -y -q libnfs-utils >/dev/null")
     token = uuid.uuid4().hex
     # Written on the server's disk, read over NFS by another host (userspace libnfs client:
     # the containers' kernel has no NFS client).
