@@ -57,3 +57,18 @@ def test_the_key_check_catches_a_typo() -> None:
     defaults = {"prometheus": {"prometheusSpec": {"retention": "10d", "resources": {}}}}
     ours = {"prometheus": {"prometheusSpec": {"retension": "15d", "resources": {"limits": {"cpu": 1}}}}}
     assert missing_paths(ours, defaults) == [".prometheus.prometheusSpec.retension"]
+
+
+def test_every_chart_folder_is_pinned_and_documented() -> None:
+    from stackhelpers import REPO
+
+    from installer.releases import all_releases
+
+    folders = {p.name for p in (REPO / "charts").iterdir() if p.is_dir()}
+    readme = (REPO / "charts" / "README.md").read_text()
+    for release in all_releases():
+        unpinned = folders - set(release.charts)
+        assert not unpinned, f"channel {release.channel} pins no chart for {unpinned}"
+    assert all(f"`{name}`" in readme for name in folders)
+    for name in folders:
+        assert isinstance(yaml.safe_load((REPO / "charts" / name / "values.yaml").read_text()), dict)
