@@ -83,6 +83,8 @@ def run_playbooks(
         "ANSIBLE_FORKS": "10",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        # Per-task durations in the output (TASKS RECAP), for the timings in test logs.
+        "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
     }
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{vars_file}", *args]
     argv += [str(PLAYBOOKS / p) for p in playbooks]
