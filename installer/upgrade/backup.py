@@ -1,7 +1,8 @@
 """Backups before every hop, and the restore of what kfinstall itself owns (Pulumi state and config).
 
 A backup is a folder with a manifest.json listing every file with its sha256 and size:
-    resolved-config   config/kfinstall.yaml, config/<inventory file>, config/config.resolved.json (redacted)
+    resolved-config   config/kfinstall.yaml, config/<inventory file>, config/group_vars/ and host_vars/,
+                      config/config.resolved.json (redacted)
     pulumi-stack      pulumi/backend.tar.gz (the whole file backend under STATE/pulumi) and
                       pulumi/<stack>.json (the stack's checkpoint, what `pulumi stack export` reads)
     etcd-snapshot     cluster/etcd-snapshot.db          } playbooks/backup.yml on the first
@@ -34,6 +35,8 @@ CLUSTER_ITEMS = ("etcd-snapshot", "pki-kubeadm-config", "jupyterhub-db")
 HUB_DB_PATH = "/srv/jupyterhub/jupyterhub.sqlite"
 HUB_NAMESPACE = "jupyterhub"
 BACKUP_PLAYBOOK = "backup.yml"
+# Inventory folders of a site that belong to its configuration (Ansible reads them beside hosts.yml).
+SITE_FOLDERS = ("group_vars", "host_vars")
 # Runs a playbook that fetches etcd, PKI and kubeadm config into the folder it is given.
 ClusterBackup = Callable[[Path], None]
 HubBackup = Callable[[Path], None]
@@ -68,6 +71,10 @@ def backup_config(cfg: ClusterConfig, folder: Path) -> None:
     inventory = cfg.inventory.path
     if inventory is not None and inventory.is_file():
         _copy(inventory, folder / "config" / inventory.name)
+    for extra in SITE_FOLDERS:
+        for path in sorted((cfg.site / extra).rglob("*")) if (cfg.site / extra).is_dir() else []:
+            if path.is_file():
+                _copy(path, folder / "config" / path.relative_to(cfg.site))
     (folder / "config" / "config.resolved.json").write_text(json.dumps(cfg.redacted(), indent=2), encoding="utf-8")
 
 
@@ -220,7 +227,7 @@ def restore(folder: Path, site: Path, state_dir: Path | None = None) -> dict[str
     for entry in manifest.get("files", []):
         relative = Path(entry["path"])
         if relative.parts[0] == "config" and relative.name != "config.resolved.json":
-            target = site / relative.name
+            target = site.joinpath(*relative.parts[1:])
             aside = _aside(target, stamp)
             moved += [str(aside)] if aside else []
             _copy(folder / relative, target)

@@ -48,6 +48,19 @@ def test_backup_writes_every_file_with_its_checksum(make_site) -> None:
     assert not (result.folder / "config" / "secrets.yml").exists()
 
 
+def test_group_vars_are_backed_up_and_restored_in_place(make_site) -> None:
+    site = make_site()
+    (site / "group_vars" / "all").mkdir(parents=True)
+    (site / "group_vars" / "all" / "site.yml").write_text("ntp_server: time.example.com\n")
+    folder = Path(_backup_via_cli(site)["folder"])
+    assert (folder / "config" / "group_vars" / "all" / "site.yml").is_file()
+    (site / "group_vars" / "all" / "site.yml").write_text("broken\n")
+    result = CliRunner().invoke(restore, [str(folder), "-i", str(site), "--yes"])
+    assert result.exit_code == 0, result.output
+    assert (site / "group_vars" / "all" / "site.yml").read_text() == "ntp_server: time.example.com\n"
+    assert not (site / "site.yml").exists()
+
+
 def test_backup_without_pulumi_state_says_so(make_site) -> None:
     site = make_site()
     cfg = load(site, need_secrets=False)
