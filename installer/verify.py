@@ -26,7 +26,10 @@ import yaml
 from installer.config.resolved import ClusterConfig
 from installer.errors import PreflightError
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "examples" / "issue-summarization"
+# The repository's examples/ folder, or its copy in an installed wheel (installer/_data/examples).
+_DEMO_CANDIDATES = (Path(__file__).resolve().parent.parent / "examples" / "issue-summarization",
+                    Path(__file__).resolve().parent / "_data" / "examples" / "issue-summarization")
+DEMO_DIR = next((p for p in _DEMO_CANDIDATES if p.is_dir()), _DEMO_CANDIDATES[0])
 DEMO_MODEL = "issue-summarization"
 DEMO_NAMESPACE = "kubeflow-user"  # stacks.workspace.NAMESPACE (not imported: verify must not load pulumi)
 PROMETHEUS = "/api/v1/namespaces/monitoring/services/kps-prometheus:9090/proxy/api/v1/query"
