@@ -8,13 +8,7 @@ from dataclasses import dataclass
 
 from installer.errors import PhaseFailed, PreflightError
 from installer.lab._proc import run, succeeds
-from installer.lab.settings import (
-    HOST_IMAGE,
-    LABEL,
-    NETWORK_NAME,
-    LabSettings,
-    container_name,
-)
+from installer.lab.settings import LABEL, LabSettings
 
 SPEC_LABEL = f"{LABEL}.spec"
 # Paths given a non-overlay (volume) filesystem in each host:
@@ -28,12 +22,9 @@ class HostSpec:
     """One podman lab host as `lab up` wants it."""
 
     name: str
+    container: str
     address: str
     etc_hosts: tuple[tuple[str, str], ...]  # (name, address) pairs every host can resolve
-
-    @property
-    def container(self) -> str:
-        return container_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -45,8 +36,8 @@ class ContainerState:
 
 # --- network ---------------------------------------------------------------------------------
 
-def network_info() -> dict[str, object] | None:
-    proc = run(["podman", "network", "inspect", NETWORK_NAME], check=False)
+def network_info(settings: LabSettings) -> dict[str, object] | None:
+    proc = run(["podman", "network", "inspect", settings.network], check=False)
     if proc.returncode != 0:
         return None
     info: dict[str, object] = json.loads(proc.stdout)[0]
@@ -58,34 +49,34 @@ def ensure_network(settings: LabSettings) -> str:
 
     Returns the bridge's interface name (podman 4.3 picks it: podmanN).
     """
-    info = network_info()
+    info = network_info(settings)
     if info is None:
         run(["podman", "network", "create", "--internal", "--disable-dns",
              "--subnet", str(settings.subnet), "--gateway", settings.gateway,
-             "--label", f"{LABEL}=1", NETWORK_NAME])
-        info = network_info()
+             "--label", settings.label, settings.network])
+        info = network_info(settings)
         if info is None:
-            raise PhaseFailed(f"podman network '{NETWORK_NAME}' was created but cannot be inspected")
+            raise PhaseFailed(f"podman network '{settings.network}' was created but cannot be inspected")
     subnets = [str(s.get("subnet")) for s in info.get("subnets", []) or []]  # type: ignore[attr-defined]
     if str(settings.subnet) not in subnets or not info.get("internal"):
         raise PreflightError(
-            f"podman network '{NETWORK_NAME}' exists with subnet {', '.join(subnets) or '?'} "
+            f"podman network '{settings.network}' exists with subnet {', '.join(subnets) or '?'} "
             f"(internal: {info.get('internal')}); the lab wants an internal {settings.subnet}. "
             "Run `kfinstall lab down` (or remove that network) first."
         )
     return str(info["network_interface"])
 
 
-def bridge_name() -> str | None:
+def bridge_name(settings: LabSettings) -> str | None:
     """The lab bridge's interface name while the podman network exists."""
-    info = network_info()
+    info = network_info(settings)
     return str(info["network_interface"]) if info else None
 
 
-def remove_network() -> bool:
-    if network_info() is None:
+def remove_network(settings: LabSettings) -> bool:
+    if network_info(settings) is None:
         return False
-    run(["podman", "network", "rm", "-f", NETWORK_NAME])
+    run(["podman", "network", "rm", "-f", settings.network])
     return True
 
 
@@ -95,9 +86,9 @@ def link_exists(name: str) -> bool:
 
 # --- containers ------------------------------------------------------------------------------
 
-def lab_containers() -> dict[str, ContainerState]:
-    """Every container carrying the lab label, by container name."""
-    proc = run(["podman", "ps", "-a", "--filter", f"label={LABEL}=1", "--format", "json"])
+def lab_containers(settings: LabSettings) -> dict[str, ContainerState]:
+    """Every container carrying this lab's label, by container name."""
+    proc = run(["podman", "ps", "-a", "--filter", f"label={settings.label}", "--format", "json"])
     states = {}
     for entry in json.loads(proc.stdout or "[]"):
         name = entry["Names"][0]
@@ -106,8 +97,14 @@ def lab_containers() -> dict[str, ContainerState]:
     return states
 
 
-def image_id() -> str:
-    return run(["podman", "image", "inspect", "--format", "{{.Id}}", HOST_IMAGE]).stdout.strip()
+def any_lab_containers() -> bool:
+    """True while a container of ANY lab exists (they share the podman drop-in and cgroup fix)."""
+    proc = run(["podman", "ps", "-aq", "--filter", f"label={LABEL}"], check=False)
+    return bool(proc.stdout.strip())
+
+
+def image_id(settings: LabSettings) -> str:
+    return run(["podman", "image", "inspect", "--format", "{{.Id}}", settings.host_image]).stdout.strip()
 
 
 def spec_digest(spec: HostSpec, image: str) -> str:
@@ -117,22 +114,22 @@ def spec_digest(spec: HostSpec, image: str) -> str:
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
-def ensure_host(spec: HostSpec, current: ContainerState | None, image: str) -> bool:
+def ensure_host(settings: LabSettings, spec: HostSpec, current: ContainerState | None, image: str) -> bool:
     """Start the host unless it already runs as specified; True when it was (re)created."""
     digest = spec_digest(spec, image)
     if current is not None and current.running and current.spec == digest:
         return False
     if current is not None:
         remove_containers([current.name])
-    run(_run_argv(spec, digest))
+    run(_run_argv(settings, spec, digest))
     return True
 
 
-def _run_argv(spec: HostSpec, digest: str) -> list[str]:
+def _run_argv(settings: LabSettings, spec: HostSpec, digest: str) -> list[str]:
     argv = [
         "podman", "run", "--detach", "--name", spec.container, "--hostname", spec.name,
-        "--label", f"{LABEL}=1", "--label", f"{SPEC_LABEL}={digest}",
-        "--network", NETWORK_NAME, "--ip", spec.address, "--dns=none",
+        "--label", settings.label, "--label", f"{SPEC_LABEL}={digest}",
+        "--network", settings.network, "--ip", spec.address, "--dns=none",
         # privileged: gluster needs trusted.* xattrs and FUSE, containerd nested mounts, sysctl tasks
         "--systemd=always", "--privileged",
     ]
@@ -140,7 +137,7 @@ def _run_argv(spec: HostSpec, digest: str) -> list[str]:
         argv += ["--add-host", f"{name}:{address}"]
     for path in HOST_VOLUMES:
         argv += ["--volume", path]
-    argv.append(HOST_IMAGE)
+    argv.append(settings.host_image)
     return argv
 
 
@@ -149,8 +146,8 @@ def remove_containers(names: list[str]) -> None:
         run(["podman", "rm", "--force", "--volumes", "--time", "5", *names])
 
 
-def remove_all_containers() -> list[str]:
-    names = sorted(lab_containers())
+def remove_all_containers(settings: LabSettings) -> list[str]:
+    names = sorted(lab_containers(settings))
     remove_containers(names)
     return names
 

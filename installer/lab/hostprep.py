@@ -23,11 +23,17 @@ from pathlib import Path
 
 from installer.errors import PreflightError
 from installer.lab._proc import run, succeeds
+from installer.lab.settings import DEFAULT_WORK_DIR
 
 PODMAN_DROPIN = Path("/etc/containers/containers.conf.d/50-kfinstall-lab.conf")
 CGROUP2_CONTROLLERS = Path("/sys/fs/cgroup/unified/cgroup.controllers")
 PROC_SYS = Path("/proc/sys")
 SYSCTL_SNAPSHOT = "host-sysctl.json"
+# Records shared by every lab on this machine (the last `lab down` undoes what they list);
+# in /run because a reboot resets sysctls and mounts too.
+SHARED_STATE_DIR = Path("/run/kfinstall-lab")
+SHARED_SNAPSHOT = SHARED_STATE_DIR / SYSCTL_SNAPSHOT
+HOST_CHANGES = SHARED_STATE_DIR / "host-changes.json"
 # Host kernel settings worth restoring: a --privileged lab host writing a global sysctl changes
 # THIS kernel. Counters and random values change on their own and are never written back.
 SNAPSHOT_ROOTS = ("net/ipv4/ip_forward", "vm", "fs", "kernel")
@@ -76,6 +82,26 @@ def install_packages(names: list[str], log: Path) -> None:
         run(["apt-get", "-q", "-y", "install", "--no-install-recommends", *names], env=env, log=log)
     except Exception as exc:  # apt failing here means the machine cannot host the lab
         raise PreflightError(f"could not install {' '.join(names)}: {exc}") from exc
+
+
+def note_host_changes(*, created_dropin: bool = False, mounted_cgroups: list[str] | None = None) -> None:
+    """Add to the machine-wide list of podman fixes the last `lab down` must undo."""
+    created, cgroups = load_host_changes()
+    created = created or created_dropin
+    cgroups = sorted(set(cgroups) | set(mounted_cgroups or []))
+    SHARED_STATE_DIR.mkdir(parents=True, exist_ok=True)
+    HOST_CHANGES.write_text(json.dumps({"created_podman_dropin": created, "mounted_cgroups": cgroups}))
+
+
+def load_host_changes() -> tuple[bool, list[str]]:
+    if not HOST_CHANGES.exists():
+        return False, []
+    data = json.loads(HOST_CHANGES.read_text())
+    return bool(data.get("created_podman_dropin")), list(data.get("mounted_cgroups", []))
+
+
+def clear_host_changes() -> None:
+    HOST_CHANGES.unlink(missing_ok=True)
 
 
 def podman_dropin_text() -> str:
@@ -162,20 +188,34 @@ def read_sysctls() -> dict[str, str]:
     return values
 
 
+def _snapshot_source(run_dir: Path) -> Path | None:
+    """The machine-wide snapshot, else the one a lab made before snapshots were machine-wide."""
+    legacy_default = DEFAULT_WORK_DIR / "run" / SYSCTL_SNAPSHOT
+    for candidate in (SHARED_SNAPSHOT, run_dir / SYSCTL_SNAPSHOT, legacy_default):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def snapshot_sysctls(run_dir: Path) -> None:
-    """Remember the host's settings once, before the first `lab up` changes anything."""
-    target = run_dir / SYSCTL_SNAPSHOT
-    if target.exists():
+    """Remember the host's settings once, before the first lab on this machine changes anything.
+
+    Machine-wide (not per lab): a second lab started beside a running one would otherwise record
+    the values the first lab's privileged hosts had already written.
+    """
+    if SHARED_SNAPSHOT.exists():
         return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(read_sysctls(), indent=1, sort_keys=True))
+    SHARED_SNAPSHOT.parent.mkdir(parents=True, exist_ok=True)
+    source = _snapshot_source(run_dir)
+    text = source.read_text() if source else json.dumps(read_sysctls(), indent=1, sort_keys=True)
+    SHARED_SNAPSHOT.write_text(text)
 
 
 def snapshot_value(run_dir: Path, key: str) -> str | None:
-    target = run_dir / SYSCTL_SNAPSHOT
-    if not target.exists():
+    source = _snapshot_source(run_dir)
+    if source is None:
         return None
-    value = json.loads(target.read_text()).get(key)
+    value = json.loads(source.read_text()).get(key)
     return str(value) if value is not None else None
 
 
@@ -195,18 +235,22 @@ def restore_ip_forward(run_dir: Path) -> None:
 
 
 def restore_sysctls(run_dir: Path, report: Callable[[str], None]) -> None:
-    """Write back every changed, non-volatile setting from the snapshot, then drop the snapshot."""
-    target = run_dir / SYSCTL_SNAPSHOT
-    if not target.exists():
+    """Write back every changed, non-volatile setting from the snapshot, then drop the snapshot.
+
+    Call only when no lab runs on this machine any more: the snapshot is shared by all labs.
+    """
+    source = _snapshot_source(run_dir)
+    if source is None:
         return
-    before: dict[str, str] = json.loads(target.read_text())
+    before: dict[str, str] = json.loads(source.read_text())
     now = read_sysctls()
     for key, value in sorted(before.items()):
         if key.startswith(VOLATILE_SYSCTL_PREFIXES) or now.get(key) == value:
             continue
         if write_sysctl(key, value):
             report(f"restored {key} = {value}")
-    target.unlink()
+    SHARED_SNAPSHOT.unlink(missing_ok=True)
+    (run_dir / SYSCTL_SNAPSHOT).unlink(missing_ok=True)
 
 
 # --- firewall guard ---------------------------------------------------------------------------

@@ -12,14 +12,7 @@ from pathlib import Path
 
 from installer.errors import PhaseFailed
 from installer.lab._proc import run
-from installer.lab.settings import (
-    BASE_IMAGE,
-    HOST_IMAGE,
-    LABEL,
-    MIRROR,
-    SUITE,
-    LabSettings,
-)
+from installer.lab.settings import LABEL, MIRROR, SUITE, LabSettings
 
 DEBOOTSTRAP_INCLUDES = (
     "systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "python3-apt", "iproute2",
@@ -166,16 +159,16 @@ def image_label(image: str, label: str) -> str | None:
 
 
 def host_image_current(settings: LabSettings) -> bool:
-    return image_label(HOST_IMAGE, RECIPE_LABEL) == image_recipe(settings)
+    return image_label(settings.host_image, RECIPE_LABEL) == image_recipe(settings)
 
 
-def host_image_present() -> bool:
-    return run(["podman", "image", "exists", HOST_IMAGE], check=False).returncode == 0
+def host_image_present(settings: LabSettings) -> bool:
+    return run(["podman", "image", "exists", settings.host_image], check=False).returncode == 0
 
 
 def import_rootfs(settings: LabSettings) -> None:
     """tar the rootfs into `podman import` (numeric owners so files keep their uid/gid)."""
-    run(["podman", "rmi", "-f", HOST_IMAGE, BASE_IMAGE], check=False)
+    remove_images(settings)
     log = settings.log_dir / "podman-import.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as sink:
@@ -184,7 +177,7 @@ def import_rootfs(settings: LabSettings) -> None:
             stdout=subprocess.PIPE,
         )
         imported = subprocess.run(
-            ["podman", "import", "-", BASE_IMAGE], stdin=tar.stdout, stdout=sink, stderr=sink, check=False
+            ["podman", "import", "-", settings.base_image], stdin=tar.stdout, stdout=sink, stderr=sink, check=False
         )
         if tar.stdout is not None:
             tar.stdout.close()
@@ -200,12 +193,12 @@ def build_host_image(settings: LabSettings) -> None:
     (context / "Containerfile").write_text(containerfile_text())
     run(
         ["podman", "build", "--quiet", "--network", "none",
-         "--build-arg", f"REPO_URL={settings.repo_url}",
-         "--label", f"{LABEL}=1", "--label", f"{RECIPE_LABEL}={image_recipe(settings)}",
-         "-t", HOST_IMAGE, "-f", context / "Containerfile", context],
+         "--build-arg", f"BASE_IMAGE={settings.base_image}", "--build-arg", f"REPO_URL={settings.repo_url}",
+         "--label", settings.label, "--label", f"{RECIPE_LABEL}={image_recipe(settings)}",
+         "-t", settings.host_image, "-f", context / "Containerfile", context],
         log=settings.log_dir / "podman-build.log",
     )
 
 
-def remove_images() -> None:
-    run(["podman", "rmi", "-f", HOST_IMAGE, BASE_IMAGE], check=False)
+def remove_images(settings: LabSettings) -> None:
+    run(["podman", "rmi", "-f", settings.host_image, settings.base_image], check=False)

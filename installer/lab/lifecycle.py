@@ -10,28 +10,24 @@ from pathlib import Path
 
 from installer.errors import ConfigError
 from installer.lab import fleet, hostprep, image, inventory, repo, vms
-from installer.lab.settings import (
-    MAX_HOSTS,
-    MAX_VMS,
-    NETWORK_NAME,
-    LabSettings,
-    container_name,
-    host_name,
-    vm_name,
-)
+from installer.lab.settings import MAX_HOSTS, MAX_VMS, LabSettings, host_name, vm_name
 from installer.lab.ssh import port_open, wait_for_ssh
 from installer.lab.state import LabStatus, MachineStatus, RunRecord
 
 Reporter = Callable[[str], None]
 HOST_SSH_TIMEOUT = 90.0
-VM_SSH_TIMEOUT = 300.0
+# TCG guests boot in ~20 s alone but take minutes when several share a busy 2-core machine.
+VM_SSH_TIMEOUT = 600.0
 
 
 def _quiet(_: str) -> None:
     pass
 
 
-def lab_settings(work_dir: Path | None) -> LabSettings:
+def lab_settings(work_dir: Path | None, settings: LabSettings | None = None) -> LabSettings:
+    """`settings` when given (a second, named lab), else the default lab in `work_dir`."""
+    if settings is not None:
+        return settings
     return LabSettings() if work_dir is None else LabSettings(work_dir=work_dir.resolve())
 
 
@@ -75,20 +71,22 @@ def lab_up(
     out: Path,
     work_dir: Path | None = None,
     report: Reporter = _quiet,
+    settings: LabSettings | None = None,
 ) -> LabStatus:
     """Bring up `hosts` podman hosts and `vms` qemu VMs, write OUT/hosts.yml and OUT/kfinstall.yaml.
 
     Idempotent: every step checks what exists and does only what is missing, so a second call
-    with the same arguments is a fast no-op that rewrites the same files.
+    with the same arguments is a fast no-op that rewrites the same files. `settings` selects
+    a lab other than the default one (name, subnet, work dir); it overrides `work_dir`.
     """
     _validate_counts(hosts, vms)
-    settings = lab_settings(work_dir)
+    settings = lab_settings(work_dir, settings)
     say = _Clock(report)
     hostprep.require_root()
     hostprep.require_debian()
     with _exclusive(settings, say):
         _up(settings, hosts, vms, out, say)
-    return lab_status(settings.work_dir, out=out)
+    return lab_status(out=out, settings=settings)
 
 
 def _up(settings: LabSettings, hosts: int, vms: int, out: Path, say: Reporter) -> None:
@@ -120,13 +118,15 @@ def _prepare_machine(settings: LabSettings, record: RunRecord, *, with_vms: bool
         hostprep.install_packages(missing, settings.log_dir / "host-packages.log")
     if hostprep.ensure_podman_dropin():
         record.created_podman_dropin = True
+        hostprep.note_host_changes(created_dropin=True)
         say(f"wrote {hostprep.PODMAN_DROPIN}")
     for controller in hostprep.move_cgroup2_controllers_to_v1():
         record.mounted_cgroups.append(controller)
+        hostprep.note_host_changes(mounted_cgroups=[controller])
         say(f"bound cgroup controller {controller} to a v1 hierarchy")
     record.subnet, record.repo_port = str(settings.subnet), settings.repo_port
     record.save(settings)
-    if missing or (record.created_podman_dropin and not image.host_image_present()):
+    if missing or (record.created_podman_dropin and not image.host_image_present(settings)):
         fleet.require_podman_works()
 
 
@@ -155,12 +155,13 @@ def _host_specs(settings: LabSettings, hosts: int, vm_count: int) -> list[fleet.
     # (and so wipe) hosts a test has already converged. VMs are reached by address.
     etc_hosts = tuple(_etc_hosts(settings, hosts, 0))
     return [
-        fleet.HostSpec(host_name(i), settings.host_ip(i), etc_hosts) for i in range(1, hosts + 1)
+        fleet.HostSpec(host_name(i), settings.container_name(host_name(i)), settings.host_ip(i), etc_hosts)
+        for i in range(1, hosts + 1)
     ]
 
 
 def _vm_specs(settings: LabSettings, vm_count: int) -> list[vms.VmSpec]:
-    return [vms.VmSpec(vm_name(i), i, settings.vm_ip(i)) for i in range(1, vm_count + 1)]
+    return [vms.VmSpec(vm_name(i), i, settings.vm_ip(i), settings.tap_name(i)) for i in range(1, vm_count + 1)]
 
 
 def _etc_hosts(settings: LabSettings, hosts: int, vm_count: int) -> list[tuple[str, str]]:
@@ -173,14 +174,16 @@ def _etc_hosts(settings: LabSettings, hosts: int, vm_count: int) -> list[tuple[s
 def _start_hosts(settings: LabSettings, record: RunRecord, specs: list[fleet.HostSpec], say: Reporter) -> str:
     """Network and host containers; returns the bridge's interface name."""
     bridge = fleet.ensure_network(settings)
-    existing = fleet.lab_containers()
+    existing = fleet.lab_containers(settings)
     wanted = {spec.container for spec in specs}
     extra = sorted(name for name in existing if name not in wanted)
     if extra:
         say(f"removing hosts no longer wanted: {' '.join(extra)}")
         fleet.remove_containers(extra)
-    image_id = fleet.image_id()
-    started = [spec.name for spec in specs if fleet.ensure_host(spec, existing.get(spec.container), image_id)]
+    image_id = fleet.image_id(settings)
+    started = [
+        spec.name for spec in specs if fleet.ensure_host(settings, spec, existing.get(spec.container), image_id)
+    ]
     if started:
         say(f"started {' '.join(started)}")
     # netavark switches ip_forward on at every container start; the lab never routes.
@@ -257,13 +260,19 @@ def _write_outputs(
 
 # --- down ----------------------------------------------------------------------------------------
 
-def lab_down(work_dir: Path | None = None, *, purge: bool = False, report: Reporter = _quiet) -> None:
+def lab_down(
+    work_dir: Path | None = None,
+    *,
+    purge: bool = False,
+    report: Reporter = _quiet,
+    settings: LabSettings | None = None,
+) -> None:
     """Remove every machine, network, server and host change `lab up` made; safe to run twice.
 
     With `purge`, also drop the images, rootfs, apt repo, VM disk and SSH key (the download
     caches under WORK_DIR/cache are kept so a rebuild does not hit the mirror again).
     """
-    settings = lab_settings(work_dir)
+    settings = lab_settings(work_dir, settings)
     say = _Clock(report)
     hostprep.require_root()
     with _exclusive(settings, say):
@@ -274,23 +283,31 @@ def _down(settings: LabSettings, purge: bool, say: Reporter) -> None:
     record = RunRecord.load(settings)
     _stop_vms(settings, record, say)
     if hostprep.missing_packages(("podman",)) == []:
-        removed = fleet.remove_all_containers()
+        removed = fleet.remove_all_containers(settings)
         if removed:
             say(f"removed hosts: {' '.join(removed)}")
     pid = repo.stop_server(settings)
     if pid is not None:
         say(f"stopped the repo server (pid {pid})")
     podman_present = hostprep.missing_packages(("podman",)) == []
-    bridge = record.guard_bridge or (fleet.bridge_name() if podman_present else None)
+    bridge = record.guard_bridge or (fleet.bridge_name(settings) if podman_present else None)
     if bridge:
         hostprep.remove_forward_guard(bridge)
-    if podman_present and fleet.remove_network():
-        say(f"removed network {NETWORK_NAME}")
-    hostprep.restore_sysctls(settings.run_dir, say)
+    if podman_present and fleet.remove_network(settings):
+        say(f"removed network {settings.network}")
+    if podman_present and fleet.any_lab_containers():
+        # Shared with the other lab: its hosts still need podman's fix, and its own sysctl
+        # changes must not be mistaken for the machine's original values.
+        hostprep.restore_ip_forward(settings.run_dir)
+        say("another lab still runs here: sysctls, the podman drop-in and cgroup fix are left to its `lab down`")
+        # What this lab changed on the machine becomes the last lab's to undo.
+        hostprep.note_host_changes(created_dropin=record.created_podman_dropin, mounted_cgroups=record.mounted_cgroups)
+    else:
+        hostprep.restore_sysctls(settings.run_dir, say)
+        _undo_podman_host_changes(record, say)
     _remove_nested_containerd_cgroups()
     if purge:
         _purge(settings, say)
-    _undo_podman_host_changes(record, say)
     _remove_inventory(record)
     (settings.run_dir / "state.json").unlink(missing_ok=True)
     say("lab down: done")
@@ -305,7 +322,7 @@ def _stop_vms(settings: LabSettings, record: RunRecord, say: Reporter) -> None:
     for name in names:
         if vms.stop_vm(settings, name) is not None:
             say(f"stopped {name}")
-    taps = set(record.created_taps) | {vms.VmSpec(n, int(n.removeprefix("vm")), "").tap for n in names}
+    taps = set(record.created_taps) | {settings.tap_name(int(n.removeprefix("vm"))) for n in names}
     for tap in sorted(taps):
         vms.remove_tap(tap)
 
@@ -325,12 +342,17 @@ def _remove_nested_containerd_cgroups() -> None:
 
 
 def _undo_podman_host_changes(record: RunRecord, say: Reporter) -> None:
-    if record.mounted_cgroups:
-        hostprep.unmount_cgroup_controllers(record.mounted_cgroups)
-        say(f"released cgroup controller(s): {' '.join(record.mounted_cgroups)}")
-    if record.created_podman_dropin:
+    """The last lab on this machine undoes the podman fixes any lab made (machine-wide record)."""
+    created, cgroups = hostprep.load_host_changes()
+    created = created or record.created_podman_dropin
+    cgroups = sorted(set(cgroups) | set(record.mounted_cgroups))
+    if cgroups:
+        hostprep.unmount_cgroup_controllers(cgroups)
+        say(f"released cgroup controller(s): {' '.join(cgroups)}")
+    if created:
         hostprep.remove_podman_dropin()
         say(f"removed {hostprep.PODMAN_DROPIN}")
+    hostprep.clear_host_changes()
 
 
 def _remove_inventory(record: RunRecord) -> None:
@@ -342,7 +364,7 @@ def _remove_inventory(record: RunRecord) -> None:
 def _purge(settings: LabSettings, say: Reporter) -> None:
     import shutil
 
-    image.remove_images()
+    image.remove_images(settings)
     for path in (settings.rootfs_dir, settings.repo_dir, settings.vm_dir, settings.image_context_dir,
                  settings.ssh_key.parent, settings.run_dir):
         shutil.rmtree(path, ignore_errors=True)
@@ -351,27 +373,29 @@ def _purge(settings: LabSettings, say: Reporter) -> None:
 
 # --- status --------------------------------------------------------------------------------------
 
-def lab_status(work_dir: Path | None = None, *, out: Path | None = None) -> LabStatus:
+def lab_status(
+    work_dir: Path | None = None, *, out: Path | None = None, settings: LabSettings | None = None
+) -> LabStatus:
     """What is running now, read from podman, the run record and a TCP probe of each SSH port."""
-    settings = lab_settings(work_dir)
+    settings = lab_settings(work_dir, settings)
     hostprep.require_root()
     record = RunRecord.load(settings)
     podman_present = hostprep.missing_packages(("podman",)) == []
-    containers = fleet.lab_containers() if podman_present else {}
+    containers = fleet.lab_containers(settings) if podman_present else {}
     machines = _host_statuses(settings, record, containers) + _vm_statuses(settings, record)
     out_dir = out or (Path(record.out_dir) if record.out_dir else None)
     inventory_path = out_dir / inventory.INVENTORY_FILE if out_dir else None
     config_path = out_dir / inventory.CONFIG_FILE if out_dir else None
-    network = fleet.network_info() if podman_present else None
+    network = fleet.network_info(settings) if podman_present else None
     return LabStatus(
         work_dir=str(settings.work_dir),
-        network=NETWORK_NAME,
+        network=settings.network,
         subnet=str(settings.subnet),
         bridge=_live_bridge(network),
         network_exists=network is not None,
         repo_url=settings.repo_url,
         repo_serving=repo.server_pid(settings) is not None and repo.serving(settings),
-        image_present=podman_present and image.host_image_present(),
+        image_present=podman_present and image.host_image_present(settings),
         machines=machines,
         inventory=str(inventory_path) if inventory_path and inventory_path.exists() else None,
         config=str(config_path) if config_path and config_path.exists() else None,
@@ -391,7 +415,7 @@ def _host_statuses(
     statuses = []
     for i in range(1, count + 1):
         name, address = host_name(i), settings.host_ip(i)
-        current = containers.get(container_name(name))
+        current = containers.get(settings.container_name(name))
         state = "missing" if current is None else "running" if current.running else "stopped"
         statuses.append(MachineStatus(name, "container", address, state, state == "running" and port_open(address)))
     return statuses

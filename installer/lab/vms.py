@@ -37,10 +37,7 @@ class VmSpec:
     name: str
     index: int
     address: str
-
-    @property
-    def tap(self) -> str:
-        return f"kfilab-tap{self.index}"
+    tap: str
 
 
 def _vm_recipe(settings: LabSettings) -> str:

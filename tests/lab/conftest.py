@@ -23,10 +23,15 @@ not re-created when VMs are added.
 Skips (reason printed by `-ra`) when not root or when podman cannot be installed. Environment:
   KFINSTALL_LAB_WORK_DIR  work dir (default /var/lib/kfinstall-lab, so the image cache is shared)
   KFINSTALL_LAB_KEEP=1    leave the lab running after the session (for debugging)
+  KFINSTALL_LAB_NAME, KFINSTALL_LAB_SUBNET
+                          run the session on a SECOND lab beside the default one (e.g. name
+                          "kfitest", subnet 10.89.8.0/24; work dir /var/lib/kfinstall-lab-<name>),
+                          so a test session does not tear down a lab someone else is using
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,22 +40,29 @@ import pytest
 from labsite import LAB_HOSTS, LabSite
 
 from installer.errors import PreflightError
-from installer.lab import LabStatus, lab_down, lab_up
+from installer.lab import LabSettings, LabStatus, lab_down, lab_up
 from installer.lab.hostprep import read_sysctls
-from installer.lab.settings import DEFAULT_WORK_DIR
+from installer.lab.settings import DEFAULT_WORK_DIR, LAB_NAME
 
 LAB_VMS = 2
 
 
-def lab_work_dir() -> Path:
-    return Path(os.environ.get("KFINSTALL_LAB_WORK_DIR", str(DEFAULT_WORK_DIR)))
+def lab_settings_from_env() -> LabSettings:
+    name = os.environ.get("KFINSTALL_LAB_NAME")
+    if not name or name == LAB_NAME:
+        return LabSettings(work_dir=Path(os.environ.get("KFINSTALL_LAB_WORK_DIR", str(DEFAULT_WORK_DIR))))
+    subnet = os.environ.get("KFINSTALL_LAB_SUBNET")
+    if not subnet:
+        pytest.exit("KFINSTALL_LAB_NAME needs KFINSTALL_LAB_SUBNET (e.g. 10.89.8.0/24)", returncode=4)
+    work_dir = os.environ.get("KFINSTALL_LAB_WORK_DIR", f"{DEFAULT_WORK_DIR}-{name}")
+    return LabSettings(work_dir=Path(work_dir), subnet=ipaddress.IPv4Network(subnet), name=name)
 
 
-def _bring_up(out_dir: Path, vms: int) -> LabStatus:
+def _bring_up(out_dir: Path, vms: int, settings: LabSettings) -> LabStatus:
     if os.geteuid() != 0:
         pytest.skip("lab tier: needs root (rootful podman, iptables, sysctls); run the tests as root")
     try:
-        return lab_up(LAB_HOSTS, vms, out=out_dir, work_dir=lab_work_dir(), report=print)
+        return lab_up(LAB_HOSTS, vms, out=out_dir, settings=settings, report=print)
     except PreflightError as exc:
         if "could not install" in exc.message:
             pytest.skip(f"lab tier: podman cannot be installed here: {exc.message.splitlines()[0]}")
@@ -61,15 +73,16 @@ def _bring_up(out_dir: Path, vms: int) -> LabStatus:
 def lab_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSite]:
     """3 podman lab hosts for the whole session; `lab down` at the end (see the module docstring)."""
     ip_forward_before = read_sysctls().get("net.ipv4.ip_forward", "0")
+    settings = lab_settings_from_env()
     out_dir = tmp_path_factory.mktemp("lab-site")
-    status = _bring_up(out_dir, vms=0)
-    yield LabSite(out_dir, lab_work_dir(), status, ip_forward_before)
+    status = _bring_up(out_dir, 0, settings)
+    yield LabSite(out_dir, settings.work_dir, status, ip_forward_before, settings)
     if os.environ.get("KFINSTALL_LAB_KEEP") != "1":
-        lab_down(lab_work_dir(), report=print)
+        lab_down(settings=settings, report=print)
 
 
 @pytest.fixture(scope="session")
 def lab_vm_site(lab_site: LabSite) -> LabSite:
     """The same lab plus 2 qemu TCG VMs (vm1, vm2 in group lab_vm); torn down with lab_site."""
-    status = _bring_up(lab_site.out_dir, vms=LAB_VMS)
-    return LabSite(lab_site.out_dir, lab_site.work_dir, status, lab_site.ip_forward_before)
+    status = _bring_up(lab_site.out_dir, LAB_VMS, lab_site.settings)
+    return LabSite(lab_site.out_dir, lab_site.work_dir, status, lab_site.ip_forward_before, lab_site.settings)

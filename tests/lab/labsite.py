@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.lab import LabStatus
+from installer.lab import LabSettings, LabStatus
 from installer.lab.ssh import ssh_argv
 
 LAB_HOSTS = 3
@@ -22,6 +22,7 @@ class LabSite:
     work_dir: Path
     status: LabStatus
     ip_forward_before: str
+    settings: LabSettings = field(default_factory=LabSettings)
 
     @property
     def inventory(self) -> Path:

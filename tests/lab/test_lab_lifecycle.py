@@ -13,7 +13,6 @@ from labsite import LAB_HOSTS, LabSite
 from installer.cli.lab import lab
 from installer.lab import lab_down, lab_status, lab_up
 from installer.lab.hostprep import read_sysctls
-from installer.lab.settings import LABEL, NETWORK_NAME
 
 pytestmark = pytest.mark.lab
 # Measured at about 1.5 s on a 2-core machine; generous for a loaded CI runner.
@@ -22,11 +21,11 @@ NOOP_UP_LIMIT_S = 15.0
 
 def _vm_count(site: LabSite) -> int:
     """Keep VMs another test's lab_vm_site may have added."""
-    return sum(1 for m in lab_status(site.work_dir).machines if m.kind == "vm")
+    return sum(1 for m in lab_status(settings=site.settings).machines if m.kind == "vm")
 
 
-def _container_ids() -> list[str]:
-    proc = subprocess.run(["podman", "ps", "-q", "--no-trunc", "--filter", f"label={LABEL}=1"],
+def _container_ids(site: LabSite) -> list[str]:
+    proc = subprocess.run(["podman", "ps", "-q", "--no-trunc", "--filter", f"label={site.settings.label}"],
                           capture_output=True, text=True, check=True)
     return sorted(proc.stdout.split())
 
@@ -58,21 +57,23 @@ def test_apt_sees_only_the_lab_repo(lab_site: LabSite) -> None:
 
 
 def test_second_up_is_a_fast_noop(lab_site: LabSite) -> None:
-    before = _container_ids()
+    before = _container_ids(lab_site)
     started = time.monotonic()
-    status = lab_up(LAB_HOSTS, _vm_count(lab_site), out=lab_site.out_dir, work_dir=lab_site.work_dir)
+    status = lab_up(LAB_HOSTS, _vm_count(lab_site), out=lab_site.out_dir, settings=lab_site.settings)
     elapsed = time.monotonic() - started
     assert status.up
-    assert _container_ids() == before, "a no-op lab up must not re-create hosts"
+    assert _container_ids(lab_site) == before, "a no-op lab up must not re-create hosts"
     assert elapsed < NOOP_UP_LIMIT_S, f"no-op lab up took {elapsed:.1f} s"
 
 
 def test_status_json_reports_every_host_running(lab_site: LabSite) -> None:
+    if not lab_site.settings.is_default:
+        pytest.skip("`kfinstall lab status` reports the default lab; this session runs a named one")
     result = CliRunner().invoke(lab, ["status", "--work-dir", str(lab_site.work_dir), "--output", "json"])
     assert result.exit_code == 0, result.output
     status = json.loads(result.output)
     assert status["up"] is True
-    assert status["network"] == NETWORK_NAME and status["repo_serving"] is True
+    assert status["network"] == lab_site.settings.network and status["repo_serving"] is True
     hosts = {m["name"]: m for m in status["machines"] if m["kind"] == "container"}
     assert sorted(hosts) == [f"h{i}" for i in range(1, LAB_HOSTS + 1)]
     assert all(m["state"] == "running" and m["ssh_open"] for m in hosts.values())
@@ -81,15 +82,18 @@ def test_status_json_reports_every_host_running(lab_site: LabSite) -> None:
 def test_down_leaves_nothing_and_restores_ip_forward(lab_site: LabSite) -> None:
     """Runs lab down for real, checks what is left, then brings the session's lab back up."""
     vms = _vm_count(lab_site)
-    lab_down(lab_site.work_dir)
+    bridge = lab_status(settings=lab_site.settings).bridge
+    assert bridge
+    lab_down(settings=lab_site.settings)
     try:
-        assert _container_ids() == []
-        assert subprocess.run(["podman", "network", "exists", NETWORK_NAME], check=False).returncode != 0
+        assert _container_ids(lab_site) == []
+        network = lab_site.settings.network
+        assert subprocess.run(["podman", "network", "exists", network], check=False).returncode != 0
         assert read_sysctls()["net.ipv4.ip_forward"] == lab_site.ip_forward_before
         forward_rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True)
-        assert "! -o" not in forward_rules.stdout, forward_rules.stdout
-        status = lab_status(lab_site.work_dir)
+        assert f"-i {bridge} " not in forward_rules.stdout, forward_rules.stdout
+        status = lab_status(settings=lab_site.settings)
         assert not status.repo_serving and not status.network_exists and status.bridge is None
         assert not lab_site.inventory.exists()
     finally:
-        lab_up(LAB_HOSTS, vms, out=lab_site.out_dir, work_dir=lab_site.work_dir)
+        lab_up(LAB_HOSTS, vms, out=lab_site.out_dir, settings=lab_site.settings)
