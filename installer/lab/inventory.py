@@ -24,7 +24,6 @@ VM_GROUP = "lab_vm"
 GLUSTER_MIN_HOSTS = 3
 
 
-
 def cluster_config() -> str:
     """The lab's kfinstall.yaml: profile lab on the channel of the lab sample (inventories/sites.yaml)."""
     channel = sample_sites()["lab"]["channel"]

@@ -100,7 +100,7 @@ def _up(settings: LabSettings, hosts: int, vms: int, out: Path, say: Reporter) -
     _start_vms(settings, record, vm_specs, bridge, say)
     _wait_ready(settings, host_specs, vm_specs, say)
     _configure_vms(settings, vm_specs, _etc_hosts(settings, hosts, vms))
-    _write_outputs(settings, record, out, hosts=host_specs, vm_specs=vm_specs, say=say)
+    _write_outputs(settings, record, out, hosts=host_specs, vm_specs=vm_specs)
     record.hosts, record.vms = hosts, vms
     record.save(settings)
     say(f"lab up: {hosts} host(s), {vms} VM(s) ready; inventory {out / inventory.INVENTORY_FILE}")
@@ -243,7 +243,6 @@ def _write_outputs(
     *,
     hosts: list[fleet.HostSpec],
     vm_specs: list[vms.VmSpec],
-    say: Reporter,
 ) -> None:
     data = inventory.build_inventory(
         [inventory.LabMachine(h.name, h.address) for h in hosts],
@@ -253,8 +252,7 @@ def _write_outputs(
     )
     inventory.write_inventory(out, data)
     inventory.write_cluster_config(out)
-    if inventory.write_secrets_if_absent(out) is None:
-        say("secrets.yml not written: installer.config.secrets.generate_secrets is not available")
+    inventory.write_secrets_if_absent(out)
     record.out_dir = str(out.resolve())
 
 
