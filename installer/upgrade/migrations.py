@@ -12,7 +12,8 @@ the dry-run and the run record show. Each migration is a function that computes 
 - training-operator-standalone: from the channel named in upgrade-rules.yml on, training-operator
   v1 stays installed standalone and its CRDs are never deleted while objects exist (rule 7).
 - pod-security-labels: from the channel named in upgrade-rules.yml on, platform namespaces carry
-  Pod Security Admission labels; a server-side dry run lists pods that would violate them first.
+  Pod Security Admission labels; a server-side dry run of the target levels on every existing
+  namespace lists the running pods that would violate them, and the hop is refused if any would.
 """
 
 from __future__ import annotations
@@ -67,12 +68,13 @@ def migrations_for(old: Release, new: Release, rules: UpgradeRules) -> tuple[str
     for rule in rules.jupyterhub.major_migrations:
         if (jh_old, jh_new) == (rule.from_major, rule.to_major):
             names.append(rule.migration)
-    if chart_major(old, KPS_CHART) != chart_major(new, KPS_CHART):
-        names.append(KPS_CRDS)
+    # Checks before changes: the two guards can refuse the hop while nothing has been applied yet.
     if channel_at_or_after(new, rules.training_operator.standalone_from_channel):
         names.append(TRAINING_STANDALONE)
     if channel_at_or_after(new, rules.pod_security.labels_from_channel):
         names.append(POD_SECURITY)
+    if chart_major(old, KPS_CHART) != chart_major(new, KPS_CHART):
+        names.append(KPS_CRDS)
     return tuple(names)
 
 
@@ -237,9 +239,27 @@ def pod_security_dry_run(namespace: str, level: str, kubeconfig: Path) -> list[s
     ]
 
 
+def namespace_levels(documents: list[Mapping[str, Any]]) -> dict[str, str]:
+    """Namespace name -> its Pod Security enforce level, from rendered objects (kfinstall render)."""
+    levels = {}
+    for doc in documents:
+        if doc.get("kind") == "Namespace":
+            meta = doc.get("metadata") or {}
+            level = (meta.get("labels") or {}).get("pod-security.kubernetes.io/enforce")
+            if level:
+                levels[str(meta.get("name"))] = str(level)
+    return levels
+
+
+def pod_security_warnings(stderr: str) -> list[str]:
+    """The apiserver's answer to the dry run: one line per pod (or namespace) that would violate."""
+    return [line.removeprefix("Warning:").strip() for line in stderr.splitlines() if line.startswith("Warning:")]
+
+
 MIGRATIONS: dict[str, str] = {
     "z2jh-values-3-to-4": "JupyterHub chart 3 -> 4 values: slug_scheme escape, KubeSpawner 6 PVC names, allow config",
     KPS_CRDS: "apply the target kube-prometheus-stack operator CRDs by server-side apply before the chart",
     TRAINING_STANDALONE: "keep training-operator v1 standalone; never delete kubeflow.org job CRDs in use",
-    POD_SECURITY: "Pod Security Admission labels (enforce, audit, warn) on every namespace the platform program owns",
+    POD_SECURITY: "Pod Security Admission levels of the target program, dry-run on the server first (refused when "
+    "running pods would violate them)",
 }

@@ -14,11 +14,14 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 
 from installer.config.resolved import ClusterConfig
@@ -174,15 +177,18 @@ def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
 
     target = hop_config(ctx.cfg, hop)
     pulumi_adapter.preflight(target)  # before any change: a clear PreflightError when it cannot run
+    # Migrations first: their checks (TFJob CRDs, Pod Security dry run) refuse before nodes change.
+    target = run_migrations(ctx, hop, target, facts)
     if hop.node_changes and target.profile.host_phase:
         driver = any(c.component == "nvidia-driver" for c in hop.node_changes)
         extra = {**target.ansible_vars(), "kf_upgrade_action": "runtime", "kf_upgrade_driver_changed": driver}
         _playbook(ctx, extra, f"hop {hop.index} node runtime")
-    target = run_migrations(ctx, hop, target, facts)
     platform.run(dataclasses.replace(ctx, cfg=target))
 
 
 Command = Callable[[list[str]], None]
+Probe = Callable[[list[str]], tuple[int, str, str]]
+Renderer = Callable[[RunContext, Hop], dict[str, str]]
 
 
 def _command(argv: list[str]) -> None:
@@ -193,6 +199,65 @@ def _command(argv: list[str]) -> None:
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no output"])[0]
         raise PhaseFailed(f"{' '.join(argv[:3])} failed: {first}")
+
+
+def _probe(argv: list[str]) -> tuple[int, str, str]:
+    """Run a read-only command; (rc, stdout, stderr) for the caller to judge."""
+    tool = shutil.which(argv[0])
+    if tool is None:
+        raise PreflightError(f"{argv[0]} is not on PATH; the migration needs it")
+    done = subprocess.run([tool, *argv[1:]], capture_output=True, text=True, timeout=120, check=False)  # argv list
+    return done.returncode, done.stdout, done.stderr
+
+
+def target_namespace_levels(ctx: RunContext, hop: Hop) -> dict[str, str]:
+    """The Pod Security level of every namespace the target program creates (kfinstall render in a
+    child process: the mock engine must not share a process with the real Pulumi run)."""
+    out = ctx.record.path / f"render-hop-{hop.index:02d}"
+    argv = [
+        sys.executable,
+        "-m",
+        "installer",
+        "render",
+        "-i",
+        str(ctx.cfg.site),
+        "--out",
+        str(out),
+        "--set",
+        f"spec.channel={hop.to_channel}",
+        "--set",
+        f"spec.kubernetes.version={hop.kubernetes_to}",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)  # argv list, no shell
+    if done.returncode != 0:
+        raise PhaseFailed(
+            f"rendering channel {hop.to_channel} for the Pod Security check failed: "
+            + (done.stderr.strip().splitlines() or ["no output"])[-1]
+        )
+    documents = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(out.rglob("*.yaml"))]
+    return migrations.namespace_levels([d for d in documents if isinstance(d, dict)])
+
+
+def pod_security_check(levels: dict[str, str], kubeconfig: Path, probe: Probe) -> dict[str, str]:
+    """Dry-run the target levels on the namespaces that exist; PreflightError listing violating pods."""
+    rc, listed, err = probe(["kubectl", "--kubeconfig", str(kubeconfig), "get", "namespaces", "-o", "name"])
+    if rc != 0:
+        raise PreflightError(f"Pod Security check: cannot list namespaces: {err.strip() or 'no output'}")
+    existing = {line.removeprefix("namespace/") for line in listed.split()}
+    checked, problems = {}, []
+    for namespace, level in sorted(levels.items()):
+        if namespace not in existing:
+            continue
+        rc, _, err = probe(migrations.pod_security_dry_run(namespace, level, kubeconfig))
+        warnings = migrations.pod_security_warnings(err)
+        if rc != 0 or warnings:
+            problems += [f"{namespace} ({level}): {w}" for w in warnings] or [f"{namespace}: {err.strip()}"]
+        checked[namespace] = level
+    if problems:
+        raise PreflightError(
+            "Pod Security levels of the target channel would reject running pods:\n  - " + "\n  - ".join(problems)
+        )
+    return checked
 
 
 def program_crds(cfg: ClusterConfig) -> set[str]:
@@ -216,7 +281,13 @@ def migrated_config(target: ClusterConfig, hop: Hop) -> ClusterConfig:
 
 
 def run_migrations(
-    ctx: RunContext, hop: Hop, target: ClusterConfig, facts: ClusterFacts, command: Command = _command
+    ctx: RunContext,
+    hop: Hop,
+    target: ClusterConfig,
+    facts: ClusterFacts,
+    command: Command = _command,
+    probe: Probe = _probe,
+    levels: Renderer = target_namespace_levels,
 ) -> ClusterConfig:
     """Run the hop's migrations in order; returns the configuration the platform phase deploys."""
     rules = load_rules()
@@ -233,7 +304,7 @@ def run_migrations(
                 facts.crd_objects, previous, program_crds(target), rules
             )
         elif name == migrations.POD_SECURITY:
-            notes[name] = "labels are set by the platform program on every namespace it owns"
+            notes[name] = pod_security_check(levels(ctx, hop), kubeconfig, probe)
         else:  # a JupyterHub chart major migration named in upgrade-rules.yml
             target = migrated_config(target, hop)
             notes[name] = {"values": target.spec.components.jupyterhub.values}

@@ -54,9 +54,9 @@ ROUTES: dict[tuple[str, str], list[tuple[str, str, str, str, str]]] = {
 }
 
 MIGRATIONS = {
-    ("1.9", "1.10"): ("z2jh-values-3-to-4", "kube-prometheus-stack-crds", "pod-security-labels"),
-    ("1.10", "1.11"): ("kube-prometheus-stack-crds", "training-operator-standalone", "pod-security-labels"),
-    ("1.11", "26.03"): ("kube-prometheus-stack-crds", "training-operator-standalone", "pod-security-labels"),
+    ("1.9", "1.10"): ("z2jh-values-3-to-4", "pod-security-labels", "kube-prometheus-stack-crds"),
+    ("1.10", "1.11"): ("training-operator-standalone", "pod-security-labels", "kube-prometheus-stack-crds"),
+    ("1.11", "26.03"): ("training-operator-standalone", "pod-security-labels", "kube-prometheus-stack-crds"),
     ("26.03", "26.03.1"): ("training-operator-standalone", "pod-security-labels"),
 }
 

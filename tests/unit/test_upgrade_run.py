@@ -17,7 +17,15 @@ from installer.state import State, read_state, write_state
 from installer.upgrade import run as upgrade_run
 from installer.upgrade.facts import ClusterFacts, NodeFacts, Z2jhSettings
 from installer.upgrade.route import Hop, plan_route
-from installer.upgrade.run import hop_config, platform_hop, run_migrations, run_upgrade, z2jh_from_config
+from installer.upgrade.run import (
+    hop_config,
+    platform_hop,
+    pod_security_check,
+    run_migrations,
+    run_upgrade,
+    target_namespace_levels,
+    z2jh_from_config,
+)
 
 
 def _facts_for(hop: Hop) -> ClusterFacts:
@@ -146,13 +154,46 @@ def test_migrations_run_in_order_with_the_target_values(make_site) -> None:
     cfg = upgrade_run.with_jupyterhub_values(cfg, values)
     hop = plan_route("1.9", "1.31", "1.10").hops[0]
     commands: list[list[str]] = []
+    probes: list[list[str]] = []
+
+    def probe(argv: list[str]) -> tuple[int, str, str]:
+        probes.append(argv)
+        return (0, "namespace/jupyterhub\nnamespace/default\n", "") if "get" in argv else (0, "", "")
+
     ctx = _ctx(cfg)
-    target = run_migrations(ctx, hop, hop_config(cfg, hop), _facts_for(hop), command=commands.append)
+    target = run_migrations(ctx, hop, hop_config(cfg, hop), _facts_for(hop), command=commands.append, probe=probe,
+                            levels=lambda ctx, hop: {"jupyterhub": "baseline", "kubeflow": "restricted"})
     assert target.spec.components.jupyterhub.values["hub"]["config"]["KubeSpawner"] == {"slug_scheme": "escape"}
     assert [c[:2] for c in commands] == [["helm", "pull"], ["kubectl", "--kubeconfig"]]
     assert "70.10.0" in commands[0]
     notes = json.loads((ctx.record.path / "migrations-hop-01.json").read_text())
-    assert list(notes) == ["z2jh-values-3-to-4", "kube-prometheus-stack-crds", "pod-security-labels"]
+    assert list(notes) == ["z2jh-values-3-to-4", "pod-security-labels", "kube-prometheus-stack-crds"]
+    assert notes["pod-security-labels"] == {"jupyterhub": "baseline"}  # kubeflow does not exist yet
+    assert probes[1][3:8] == ["label", "--dry-run=server", "--overwrite", "namespace", "jupyterhub"]
+
+
+def test_pod_security_dry_run_refuses_when_running_pods_would_violate(tmp_path: Path) -> None:
+    def probe(argv: list[str]) -> tuple[int, str, str]:
+        if "get" in argv:
+            return 0, "namespace/kubeflow\n", ""
+        return 0, "namespace/kubeflow labeled\n", (
+            'Warning: existing pods in namespace "kubeflow" violate the new PodSecurity enforce level '
+            '"restricted:latest"\nWarning: trainer-0: allowPrivilegeEscalation != false\n')
+
+    with pytest.raises(PreflightError) as refused:
+        pod_security_check({"kubeflow": "restricted"}, tmp_path / "kc", probe)
+    assert refused.value.message == (
+        "Pod Security levels of the target channel would reject running pods:\n"
+        '  - kubeflow (restricted): existing pods in namespace "kubeflow" violate the new PodSecurity enforce '
+        'level "restricted:latest"\n'
+        "  - kubeflow (restricted): trainer-0: allowPrivilegeEscalation != false")
+
+
+def test_target_namespace_levels_come_from_a_render_in_a_child_process(make_site) -> None:
+    cfg = load(_site(make_site, "26.03.1", "26.03", "1.34"))
+    hop = plan_route("26.03", "1.34", "26.03.1").hops[0]
+    levels = target_namespace_levels(_ctx(cfg), hop)
+    assert levels["jupyterhub"] == "baseline" and levels["kubeflow"] == "restricted"
 
 
 def test_z2jh_settings_from_config_follow_kfinstall_and_the_overrides(make_site) -> None:
