@@ -16,6 +16,7 @@ from installer.upgrade.backup import (
     BackupResult,
     ansible_cluster_backup,
     hub_db_backup,
+    hub_db_skip_reason,
     read_manifest,
     take_backup,
     verify,
@@ -45,10 +46,13 @@ def backup(inventory: Path, state_dir: Path | None, with_cluster: bool, output: 
     with run_lock(cfg.state_dir, "backup"):
         record = RunRecord.start(cfg, "backup")
         cluster = hub = None
+        skip = hub_db_skip_reason(cfg) if with_cluster else None
         if with_cluster:
             cluster = ansible_cluster_backup(cfg, record.path / "ansible", lambda: False)
-            hub = hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
-        result = take_backup(cfg, record.path / "backup", cluster_backup=cluster, hub_backup=hub)
+            hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
+        result = take_backup(
+            cfg, record.path / "backup", cluster_backup=cluster, hub_backup=hub, hub_skipped=skip or "not requested"
+        )
         record.write_json("summary.json", {"action": "backup", **result.as_dict()})
     _show(result, output)
 

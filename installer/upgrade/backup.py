@@ -117,6 +117,7 @@ def take_backup(
     *,
     cluster_backup: ClusterBackup | None = None,
     hub_backup: HubBackup | None = None,
+    hub_skipped: str = "not requested",
     label: str = "manual",
 ) -> BackupResult:
     """Write one backup into `folder`. Cluster parts run when their callables are given; their
@@ -134,7 +135,7 @@ def take_backup(
     if hub_backup is not None:
         hub_backup(folder / "cluster")
     else:
-        skipped["jupyterhub-db"] = "not requested"
+        skipped["jupyterhub-db"] = hub_skipped
     meta = {"cluster": cfg.name, "channel": cfg.release.channel, "label": label}
     return write_manifest(folder, meta, skipped)
 
@@ -156,6 +157,17 @@ def ansible_cluster_backup(cfg: ClusterConfig, work_dir: Path, cancel: Callable[
             raise PhaseFailed("\n".join([f"cluster backup failed ({result.status}, rc {result.rc})", *lines]))
 
     return backup
+
+
+def hub_db_skip_reason(cfg: ClusterConfig) -> str | None:
+    """Why the hub database is not copied (None: it is): JupyterHub off, or an external database."""
+    jupyterhub = cfg.spec.components.jupyterhub
+    if not jupyterhub.enabled:
+        return "JupyterHub is not enabled"
+    db_type = ((jupyterhub.values.get("hub") or {}).get("db") or {}).get("type")
+    if db_type in ("mysql", "postgres", "other"):
+        return f"hub.db.type is {db_type}: an external database is backed up with its own tools (pg_dump, mysqldump)"
+    return None
 
 
 def hub_db_backup(run: Callable[[list[str]], str]) -> HubBackup:

@@ -32,7 +32,7 @@ from installer.releases import load_release
 from installer.runs import RunRecord
 from installer.state import HistoryEntry, State, UpgradeProgress, read_state, write_state
 from installer.upgrade import migrations
-from installer.upgrade.backup import ansible_cluster_backup, hub_db_backup, take_backup
+from installer.upgrade.backup import ansible_cluster_backup, hub_db_backup, hub_db_skip_reason, take_backup
 from installer.upgrade.facts import (
     ClusterFacts,
     Z2jhSettings,
@@ -323,10 +323,16 @@ def backup_before(ctx: RunContext, hop: Hop) -> None:
     cfg = ctx.cfg
     folder = ctx.record.path / "backup" / f"hop-{hop.index:02d}-{hop.kind}"
     cluster = ansible_cluster_backup(cfg, ctx.record.path / "ansible", ctx.cancel_requested)
-    hub = None
-    if cfg.spec.components.jupyterhub.enabled:
-        hub = hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
-    take_backup(cfg, folder, cluster_backup=cluster if cfg.profile.host_phase else None, hub_backup=hub, label=hop.key)
+    skip = hub_db_skip_reason(cfg)
+    hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
+    take_backup(
+        cfg,
+        folder,
+        cluster_backup=cluster if cfg.profile.host_phase else None,
+        hub_backup=hub,
+        hub_skipped=skip or "",
+        label=hop.key,
+    )
 
 
 def run_upgrade(

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from installer.cli.backup import backup, restore
 from installer.config.load import load
 from installer.errors import PhaseFailed, PreflightError
-from installer.upgrade.backup import MANIFEST, hub_db_backup, sha256, take_backup, verify
+from installer.upgrade.backup import MANIFEST, hub_db_backup, hub_db_skip_reason, sha256, take_backup, verify
 
 
 def _pulumi_state(state: Path, text: str = '{"version": 3, "checkpoint": {"stack": "test"}}') -> Path:
@@ -145,3 +145,11 @@ def test_hub_db_backup_copies_the_sqlite_file_from_the_hub_pod(tmp_path: Path) -
                         str(tmp_path / "cluster" / "jupyterhub.sqlite")]
     with pytest.raises(PhaseFailed, match="no hub pod in namespace jupyterhub"):
         hub_db_backup(lambda args: "")(tmp_path / "c2")
+
+
+def test_an_external_hub_database_is_skipped_with_the_reason(make_site) -> None:
+    site = make_site({"spec.components.jupyterhub.values": {"hub": {"db": {"type": "postgres"}}}})
+    reason = hub_db_skip_reason(load(site, need_secrets=False))
+    assert reason == ("hub.db.type is postgres: an external database is backed up with its own tools "
+                      "(pg_dump, mysqldump)")
+    assert hub_db_skip_reason(load(make_site(), need_secrets=False)) is None
