@@ -154,3 +154,36 @@ def test_off_a_terminal_an_upgrade_needs_yes(make_site) -> None:
     assert isinstance(result.exception, PreflightError)
     assert result.exception.message.startswith("not on a terminal and --yes not given: nothing was changed")
     assert not (site / ".kfinstall" / "test" / "runs").exists()
+
+
+# Every ordered pair through the CLI (installed at the source channel's lowest minor, Kubernetes
+# version left to the channel): the route summary, or the start of the refusal.
+SUMMARIES = {
+    ("1.9", "1.10"): "1.9@1.29 -> k8s 1.30 -> k8s 1.31 -> 1.10",
+    ("1.9", "1.11"): "1.9@1.29 -> k8s 1.30 -> k8s 1.31 -> 1.10 -> k8s 1.32 -> 1.11",
+    ("1.9", "26.03"): "1.9@1.29 -> k8s 1.30 -> k8s 1.31 -> 1.10 -> k8s 1.32 -> 1.11 -> k8s 1.33 -> k8s 1.34 -> 26.03",
+    ("1.9", "26.03.1"): "1.9@1.29 -> k8s 1.30 -> k8s 1.31 -> 1.10 -> k8s 1.32 -> 1.11 -> k8s 1.33 -> k8s 1.34 -> 26.03 "
+                        "-> 26.03.1",
+    ("1.10", "1.11"): "1.10@1.31 -> k8s 1.32 -> 1.11",
+    ("1.10", "26.03"): "1.10@1.31 -> k8s 1.32 -> 1.11 -> k8s 1.33 -> k8s 1.34 -> 26.03",
+    ("1.10", "26.03.1"): "1.10@1.31 -> k8s 1.32 -> 1.11 -> k8s 1.33 -> k8s 1.34 -> 26.03 -> 26.03.1",
+    ("1.11", "26.03"): "1.11@1.32 -> k8s 1.33 -> k8s 1.34 -> 26.03",
+    ("1.11", "26.03.1"): "1.11@1.32 -> k8s 1.33 -> k8s 1.34 -> 26.03 -> 26.03.1",
+    ("26.03", "26.03.1"): "26.03@1.34 -> 26.03.1",
+}
+LOWEST = {"1.9": "1.29", "1.10": "1.31", "1.11": "1.32", "26.03": "1.34", "26.03.1": "1.34"}
+PAIRS = [(a, b) for a in LOWEST for b in LOWEST]
+
+
+@pytest.mark.parametrize(("source", "target"), PAIRS, ids=[f"{a}->{b}" for a, b in PAIRS])
+def test_dry_run_for_every_pair(make_site, source: str, target: str) -> None:
+    site = make_site({"spec.channel": target}, secrets=False)
+    _state(site, source, LOWEST[source])
+    result = _invoke("-i", str(site), "--to", target, "--dry-run", "-o", "json")
+    if (source, target) in SUMMARIES:
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["route"]["summary"] == SUMMARIES[(source, target)]
+        return
+    assert isinstance(result.exception, PreflightError) and result.exception.exit_code == 3
+    expected = "already on channel" if source == target else f"refusing to downgrade from channel {source}"
+    assert result.exception.message.startswith(expected)
