@@ -90,7 +90,7 @@ def run_up(
         raise PreflightError("not confirmed; nothing was changed")
     with run_lock(cfg.state_dir, "up"):
         record = RunRecord.start(cfg, "up " + " ".join(names))
-        ctx = RunContext(cfg=cfg, record=record, console=console)
+        ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names))
         report = UpReport(run_id=record.run_id, record=str(record.path))
         with _interrupt_sets(ctx.cancelled):
             try:
@@ -107,7 +107,7 @@ def run_up(
 def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
     """Preflight, then the host phase in check/diff mode: what would change, changing nothing."""
     record = RunRecord.start(cfg, "plan --check-hosts")
-    ctx = RunContext(cfg=cfg, record=record, console=console)
+    ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"))
     with _interrupt_sets(ctx.cancelled):
         preflight.run(ctx)
         return hosts.run(ctx, check=True)

@@ -1,19 +1,47 @@
-"""`kfinstall down`: remove the platform (and with --purge-data, its volumes)."""
+"""`kfinstall down`: remove the platform stack (Pulumi destroy). Data goes only with --purge-data."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from installer.cli.common import inventory_option
-from installer.errors import NotBuilt
+from installer.cli.common import emit_json, inventory_option, output_option, state_dir_option, stdout
+from installer.config.load import load
+from installer.errors import PreflightError
+from installer.lock import run_lock
 
 
 @click.command()
 @inventory_option
-@click.option("--purge-data", is_flag=True, help="Also delete persistent volumes (notebooks, models, metrics).")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def down(inventory: Path, purge_data: bool, yes: bool) -> None:
-    """Tear the platform down; data volumes are kept unless --purge-data is given."""
-    raise NotBuilt("`down` is not built yet: it needs the platform phase (issue 4) to destroy its stack")
+@state_dir_option
+@click.option(
+    "--purge-data",
+    is_flag=True,
+    help="Required: destroying the stack deletes its volumes (notebooks, models, metrics).",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (required when not on a terminal).")
+@output_option
+def down(inventory: Path, state_dir: Path | None, purge_data: bool, yes: bool, output: str) -> None:
+    """Destroy everything the platform stack created; the hosts and their Kubernetes stay.
+
+    Pulumi's destroy removes the stack's PersistentVolumeClaims with the rest, so `down` refuses
+    unless --purge-data says that is intended (take `kfinstall backup` first).
+    """
+    cfg = load(inventory, need_secrets=True, state_dir=state_dir)
+    if not purge_data:
+        raise PreflightError(
+            "down deletes the platform's volumes (notebooks, models, metrics) with the stack; "
+            "run `kfinstall backup` first and pass --purge-data to confirm"
+        )
+    if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy the platform of {cfg.name} and its data?")):
+        raise PreflightError("not confirmed; nothing was changed")
+    from installer.adapters import pulumi as engine
+
+    with run_lock(cfg.state_dir, "down"):
+        summary = engine.destroy(cfg, on_output=lambda line: stdout.print(line.rstrip(), markup=False))
+    if output == "json":
+        emit_json(summary.as_dict())
+    else:
+        stdout.print(f"destroyed: {summary.changes}", markup=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +35,33 @@ def plan(inventory: Path, sets: tuple[str, ...], check_hosts: bool, output: str)
     cfg = load(inventory, sets, need_secrets=check_hosts)
     result = build_plan(cfg)
     checked = _check_hosts(cfg) if check_hosts else None
+    preview = _platform_preview(cfg)
     if output == "json":
-        emit_json({**result.as_dict(), **({"hostCheck": checked} if checked is not None else {})})
+        extra = {"hostCheck": checked} if checked is not None else {}
+        emit_json({**result.as_dict(), **extra, **({"platformPreview": preview} if preview else {})})
         return
+    if preview:
+        stdout.print(f"Pulumi preview: {preview['changes']}", markup=False)
     _print_text(result)
     if checked is not None:
         for host, stats in sorted(checked["hosts"].items()):
             stdout.print(
                 f"check mode {host}: would change {stats['changed']} task(s), failed {stats['failed']}", markup=False
             )
+
+
+def _platform_preview(cfg: ClusterConfig) -> dict[str, Any] | None:
+    """A Pulumi preview when the CLI, its plugins, a kubeconfig and secrets are all there; else None.
+
+    `shutil.which` first: without a CLI, plan never pays for importing the Pulumi SDK.
+    """
+    if shutil.which("pulumi") is None or cfg.secrets is None:
+        return None
+    from installer.adapters import pulumi as engine
+
+    if not engine.available(cfg):
+        return None
+    return engine.preview(cfg).as_dict()
 
 
 def _check_hosts(cfg: ClusterConfig) -> dict[str, Any]:

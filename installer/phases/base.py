@@ -17,6 +17,7 @@ class RunContext:
     cfg: ClusterConfig
     record: RunRecord
     console: Console
+    phases: tuple[str, ...] = ()
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel_requested(self) -> bool:

@@ -1,13 +1,29 @@
-"""The platform phase: the Pulumi program (stacks.program) through installer.adapters.pulumi."""
+"""The platform phase: the Pulumi program (stacks.program) through installer.adapters.pulumi.
+
+The adapter's preflight (CLI, plugins, kubeconfig, passphrase) raises PreflightError (exit 3)
+with the fix for each missing piece; a failed update raises PhaseFailed (exit 4).
+"""
 
 from __future__ import annotations
 
-from installer.errors import NotBuilt
+import time
+
+from installer.adapters import pulumi as engine
 from installer.phases.base import PhaseResult, RunContext
 
 
+def check(ctx: RunContext) -> None:
+    """Part of preflight: refuse before the host phase when the platform phase could not run."""
+    engine.preflight(ctx.cfg)
+
+
 def run(ctx: RunContext) -> PhaseResult:
-    raise NotBuilt(
-        "the platform phase is not wired into `up` yet (issue 4); "
-        f"`kfinstall render -i {ctx.cfg.site}` shows what it will create"
-    )
+    start = time.monotonic()
+
+    def on_output(line: str) -> None:
+        ctx.record.append_event({"event": "pulumi", "line": line.rstrip()})
+        ctx.console.print(line.rstrip(), markup=False, highlight=False)
+
+    summary = engine.up(ctx.cfg, on_output=on_output)
+    ctx.record.write_json("pulumi-up.json", summary.as_dict())
+    return PhaseResult("platform", "ok", time.monotonic() - start, details={"pulumi": summary.as_dict()})

@@ -21,8 +21,15 @@ FACTS = "gather_subset=!all,!min,distribution,date_time,mounts"
 
 def run(ctx: RunContext) -> PhaseResult:
     start = time.monotonic()
-    if not ctx.cfg.profile.host_phase:
-        return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": ["no hosts"]})
+    checks = []
+    if "platform" in ctx.phases:
+        # The platform's tools are checked before any host changes, not after the host phase.
+        from installer.phases import platform
+
+        platform.check(ctx)
+        checks.append("pulumi")
+    if not ctx.cfg.profile.host_phase or "hosts" not in ctx.phases:
+        return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks})
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
     facts = run_module(
@@ -43,7 +50,7 @@ def run(ctx: RunContext) -> PhaseResult:
     if problems:
         raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))
     return PhaseResult(
-        "preflight", "ok", time.monotonic() - start, details={"checks": ["ssh", "os", "disk", "clock", "sudo"]}
+        "preflight", "ok", time.monotonic() - start, details={"checks": [*checks, "ssh", "os", "disk", "clock", "sudo"]}
     )
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from installer.errors import NotBuilt
+import time
+
+from installer import verify as checks
+from installer.errors import PhaseFailed
 from installer.phases.base import PhaseResult, RunContext
 
 
 def run(ctx: RunContext) -> PhaseResult:
-    raise NotBuilt("the verify phase is not wired into `up` yet (issue 4); it needs a live cluster")
+    start = time.monotonic()
+    report = checks.verify(ctx.cfg)
+    ctx.record.write_json("verify.json", report.as_dict())
+    if not report.ok:
+        failed = [c for c in report.checks if c.status == "failed"]
+        raise PhaseFailed("verify failed:\n" + "\n".join(f"  {c.name}: {c.detail}" for c in failed))
+    return PhaseResult("verify", "ok", time.monotonic() - start, details={"verify": report.as_dict()})

@@ -171,8 +171,26 @@ def test_status_without_state(make_site) -> None:
     assert json.loads(result.stdout)["state"] is None
 
 
-@pytest.mark.parametrize("argv", [["down"]])
-def test_unbuilt_verbs_say_what_is_missing(argv: list[str], make_site) -> None:
-    result = CliRunner().invoke(cli, [*argv, "-i", str(make_site())])
-    assert result.exit_code != 0
-    assert "not built yet" in str(result.exception)
+def test_down_refuses_without_purge_data(make_site) -> None:
+    result = CliRunner().invoke(cli, ["down", "-i", str(make_site()), "--yes"])
+    assert result.exception is not None and result.exception.exit_code == 3
+    assert "pass --purge-data to confirm" in str(result.exception)
+
+
+def test_down_without_pulumi_cli_says_how_to_fix(make_site, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = CliRunner().invoke(cli, ["down", "-i", str(make_site()), "--purge-data", "--yes"])
+    assert result.exception is not None and result.exception.exit_code == 3
+    assert "the platform phase cannot run" in str(result.exception)
+    assert "pulumi" in str(result.exception).lower()
+
+
+def test_up_platform_without_pulumi_cli_is_refused_before_any_host(make_site, monkeypatch) -> None:
+    """Preflight checks the platform's tools first: no SSH connection is attempted (hosts are unroutable)."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    site = make_site()
+    result = CliRunner().invoke(cli, ["up", "-i", str(site), "--yes", "-o", "json"])
+    assert result.exception is not None and result.exception.exit_code == 3, result.output
+    assert "the platform phase cannot run" in str(result.exception)
+    run = next((site / ".kfinstall" / "test" / "runs").iterdir())
+    assert not (run / "ansible-preflight").exists(), "preflight reached for the hosts before refusing"
