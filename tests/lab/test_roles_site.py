@@ -36,10 +36,10 @@ def converged(lab_site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Co
     state = tmp_path_factory.mktemp("state")
     extra = lab_extra_vars(lab_site.out_dir, lab_site.repo_url, state)
     first = run_playbooks(lab_site.inventory, ["site.yml"], extra)
-    print(f"\nsite.yml first run on 3 hosts: {first.seconds:.1f} s, recap {first.recap}")
+    print(f"\nsite.yml first run on 3 hosts: {first.seconds:.1f} s, recap {first.recap}\n{first.slowest()}")
     assert_converged(first, HOSTS)
     second = run_playbooks(lab_site.inventory, ["site.yml"], extra)
-    print(f"site.yml second run on 3 hosts: {second.seconds:.1f} s, recap {second.recap}")
+    print(f"site.yml second run on 3 hosts: {second.seconds:.1f} s, recap {second.recap}\n{second.slowest()}")
     yield Converged(lab_site, extra, first, second)
 
 
