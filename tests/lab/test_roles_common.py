@@ -43,7 +43,8 @@ class PlaybookRun:
     def slowest(self, count: int = 10) -> str:
         """The first lines of profile_tasks' TASKS RECAP: the slowest tasks of the run."""
         lines = self.output.split("TASKS RECAP", 1)[-1].splitlines()
-        return "\n".join(line for line in lines if line.rstrip().endswith("s") and " -" in line][:count])
+        timed = [line for line in lines if line.rstrip().endswith("s") and " -" in line]
+        return "\n".join(timed[:count])
 
     def tail(self, lines: int = 120) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
