@@ -88,3 +88,13 @@ def test_kubernetes_hop_in_check_mode_stops_at_the_packages_and_batches_workers(
     assert _plays(run, "Upgrade the workers one at a time") == 2  # h2 and h3, one per batch
     assert "kubeadm upgrade apply" not in run.output
     assert {r["failed"] for r in run.recap.values()} == {0}
+
+
+def test_runtime_change_in_check_mode_goes_one_node_at_a_time(lab_site, extra: dict) -> None:
+    values = {**extra, "kf_upgrade_action": "runtime", "kf_upgrade_driver_changed": False}
+    run = run_playbooks(lab_site.inventory, ["upgrade.yml"], values, "--check")
+    assert run.rc == 0, run.tail()
+    assert _plays(run, "Change the node runtime one node at a time") == 3  # h1, h2, h3 in turn
+    assert _plays(run, "Upgrade the workers one at a time") == 2  # listed, every task skipped (another action)
+    assert "TASK [containerd : Containerd | Check the requested source]" in run.output
+    assert {r["failed"] for r in run.recap.values()} == {0}
