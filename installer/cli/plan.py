@@ -9,7 +9,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from installer.cli.common import emit_json, inventory_option, output_option, print_problems, set_option, stdout
+from installer.cli.common import emit_json, inventory_option, output_option, print_problems, set_option, stderr, stdout
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.load import load
 from installer.config.resolved import ClusterConfig
@@ -68,7 +68,7 @@ def _check_hosts(cfg: ClusterConfig) -> dict[str, Any]:
     """Preflight, then site.yml with --check --diff; reachable hosts report what would change."""
     from installer.up import run_check
 
-    return run_check(cfg, stdout).as_dict()
+    return run_check(cfg, stderr).as_dict()
 
 
 def _print_text(result: Plan) -> None:

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from installer.cli.common import emit_json, inventory_option, output_option, set_option, state_dir_option, stdout
+from installer.cli.common import (
+    emit_json,
+    inventory_option,
+    output_option,
+    set_option,
+    state_dir_option,
+    stderr,
+    stdout,
+)
 from installer.config.load import load
 from installer.phases import UP_PHASES
 from installer.up import run_up
@@ -42,7 +50,9 @@ def up(
     (exit 4 names the failing host and task). Every run leaves STATE/runs/<id>/.
     """
     cfg = load(inventory, sets, need_secrets=True, state_dir=state_dir)
-    report = run_up(cfg, stdout, only=only, start_at=start_at, confirm=None if yes else _ask)
+    # With --output json, stdout carries only the JSON document; progress goes to stderr.
+    progress = stderr if output == "json" else stdout
+    report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else _ask)
     if output == "json":
         emit_json(report.as_dict())
         return

@@ -1,0 +1,110 @@
+"""`kfinstall up --only hosts` end to end on 3 lab hosts: the CLI, the adapter, the run record.
+
+Converges, then a second run reports changed=0 on every host (from the JSON summary); a host
+stopped mid-run gives exit 4 naming it, and once it is back a re-run converges.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+KF = str(Path(sys.executable).parent / "kfinstall")
+HOSTS = ["h1", "h2", "h3"]
+
+
+def up(site: Path, *extra: str, background: bool = False):  # type: ignore[no-untyped-def]
+    argv = [KF, "up", "-i", str(site), "--only", "hosts", "--yes", "--output", "json", *extra]
+    if background:
+        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)
+
+
+def runs_dir(site: Path) -> Path:
+    return site / ".kfinstall" / "lab" / "runs"
+
+
+@pytest.fixture(scope="module")
+def first_two_runs(lab_site):  # type: ignore[no-untyped-def]
+    start = time.monotonic()
+    first = up(lab_site.out_dir)
+    first_s = time.monotonic() - start
+    assert first.returncode == 0, first.stderr[-4000:] + first.stdout[-2000:]
+    start = time.monotonic()
+    second = up(lab_site.out_dir)
+    second_s = time.monotonic() - start
+    assert second.returncode == 0, second.stderr[-4000:]
+    print(f"\nkfinstall up --only hosts on 3 lab hosts: first {first_s:.1f} s, second {second_s:.1f} s")
+    return json.loads(first.stdout), json.loads(second.stdout)
+
+
+def test_first_run_converges_every_host(first_two_runs) -> None:  # type: ignore[no-untyped-def]
+    first, _ = first_two_runs
+    assert sorted(first["hosts"]) == HOSTS
+    assert all(h["failed"] == 0 and h["unreachable"] == 0 for h in first["hosts"].values())
+    assert [(p["name"], p["status"]) for p in first["phases"]] == [("preflight", "ok"), ("hosts", "ok")]
+
+
+def test_second_run_changes_nothing(first_two_runs) -> None:  # type: ignore[no-untyped-def]
+    _, second = first_two_runs
+    assert {name: stats["changed"] for name, stats in second["hosts"].items()} == dict.fromkeys(HOSTS, 0)
+
+
+def test_run_record_and_state(first_two_runs, lab_site) -> None:  # type: ignore[no-untyped-def]
+    _, second = first_two_runs
+    record = Path(second["record"])
+    assert {"config.resolved.json", "events.jsonl", "hosts.json", "preflight.json", "summary.json"} <= {
+        p.name for p in record.iterdir()}
+    secrets = [line.split(": ", 1)[1] for line in (lab_site.out_dir / "secrets.yml").read_text().splitlines()
+               if ": " in line and not line.startswith("#")]
+    text = "".join(p.read_text() for p in record.glob("*.json*"))
+    assert not any(value and value in text for value in secrets if len(value) > 8)
+    state = json.loads((lab_site.out_dir / ".kfinstall" / "lab" / "state.json").read_text())
+    assert "hosts" in state["phases_done"] and state["last_run_id"] == second["runId"]
+
+
+def _wait_for_events(site: Path, after: set[Path], count: int, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        fresh = [p for p in runs_dir(site).glob("*/events.jsonl") if p.parent not in after]
+        if fresh and len(fresh[0].read_text().splitlines()) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the host phase did not start")
+
+
+def _start_again(lab_site, host: str) -> None:  # type: ignore[no-untyped-def]
+    """Start the stopped container; systemd boots it and sshd answers again."""
+    subprocess.run(["podman", "start", lab_site.settings.container_name(host)], check=True, capture_output=True)
+    deadline = time.monotonic() + 120
+    while lab_site.ssh(host, "systemctl is-system-running --wait >/dev/null; true", timeout=60).returncode != 0:
+        assert time.monotonic() < deadline, f"{host} did not come back"
+        time.sleep(1)
+
+
+def test_host_stopped_mid_run_fails_naming_it_and_rerun_converges(first_two_runs, lab_site) -> None:  # type: ignore[no-untyped-def]
+    site = lab_site.out_dir
+    before = set(runs_dir(site).iterdir())
+    running = up(site, background=True)
+    try:
+        _wait_for_events(site, before, count=12)
+        subprocess.run(["podman", "stop", "-t", "0", lab_site.settings.container_name("h3")], check=True,
+                       capture_output=True)
+        out, err = running.communicate(timeout=900)
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert running.returncode == 4, err[-3000:]
+    assert "h3: task '" in err and "unreachable" in err, err[-3000:]
+    _start_again(lab_site, "h3")
+    again = up(site)
+    assert again.returncode == 0, again.stderr[-4000:]
+    report = json.loads(again.stdout)
+    assert all(h["failed"] == 0 and h["unreachable"] == 0 for h in report["hosts"].values())
