@@ -69,6 +69,8 @@ def _environment() -> dict[str, str]:
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
         "ANSIBLE_FORKS": "20",
+        # site.yml is several plays: gather each host's facts once per run, not once per play.
+        "ANSIBLE_GATHERING": "smart",
         # The same inventory plugins the config loader used: what validated is what runs.
         "ANSIBLE_INVENTORY_ENABLED": "yaml,ini",
     }
