@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,7 @@ import yaml
 from rich.console import Console
 
 from installer.config.resolved import ClusterConfig
-from installer.errors import KfinstallError, PhaseFailed, PreflightError
+from installer.errors import Interrupted, KfinstallError, PhaseFailed, PreflightError
 from installer.lock import run_lock
 from installer.phases.base import RunContext
 from installer.releases import load_release
@@ -67,6 +70,17 @@ class UpgradeReport:
             "hopsDone": self.done,
             "route": self.route.as_dict(),
         }
+
+
+@contextmanager
+def interrupt_sets(flag: threading.Event) -> Iterator[None]:
+    """Ctrl-C sets `flag`, which ansible-runner polls, so the playbook stops cleanly (exit 130 after)."""
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, lambda *_: flag.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _now() -> str:
@@ -136,6 +150,11 @@ def _playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> None:
         sink=ctx.record.append_event,
         cancel=ctx.cancel_requested,
     )
+    if ctx.cancel_requested() or result.status == "canceled":
+        raise Interrupted(
+            f"interrupted during {what}; run record {ctx.record.path}; run the same upgrade again to "
+            "resume (finished hops are recorded in state.json)"
+        )
     if not result.ok:
         lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
         raise PhaseFailed(
@@ -356,8 +375,10 @@ def run_upgrade(
         refuse_if(route_problems(facts, route, training_enabled=cfg.spec.components.training.enabled), "the route")
         state = _begin(cfg, route, record.run_id)
         try:
-            for hop in route.hops:
-                _one_hop(ctx, hop, state, report, confirm, collect, runners, backup, facts if hop.index == 1 else None)
+            with interrupt_sets(ctx.cancelled):
+                for hop in route.hops:
+                    first = facts if hop.index == 1 else None
+                    _one_hop(ctx, hop, state, report, confirm, collect, runners, backup, first)
         except KfinstallError:
             report.result = "failed"
             record.write_json("summary.json", report.as_dict())

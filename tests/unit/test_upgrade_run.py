@@ -209,3 +209,22 @@ def test_a_platform_hop_fails_clearly_when_pulumi_cannot_run(make_site, monkeypa
     hop = plan_route("26.03", "1.34", "26.03.1").hops[0]
     with pytest.raises(PreflightError, match="the platform phase cannot run:\n  - Pulumi CLI not found"):
         platform_hop(_ctx(cfg), hop, _facts_for(hop))
+
+
+def test_ctrl_c_during_a_hop_playbook_is_interrupted_and_the_done_hops_stay(make_site, monkeypatch) -> None:
+    from installer.adapters import ansible
+    from installer.errors import Interrupted
+
+    def cancelled_playbook(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - stands in for ansible-runner
+        return ansible.PlaybookResult(status="canceled", rc=130, duration_s=0.1)
+
+    monkeypatch.setattr(ansible, "run_playbook", cancelled_playbook)
+    site = _site(make_site, "26.03", "1.11", "1.32")
+    cfg = load(site)
+    route = plan_route("1.11", "1.32", "26.03")
+    recorder = Recorder()
+    with pytest.raises(Interrupted, match="interrupted during hop 1 .*run the same upgrade again to resume"):
+        run_upgrade(cfg, route, _console(), collect=lambda ctx, hop: _facts_for(hop), backup=recorder.backup)
+    state = read_state(cfg.state_dir)
+    assert state is not None and state.installed_channel == "1.11" and state.kubernetes_version == "1.32"
+    assert state.upgrade is not None and state.history[-1].result == "failed"
