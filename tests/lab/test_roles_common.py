@@ -35,10 +35,13 @@ class PlaybookRun:
 
     @property
     def recap(self) -> dict[str, dict[str, int]]:
-        return {
-            m["host"]: {k: int(m[k]) for k in ("ok", "changed", "unreachable", "failed")}
-            for m in RECAP.finditer(self.output)
-        }
+        """Per-host counts summed over every PLAY RECAP (one per playbook given on the command line)."""
+        totals: dict[str, dict[str, int]] = {}
+        for m in RECAP.finditer(self.output):
+            counts = totals.setdefault(m["host"], dict.fromkeys(("ok", "changed", "unreachable", "failed"), 0))
+            for key in counts:
+                counts[key] += int(m[key])
+        return totals
 
     def slowest(self, count: int = 10) -> str:
         """The first lines of profile_tasks' TASKS RECAP: the slowest tasks of the run."""
