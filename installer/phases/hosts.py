@@ -17,6 +17,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
         return PhaseResult("hosts", "skipped", details={"reason": f"profile {ctx.cfg.spec.profile} has no hosts"})
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
+    ctx.record.write_json("ansible-vars.json", ctx.cfg.ansible_vars())  # what the playbooks received
     with HostProgress(ctx.console, "hosts (check)" if check else "hosts") as view:
         result = run_playbook(
             SITE_PLAYBOOK,

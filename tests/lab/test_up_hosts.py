@@ -60,7 +60,8 @@ def test_second_run_changes_nothing(first_two_runs) -> None:  # type: ignore[no-
 def test_run_record_and_state(first_two_runs, lab_site) -> None:  # type: ignore[no-untyped-def]
     _, second = first_two_runs
     record = Path(second["record"])
-    assert {"config.resolved.json", "events.jsonl", "hosts.json", "preflight.json", "summary.json"} <= {
+    assert {"config.resolved.json", "ansible-vars.json", "events.jsonl", "hosts.json", "preflight.json",
+            "summary.json"} <= {
         p.name for p in record.iterdir()}
     secrets = [line.split(": ", 1)[1] for line in (lab_site.out_dir / "secrets.yml").read_text().splitlines()
                if ": " in line and not line.startswith("#")]
@@ -68,6 +69,15 @@ def test_run_record_and_state(first_two_runs, lab_site) -> None:  # type: ignore
     assert not any(value and value in text for value in secrets if len(value) > 8)
     state = json.loads((lab_site.out_dir / ".kfinstall" / "lab" / "state.json").read_text())
     assert "hosts" in state["phases_done"] and state["last_run_id"] == second["runId"]
+
+
+def test_plan_check_hosts_reports_nothing_to_change(first_two_runs, lab_site) -> None:  # type: ignore[no-untyped-def]
+    done = subprocess.run([KF, "plan", "-i", str(lab_site.out_dir), "--check-hosts", "--output", "json"],
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    check = json.loads(done.stdout)["hostCheck"]
+    assert check["check"] is True and check["status"] == "ok"
+    assert {h: s["changed"] for h, s in check["hosts"].items()} == dict.fromkeys(HOSTS, 0)
 
 
 def _wait_for_events(site: Path, after: set[Path], count: int, timeout: float = 300) -> None:
