@@ -75,6 +75,30 @@ def _interrupt_sets(flag: Any) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def against_installed(cfg: ClusterConfig) -> ClusterConfig:
+    """`up` converges what is installed; it never changes channel or Kubernetes minor by itself.
+
+    A channel change must go through `kfinstall upgrade` (hops, backups, migrations). A Kubernetes
+    version left to the channel stays at the installed one: a defaulted version never upgrades.
+    """
+    state = read_state(cfg.state_dir)
+    if state is None:
+        return cfg
+    if state.upgrade is not None:
+        raise PreflightError(
+            f"an upgrade to {state.upgrade.target_channel} is in progress (run {state.upgrade.run_id}); "
+            "finish it with `kfinstall upgrade` before `up`"
+        )
+    if state.installed_channel and state.installed_channel != cfg.release.channel:
+        raise PreflightError(
+            f"{cfg.name} runs channel {state.installed_channel} but kfinstall.yaml says {cfg.release.channel}; "
+            f"change channels with `kfinstall upgrade --to {cfg.release.channel}`"
+        )
+    if cfg.kubernetes_version_defaulted and state.kubernetes_version:
+        return cfg.with_kubernetes_version(state.kubernetes_version)
+    return cfg
+
+
 def run_up(
     cfg: ClusterConfig,
     console: Console,
@@ -84,6 +108,7 @@ def run_up(
     confirm: Callable[[str], bool] | None = None,
 ) -> UpReport:
     """Run the phases; raises PreflightError (3), PhaseFailed (4) or Interrupted (130)."""
+    cfg = against_installed(cfg)
     names = selected_phases(only, start_at)
     changing = [n for n in names if n in {"hosts", "platform"}]
     if changing and confirm is not None and not confirm(_question(cfg, changing)):

@@ -36,8 +36,22 @@ def status(inventory: Path, state_dir: Path | None, output: str) -> None:
         f"phases done: {', '.join(state.phases_done) or '-'}, last run {state.last_run_id or '-'}",
         markup=False,
     )
-    for entry in state.history:
+    if state.upgrade is not None:
+        upgrade = state.upgrade
         stdout.print(
-            f"  {entry.at} {entry.action} {entry.from_channel or ''}->{entry.to_channel or ''} {entry.result}",
+            f"upgrade in progress to {upgrade.target_channel} (run {upgrade.run_id}, since "
+            f"{upgrade.started_at}); hops done: {', '.join(upgrade.hops_done) or '-'}; "
+            "re-run `kfinstall upgrade` to resume",
             markup=False,
         )
+    for entry in state.history:
+        kubernetes = (
+            f" kubernetes {entry.kubernetes_from}->{entry.kubernetes_to}"
+            if entry.kubernetes_from or entry.kubernetes_to
+            else ""
+        )
+        channels = (
+            f" {entry.from_channel or ''}->{entry.to_channel or ''}" if entry.from_channel or entry.to_channel else ""
+        )
+        hop = f" [{entry.hop}]" if entry.hop else ""
+        stdout.print(f"  {entry.at} {entry.action}{hop}{channels}{kubernetes} {entry.result}", markup=False)

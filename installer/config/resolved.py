@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,12 @@ class ClusterConfig:
             "kf_gluster_brick_device": storage.gluster.brick_device or "",
             "kf_gluster_mount_path": storage.gluster.mount_path,
         }
+
+    def with_kubernetes_version(self, version: str) -> ClusterConfig:
+        """The same config with spec.kubernetes.version set (e.g. kept at what is installed)."""
+        kubernetes = self.spec.kubernetes.model_copy(update={"version": version})
+        cluster = self.cluster.model_copy(update={"spec": self.spec.model_copy(update={"kubernetes": kubernetes})})
+        return replace(self, cluster=cluster)
 
     def nfs_server_address(self) -> str | None:
         servers = self.inventory.in_role("nfs_server")

@@ -191,3 +191,48 @@ def test_main_maps_keyboard_interrupt_to_130(monkeypatch) -> None:
     with pytest.raises(SystemExit) as caught:
         cli_module.main()
     assert caught.value.code == 130
+
+
+def _installed(cfg, **fields) -> None:
+    from installer.state import State, write_state
+
+    write_state(cfg.state_dir, State(cluster=cfg.name, **fields))
+
+
+def test_up_refuses_a_channel_change(make_site) -> None:
+    from installer.up import against_installed
+
+    cfg = load(make_site())
+    _installed(cfg, installed_channel="1.11", kubernetes_version="1.34")
+    with pytest.raises(PreflightError, match=r"runs channel 1\.11 but kfinstall\.yaml says 26\.03; "
+                                             r"change channels with `kfinstall upgrade --to 26\.03`"):
+        against_installed(cfg)
+
+
+def test_up_keeps_the_installed_kubernetes_when_the_version_is_defaulted(make_site) -> None:
+    from installer.up import against_installed
+
+    cfg = load(make_site(), ["spec.channel=26.03.1"])
+    assert cfg.kubernetes_version == "1.35"  # the channel's default
+    _installed(cfg, installed_channel="26.03.1", kubernetes_version="1.34")
+    kept = against_installed(cfg)
+    assert kept.kubernetes_version == "1.34" and kept.ansible_vars()["kf_kubernetes_minor"] == "1.34"
+
+
+def test_up_follows_an_explicit_kubernetes_version(make_site) -> None:
+    from installer.up import against_installed
+
+    cfg = load(make_site(), ["spec.channel=26.03.1", "spec.kubernetes.version=1.35"])
+    _installed(cfg, installed_channel="26.03.1", kubernetes_version="1.34")
+    assert against_installed(cfg).kubernetes_version == "1.35"
+
+
+def test_up_refuses_while_an_upgrade_is_in_progress(make_site) -> None:
+    from installer.state import UpgradeProgress
+    from installer.up import against_installed
+
+    cfg = load(make_site())
+    progress = UpgradeProgress(target_channel="26.03.1", run_id="r1", started_at="now")
+    _installed(cfg, installed_channel="26.03", upgrade=progress)
+    with pytest.raises(PreflightError, match="an upgrade to 26.03.1 is in progress"):
+        against_installed(cfg)
