@@ -6,10 +6,8 @@ stopped cleanly, the run record is kept and the exit code is 130. A re-run conve
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +15,7 @@ from rich.console import Console
 
 from installer.config.resolved import ClusterConfig
 from installer.errors import KfinstallError, PreflightError
+from installer.interrupt import interrupt_sets
 from installer.lock import run_lock
 from installer.phases import UP_PHASES, PhaseResult, RunContext, hosts, preflight
 from installer.runs import RunRecord
@@ -65,16 +64,6 @@ def selected_phases(only: str | None, start_at: str | None) -> list[str]:
     return names[names.index(start_at) :] if start_at else names
 
 
-@contextmanager
-def _interrupt_sets(flag: Any) -> Iterator[None]:
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda *_: flag.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def against_installed(cfg: ClusterConfig) -> ClusterConfig:
     """`up` converges what is installed; it never changes channel or Kubernetes minor by itself.
 
@@ -117,7 +106,7 @@ def run_up(
         record = RunRecord.start(cfg, "up " + " ".join(names))
         ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names))
         report = UpReport(run_id=record.run_id, record=str(record.path))
-        with _interrupt_sets(ctx.cancelled):
+        with interrupt_sets(ctx.cancelled):
             try:
                 for name in names:
                     report.phases.append(PHASES[name](ctx))
@@ -133,7 +122,7 @@ def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
     """Preflight, then the host phase in check/diff mode: what would change, changing nothing."""
     record = RunRecord.start(cfg, "plan --check-hosts")
     ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"))
-    with _interrupt_sets(ctx.cancelled):
+    with interrupt_sets(ctx.cancelled):
         preflight.run(ctx)
         return hosts.run(ctx, check=True)
 

@@ -82,3 +82,10 @@ def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def confirm_on_terminal(question: str) -> bool:
+    """Ask on a terminal; off a terminal (CI, pipes) the answer is no, so --yes is required."""
+    if not sys.stdin.isatty():
+        return False
+    return click.confirm(question, default=False)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from installer.cli.common import emit_json, inventory_option, output_option, state_dir_option, stdout
+from installer.cli.common import (
+    confirm_on_terminal,
+    emit_json,
+    inventory_option,
+    output_option,
+    state_dir_option,
+    stdout,
+)
 from installer.config.load import load
 from installer.errors import PreflightError
 from installer.lock import run_lock
@@ -35,7 +41,7 @@ def down(inventory: Path, state_dir: Path | None, purge_data: bool, yes: bool, o
             "down deletes the platform's volumes (notebooks, models, metrics) with the stack; "
             "run `kfinstall backup` first and pass --purge-data to confirm"
         )
-    if not yes and not (sys.stdin.isatty() and click.confirm(f"Destroy the platform of {cfg.name} and its data?")):
+    if not yes and not confirm_on_terminal(f"Destroy the platform of {cfg.name} and its data?"):
         raise PreflightError("not confirmed; nothing was changed")
     from installer.adapters import pulumi as engine
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from installer.cli.common import (
+    confirm_on_terminal,
     emit_json,
     inventory_option,
     output_option,
@@ -19,12 +19,6 @@ from installer.cli.common import (
 from installer.config.load import load
 from installer.phases import UP_PHASES
 from installer.up import run_up
-
-
-def _ask(question: str) -> bool:
-    if not sys.stdin.isatty():
-        return False
-    return click.confirm(question, default=False)
 
 
 @click.command()
@@ -52,7 +46,7 @@ def up(
     cfg = load(inventory, sets, need_secrets=True, state_dir=state_dir)
     # With --output json, stdout carries only the JSON document; progress goes to stderr.
     progress = stderr if output == "json" else stdout
-    report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else _ask)
+    report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else confirm_on_terminal)
     if output == "json":
         emit_json(report.as_dict())
         return

@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from installer.cli.common import emit_json, inventory_option, output_option, state_dir_option, stdout
+from installer.cli.common import (
+    confirm_on_terminal,
+    emit_json,
+    inventory_option,
+    output_option,
+    state_dir_option,
+    stdout,
+)
 from installer.config.load import load
 from installer.config.resolved import ClusterConfig
 from installer.errors import ConfigError, PreflightError
@@ -72,12 +79,6 @@ def plan_for(
     return installed, route, notes + list(route.notes)
 
 
-def _ask(question: str) -> bool:
-    if not sys.stdin.isatty():
-        return False
-    return click.confirm(question, default=False)
-
-
 @click.command()
 @inventory_option
 @state_dir_option
@@ -132,7 +133,7 @@ def upgrade(
             "not on a terminal and --yes not given: nothing was changed (the upgrade pauses before "
             "each hop for confirmation)"
         )
-    report = run_upgrade(cfg, route, stdout, confirm=None if yes else _ask)
+    report = run_upgrade(cfg, route, stdout, confirm=None if yes else confirm_on_terminal)
     if output == "json":
         emit_json(report.as_dict())
         return

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,7 @@ from rich.console import Console
 
 from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, KfinstallError, PhaseFailed, PreflightError
+from installer.interrupt import interrupt_sets
 from installer.lock import run_lock
 from installer.phases.base import RunContext
 from installer.releases import load_release
@@ -70,17 +68,6 @@ class UpgradeReport:
             "hopsDone": self.done,
             "route": self.route.as_dict(),
         }
-
-
-@contextmanager
-def interrupt_sets(flag: threading.Event) -> Iterator[None]:
-    """Ctrl-C sets `flag`, which ansible-runner polls, so the playbook stops cleanly (exit 130 after)."""
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda *_: flag.set())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _now() -> str:
