@@ -6,17 +6,20 @@ from pathlib import Path
 
 import click
 
-from installer.cli.common import emit_json, output_option, set_option, stdout
+from installer.cli.common import emit_json, inventory_option, output_option, set_option, stdout
 from installer.config.load import SECRETS_FILE, load
 from installer.errors import ConfigError
 
 
 @click.command()
-@click.option("-i", "--inventory", "inventory", type=click.Path(path_type=Path, file_okay=False),
-              envvar="KFINSTALL_INVENTORY", default=Path("."), show_default=True,
-              help="Site folder holding hosts.yml and kfinstall.yaml (secrets.yml optional).")
-@click.option("--out", "out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Folder to write: <component>/ objects, helm/<release>.yaml, cloud/ (gcp).")
+@inventory_option
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder to write: <component>/ objects, helm/<release>.yaml, cloud/ (gcp).",
+)
 @set_option
 @output_option
 def render(inventory: Path, out: Path, sets: tuple[str, ...], output: str) -> None:
