@@ -26,7 +26,10 @@ def _progress(message: str) -> None:
 
 def work_dir_option(func: click.decorators.FC) -> click.decorators.FC:
     return click.option(
-        "--work-dir", "work_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+        "--work-dir",
+        "work_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
         help=WORK_DIR_HELP,
     )(func)
 
@@ -42,12 +45,29 @@ def lab() -> None:
 
 
 @lab.command()
-@click.option("--hosts", "hosts", type=click.IntRange(1, MAX_HOSTS), default=3, show_default=True,
-              help="Number of podman hosts h1..hN (10.89.7.11 and up).")
-@click.option("--vms", "vms", type=click.IntRange(0, MAX_VMS), default=0, show_default=True,
-              help="Number of qemu TCG VMs vm1..vmM (10.89.7.101 and up; slow, for in-kernel NFS and modprobe).")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory for hosts.yml, kfinstall.yaml and secrets.yml (created if missing).")
+@click.option(
+    "--hosts",
+    "hosts",
+    type=click.IntRange(1, MAX_HOSTS),
+    default=3,
+    show_default=True,
+    help="Number of podman hosts h1..hN (10.89.7.11 and up).",
+)
+@click.option(
+    "--vms",
+    "vms",
+    type=click.IntRange(0, MAX_VMS),
+    default=0,
+    show_default=True,
+    help="Number of qemu TCG VMs vm1..vmM (10.89.7.101 and up; slow, for in-kernel NFS and modprobe).",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for hosts.yml, kfinstall.yaml and secrets.yml (created if missing).",
+)
 @work_dir_option
 def up(hosts: int, vms: int, out: Path, work_dir: Path | None) -> None:
     """Start the lab (idempotent) and write OUT/hosts.yml and OUT/kfinstall.yaml.
@@ -61,8 +81,12 @@ def up(hosts: int, vms: int, out: Path, work_dir: Path | None) -> None:
 
 @lab.command()
 @work_dir_option
-@click.option("--purge", is_flag=True, default=False,
-              help="Also delete the images, rootfs, apt repo, VM disk and SSH key (download caches are kept).")
+@click.option(
+    "--purge",
+    is_flag=True,
+    default=False,
+    help="Also delete the images, rootfs, apt repo, VM disk and SSH key (download caches are kept).",
+)
 def down(work_dir: Path | None, purge: bool) -> None:
     """Remove every lab machine, the network and repo server, and undo the lab's changes to this machine.
 
@@ -89,12 +113,12 @@ def _print_status(current: LabStatus) -> None:
     for column in ("machine", "kind", "address", "state", "ssh"):
         table.add_column(column)
     for machine in current.machines:
-        table.add_row(machine.name, machine.kind, machine.address, machine.state,
-                      "open" if machine.ssh_open else "-")
+        table.add_row(machine.name, machine.kind, machine.address, machine.state, "open" if machine.ssh_open else "-")
     stdout.print(table)
     network = "present" if current.network_exists else "absent"
-    stdout.print(f"network {current.network} {current.subnet} ({current.bridge or 'no bridge'}): {network}",
-                 markup=False)
+    stdout.print(
+        f"network {current.network} {current.subnet} ({current.bridge or 'no bridge'}): {network}", markup=False
+    )
     stdout.print(f"apt repo {current.repo_url}: {'serving' if current.repo_serving else 'not serving'}", markup=False)
     if current.inventory:
         stdout.print(f"inventory {current.inventory}", markup=False)

@@ -16,8 +16,14 @@ from installer.verify import verify as run_verify
 @inventory_option
 @set_option
 @click.option("--demo", is_flag=True, help="Also run the issue-summarization demo: TFJob, PyTorchJob, a prediction.")
-@click.option("--timeout", "timeout_s", type=click.IntRange(60, 86400), default=1800, show_default=True,
-              help="Seconds to wait for each demo job.")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.IntRange(60, 86400),
+    default=1800,
+    show_default=True,
+    help="Seconds to wait for each demo job.",
+)
 @output_option
 def verify(inventory: Path, sets: tuple[str, ...], demo: bool, timeout_s: int, output: str) -> None:
     """Check the live platform: nodes, GPUs, storage, JupyterHub, serving and GPU metrics.
