@@ -238,6 +238,8 @@ def _enabled_charts(cfg: ClusterConfig) -> list[str]:
         charts.append("jupyterhub")
     if spec.components.monitoring.enabled:
         charts.append("kube-prometheus-stack")
+    if spec.components.serving.enabled and spec.profile != "gcp":
+        charts.append("metrics-server")
     return charts
 
 

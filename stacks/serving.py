@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from installer.config.model import ServedModel
-from stacks.base import ComponentArgs, child_opts, image, k, labels, resources
+from stacks.base import ComponentArgs, child_opts, helm_release, image, k, labels, resources
 from stacks.workspace import MODELS_PVC, NAMESPACE
 
 NAME = "tf-serving"
@@ -61,6 +61,9 @@ class Serving(pulumi.ComponentResource):
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
                 "type": "Utilization", "averageUtilization": 70}}}]}),
             opts=child_opts(self, args, [deployment]))
+        if args.cfg.spec.profile != "gcp":  # GKE runs its own metrics-server
+            # The autoscaler's CPU metric comes from the resource metrics API; without it the HPA never scales.
+            helm_release(self, args, "metrics-server", ns="kube-system", depends_on=args.depends_on)
         self.endpoint = f"http://{NAME}.{NAMESPACE}.svc:{REST_PORT}"
         self.register_outputs({"endpoint": self.endpoint, "models": [m.name for m in spec.models]})
 

@@ -259,6 +259,19 @@ def test_serving_contract(renders) -> None:
     assert {"name": "models", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in volumes
 
 
+def test_the_autoscaler_has_a_metrics_api_except_on_gke(renders) -> None:
+    """An HPA on CPU needs the resource metrics API: metrics-server on hosts, GKE's own on gcp."""
+    channel = CHANNELS[-1]
+    for profile in PROFILES:
+        helm = {plain(h.inputs)["name"]: plain(h.inputs) for h in renders.get(profile, channel).helm()}
+        if profile == "gcp":
+            assert "metrics-server" not in helm
+            continue
+        release = helm["metrics-server"]
+        assert release["namespace"] == "kube-system"
+        assert "--kubelet-insecure-tls" in release["values"]["args"]
+
+
 def test_components_never_read_pulumi_config() -> None:
     # The model is the one source of settings (style guide 23); pulumi.Config() would be a second one.
     from stackhelpers import REPO

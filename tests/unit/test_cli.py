@@ -114,6 +114,7 @@ def test_plan_json_is_stable() -> None:
     by_name = {c["name"]: c for c in plan["components"]}
     assert by_name["jupyterhub"]["version"] == "4.4.0" and by_name["jupyterhub"]["kind"] == "chart"
     assert by_name["nvidia-driver"]["version"] == "580"
+    assert by_name["metrics-server"]["kind"] == "chart"  # the serving autoscaler's metrics API
     assert set(plan["components"][0]) == {"name", "kind", "version", "source", "phase"}
 
 
@@ -131,6 +132,7 @@ def test_plan_of_gcp_skips_the_host_phase() -> None:
     phases = {p["name"]: p for p in plan["phases"]}
     assert phases["hosts"]["runs"] is False and phases["infrastructure"]["runs"] is True
     assert not any(c["name"] == "gpu-operator" for c in plan["components"]), "GKE manages the GPU stack"
+    assert not any(c["name"] == "metrics-server" for c in plan["components"]), "GKE runs its own"
 
 
 def test_plan_bad_input_exits_2(make_site) -> None:
