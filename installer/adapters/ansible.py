@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,13 @@ def _environment() -> dict[str, str]:
     }
 
 
+def _epoch(stamp: Any) -> float | None:
+    """ansible-runner's ISO timestamps (controller clock) as seconds since the epoch."""
+    if not stamp:
+        return None
+    return datetime.fromisoformat(str(stamp)).replace(tzinfo=timezone.utc).timestamp()
+
+
 def _message(res: dict[str, Any]) -> str:
     text = res.get("msg") or res.get("stderr") or res.get("reason") or ""
     return str(text).strip().splitlines()[0] if str(text).strip() else "failed without a message"
@@ -117,7 +125,10 @@ class _Collector:
             if res.get("diff") and res.get("changed"):
                 self.diffs.append({"host": host, "task": data.get("task"), "diff": res["diff"]})
             if "ansible_facts" in res:
-                self.facts.setdefault(host, {}).update(res["ansible_facts"])
+                facts = self.facts.setdefault(host, {})
+                facts.update(res["ansible_facts"])
+                # When, by this machine's clock, the host produced them: clock checks compare to this.
+                facts["kf_gathered_between"] = (_epoch(data.get("start")), _epoch(data.get("end")))
         elif kind == "runner_on_failed":
             stats.failed += 1
             self.failures.append(Failure(host, str(data.get("task", "?")), _message(res)))

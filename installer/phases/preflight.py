@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from installer.adapters.ansible import PlaybookResult, run_module
+from installer.config.inventory import ROLE_GROUPS
 from installer.errors import Interrupted, PreflightError
 from installer.phases.base import PhaseResult, RunContext
 
@@ -32,8 +33,15 @@ def run(ctx: RunContext) -> PhaseResult:
         return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks})
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
+    managed = [h.name for h in ctx.cfg.inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
+    pattern = ":".join(ROLE_GROUPS)
     facts = run_module(
-        "ansible.builtin.setup", FACTS, inventory, ctx.record.path / "ansible-preflight", cancel=ctx.cancel_requested
+        "ansible.builtin.setup",
+        FACTS,
+        inventory,
+        ctx.record.path / "ansible-preflight",
+        pattern=pattern,
+        cancel=ctx.cancel_requested,
     )
     _stop_if_cancelled(ctx, facts)
     sudo = run_module(
@@ -42,10 +50,11 @@ def run(ctx: RunContext) -> PhaseResult:
         inventory,
         ctx.record.path / "ansible-preflight",
         become=True,
+        pattern=pattern,
         cancel=ctx.cancel_requested,
     )
     _stop_if_cancelled(ctx, sudo)
-    problems = host_problems(facts, sudo, time.time(), [h.name for h in ctx.cfg.inventory.hosts])
+    problems = host_problems(facts, sudo, time.time(), managed)
     ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(facts.facts)})
     if problems:
         raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))
@@ -93,7 +102,23 @@ def _fact_problems(host: str, facts: dict[str, Any], now: float) -> list[str]:
     if root is not None and root.get("size_available", 0) < MIN_FREE_ROOT_GB * 1024**3:
         free = root.get("size_available", 0) / 1024**3
         found.append(f"{host}: only {free:.1f} GB free on / (needs {MIN_FREE_ROOT_GB} GB); free space or grow the disk")
-    epoch = facts.get("ansible_date_time", {}).get("epoch")
-    if epoch is not None and abs(float(epoch) - now) > MAX_CLOCK_SKEW_S:
-        found.append(f"{host}: clock is {float(epoch) - now:+.0f} s off this machine's; enable time sync (chrony)")
+    skew = clock_skew(facts, now)
+    if skew is not None and abs(skew) > MAX_CLOCK_SKEW_S:
+        found.append(f"{host}: clock is {skew:+.0f} s off this machine's; enable time sync (chrony)")
     return found
+
+
+def clock_skew(facts: dict[str, Any], now: float) -> float | None:
+    """Seconds the host's clock is off, against the window in which this machine saw it answer.
+
+    Comparing with `now` (after every preflight run) would count slow fact gathering as skew.
+    """
+    epoch = facts.get("ansible_date_time", {}).get("epoch")
+    if epoch is None:
+        return None
+    start, end = facts.get("kf_gathered_between", (None, None))
+    low, high = (start or now), (end or now)
+    host_time = float(epoch)
+    if low - 1 <= host_time <= high + 1:  # epoch has a resolution of one second
+        return 0.0
+    return host_time - (low if host_time < low else high)

@@ -236,3 +236,15 @@ def test_up_refuses_while_an_upgrade_is_in_progress(make_site) -> None:
     _installed(cfg, installed_channel="26.03", upgrade=progress)
     with pytest.raises(PreflightError, match="an upgrade to 26.03.1 is in progress"):
         against_installed(cfg)
+
+
+def test_clock_is_compared_with_when_the_host_answered_not_with_now() -> None:
+    """Slow fact gathering (a loaded controller) must not look like clock skew."""
+    from installer.phases.preflight import clock_skew
+
+    answered = {"ansible_date_time": {"epoch": str(int(NOW) - 28)}, "kf_gathered_between": (NOW - 30, NOW - 25)}
+    assert clock_skew(answered, NOW) == 0.0
+    late = {"ansible_date_time": {"epoch": str(int(NOW) - 90)}, "kf_gathered_between": (NOW - 30, NOW - 25)}
+    assert clock_skew(late, NOW) == -60.0
+    ahead = {"ansible_date_time": {"epoch": str(int(NOW) + 40)}, "kf_gathered_between": (NOW - 30, NOW - 25)}
+    assert clock_skew(ahead, NOW) == 65.0
