@@ -7,6 +7,8 @@ Ansible untouched. The checks here run before any SSH connection.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,22 +56,39 @@ def find_inventory(site: Path) -> Path | None:
     return None
 
 
-def _quiet_ansible_env() -> None:
-    # Ansible reads these when its constants module is first imported: fail instead of warning on
-    # an unparsable source, and try only the two plugins users write by hand (faster, clearer).
-    os.environ.setdefault("ANSIBLE_INVENTORY_UNPARSED_FAILED", "True")
-    os.environ.setdefault("ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED", "True")
-    os.environ.setdefault("ANSIBLE_INVENTORY_ENABLED", "yaml,ini")
-    os.environ.setdefault("ANSIBLE_LOCALHOST_WARNING", "False")
-    os.environ.setdefault("ANSIBLE_NOCOLOR", "True")
+# Read by Ansible when its constants module is first imported: fail instead of warning on an
+# unparsable source, and try only the two plugins users write by hand (faster, clearer).
+_PARSE_SETTINGS = {
+    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+    "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+    "ANSIBLE_INVENTORY_ENABLED": "yaml,ini",
+    "ANSIBLE_LOCALHOST_WARNING": "False",
+    "ANSIBLE_NOCOLOR": "True",
+}
+
+
+@contextmanager
+def _ansible_settings() -> Iterator[None]:
+    """Set the parse settings only while Ansible loads: leaking them into os.environ would change
+    every ansible command started later from this process (e.g. disable the host-list plugin)."""
+    saved = {key: os.environ.get(key) for key in _PARSE_SETTINGS}
+    os.environ.update(_PARSE_SETTINGS)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _parse_with_ansible(path: Path) -> Any:
-    _quiet_ansible_env()
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
+    with _ansible_settings():
+        from ansible.inventory.manager import InventoryManager
+        from ansible.parsing.dataloader import DataLoader
 
-    return InventoryManager(loader=DataLoader(), sources=[str(path)])
+        return InventoryManager(loader=DataLoader(), sources=[str(path)])
 
 
 def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | None:

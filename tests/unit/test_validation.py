@@ -318,3 +318,10 @@ def test_validate_json_lists_problems(make_site) -> None:
     assert data["valid"] is False
     assert data["problems"][0]["key"] == "spec.gpu.enabled"
     assert data["problems"][0]["line"] == 19
+
+
+def test_loading_leaves_the_ansible_environment_alone(make_site, monkeypatch) -> None:
+    """The parse settings must not leak into ansible commands started later by this process."""
+    monkeypatch.delenv("ANSIBLE_INVENTORY_ENABLED", raising=False)
+    load(make_site())
+    assert "ANSIBLE_INVENTORY_ENABLED" not in os.environ
