@@ -39,8 +39,3 @@ class Interrupted(KfinstallError):
 
     exit_code = 130
 
-
-class NotBuilt(KfinstallError):
-    """A verb or phase that exists in the CLI but is not implemented yet; says what is missing."""
-
-    exit_code = 1
