@@ -1,4 +1,4 @@
-"""The only module that drives Ansible (through ansible-runner): playbooks and ad-hoc fact runs.
+"""The only module that drives Ansible (through ansible-runner): every call is a playbook run.
 
 Gotchas handled here (measured, see the research notes): the venv's bin dir must be on PATH or
 ansible-playbook is not found; `suppress_env_files=True` or a `--check` persists into later runs
@@ -21,6 +21,7 @@ import ansible_runner
 from installer.paths import data_dir
 
 EventSink = Callable[[dict[str, Any]], None]
+UNREACHABLE = "unreachable: "  # how a Failure's message starts when the host did not answer
 HOST_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
 
 
@@ -134,18 +135,23 @@ class _Collector:
             self.failures.append(Failure(host, str(data.get("task", "?")), _message(res)))
         elif kind == "runner_on_unreachable":
             stats.unreachable += 1
-            self.failures.append(Failure(host, str(data.get("task", "?")), "unreachable: " + _message(res)))
+            self.failures.append(Failure(host, str(data.get("task", "?")), UNREACHABLE + _message(res)))
         else:
             stats.skipped += 1
 
 
-def _run(work_dir: Path, collector: _Collector, cancel: Callable[[], bool], **kwargs: Any) -> PlaybookResult:
+def _run(
+    work_dir: Path, collector: _Collector, cancel: Callable[[], bool], facts_cache: Path | None, **kwargs: Any
+) -> PlaybookResult:
     """One ansible-runner call with kfinstall's fixed settings, folded into a PlaybookResult."""
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     runner = ansible_runner.run(
         private_data_dir=str(work_dir),
         envvars=_environment(),
+        # ansible-runner sets Ansible's jsonfile fact cache itself (its env overrides ours) under the
+        # run's artifacts; an absolute path here replaces that directory (it is os.path.join'ed).
+        **({"fact_cache": str(facts_cache.resolve())} if facts_cache else {}),
         event_handler=collector,
         cancel_callback=cancel,
         suppress_env_files=True,
@@ -174,38 +180,23 @@ def run_playbook(
     limit: str | None = None,
     sink: EventSink | None = None,
     cancel: Callable[[], bool] = lambda: False,
+    facts_cache: Path | None = None,
 ) -> PlaybookResult:
-    """Run playbooks/<playbook> against `inventory`; never raises on task failure (see the result)."""
+    """Run playbooks/<playbook> against `inventory`; never raises on task failure (see the result).
+
+    Runs that pass the same `facts_cache` directory share gathered facts: with smart gathering a host
+    whose facts are cached is not gathered again, so the preflight's gathering serves the host phase
+    (one setup call a host saved, ~2 s on the lab). Callers give a directory of the run's own, so no
+    run reads facts from an earlier one.
+    """
     options = [*(["--check", "--diff"] if check else []), *(["--limit", limit] if limit else [])]
     return _run(
         work_dir,
         _Collector(sink),
         cancel,
+        facts_cache,
         playbook=str(data_dir("playbooks") / playbook),
         inventory=str(inventory.resolve()),
         extravars=extravars,
         cmdline=" ".join(options) or None,
-    )
-
-
-def run_module(
-    module: str,
-    args: str,
-    inventory: Path,
-    work_dir: Path,
-    *,
-    become: bool = False,
-    pattern: str = "all",
-    cancel: Callable[[], bool] = lambda: False,
-) -> PlaybookResult:
-    """An ad-hoc module on every host (used by preflight: facts, sudo); facts land in result.facts."""
-    return _run(
-        work_dir,
-        _Collector(None),
-        cancel,
-        module=module,
-        module_args=args,
-        host_pattern=pattern,
-        inventory=str(inventory.resolve()),
-        cmdline="--become" if become else None,
     )

@@ -11,6 +11,9 @@ from rich.console import Console
 from installer.config.resolved import ClusterConfig
 from installer.runs import RunRecord
 
+# Per run, under its record: the preflight's facts, reused by the host phase of the same run.
+FACTS_CACHE = "facts"
+
 
 @dataclass
 class RunContext:

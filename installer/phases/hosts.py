@@ -6,7 +6,7 @@ from typing import Any
 
 from installer.adapters.ansible import EventSink, PlaybookResult, run_playbook
 from installer.errors import Interrupted, PhaseFailed
-from installer.phases.base import PhaseResult, RunContext
+from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext
 from installer.progress import HostProgress
 
 SITE_PLAYBOOK = "site.yml"
@@ -27,6 +27,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
             check=check,
             sink=_recording(ctx, view),
             cancel=ctx.cancel_requested,
+            facts_cache=ctx.record.path / FACTS_CACHE,
         )
     phase = _to_phase(result, check)
     ctx.record.write_json("hosts.json", phase.as_dict())

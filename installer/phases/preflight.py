@@ -1,7 +1,7 @@
 """Preflight: refuse (exit 3) before changing anything when a host is unfit.
 
-Checks over SSH with two ad-hoc Ansible runs: reachability and facts (OS, free disk, clock), and
-passwordless sudo. Thresholds below say why they are what they are.
+Checks over SSH with one small playbook (playbooks/preflight.yml): reachability and passwordless sudo,
+then facts (OS, free disk, clock). Thresholds below say why they are what they are.
 """
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from installer.adapters.ansible import PlaybookResult, run_module
+from installer.adapters.ansible import UNREACHABLE, PlaybookResult, run_playbook
 from installer.config.inventory import ROLE_GROUPS
 from installer.errors import Interrupted, PreflightError
-from installer.phases.base import PhaseResult, RunContext
+from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext
 
 SUPPORTED_OS_FAMILIES = ("Debian",)  # the roles install with apt
 MIN_FREE_ROOT_GB = 10  # images + kubelet eviction headroom (kubelet evicts below 10-15 % free)
 MAX_CLOCK_SKEW_S = 10  # certificates and etcd leases go wrong well before a minute of skew
-FACTS = "gather_subset=!all,!min,distribution,date_time,mounts"
+SUDO_TASK = "Preflight | Become root without a password"  # the task name in playbooks/preflight.yml
 
 
 def run(ctx: RunContext) -> PhaseResult:
@@ -34,28 +34,17 @@ def run(ctx: RunContext) -> PhaseResult:
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
     managed = [h.name for h in ctx.cfg.inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
-    pattern = ":".join(ROLE_GROUPS)
-    facts = run_module(
-        "ansible.builtin.setup",
-        FACTS,
+    result = run_playbook(
+        "preflight.yml",
         inventory,
+        {},
         ctx.record.path / "ansible-preflight",
-        pattern=pattern,
         cancel=ctx.cancel_requested,
+        facts_cache=ctx.record.path / FACTS_CACHE,
     )
-    _stop_if_cancelled(ctx, facts)
-    sudo = run_module(
-        "ansible.builtin.command",
-        "id -u",
-        inventory,
-        ctx.record.path / "ansible-preflight",
-        become=True,
-        pattern=pattern,
-        cancel=ctx.cancel_requested,
-    )
-    _stop_if_cancelled(ctx, sudo)
-    problems = host_problems(facts, sudo, time.time(), managed)
-    ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(facts.facts)})
+    _stop_if_cancelled(ctx, result)
+    problems = host_problems(result, time.time(), managed)
+    ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(result.facts)})
     if problems:
         raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))
     return PhaseResult(
@@ -68,26 +57,27 @@ def _stop_if_cancelled(ctx: RunContext, result: PlaybookResult) -> None:
         raise Interrupted("interrupted during preflight; nothing was changed")
 
 
-def host_problems(facts: PlaybookResult, sudo: PlaybookResult, now: float, hosts: list[str]) -> list[str]:
+def host_problems(result: PlaybookResult, now: float, hosts: list[str]) -> list[str]:
     """One line per unfit host: what is wrong and how to fix it."""
     problems = []
     for host in hosts:
-        host_facts = facts.facts.get(host)
-        if host_facts is None:
-            reason = next((f.message for f in facts.failures if f.host == host), "no facts returned")
-            problems.append(f"{host}: not reachable over SSH ({reason}); check ansible_host, the SSH key and firewall")
-            continue
-        problems += _fact_problems(host, host_facts, now)
-        if not any(f.host == host for f in facts.failures) and _sudo_failed(sudo, host):
+        failure = next((f for f in result.failures if f.host == host), None)
+        host_facts = result.facts.get(host)
+        if failure is not None and failure.message.startswith(UNREACHABLE):
             problems.append(
-                f"{host}: cannot become root without a password; "
+                f"{host}: not reachable over SSH ({failure.message}); check ansible_host, the SSH key and firewall"
+            )
+        elif failure is not None and failure.task == SUDO_TASK:
+            problems.append(
+                f"{host}: cannot become root without a password ({failure.message}); "
                 "allow passwordless sudo for ansible_user or log in as root"
             )
+        elif host_facts is None:
+            reason = failure.message if failure is not None else "no answer"
+            problems.append(f"{host}: facts could not be read ({reason}); run `ansible -m setup {host} -b` to see why")
+        else:
+            problems += _fact_problems(host, host_facts, now)
     return problems
-
-
-def _sudo_failed(sudo: PlaybookResult, host: str) -> bool:
-    return any(f.host == host for f in sudo.failures) or host not in sudo.hosts or sudo.hosts[host].ok == 0
 
 
 def _fact_problems(host: str, facts: dict[str, Any], now: float) -> list[str]:

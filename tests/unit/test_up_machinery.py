@@ -8,14 +8,17 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from installer.adapters.ansible import Failure, HostStats, PlaybookResult, _Collector
 from installer.cli import cli
+from installer.config.inventory import ROLE_GROUPS
 from installer.config.load import load
 from installer.errors import PreflightError
 from installer.lock import run_lock
-from installer.phases.preflight import MAX_CLOCK_SKEW_S, host_problems
+from installer.paths import data_dir
+from installer.phases.preflight import MAX_CLOCK_SKEW_S, SUDO_TASK, host_problems
 from installer.runs import RunRecord, redact
 from installer.up import selected_phases
 
@@ -25,35 +28,45 @@ GOOD = {"ansible_os_family": "Debian", "ansible_distribution": "Debian",
         "ansible_date_time": {"epoch": str(int(NOW))}}
 
 
-def _result(facts: dict, failures: list[Failure] | None = None, ok_hosts: tuple[str, ...] = ()) -> PlaybookResult:
-    return PlaybookResult("successful", 0, 0.1, hosts={h: HostStats(ok=1) for h in ok_hosts},
+def _result(facts: dict, failures: list[Failure] | None = None) -> PlaybookResult:
+    return PlaybookResult("successful", 0, 0.1, hosts={h: HostStats(ok=2) for h in facts},
                           failures=failures or [], facts=facts)
 
 
 def test_preflight_passes_fit_hosts() -> None:
-    facts = _result({"a": GOOD, "b": GOOD}, ok_hosts=("a", "b"))
-    sudo = _result({}, ok_hosts=("a", "b"))
-    assert host_problems(facts, sudo, NOW, ["a", "b"]) == []
+    assert host_problems(_result({"a": GOOD, "b": GOOD}), NOW, ["a", "b"]) == []
 
 
 def test_preflight_names_each_unfit_host() -> None:
     bad_os = {**GOOD, "ansible_os_family": "RedHat", "ansible_distribution": "Rocky"}
     full = {**GOOD, "ansible_mounts": [{"mount": "/", "size_available": 2 * 1024**3}]}
     skewed = {**GOOD, "ansible_date_time": {"epoch": str(int(NOW) + MAX_CLOCK_SKEW_S + 50)}}
-    facts = _result({"os": bad_os, "disk": full, "clock": skewed, "nosudo": GOOD},
-                    failures=[Failure("gone", "Gathering Facts", "unreachable: ssh: connect to host port 22")],
-                    ok_hosts=("os", "disk", "clock", "nosudo"))
-    sudo = _result({}, failures=[Failure("nosudo", "command", "sudo: a password is required")],
-                   ok_hosts=("os", "disk", "clock"))
-    problems = host_problems(facts, sudo, NOW, ["os", "disk", "clock", "nosudo", "gone"])
+    result = _result(
+        {"os": bad_os, "disk": full, "clock": skewed},
+        failures=[Failure("gone", SUDO_TASK, "unreachable: ssh: connect to host port 22"),
+                  Failure("nosudo", SUDO_TASK, "Missing sudo password"),
+                  Failure("nofacts", "Preflight | Read the operating system, mounts and clock", "timeout")],
+    )
+    problems = host_problems(result, NOW, ["os", "disk", "clock", "nosudo", "nofacts", "silent", "gone"])
     assert problems == [
         "os: OS family RedHat (Rocky) is not supported; use Debian 12+ or Ubuntu 22.04+",
         "disk: only 2.0 GB free on / (needs 10 GB); free space or grow the disk",
         "clock: clock is +60 s off this machine's; enable time sync (chrony)",
-        "nosudo: cannot become root without a password; allow passwordless sudo for ansible_user or log in as root",
+        "nosudo: cannot become root without a password (Missing sudo password); "
+        "allow passwordless sudo for ansible_user or log in as root",
+        "nofacts: facts could not be read (timeout); run `ansible -m setup nofacts -b` to see why",
+        "silent: facts could not be read (no answer); run `ansible -m setup silent -b` to see why",
         "gone: not reachable over SSH (unreachable: ssh: connect to host port 22); "
         "check ansible_host, the SSH key and firewall",
     ]
+
+
+def test_preflight_playbook_targets_the_role_groups_and_names_the_sudo_task() -> None:
+    """The verdict code and playbooks/preflight.yml must agree on hosts and task name, or checks go unread."""
+    play = yaml.safe_load((data_dir("playbooks") / "preflight.yml").read_text())[0]
+    assert play["hosts"].split(":") == list(ROLE_GROUPS)
+    names = [task["name"] for task in play["tasks"]]
+    assert names.index(SUDO_TASK) == 0  # sudo first: a sudo failure is not mistaken for missing facts
 
 
 def test_collector_counts_changes_failures_and_ignores_ignored_errors() -> None:
