@@ -23,13 +23,25 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 BIN = Path(sys.executable).parent
 KF = str(BIN / "kfinstall")
 NO_GLUSTER = ["--set", "spec.storage.gluster.enabled=false"]
-# What the roles install on a lab host with GlusterFS off, and the services they start.
-BARE_PACKAGES = ["containerd", "runc", "nfs-ganesha", "nfs-ganesha-vfs", "nfs-common", "chrony", "conntrack",
-                 "socat", "ebtables", "ethtool", "iptables", "ca-certificates", "curl", "gnupg", "kmod"]
-BARE_SERVICES = ["containerd", "nfs-ganesha", "chrony"]
+ROLES = Path(__file__).resolve().parent.parent / "playbooks" / "roles"
+# nfs_server's ganesha packages are a task variable (tasks/ganesha.yml), not a default.
+GANESHA_PACKAGES = ["nfs-ganesha", "nfs-ganesha-vfs"]
+# The services the roles start on a lab host with GlusterFS off (chrony is skipped on container hosts).
+BARE_SERVICES = ["containerd", "nfs-ganesha"]
+
+
+def bare_packages() -> list[str]:
+    """What the roles install on a lab container host with GlusterFS off, read from their defaults."""
+    def default(role: str, key: str) -> list[str]:
+        return list(yaml.safe_load((ROLES / role / "defaults" / "main.yml").read_text())[key])
+
+    return [*default("os_prepare", "os_prepare_packages"), *default("containerd", "containerd_distro_packages"),
+            *default("nfs_client", "nfs_client_packages"), *GANESHA_PACKAGES]
 
 
 def sh(argv: list[str], timeout: float = 3600) -> subprocess.CompletedProcess[str]:
@@ -60,7 +72,7 @@ def bare_install(site: Path) -> float:
     address = next(m["address"] for m in status["machines"] if m["name"] == "h1")
     script = (f"echo 'deb [trusted=yes] {status['repo_url']} ./' > /etc/apt/sources.list.d/lab.list && "
               "apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q -y install "
-              + " ".join(BARE_PACKAGES) + " && systemctl enable --now " + " ".join(BARE_SERVICES))
+              + " ".join(bare_packages()) + " && systemctl enable --now " + " ".join(BARE_SERVICES))
     start = time.perf_counter()
     sh(["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
         f"root@{address}", script])
