@@ -49,6 +49,18 @@ class PlaybookRun:
         timed = [line for line in lines if line.rstrip().endswith("s") and " -" in line]
         return "\n".join(timed[:count])
 
+    def task_results(self, task: str) -> dict[str, str]:
+        """host -> ok/changed/skipping/fatal for one task, as the default stdout callback printed it."""
+        results: dict[str, str] = {}
+        for block in self.output.split("\nTASK [")[1:]:
+            title, _, body = block.partition("\n")
+            body = re.split(r"\n(?:RUNNING HANDLER|PLAY|PLAY RECAP) \[", body)[0]  # this task's lines only
+            if title.split("] ", 1)[0].split(" : ", 1)[-1] != task:
+                continue
+            for m in re.finditer(r"^(ok|changed|skipping|fatal|failed): \[([^\]\s]+)", body, re.MULTILINE):
+                results.setdefault(m[2], m[1])
+        return results
+
     def tail(self, lines: int = 120) -> str:
         return "\n".join(self.output.splitlines()[-lines:])
 

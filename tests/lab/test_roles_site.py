@@ -55,6 +55,28 @@ def test_second_run_changes_nothing(converged: Converged) -> None:
     assert set(changed.values()) == {0}, f"changed on second run: {changed}\n{converged.second.tail(200)}"
 
 
+# Every apt call of the roles: each costs about a second a host even when it has nothing to do.
+APT_TASKS = [
+    "OS | Install base packages",
+    "Containerd | Install packages",
+    "NFS server | Install nfs-ganesha",
+    "NFS client | Install packages",
+    "GlusterFS | Install the server",
+    "GlusterFS | Install the FUSE client",
+]
+
+
+def test_second_run_makes_no_apt_call(converged: Converged) -> None:
+    """Converged hosts skip apt: os_prepare's probe shows every package installed and the index fresh."""
+    for task in APT_TASKS:
+        first, second = converged.first.task_results(task), converged.second.task_results(task)
+        assert first, f"{task} not found in the first run's output"
+        assert second == dict.fromkeys(first, "skipping"), f"{task} on the second run: {second}"
+    # Not vacuous: the same tasks did install on the fresh hosts.
+    assert set(converged.first.task_results("Containerd | Install packages").values()) == {"changed"}
+    assert set(converged.second.task_results("OS | Update the apt package index").values()) == {"skipping"}
+
+
 @pytest.mark.parametrize("host", HOSTS)
 def test_containerd_active_with_systemd_cgroup(converged: Converged, host: str) -> None:
     assert _sh(converged.site, host, "systemctl is-active containerd").strip() == "active"

@@ -71,6 +71,18 @@ def test_run_record_and_state(first_two_runs, lab_site) -> None:  # type: ignore
     assert "hosts" in state["phases_done"] and state["last_run_id"] == second["runId"]
 
 
+def test_host_phase_reuses_the_preflight_facts(first_two_runs) -> None:  # type: ignore[no-untyped-def]
+    """The preflight gathers once (as root) into the run's fact cache; site.yml does not gather again."""
+    _, second = first_two_runs
+    record = Path(second["record"])
+    # Ansible's jsonfile cache: one file per host, named <prefix><host>.
+    assert sorted(p.name[-2:] for p in (record / "facts").iterdir()) == HOSTS
+    events = [json.loads(line) for line in (record / "events.jsonl").read_text().splitlines()]
+    tasks = {e["task"] for e in events if e["event"] == "playbook_on_task_start"}
+    assert "Gathering Facts" not in tasks
+    assert "OS | Check the operating system family" in tasks  # a task that reads those facts ran
+
+
 def test_plan_check_hosts_reports_nothing_to_change(first_two_runs, lab_site) -> None:  # type: ignore[no-untyped-def]
     done = subprocess.run([KF, "plan", "-i", str(lab_site.out_dir), "--check-hosts", "--output", "json"],
                           capture_output=True, text=True, timeout=1800, check=False)
