@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from installer.cli.common import emit_json, inventory_option, output_option, state_dir_option, stdout
+from installer.cli.common import (
+    confirm_on_terminal,
+    emit_json,
+    inventory_option,
+    output_option,
+    state_dir_option,
+    stdout,
+)
 from installer.config.load import load
 from installer.errors import PreflightError
 from installer.lock import run_lock
@@ -84,7 +90,7 @@ def restore(backup_dir: Path, inventory: Path, state_dir: Path | None, yes: bool
     manifest = verify(backup_dir)
     cluster = read_manifest(backup_dir).get("cluster")
     question = f"Replace the config in {inventory} and the Pulumi state of cluster {cluster} from {backup_dir}?"
-    if not yes and not (sys.stdin.isatty() and click.confirm(question, default=False)):
+    if not yes and not confirm_on_terminal(question):
         raise PreflightError("not confirmed; nothing was restored (pass --yes when not on a terminal)")
     state = (state_dir or inventory / ".kfinstall" / str(manifest["cluster"])).resolve()
     with run_lock(state, "restore"):

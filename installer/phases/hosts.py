@@ -17,12 +17,13 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
         return PhaseResult("hosts", "skipped", details={"reason": f"profile {ctx.cfg.spec.profile} has no hosts"})
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
-    ctx.record.write_json("ansible-vars.json", ctx.cfg.ansible_vars())  # what the playbooks received
+    extravars = ctx.cfg.ansible_vars()
+    ctx.record.write_json("ansible-vars.json", extravars)  # what the playbooks received
     with HostProgress(ctx.console, "hosts (check)" if check else "hosts") as view:
         result = run_playbook(
             SITE_PLAYBOOK,
             inventory,
-            ctx.cfg.ansible_vars(),
+            extravars,
             ctx.record.path / "ansible",
             check=check,
             sink=_recording(ctx, view),
