@@ -31,6 +31,21 @@ class Converged:
     second: PlaybookRun
 
 
+def test_too_old_containerd_stops_before_anything_is_installed(lab_site, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """The channel's minimum containerd is checked against apt's candidate before the one apt transaction."""
+    for host in HOSTS:  # as fresh as the lab made them, whatever ran before in this session
+        _sh(lab_site, host, "apt-get -q -y purge containerd runc socat >/dev/null 2>&1 || true")
+    extra = lab_extra_vars(lab_site.out_dir, lab_site.repo_url, tmp_path_factory.mktemp("state"))
+    run = run_playbooks(lab_site.inventory, ["site.yml"], {**extra, "kf_containerd_minimum_distro": "99.0"})
+    assert run.rc != 0, run.tail()
+    assert run.task_results("OS | Check the minimum versions before installing") == dict.fromkeys(HOSTS, "failed")
+    assert "older than the minimum 99.0" in run.output
+    assert "Use kf_containerd_source=upstream" in run.output
+    for host in HOSTS:
+        installed = lab_site.ssh(host, "dpkg-query -W -f='${db:Status-Abbrev}' containerd socat 2>/dev/null").stdout
+        assert "ii" not in installed, f"{host}: the run installed packages before failing: {installed!r}"
+
+
 @pytest.fixture(scope="module")
 def converged(lab_site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Converged]:
     state = tmp_path_factory.mktemp("state")
@@ -55,15 +70,29 @@ def test_second_run_changes_nothing(converged: Converged) -> None:
     assert set(changed.values()) == {0}, f"changed on second run: {changed}\n{converged.second.tail(200)}"
 
 
-# Every apt call of the roles: each costs about a second a host even when it has nothing to do.
-APT_TASKS = [
-    "OS | Install base packages",
+# Every apt call of the roles: each costs seconds a host on a fresh host and about a second on a
+# converged one, even with nothing to do.
+ROLE_APT_TASKS = [
     "Containerd | Install packages",
     "NFS server | Install nfs-ganesha",
     "NFS client | Install packages",
     "GlusterFS | Install the server",
     "GlusterFS | Install the FUSE client",
 ]
+APT_TASKS = ["OS | Install packages", *ROLE_APT_TASKS]
+
+
+def test_first_run_installs_in_one_apt_transaction(converged: Converged) -> None:
+    """site.yml gives os_prepare every role's distribution packages; the roles' own installs are skipped."""
+    assert converged.first.task_results("OS | Install packages") == dict.fromkeys(HOSTS, "changed")
+    for task in ROLE_APT_TASKS:
+        results = converged.first.task_results(task)
+        assert results, f"{task} not found in the first run's output"
+        assert set(results.values()) == {"skipping"}, f"{task} on the first run: {results}"
+    # ...and what the roles would have installed is there.
+    for host in HOSTS:
+        _sh(converged.site, host, "dpkg -s containerd runc nfs-common glusterfs-server glusterfs-client >/dev/null")
+    _sh(converged.site, "h1", "dpkg -s nfs-ganesha nfs-ganesha-vfs >/dev/null")
 
 
 def test_second_run_makes_no_apt_call(converged: Converged) -> None:
@@ -72,9 +101,9 @@ def test_second_run_makes_no_apt_call(converged: Converged) -> None:
         first, second = converged.first.task_results(task), converged.second.task_results(task)
         assert first, f"{task} not found in the first run's output"
         assert second == dict.fromkeys(first, "skipping"), f"{task} on the second run: {second}"
-    # Not vacuous: the same tasks did install on the fresh hosts.
-    assert set(converged.first.task_results("Containerd | Install packages").values()) == {"changed"}
     assert set(converged.second.task_results("OS | Update the apt package index").values()) == {"skipping"}
+    # The lab's apt source is unchanged, so it is not copied again (the probe compared its checksum).
+    assert set(converged.second.task_results("OS | Configure the lab apt repository").values()) == {"skipping"}
 
 
 @pytest.mark.parametrize("host", HOSTS)
