@@ -5,11 +5,15 @@ Exit codes: 0 ok, 2 bad input, 3 preflight refused, 4 a phase failed, 130 interr
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class KfinstallError(Exception):
     """Base class: a message for the operator and the exit code the CLI returns."""
 
     exit_code = 1
+    # The run's report so far, set by `run_up` on the way out: `up --output json` prints it on failure too.
+    report: Any = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -29,9 +33,17 @@ class PreflightError(KfinstallError):
 
 
 class PhaseFailed(KfinstallError):
-    """A phase started changing things and failed; the run record says where."""
+    """A phase started changing things and failed; the run record says where.
+
+    `phase` is the failed phase's result (per-host counts, failures) when the phase has one, so the
+    run's summary reports them like a successful phase's.
+    """
 
     exit_code = 4
+
+    def __init__(self, message: str, phase: Any = None) -> None:
+        super().__init__(message)
+        self.phase = phase
 
 
 class Interrupted(KfinstallError):

@@ -111,8 +111,12 @@ def run_up(
                 for name in names:
                     report.phases.append(PHASES[name](ctx))
             except KfinstallError as exc:
-                report.phases.append(PhaseResult(name, type(exc).__name__))
+                failed = getattr(exc, "phase", None)  # a failed phase's own result, with its host counts
+                if not isinstance(failed, PhaseResult):
+                    failed = PhaseResult(name, type(exc).__name__)
+                report.phases.append(failed)
                 _finish(cfg, report, record, "failed")
+                exc.report = report
                 raise
         _finish(cfg, report, record, "ok")
         return report

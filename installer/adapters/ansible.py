@@ -128,8 +128,9 @@ class _Collector:
             if "ansible_facts" in res:
                 facts = self.facts.setdefault(host, {})
                 facts.update(res["ansible_facts"])
-                # When, by this machine's clock, the host produced them: clock checks compare to this.
-                facts["kf_gathered_between"] = (_epoch(data.get("start")), _epoch(data.get("end")))
+                if "ansible_date_time" in res["ansible_facts"]:
+                    # When, by this machine's clock, the host read its clock: clock checks compare to this.
+                    facts["kf_gathered_between"] = (_epoch(data.get("start")), _epoch(data.get("end")))
         elif kind == "runner_on_failed":
             stats.failed += 1
             self.failures.append(Failure(host, str(data.get("task", "?")), _message(res)))

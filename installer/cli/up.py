@@ -17,6 +17,7 @@ from installer.cli.common import (
     stdout,
 )
 from installer.config.load import load
+from installer.errors import KfinstallError
 from installer.phases import UP_PHASES
 from installer.up import run_up
 
@@ -46,9 +47,15 @@ def up(
     cfg = load(inventory, sets, need_secrets=True, state_dir=state_dir)
     # With --output json, stdout carries only the JSON document; progress goes to stderr.
     progress = stderr if output == "json" else stdout
-    report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else confirm_on_terminal)
+    try:
+        report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else confirm_on_terminal)
+    except KfinstallError as exc:
+        if output == "json" and exc.report is not None:
+            # Automation reads the same document on failure: per-host counts and each phase's status.
+            emit_json({**exc.report.as_dict(), "result": "failed", "error": exc.message})
+        raise
     if output == "json":
-        emit_json(report.as_dict())
+        emit_json({**report.as_dict(), "result": "ok"})
         return
     for phase in report.phases:
         stdout.print(f"{phase.name}: {phase.status} ({phase.duration_s:.1f} s)", markup=False)

@@ -35,7 +35,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
     if ctx.cancel_requested() or result.status == "canceled":
         raise Interrupted(f"interrupted during the host phase; run record {ctx.record.path}; re-run to converge")
     if not result.ok and not check:  # in check mode a failure is a finding to report, not an error
-        raise PhaseFailed(_failure_text(result, ctx))
+        raise PhaseFailed(_failure_text(result, ctx), phase=phase)
     return phase
 
 

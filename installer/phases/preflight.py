@@ -17,7 +17,7 @@ from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext
 SUPPORTED_OS_FAMILIES = ("Debian",)  # the roles install with apt
 MIN_FREE_ROOT_GB = 10  # images + kubelet eviction headroom (kubelet evicts below 10-15 % free)
 MAX_CLOCK_SKEW_S = 10  # certificates and etcd leases go wrong well before a minute of skew
-SUDO_TASK = "Preflight | Become root without a password"  # the task name in playbooks/preflight.yml
+SUDO_TASK = "Preflight | Become root and read the free space on /"  # the task name in playbooks/preflight.yml
 
 
 def run(ctx: RunContext) -> PhaseResult:
@@ -88,14 +88,25 @@ def _fact_problems(host: str, facts: dict[str, Any], now: float) -> list[str]:
             f"{host}: OS family {family} ({facts.get('ansible_distribution', '?')}) is not supported; "
             "use Debian 12+ or Ubuntu 22.04+"
         )
-    root = next((m for m in facts.get("ansible_mounts", []) if m.get("mount") == "/"), None)
-    if root is not None and root.get("size_available", 0) < MIN_FREE_ROOT_GB * 1024**3:
-        free = root.get("size_available", 0) / 1024**3
-        found.append(f"{host}: only {free:.1f} GB free on / (needs {MIN_FREE_ROOT_GB} GB); free space or grow the disk")
+    free = root_free_bytes(facts)
+    if free is None:
+        found.append(f"{host}: the free space on / could not be read; run `df -Pk /` on {host} to see why")
+    elif free < MIN_FREE_ROOT_GB * 1024**3:
+        found.append(
+            f"{host}: only {free / 1024**3:.1f} GB free on / (needs {MIN_FREE_ROOT_GB} GB); free space or grow the disk"
+        )
     skew = clock_skew(facts, now)
     if skew is not None and abs(skew) > MAX_CLOCK_SKEW_S:
         found.append(f"{host}: clock is {skew:+.0f} s off this machine's; enable time sync (chrony)")
     return found
+
+
+def root_free_bytes(facts: dict[str, Any]) -> int | None:
+    """Free bytes on /: preflight.yml's df reading, else the gathered mounts (None when neither has it)."""
+    if "kf_root_free_bytes" in facts:
+        return int(facts["kf_root_free_bytes"])
+    root = next((m for m in facts.get("ansible_mounts", []) if m.get("mount") == "/"), None)
+    return int(root["size_available"]) if root is not None and "size_available" in root else None
 
 
 def clock_skew(facts: dict[str, Any], now: float) -> float | None:

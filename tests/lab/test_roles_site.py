@@ -112,8 +112,16 @@ def test_containerd_active_with_systemd_cgroup(converged: Converged, host: str) 
     config = _sh(converged.site, host, "cat /etc/containerd/config.toml")
     assert "SystemdCgroup = true" in config
     assert "runtimes.nvidia" not in config  # no GPU hosts in the lab
-    # containerd answers on its socket with the configuration it was given.
     assert "SystemdCgroup = true" in _sh(converged.site, host, "containerd config dump")
+    # The running daemon has read it: started (or restarted) after the file was last written.
+    assert _started_after_written(converged.site, host, "containerd", "/etc/containerd/config.toml")
+
+
+def _started_after_written(site, host: str, unit: str, path: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether `unit`'s current run began no earlier than `path`'s last write (whole seconds)."""
+    started = _sh(site, host, f"date -d \"$(systemctl show -p ActiveEnterTimestamp --value {unit})\" +%s")
+    written = _sh(site, host, f"stat -c %Y {path}")
+    return int(started) >= int(written)
 
 
 def test_os_prepare_reports_container_limits(converged: Converged) -> None:
@@ -147,6 +155,7 @@ def test_gluster_file_written_on_one_node_is_read_on_another(converged: Converge
 def test_nfs_export_served_and_used(converged: Converged) -> None:
     server = converged.site.addresses["h1"]
     assert "active" in _sh(converged.site, "h1", "systemctl is-active nfs-ganesha")
+    assert _started_after_written(converged.site, "h1", "nfs-ganesha", "/etc/ganesha/ganesha.conf")
     for client in ("h2", "h3"):
         # The userspace NFS client is test tooling, not something the roles install.
         _sh(converged.site, client, "command -v nfs-cat || apt-get install -y -q libnfs-utils >/dev/null")

@@ -125,6 +125,11 @@ def test_host_stopped_mid_run_fails_naming_it_and_rerun_converges(first_two_runs
             running.kill()
     assert running.returncode == 4, err[-3000:]
     assert "h3: task '" in err and "unreachable" in err, err[-3000:]
+    # The JSON summary on stdout says the same: the failed host phase with its per-host counts.
+    failed = json.loads(out)
+    assert failed["result"] == "failed" and "h3: task '" in failed["error"]
+    assert failed["phases"][-1]["name"] == "hosts" and failed["phases"][-1]["status"] == "failed"
+    assert failed["hosts"]["h3"]["unreachable"] >= 1, failed["hosts"]
     _start_again(lab_site, "h3")
     again = up(site)
     assert again.returncode == 0, again.stderr[-4000:]

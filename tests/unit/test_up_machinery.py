@@ -159,6 +159,10 @@ def test_up_with_unreachable_hosts_is_refused_by_preflight(make_site, tmp_path: 
     assert isinstance(result.exception, PreflightError), result.output
     assert result.exception.exit_code == 3
     assert "cp1: not reachable over SSH" in str(result.exception)
+    # --output json prints the summary on failure too: the failed phase and the error.
+    report = json.loads(result.stdout)
+    assert report["result"] == "failed" and "cp1: not reachable over SSH" in report["error"]
+    assert [(p["name"], p["status"]) for p in report["phases"]] == [("preflight", "PreflightError")]
     runs = list((site / ".kfinstall" / "test" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "summary.json").exists()
     assert time.monotonic() - start < 120
@@ -261,3 +265,30 @@ def test_clock_is_compared_with_when_the_host_answered_not_with_now() -> None:
     assert clock_skew(late, NOW) == -60.0
     ahead = {"ansible_date_time": {"epoch": str(int(NOW) + 40)}, "kf_gathered_between": (NOW - 30, NOW - 25)}
     assert clock_skew(ahead, NOW) == 65.0
+
+
+def test_free_space_comes_from_df_before_the_gathered_mounts() -> None:
+    """Fact gathering leaves out a container's overlay root; preflight.yml's df reading is checked instead."""
+    low_df = {**GOOD, "kf_root_free_bytes": 2 * 1024**3}  # the mounts say 50 GB
+    overlay_root = {**GOOD, "ansible_mounts": [], "kf_root_free_bytes": 50 * 1024**3}
+    unread = {**GOOD, "ansible_mounts": []}
+    problems = host_problems(_result({"low": low_df, "ok": overlay_root, "unread": unread}), NOW, ["low", "ok", "unread"])
+    assert problems == [
+        "low: only 2.0 GB free on / (needs 10 GB); free space or grow the disk",
+        "unread: the free space on / could not be read; run `df -Pk /` on unread to see why",
+    ]
+
+
+def test_collector_keeps_the_gathering_window_when_later_tasks_set_facts() -> None:
+    """The clock check compares with when the host read its clock, not when a later set_fact ran."""
+    collector = _Collector(None)
+    gathered = {"ansible_facts": {"ansible_date_time": {"epoch": "100"}}}
+    collector({"event": "runner_on_ok", "event_data": {
+        "host": "h1", "task": "gather", "res": gathered,
+        "start": "2026-01-01T00:00:00+00:00", "end": "2026-01-01T00:00:02+00:00"}})
+    collector({"event": "runner_on_ok", "event_data": {
+        "host": "h1", "task": "df", "res": {"ansible_facts": {"kf_root_free_bytes": "1024"}},
+        "start": "2026-01-01T00:00:09+00:00", "end": "2026-01-01T00:00:09+00:00"}})
+    facts = collector.facts["h1"]
+    assert facts["kf_root_free_bytes"] == "1024"
+    assert facts["kf_gathered_between"][1] - facts["kf_gathered_between"][0] == 2.0
