@@ -239,3 +239,24 @@ def test_gpu_host_previewed_in_check_mode(converged: Converged) -> None:
     # Check mode changed nothing on the host.
     assert _sh(converged.site, "h2", "cat /etc/containerd/config.toml") == before
     assert _sh(converged.site, "h2", "ls /etc/apt/preferences.d/").find("kfinstall-nvidia") == -1
+
+
+def test_drift_on_a_converged_host_is_repaired(converged: Converged) -> None:
+    """The probe-based skips must not hide drift: a changed file, mode or stopped service is put back."""
+    site = converged.site
+    _sh(site, "h2", "echo '# edited by hand' >> /etc/containerd/config.toml")
+    _sh(site, "h3", "chmod 0600 /etc/sysctl.d/90-kfinstall.conf")
+    _sh(site, "h1", "systemctl stop nfs-ganesha")
+    run = run_playbooks(site.inventory, ["site.yml"], converged.extra)
+    print(f"\nsite.yml after drift on 3 hosts: {run.seconds:.1f} s, recap {run.recap}")
+    assert_converged(run, HOSTS)
+    only_h2 = {"h1": "skipping", "h2": "changed", "h3": "skipping"}
+    assert run.task_results("Containerd | Write the configuration") == only_h2
+    assert run.task_results("Containerd | Enable and start or restart the service") == only_h2
+    assert run.task_results("OS | Write the sysctl settings") == {"h1": "skipping", "h2": "skipping", "h3": "changed"}
+    assert run.task_results("NFS server | Enable and start or restart nfs-ganesha") == {"h1": "changed"}
+    # ...and the hosts are as the roles want them again.
+    assert "edited by hand" not in _sh(site, "h2", "cat /etc/containerd/config.toml")
+    assert _started_after_written(site, "h2", "containerd", "/etc/containerd/config.toml")
+    assert _sh(site, "h3", "stat -c %a /etc/sysctl.d/90-kfinstall.conf").strip() == "644"
+    assert _sh(site, "h1", "systemctl is-active nfs-ganesha").strip() == "active"
