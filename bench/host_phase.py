@@ -15,7 +15,12 @@ containers on this machine, so they share its cores with each other and with Ans
 busy CPU seconds (/proc/stat) are recorded for every run, and P2 is also given for as many hosts as
 there are cores (P2_cores), which shows the fan-out without the machine's core count in the ratio.
 
-    sudo .venv/bin/python bench/host_phase.py [--runs 3] [--json]
+With --equal-hosts it also measures P2 the way separate machines would see it: every lab host is
+capped (cgroup CPU quota) at an equal share of this machine, cores / (6 hosts + the controller), in
+the 1-host run and in the 6-host run alike, so the 6-host run does not have six times the work on the
+same cores (P2_equal_hosts).
+
+    sudo .venv/bin/python bench/host_phase.py [--runs 3] [--json] [--equal-hosts]
 """
 
 from __future__ import annotations
@@ -61,6 +66,32 @@ def sh(argv: list[str], timeout: float = 3600) -> subprocess.CompletedProcess[st
 def fresh_lab(hosts: int, out: Path) -> None:
     sh([KF, "lab", "down"])
     sh([KF, "lab", "up", "--hosts", str(hosts), "--out", str(out)])
+    wait_until_booted()
+
+
+def lab_ssh() -> tuple[list[str], dict[str, str]]:
+    """The ssh command line for the lab's hosts, and each host's address."""
+    status = json.loads(sh([KF, "lab", "status", "--output", "json"]).stdout)
+    key = Path(status["work_dir"]) / "ssh" / "id_ed25519"
+    argv = ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=error"]
+    return argv, {m["name"]: m["address"] for m in status["machines"]}
+
+
+def wait_until_booted() -> None:
+    """`lab up` returns once sshd answers; wait until each host's systemd has finished starting its
+    units too, as on a machine an operator installs on, so neither side of a ratio shares the cores
+    with a host's boot."""
+    argv, addresses = lab_ssh()
+    for address in addresses.values():
+        subprocess.run([*argv, f"root@{address}", "timeout 300 systemctl is-system-running --wait"],
+                       capture_output=True, text=True, timeout=330, check=False)
+
+
+def cap_lab_hosts(hosts: int, cpus: float) -> None:
+    """Limit every lab host to `cpus` CPUs (podman update: the container's cgroup CPU quota)."""
+    for index in range(1, hosts + 1):
+        sh(["podman", "update", "--cpus", f"{cpus:.3f}", f"kfilab-h{index}"])
 
 
 def busy_cpu_seconds() -> float:
@@ -84,14 +115,12 @@ def host_phase(site: Path, extra: list[str]) -> dict[str, float]:
 def bare_install(site: Path) -> float:
     """apt-get install + service starts over SSH on h1, the way an operator would by hand."""
     status = json.loads(sh([KF, "lab", "status", "--output", "json"]).stdout)
-    key = Path(status["work_dir"]) / "ssh" / "id_ed25519"
-    address = next(m["address"] for m in status["machines"] if m["name"] == "h1")
+    argv, addresses = lab_ssh()
     script = (f"echo 'deb [trusted=yes] {status['repo_url']} ./' > /etc/apt/sources.list.d/lab.list && "
               "apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q -y install "
               + " ".join(bare_packages()) + " && systemctl enable --now " + " ".join(BARE_SERVICES))
     start = time.perf_counter()
-    sh(["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-        f"root@{address}", script])
+    sh([*argv, f"root@{addresses['h1']}", script])
     return time.perf_counter() - start
 
 
@@ -137,12 +166,42 @@ def measure(runs: int) -> dict[str, object]:
     }
 
 
+def measure_equal_hosts(runs: int) -> dict[str, object]:
+    """P2 with every host capped at the same CPU share in both runs (see the module docstring)."""
+    cores = os.cpu_count() or 1
+    share = cores / (6 + 1)
+    runs_of: dict[str, list[dict[str, float]]] = {"one": [], "six": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        site = Path(tmp) / "site"
+        for _ in range(runs):
+            for key, hosts in (("one", 1), ("six", 6)):
+                fresh_lab(hosts, site)
+                cap_lab_hosts(hosts, share)
+                runs_of[key].append(host_phase(site, NO_GLUSTER))
+        sh([KF, "lab", "down"])
+
+    def med(key: str, field: str = "s") -> float:
+        return statistics.median(r[field] for r in runs_of[key])
+
+    return {
+        "equal_host_cpus": round(share, 3),
+        "equal_one_host_s": round(med("one"), 1), "equal_one_host_phase_s": round(med("one", "phase_s"), 1),
+        "equal_six_hosts_s": round(med("six"), 1), "equal_six_hosts_phase_s": round(med("six", "phase_s"), 1),
+        "P2_equal_hosts": round(med("six") / med("one"), 2),
+        "P2_equal_hosts_phase": round(med("six", "phase_s") / med("one", "phase_s"), 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--equal-hosts", action="store_true", help="also P2 with every host capped alike")
+    parser.add_argument("--only-equal-hosts", action="store_true", help="only P2 with every host capped alike")
     args = parser.parse_args()
-    result = measure(args.runs)
+    result = {} if args.only_equal_hosts else measure(args.runs)
+    if args.equal_hosts or args.only_equal_hosts:
+        result.update(measure_equal_hosts(args.runs))
     print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k:24} {v}" for k, v in result.items()))
 
 

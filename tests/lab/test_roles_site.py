@@ -260,3 +260,17 @@ def test_drift_on_a_converged_host_is_repaired(converged: Converged) -> None:
     assert _started_after_written(site, "h2", "containerd", "/etc/containerd/config.toml")
     assert _sh(site, "h3", "stat -c %a /etc/sysctl.d/90-kfinstall.conf").strip() == "644"
     assert _sh(site, "h1", "systemctl is-active nfs-ganesha").strip() == "active"
+
+
+def test_ganesha_export_on_overlayfs_is_refused(converged: Converged) -> None:
+    """nfs-ganesha's VFS backend cannot export overlayfs: the role stops with the fix, using the
+    filesystem os_prepare's probe read for the (not yet existing) export path."""
+    extra = {**converged.extra, "kf_nfs_export_path": f"/var/tmp/kfinstall-overlay-{uuid.uuid4().hex[:8]}"}
+    run = run_playbooks(converged.site.inventory, ["10-os.yml", "40-storage.yml"], extra, "--limit", "h1")
+    assert run.rc != 0, run.tail()
+    assert run.task_results("NFS server | Check the export's filesystem") == {"h1": "skipping"}  # the probe knew
+    assert run.task_results("NFS server | Stop when the export is on overlayfs") == {"h1": "fatal"}
+    assert "is on overlayfs, which nfs-ganesha's VFS backend" in run.output
+    # The running server and its configuration were left alone.
+    assert _sh(converged.site, "h1", "systemctl is-active nfs-ganesha").strip() == "active"
+    assert "/srv/nfs/kfinstall" in _sh(converged.site, "h1", "cat /etc/ganesha/ganesha.conf")
