@@ -14,6 +14,8 @@ class KfinstallError(Exception):
     exit_code = 1
     # The run's report so far, set by `run_up` on the way out: `up --output json` prints it on failure too.
     report: Any = None
+    # The failed phase's own result (per-host counts, failures), for errors that have one (PhaseFailed).
+    phase: Any = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -43,7 +45,7 @@ class PhaseFailed(KfinstallError):
 
     def __init__(self, message: str, phase: Any = None) -> None:
         super().__init__(message)
-        self.phase = phase
+        self.phase = phase  # see KfinstallError.phase
 
 
 class Interrupted(KfinstallError):

@@ -111,9 +111,8 @@ def run_up(
                 for name in names:
                     report.phases.append(PHASES[name](ctx))
             except KfinstallError as exc:
-                failed = getattr(exc, "phase", None)  # a failed phase's own result, with its host counts
-                if not isinstance(failed, PhaseResult):
-                    failed = PhaseResult(name, type(exc).__name__)
+                # A failed phase's own result, with its host counts; otherwise just its name and the error.
+                failed = exc.phase if isinstance(exc.phase, PhaseResult) else PhaseResult(name, type(exc).__name__)
                 report.phases.append(failed)
                 _finish(cfg, report, record, "failed")
                 exc.report = report

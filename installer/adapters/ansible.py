@@ -66,6 +66,10 @@ def _environment() -> dict[str, str]:
         "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_ROLES_PATH": str(playbooks / "roles"),
+        # kfinstall's own modules (kfinstall.hosts), then the usual places; the `ansible` package's
+        # collections are found on Python's path.
+        "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
+            [str(playbooks / "collections"), "~/.ansible/collections", "/usr/share/ansible/collections"]),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

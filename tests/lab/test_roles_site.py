@@ -44,12 +44,16 @@ def test_too_old_containerd_stops_before_anything_is_installed(lab_site, tmp_pat
     for host in HOSTS:
         installed = lab_site.ssh(host, "dpkg-query -W -f='${db:Status-Abbrev}' containerd socat 2>/dev/null").stdout
         assert "ii" not in installed, f"{host}: the run installed packages before failing: {installed!r}"
+        # Nor wrote the configuration files, which come just before the transaction (purge removed the old).
+        assert lab_site.ssh(host, "test -e /etc/containerd/config.toml").returncode != 0, host
 
 
 @pytest.fixture(scope="module")
 def converged(lab_site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Converged]:
     state = tmp_path_factory.mktemp("state")
     extra = lab_extra_vars(lab_site.out_dir, lab_site.repo_url, state)
+    for host in HOSTS:  # containerd fresh on every host, whatever ran before in this session
+        _sh(lab_site, host, "apt-get -q -y purge containerd runc >/dev/null 2>&1 || true")
     first = run_playbooks(lab_site.inventory, ["site.yml"], extra)
     print(f"\nsite.yml first run on 3 hosts: {first.seconds:.1f} s, recap {first.recap}\n{first.slowest()}")
     assert_converged(first, HOSTS)
@@ -95,6 +99,22 @@ def test_first_run_installs_in_one_apt_transaction(converged: Converged) -> None
     _sh(converged.site, "h1", "dpkg -s nfs-ganesha nfs-ganesha-vfs >/dev/null")
 
 
+def test_services_installed_by_the_transaction_start_configured(converged: Converged) -> None:
+    """os_prepare writes containerd's and nfs-ganesha's configuration before the apt transaction, so the
+    packages' own start reads it: the roles write nothing more and restart nothing on a fresh host."""
+    assert converged.first.task_results("OS | Write the configuration files") == dict.fromkeys(HOSTS, "changed")
+    for task in ["Containerd | Write the configuration", "NFS server | Write the ganesha configuration",
+                 "NFS server | Create the export directory"]:
+        assert set(converged.first.task_results(task).values()) == {"skipping"}, task
+    # containerd was purged before the first run (fixture): installed fresh, started by its package.
+    assert converged.first.task_results("Containerd | Enable and start or restart the service") == dict.fromkeys(
+        HOSTS, "ok")
+    assert "changed" not in converged.first.task_results("NFS server | Enable and start or restart nfs-ganesha").values()
+    for host in HOSTS:
+        assert _started_after_written(converged.site, host, "containerd", "/etc/containerd/config.toml")
+    assert _started_after_written(converged.site, "h1", "nfs-ganesha", "/etc/ganesha/ganesha.conf")
+
+
 def test_second_run_makes_no_apt_call(converged: Converged) -> None:
     """Converged hosts skip apt: os_prepare's probe shows every package installed and the index fresh."""
     for task in APT_TASKS:
@@ -102,8 +122,10 @@ def test_second_run_makes_no_apt_call(converged: Converged) -> None:
         assert first, f"{task} not found in the first run's output"
         assert second == dict.fromkeys(first, "skipping"), f"{task} on the second run: {second}"
     assert set(converged.second.task_results("OS | Update the apt package index").values()) == {"skipping"}
-    # The lab's apt source is unchanged, so it is not copied again (the probe compared its checksum).
+    # The lab's apt source and the configuration files are unchanged, so they are not written again (the
+    # probe read their signatures).
     assert set(converged.second.task_results("OS | Configure the lab apt repository").values()) == {"skipping"}
+    assert set(converged.second.task_results("OS | Write the configuration files").values()) == {"skipping"}
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -251,9 +273,10 @@ def test_drift_on_a_converged_host_is_repaired(converged: Converged) -> None:
     print(f"\nsite.yml after drift on 3 hosts: {run.seconds:.1f} s, recap {run.recap}")
     assert_converged(run, HOSTS)
     only_h2 = {"h1": "skipping", "h2": "changed", "h3": "skipping"}
-    assert run.task_results("Containerd | Write the configuration") == only_h2
+    # os_prepare's one write puts the file and the mode back; containerd, which was running, is restarted.
+    assert run.task_results("OS | Write the configuration files") == {"h1": "skipping", "h2": "changed", "h3": "changed"}
+    assert set(run.task_results("Containerd | Write the configuration").values()) == {"skipping"}
     assert run.task_results("Containerd | Enable and start or restart the service") == only_h2
-    assert run.task_results("OS | Write the sysctl settings") == {"h1": "skipping", "h2": "skipping", "h3": "changed"}
     assert run.task_results("NFS server | Enable and start or restart nfs-ganesha") == {"h1": "changed"}
     # ...and the hosts are as the roles want them again.
     assert "edited by hand" not in _sh(site, "h2", "cat /etc/containerd/config.toml")
