@@ -285,6 +285,30 @@ def test_drift_on_a_converged_host_is_repaired(converged: Converged) -> None:
     assert _sh(site, "h1", "systemctl is-active nfs-ganesha").strip() == "active"
 
 
+def test_a_role_setting_from_the_inventory_wins_and_stays_converged(converged: Converged) -> None:
+    """os_prepare writes containerd's configuration with the role's settings at their own precedence: a
+    value from the inventory wins there as in the role's play, so the two never write the file differently
+    (which would change it, and restart containerd, on every run)."""
+    site, plays = converged.site, ["10-os.yml", "20-containerd.yml"]
+    host_vars = Path(site.inventory).parent / "host_vars" / "h3.yml"
+    host_vars.parent.mkdir(exist_ok=True)
+    host_vars.write_text("containerd_systemd_cgroup: false\n")
+    try:
+        changed = run_playbooks(site.inventory, plays, converged.extra, "--limit", "h3")
+        assert_converged(changed, ["h3"])
+        assert "SystemdCgroup = false" in _sh(site, "h3", "cat /etc/containerd/config.toml")
+        assert changed.task_results("OS | Write the configuration files") == {"h3": "changed"}
+        assert changed.task_results("Containerd | Write the configuration") == {"h3": "skipping"}
+        again = run_playbooks(site.inventory, plays, converged.extra, "--limit", "h3")
+        assert_converged(again, ["h3"])
+        assert again.recap["h3"]["changed"] == 0, again.tail(200)
+    finally:
+        host_vars.unlink()
+        restored = run_playbooks(site.inventory, plays, converged.extra, "--limit", "h3")
+    assert_converged(restored, ["h3"])
+    assert "SystemdCgroup = true" in _sh(site, "h3", "cat /etc/containerd/config.toml")
+
+
 def test_ganesha_export_on_overlayfs_is_refused(converged: Converged) -> None:
     """nfs-ganesha's VFS backend cannot export overlayfs: the role stops with the fix, using the
     filesystem os_prepare's probe read for the (not yet existing) export path."""
