@@ -2,6 +2,14 @@
 
 Only role groups matter to kfinstall; per-host variables stay in the inventory and are handed to
 Ansible untouched. The checks here run before any SSH connection.
+
+The inventory is the operator's Ansible code: Ansible templates its values and obeys connection
+variables such as ansible_ssh_common_args or ansible_python_interpreter, exactly as it would for
+`ansible-playbook -i`. kfinstall does not reinterpret those. What kfinstall itself reads and passes on
+(the host names, ansible_host, ansible_port, ansible_user and the roles' documented peer address
+glusterfs_address) must be literal and well-formed: a host name or address reaches ssh's command line,
+kubeadm's certificate SANs, NFS export lists and gluster peer commands, so `-oProxyCommand=...`, `;`,
+spaces, lists or `{{ }}` there are refused (exit 2) before any connection.
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from installer.config.addresses import address_problem, inventory_name_problem, port_problem, user_problem
 from installer.config.problems import Problems
-from installer.config.yamlfile import load_yaml
+from installer.config.ssh import SSH_TARGET_VARS, SshTarget, read_target
+from installer.config.yamlfile import LoadedYaml, load_yaml
 
 ROLE_GROUPS = ("kube_control_plane", "kube_node", "gpu", "nfs_server", "gluster")
 LAB_ONLY_GROUPS = ("lab_vm",)
@@ -28,6 +38,7 @@ class Host:
     roles: tuple[str, ...]
     groups: tuple[str, ...]
     port: int | None = None
+    ssh: SshTarget | None = None  # how Ansible's ssh reaches it (installer/config/ssh.py)
 
     @property
     def endpoint(self) -> str:
@@ -83,39 +94,195 @@ def _ansible_settings() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _parse_with_ansible(path: Path) -> Any:
+def _parse_with_ansible(path: Path) -> tuple[Any, Any]:
+    """Ansible's inventory and the data loader it read with (the variable manager reuses both)."""
     with _ansible_settings():
         from ansible.inventory.manager import InventoryManager
         from ansible.parsing.dataloader import DataLoader
 
-        return InventoryManager(loader=DataLoader(), sources=[str(path)])
+        loader = DataLoader()
+        return InventoryManager(loader=loader, sources=[str(path)]), loader
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
 
 
 def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | None:
     """Parse the inventory; syntax errors are reported with line:column before Ansible sees it."""
-    if path.suffix in {".yml", ".yaml"} and load_yaml(path, display, problems) is None:
-        return None
+    doc = None
+    if path.suffix in {".yml", ".yaml"}:
+        doc = load_yaml(path, display, problems)
+        if doc is None:
+            return None
     try:
-        manager = _parse_with_ansible(path)
+        manager, loader = _parse_with_ansible(path)
     except Exception as exc:  # Ansible raises AnsibleError subclasses with multi-line text
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         problems.error(
             display,
             "",
-            f"Ansible cannot parse the inventory: {first}",
+            f"Ansible cannot parse the inventory: {_first_line(exc)}",
             "run `ansible-inventory -i <file> --list` to see Ansible's full message",
         )
         return None
+    connection = _connection_vars(manager, loader, display, problems)
+    where = _Where(path, display, doc)
     hosts = []
     for host in manager.get_hosts():
         groups = tuple(sorted(g.name for g in host.get_groups() if g.name not in {"all", "ungrouped"}))
-        address = str(host.vars.get("ansible_host", host.name))
         roles = tuple(r for r in ROLE_GROUPS + LAB_ONLY_GROUPS if r in groups)
-        port = host.vars.get("ansible_port")
+        values = connection(host)
+        # A bad value is reported (exit 2 before anything runs) and kept out of the Host, so the
+        # role-group rules below still run on every host without tripping over it.
+        bad = _check_host(host.name, values, where, problems)
+        address = values.get("ansible_host") if "ansible_host" not in bad else None
+        port = values.get("ansible_port") if "ansible_port" not in bad else None
         hosts.append(
-            Host(name=host.name, address=address, roles=roles, groups=groups, port=int(port) if port else None)
+            Host(name=host.name, address=str(address or host.name), roles=roles, groups=groups,
+                 port=int(port) if port else None, ssh=read_target(host.name, values, display, problems))
         )
     return Inventory(path=path, hosts=tuple(hosts))
+
+
+# What kfinstall reads from each host: the address it connects to and passes on, the SSH port and user,
+# and the gluster role's documented peer address. Everything else stays the operator's Ansible business.
+CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "glusterfs_address")
+_CHECKS = {
+    "ansible_host": address_problem,
+    "ansible_port": port_problem,
+    "ansible_user": user_problem,
+    "glusterfs_address": address_problem,
+}
+_FIXES = {
+    "ansible_host": "write the host's literal IP address or DNS name (one value, no spaces or templates)",
+    "ansible_port": "write the SSH port as a number from 1 to 65535",
+    "ansible_user": "write the literal login name, e.g. root or ubuntu",
+    "glusterfs_address": "write the literal IP address or DNS name the gluster peers use",
+}
+
+
+def _connection_vars(manager: Any, loader: Any, display: str, problems: Problems) -> Any:
+    """host -> its effective CONNECTION_VARS, as Ansible will see them: host and group variables of
+    the inventory file plus group_vars/ and host_vars/ beside it (Ansible's own variable manager, so
+    precedence is Ansible's). Values are read raw, never templated."""
+    from ansible.vars.manager import VariableManager
+
+    variables = VariableManager(loader=loader, inventory=manager)
+    fell_back = False
+
+    def effective(host: Any) -> dict[str, Any]:
+        nonlocal fell_back
+        if not fell_back:
+            try:
+                with _ansible_settings():
+                    found = variables.get_vars(host=host, include_hostvars=False)
+                return {key: found.get(key) for key in CONNECTION_VARS + SSH_TARGET_VARS}
+            except Exception as exc:  # e.g. a vault-encrypted group_vars file and no vault password
+                fell_back = True
+                problems.warn(
+                    display,
+                    "group_vars",
+                    f"group_vars/host_vars could not be read ({_first_line(exc)}); connection settings "
+                    "there are checked only when Ansible runs",
+                    "set ANSIBLE_VAULT_PASSWORD_FILE, or keep ansible_host/ansible_port/ansible_user in hosts.yml",
+                )
+        merged = {**_group_vars(host), **host.vars}
+        return {key: merged.get(key) for key in CONNECTION_VARS + SSH_TARGET_VARS}
+
+    return effective
+
+
+def _group_vars(host: Any) -> dict[str, Any]:
+    from ansible.inventory.helpers import get_group_vars
+
+    return dict(get_group_vars(host.get_groups()))
+
+
+def _check_host(name: str, values: dict[str, Any], where: _Where, problems: Problems) -> set[str]:
+    """Report a bad host name or connection value; returns the keys of the bad values."""
+    bad = set()
+    name_problem = inventory_name_problem(name)
+    if name_problem is not None:
+        file, line, column = where.host(name)
+        problems.error(
+            file,
+            f"all.hosts.{name[:24]}",
+            f"{name_problem}: Ansible would pass it to ssh and kubeadm as is",
+            "name hosts with letters, digits, '-', '_' and '.' (not starting with '-'), "
+            "and put the address in ansible_host",
+            line=line,
+            column=column,
+        )
+    for key, check in _CHECKS.items():
+        value = values.get(key)
+        problem = check(value) if value is not None else None
+        if problem is None:
+            continue
+        if isinstance(value, str) and ("{{" in value or "{%" in value):
+            problem += " (templates are not allowed here: kfinstall checks and passes on the literal value)"
+        file, line, column = where.value(name, value)
+        # A value from group_vars/ or host_vars/ is one problem at its line, not one per host.
+        where_key = f"all.hosts.{name[:24]}.{key}" if file == where.display else key
+        problems.error(file, where_key, problem, _FIXES[key], line=line, column=column)
+        bad.add(key)
+    return bad
+
+
+class _Where:
+    """file:line:column of a host entry or of one of its values, for problem messages.
+
+    Values carry their origin (file, line) in ansible-core 2.19 and later; older versions and INI
+    files fall back to the host's line in hosts.yml, or to the file alone."""
+
+    def __init__(self, path: Path, display: str, doc: LoadedYaml | None) -> None:
+        self.path, self.display, self.doc = path, display, doc
+
+    def host(self, name: str) -> tuple[str, int | None, int | None]:
+        keys = _host_keys(self.doc.tree, name) if self.doc is not None else None
+        line, column = self.doc.position(keys) if self.doc is not None and keys else (None, None)
+        return self.display, line, column
+
+    def value(self, name: str, value: Any) -> tuple[str, int | None, int | None]:
+        origin = _origin(value)
+        if origin is not None:
+            source, line, column = origin
+            return self._display_of(source), line, column
+        return self.host(name)
+
+    def _display_of(self, source: str) -> str:
+        """A file beside the inventory by its relative name (group_vars/all.yml), others in full."""
+        try:
+            relative = Path(source).resolve().relative_to(self.path.resolve().parent)
+        except (ValueError, OSError):
+            return source
+        return self.display if relative == Path(self.path.name) else str(relative)
+
+
+def _origin(value: Any) -> tuple[str, int | None, int | None] | None:
+    try:
+        from ansible._internal._datatag._tags import Origin  # ansible-core >= 2.19; private, so optional
+    except ImportError:
+        return None
+    tag = Origin.get_tag(value)
+    if tag is None or not tag.path:
+        return None
+    return str(tag.path), tag.line_num, tag.col_num
+
+
+def _host_keys(tree: Any, name: str) -> tuple[str, ...] | None:
+    """The key path of the first `hosts:` mapping entry named `name` in a YAML inventory."""
+    if not isinstance(tree, dict):
+        return None
+    hosts = tree.get("hosts")
+    if isinstance(hosts, dict) and name in hosts:
+        return ("hosts", name)
+    for key, child in tree.items():
+        if key == "hosts":
+            continue
+        below = _host_keys(child, name)
+        if below is not None:
+            return (str(key), *below)
+    return None
 
 
 def check_inventory(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:
