@@ -1,0 +1,155 @@
+"""Each host's SSH connection as Ansible will make it, and the inventory settings that would bypass
+kfinstall's host-key policy (spec.ssh.hostKeyChecking).
+
+Read with Ansible's own variable manager, so group_vars/ and host_vars/ count exactly as they do for
+Ansible. Values are read, never templated: a connection setting holding a Jinja template is refused,
+because the host-key check runs before Ansible and must reach the host Ansible will reach.
+
+Precedence (ansible-core's ssh connection plugin, measured on 2.19): the ssh command line is
+`ssh <ssh_args> [-o StrictHostKeyChecking=no when host_key_checking is false] -o Port -o User ...
+<ansible_ssh_common_args> <ansible_ssh_extra_args> host`, and ssh keeps the FIRST value it is given
+for an option. kfinstall's options go in ssh_args (installer/adapters/ssh.py), so:
+  * the same option in ansible_ssh_common_args/_extra_args would be silently ignored;
+  * ansible_ssh_args in the inventory would silently replace all of kfinstall's options;
+  * ansible_host_key_checking: false would add StrictHostKeyChecking=no, silently ignored.
+Neither side may win silently, so each of these is refused (exit 2) with the way to say it in
+kfinstall.yaml instead. ssh_config files (~/.ssh/config, -F) are read after the command line: their
+host-key settings never apply to kfinstall's connections (documented in docs/security.md).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+from installer.config.problems import Problems
+
+# Options kfinstall sets itself on every ssh command line (installer/adapters/ssh.py SSH_ARGS_OWNED).
+OWNED_OPTIONS = ("StrictHostKeyChecking", "UserKnownHostsFile", "ControlMaster", "ControlPersist")
+SSH_CONNECTIONS = ("ssh", "smart", "ansible.builtin.ssh", "ansible.legacy.ssh")
+LOCAL_CONNECTIONS = ("local", "ansible.builtin.local", "ansible.legacy.local")
+# ssh's getopt string (OpenSSH ssh.c): a letter followed by ':' takes an argument.
+_SSH_OPTSTRING = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy"
+_TAKES_ARGUMENT = {c for i, c in enumerate(_SSH_OPTSTRING) if _SSH_OPTSTRING[i + 1 : i + 2] == ":"}
+# Ansible's names for each setting, in its order of precedence (a later name wins).
+_ADDRESS_VARS = ("ansible_host", "ansible_ssh_host")
+_PORT_VARS = ("ansible_port", "ansible_ssh_port")
+_USER_VARS = ("ansible_user", "ansible_ssh_user")
+_ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
+_CHECKING_VARS = ("ansible_host_key_checking", "ansible_ssh_host_key_checking")
+# Every variable read_target needs (installer/config/inventory.py reads them through Ansible).
+SSH_TARGET_VARS = (
+    *_ADDRESS_VARS, *_PORT_VARS, *_USER_VARS, *_ARGS_VARS, *_CHECKING_VARS, "ansible_ssh_args", "ansible_connection"
+)
+# The inventory checks refuse templates in ansible_host, ansible_port and ansible_user; these are the rest.
+_LITERAL_VARS = ("ansible_ssh_host", "ansible_ssh_port", "ansible_ssh_user", *_ARGS_VARS)
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and how Ansible's ssh reaches one host; `args` are the operator's own ssh arguments."""
+
+    address: str
+    port: int | None = None
+    user: str | None = None
+    args: tuple[str, ...] = ()
+    local: bool = False  # ansible_connection: local (no SSH, no host key)
+
+
+def ssh_option_names(args: list[str] | tuple[str, ...]) -> list[str]:
+    """The names given with -o in an ssh argument list, as ssh's getopt reads them (-oX=1, -o X=1, -vo X 1)."""
+    names, i = [], 0
+    while i < len(args):
+        token = args[i]
+        i += 1
+        if not token.startswith("-") or token in ("-", "--"):
+            continue
+        for pos, letter in enumerate(token[1:], start=1):
+            if letter not in _TAKES_ARGUMENT:
+                continue
+            value = token[pos + 1 :]
+            if not value and i < len(args):
+                value, i = args[i], i + 1
+            if letter == "o":
+                names.append(value.replace("=", " ").split(" ", 1)[0].strip())
+            break
+    return names
+
+
+def _last(variables: dict[str, Any], names: tuple[str, ...]) -> Any:
+    found = [variables[n] for n in names if variables.get(n) not in (None, "")]
+    return found[-1] if found else None
+
+
+def _templated(value: Any) -> bool:
+    return isinstance(value, str) and ("{{" in value or "{%" in value)
+
+
+def read_target(name: str, variables: dict[str, Any], display: str, problems: Problems) -> SshTarget | None:
+    """The host's SSH target, or None after adding a problem for each setting kfinstall must refuse."""
+    key = f"all.hosts.{name}"  # the value may come from group_vars/ or host_vars/: the message names the variable
+    before = len(problems.errors)
+    connection = str(variables.get("ansible_connection") or "ssh")
+    if connection not in SSH_CONNECTIONS + LOCAL_CONNECTIONS:
+        problems.error(
+            display, f"{key}.ansible_connection",
+            f"connection {connection!r}: kfinstall checks host keys on ssh connections only",
+            "use the ssh connection (remove ansible_connection) or local for this machine itself",
+        )
+    for var in _LITERAL_VARS:
+        if _templated(variables.get(var)):
+            problems.error(
+                display, f"{key}.{var}",
+                "holds a Jinja template; kfinstall checks host keys before Ansible runs and does not "
+                "evaluate templates in connection settings",
+                "write the value itself",
+            )
+    if variables.get("ansible_ssh_args") not in (None, ""):
+        problems.error(
+            display, f"{key}.ansible_ssh_args",
+            "would replace kfinstall's own ssh options (host-key checking, known_hosts, connection reuse)",
+            "move your options to ansible_ssh_common_args",
+        )
+    for var in _CHECKING_VARS:
+        if variables.get(var) is not None and str(variables[var]).strip().lower() not in ("true", "yes", "1", "on"):
+            problems.error(
+                display, f"{key}.{var}",
+                "host-key checking is set by kfinstall.yaml, not by the inventory",
+                "remove it; to stop checking (not advised) set spec.ssh.hostKeyChecking: off",
+            )
+    split = _split_args(variables, key, display, problems)
+    for var, var_args in split.items():
+        for option in ssh_option_names(var_args):
+            owned = next((o for o in OWNED_OPTIONS if o.lower() == option.lower()), None)
+            if owned is not None:
+                problems.error(
+                    display, f"{key}.{var}",
+                    f"-o {owned} is set by kfinstall on every connection, so yours would be ignored",
+                    "remove it; host keys are checked as spec.ssh.hostKeyChecking says, against "
+                    "known_hosts in the state directory",
+                )
+    if len(problems.errors) > before:
+        return None
+    port = _last(variables, _PORT_VARS)
+    return SshTarget(
+        address=str(_last(variables, _ADDRESS_VARS) or name),
+        port=int(port) if port is not None and str(port).isdigit() else None,
+        user=None if _last(variables, _USER_VARS) is None else str(_last(variables, _USER_VARS)),
+        args=tuple(arg for var_args in split.values() for arg in var_args),
+        local=connection in LOCAL_CONNECTIONS,
+    )
+
+
+def _split_args(variables: dict[str, Any], key: str, display: str, problems: Problems) -> dict[str, list[str]]:
+    """ansible_ssh_common_args then _extra_args, each split the way Ansible splits them (shlex)."""
+    split: dict[str, list[str]] = {}
+    for var in _ARGS_VARS:
+        value = variables.get(var)
+        if value in (None, ""):
+            continue
+        try:
+            split[var] = shlex.split(str(value))
+        except ValueError as exc:
+            problems.error(display, f"{key}.{var}", f"cannot be split into ssh arguments ({exc})", "balance the quotes")
+    return split
