@@ -9,15 +9,13 @@ Layout of OUT:
     <component>/<NN>-<kind>-[<namespace>-]<name>.yaml    one object per file, NN = apply order by kind
     helm/<release>.yaml                                  chart, repository, version, full values
     cloud/<type>-<name>.yaml                             cloud resources (gcp profile)
-Secret values appear only inside Secret objects; elsewhere a value the program marked secret is
-written as `<secret>`.
+Secret values appear only inside Secret objects (files 0600); elsewhere a value the program marked
+secret is written as `<secret>`. OUT/.kfinstall-files.json records what render wrote (installer.owned).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ import yaml
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 from installer.config.resolved import ClusterConfig
+from installer.owned import NewFile, replace_folder
 
 # pulumi.runtime.rpc._special_sig_key: the marker of a secret value in serialized inputs.
 SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105 - a protocol constant, not a password
@@ -247,21 +246,9 @@ def _object_filename(body: dict[str, Any]) -> str:
     return f"{order:02d}-" + "-".join(_slug(p) for p in parts if p) + ".yaml"
 
 
-def _write(path: Path, data: dict[str, Any], private: bool = False) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _document(data: dict[str, Any], private: bool = False) -> NewFile:
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-def _prepare(out: Path) -> None:
-    # Only folders render owns are replaced, so a stale object never survives a re-render and an
-    # unrelated directory passed by mistake is not wiped.
-    out.mkdir(parents=True, exist_ok=True)
-    for child in out.iterdir():
-        if child.is_dir() and (child / ".kfinstall-render").exists():
-            shutil.rmtree(child)
+    return NewFile(text.encode("utf-8"), 0o600 if private else 0o644)
 
 
 def render(cfg: ClusterConfig, out: Path) -> RenderSummary:
@@ -270,26 +257,28 @@ def render(cfg: ClusterConfig, out: Path) -> RenderSummary:
 
 
 def write(cfg: ClusterConfig, records: list[Recorded], out: Path) -> RenderSummary:
-    """Write already evaluated records to OUT (tests keep the records for their own checks)."""
+    """Write already evaluated records to OUT (tests keep the records for their own checks).
+
+    OUT is kfinstall's only through its record of files (installer.owned): a re-render replaces the
+    files it wrote and removes those no longer produced; a folder with anything else is refused.
+    """
     secrets = secret_strings(cfg)
-    _prepare(out)
+    files: dict[str, NewFile] = {}
     summary = RenderSummary(out=out)
     for record in records:
         if record.is_kubernetes_object:
             body = manifest(record, secrets)
-            _write(out / record.component / _object_filename(body), body, private=body.get("kind") == "Secret")
+            files[f"{record.component}/{_object_filename(body)}"] = _document(body, body.get("kind") == "Secret")
             summary.objects[record.component] = summary.objects.get(record.component, 0) + 1
         elif record.typ == HELM_RELEASE:
             doc = helm_document(record, secrets)
-            _write(out / "helm" / f"{_slug(str(doc['release']))}.yaml", doc)
+            files[f"helm/{_slug(str(doc['release']))}.yaml"] = _document(doc)
             summary.helm.setdefault(record.component, []).append(str(doc["release"]))
         elif record.is_cloud:
             body = {"type": record.typ, "name": record.name, "inputs": plain(record.inputs, secrets)}
-            _write(out / "cloud" / f"{_slug(record.typ.split(':')[-1])}-{_slug(record.name)}.yaml", body)
+            files[f"cloud/{_slug(record.typ.split(':')[-1])}-{_slug(record.name)}.yaml"] = _document(body)
             summary.cloud += 1
-    for child in out.iterdir():
-        if child.is_dir():
-            (child / ".kfinstall-render").touch()
+    replace_folder(out, files, command="render --out")
     summary.objects = _in_program_order(summary.objects)
     summary.helm = _in_program_order(summary.helm)
     return summary

@@ -71,11 +71,14 @@ def test_render_is_deterministic_and_replaces_stale_files(renders, tmp_path: Pat
     def snapshot(out: Path) -> dict[str, str]:
         return {p.relative_to(out).as_posix(): p.read_text() for p in sorted(out.rglob("*.yaml"))}
 
-    render(cfg, tmp_path / "a")
-    (tmp_path / "a" / "training" / "99-stale-object.yaml").write_text("kind: Stale\n")
+    # Stale files are ones render wrote itself (another site's objects); a file render did not
+    # write is never its to delete (tests/unit/test_render_safety.py).
+    render(renders.config("gcp", CHANNELS[-1]), tmp_path / "a")
+    assert (tmp_path / "a" / "cloud").is_dir()
     render(cfg, tmp_path / "a")
     render(cfg, tmp_path / "b")
     assert snapshot(tmp_path / "a") == snapshot(tmp_path / "b")
+    assert not (tmp_path / "a" / "cloud").exists()
 
 
 def test_render_refuses_an_invalid_site(tmp_path: Path) -> None:

@@ -1,0 +1,205 @@
+"""`kfinstall render --out` replaces only what it wrote: never the site, the state dir or foreign files."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from installer.cli import main
+from installer.config.load import load
+from installer.owned import RECORD_NAME, NewFile, replace_folder
+from installer.render import Recorded, write
+
+
+def kfinstall(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Run the real entry point (exit-code mapping included); (exit code, stdout + stderr)."""
+    monkeypatch.setattr(sys, "argv", ["kfinstall", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = int(done.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every path below `root` with its content (files), target (links) or a folder marker."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            found[rel] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            found[rel] = "dir"
+        else:
+            found[rel] = path.read_bytes()
+    return found
+
+
+@pytest.fixture
+def site(make_site) -> Path:
+    """A site with the operator's group_vars/, host_vars/ and a state dir holding state and a kubeconfig."""
+    path = make_site()
+    (path / "group_vars").mkdir()
+    (path / "group_vars" / "all.yml").write_text("ntp_server: ntp.example.com\n")
+    (path / "host_vars" / "cp1").mkdir(parents=True)
+    (path / "host_vars" / "cp1" / "main.yml").write_text("disk: /dev/sdb\n")
+    state = path / ".kfinstall" / "test"
+    (state / "backups" / "b1").mkdir(parents=True)
+    (state / "state.json").write_text('{"channel": "26.03"}\n')
+    (state / "kubeconfig").write_text("apiVersion: v1\n")
+    (state / "backups" / "b1" / "manifest.json").write_text("{}\n")
+    return path
+
+
+@pytest.mark.parametrize("where", ["site", "state dir", "state parent", "inside site", "contains site"])
+def test_render_twice_into_the_site_or_state_dir_is_refused_and_deletes_nothing(
+    site: Path, where: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = {"site": site, "state dir": site / ".kfinstall" / "test", "state parent": site / ".kfinstall",
+           "inside site": site / "rendered", "contains site": site.parent}[where]
+    before = snapshot(site)
+    for _ in range(2):
+        code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+        assert code == 2, output
+        assert f"--out {out}" in output and "Fix: choose a folder outside" in output
+    assert snapshot(site) == before
+    assert not (site / "rendered").exists()
+
+
+def test_render_into_a_folder_with_foreign_files_is_refused_and_deletes_nothing(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mine"
+    (out / "notes").mkdir(parents=True)
+    (out / "notes" / "todo.txt").write_text("mine\n")
+    (out / "helm").mkdir()  # even a folder named like render's own is the operator's here
+    (out / "helm" / "values.yaml").write_text("mine: true\n")
+    before = snapshot(out)
+    for _ in range(2):
+        code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+        assert code == 2, output
+        assert "is not empty and has no .kfinstall-files.json" in output and "nothing was changed" in output
+    assert snapshot(out) == before
+
+
+def test_rerender_replaces_its_own_output_and_keeps_the_operators_files(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+    assert code == 0, output
+    first = snapshot(out)
+    record = json.loads((out / RECORD_NAME).read_text())
+    assert set(record["files"]) == {k for k, v in first.items() if v != "dir" and k != RECORD_NAME}
+    (out / "README.txt").write_text("the operator's note beside the render\n")
+    (out / "helm" / "notes.txt").write_text("the operator's note in a rendered folder\n")
+    code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+    assert code == 0, output
+    again = snapshot(out)
+    assert again.pop("README.txt") and again.pop("helm/notes.txt")
+    assert again == first
+
+
+def _recorded(component: str, name: str) -> Recorded:
+    typ = "kubernetes:core/v1:ConfigMap"
+    urn = f"urn:pulumi:test::kfinstall::kfinstall:platform:{component}${typ}::{name}"
+    inputs = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns"}}
+    return Recorded(urn, typ, name, inputs, True)
+
+
+def test_rerender_removes_a_stale_file_it_wrote_and_its_empty_folder(make_site, tmp_path: Path) -> None:
+    cfg = load(make_site())
+    out = tmp_path / "out"
+    write(cfg, [_recorded("Storage", "kept"), _recorded("Gpu", "dropped")], out)
+    assert (out / "gpu" / "07-configmap-ns-dropped.yaml").is_file()
+    (out / "storage" / "operator.txt").write_text("mine\n")
+    write(cfg, [_recorded("Storage", "kept")], out)
+    assert not (out / "gpu").exists()  # render made it, and nothing is left in it
+    assert (out / "storage" / "07-configmap-ns-kept.yaml").is_file()
+    assert (out / "storage" / "operator.txt").read_text() == "mine\n"
+    assert set(json.loads((out / RECORD_NAME).read_text())["files"]) == {"storage/07-configmap-ns-kept.yaml"}
+
+
+def test_rerender_refuses_a_file_the_operator_edited(make_site, tmp_path: Path) -> None:
+    cfg = load(make_site())
+    out = tmp_path / "out"
+    write(cfg, [_recorded("Storage", "a"), _recorded("Gpu", "b")], out)
+    edited = out / "storage" / "07-configmap-ns-a.yaml"
+    edited.write_text("edited by hand\n")
+    stale_edited = out / "gpu" / "07-configmap-ns-b.yaml"
+    stale_edited.write_text("also edited\n")
+    before = snapshot(out)
+    with pytest.raises(Exception) as refused:
+        write(cfg, [_recorded("Storage", "a")], out)
+    assert getattr(refused.value, "exit_code", None) == 2
+    message = str(refused.value)
+    assert "storage/07-configmap-ns-a.yaml: changed since kfinstall wrote it" in message
+    assert "gpu/07-configmap-ns-b.yaml: changed since kfinstall wrote it" in message
+    assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("link", ["folder", "file"])
+def test_a_symlink_inside_out_does_not_redirect_writes(make_site, tmp_path: Path, link: str) -> None:
+    cfg = load(make_site())
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    (victim / "07-configmap-ns-a.yaml").write_text("victim\n")
+    write(cfg, [_recorded("Storage", "a")], out)
+    target = out / "storage" / "07-configmap-ns-a.yaml"
+    if link == "folder":
+        for child in (out / "storage").iterdir():
+            child.unlink()
+        (out / "storage").rmdir()
+        (out / "storage").symlink_to(victim)
+    else:
+        target.unlink()
+        target.symlink_to(victim / "07-configmap-ns-a.yaml")
+    with pytest.raises(Exception) as refused:
+        write(cfg, [_recorded("Storage", "a")], out)
+    assert getattr(refused.value, "exit_code", None) == 2
+    assert "symbolic link" in str(refused.value)
+    assert (victim / "07-configmap-ns-a.yaml").read_text() == "victim\n"
+    assert sorted(p.name for p in victim.iterdir()) == ["07-configmap-ns-a.yaml"]
+
+
+def test_a_damaged_record_cannot_steer_removal_outside_the_folder(tmp_path: Path) -> None:
+    out, outside = tmp_path / "out", tmp_path / "precious.txt"
+    outside.write_text("precious\n")
+    replace_folder(out, {"a.yaml": NewFile(b"a\n")}, command="test")
+    record = json.loads((out / RECORD_NAME).read_text())
+    import hashlib
+
+    record["files"]["../precious.txt"] = hashlib.sha256(b"precious\n").hexdigest()
+    (out / RECORD_NAME).write_text(json.dumps(record))
+    with pytest.raises(Exception) as refused:
+        replace_folder(out, {"a.yaml": NewFile(b"a\n")}, command="test")
+    assert getattr(refused.value, "exit_code", None) == 2 and "damaged" in str(refused.value)
+    assert outside.read_text() == "precious\n"
+
+
+def test_a_run_stopped_half_way_is_finished_by_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    replace_folder(out, {"a.yaml": NewFile(b"old a\n"), "b.yaml": NewFile(b"old b\n")}, command="test")
+    real_replace = os.replace
+    calls = []
+
+    def stop_after_first(src, dst, **kw):  # noqa: ANN001, ANN003, ANN202 - os.replace's signature
+        calls.append(dst)
+        if dst == "b.yaml":
+            raise KeyboardInterrupt
+        return real_replace(src, dst, **kw)
+
+    monkeypatch.setattr(os, "replace", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        replace_folder(out, {"a.yaml": NewFile(b"new a\n"), "b.yaml": NewFile(b"new b\n")}, command="test")
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert (out / "a.yaml").read_bytes() == b"new a\n" and (out / "b.yaml").read_bytes() == b"old b\n"
+    assert not [p for p in out.iterdir() if "kfinstall-tmp" in p.name]
+    changes = replace_folder(out, {"a.yaml": NewFile(b"new a\n"), "b.yaml": NewFile(b"new b\n")}, command="test")
+    assert changes.written == ["b.yaml"] and (out / "b.yaml").read_bytes() == b"new b\n"
