@@ -1,7 +1,8 @@
 """`kfinstall up`: the ordered phases under one lock, one run record, and a state update.
 
-Ctrl-C sets a flag that ansible-runner polls (cancel_callback), so the child ansible-playbook is
-stopped cleanly, the run record is kept and the exit code is 130. A re-run converges.
+Ctrl-C, SIGTERM or SIGHUP set a flag that ansible-runner polls (cancel_callback), so the child
+ansible-playbook is stopped and waited for, the run record is kept, the lock is released only then,
+and the exit code is 130, 143 or 129 (installer.interrupt). A re-run converges.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from installer.config.resolved import ClusterConfig
-from installer.errors import KfinstallError, PreflightError
+from installer.errors import Interrupted, KfinstallError, PreflightError
 from installer.interrupt import interrupt_sets
 from installer.lock import run_lock
 from installer.phases import UP_PHASES, PhaseResult, RunContext, hosts, preflight
@@ -109,6 +110,7 @@ def run_up(
         with interrupt_sets(ctx.cancelled):
             try:
                 for name in names:
+                    _stop_if_asked(ctx, name)
                     report.phases.append(PHASES[name](ctx))
             except KfinstallError as exc:
                 # A failed phase's own result, with its host counts; otherwise just its name and the error.
@@ -122,12 +124,24 @@ def run_up(
 
 
 def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
-    """Preflight, then the host phase in check/diff mode: what would change, changing nothing."""
-    record = RunRecord.start(cfg, "plan --check-hosts")
-    ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"))
-    with interrupt_sets(ctx.cancelled):
-        preflight.run(ctx)
-        return hosts.run(ctx, check=True)
+    """Preflight, then the host phase in check/diff mode: what would change, changing nothing.
+
+    Under the cluster's lock like `up`: it reaches every host over SSH, and its record and fact
+    cache must not mix with a run that is changing them.
+    """
+    with run_lock(cfg.state_dir, "plan --check-hosts"):
+        record = RunRecord.start(cfg, "plan --check-hosts")
+        ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"))
+        with interrupt_sets(ctx.cancelled):
+            preflight.run(ctx)
+            _stop_if_asked(ctx, "hosts")
+            return hosts.run(ctx, check=True)
+
+
+def _stop_if_asked(ctx: RunContext, phase: str) -> None:
+    """A stop asked during a phase that cannot be cancelled (Pulumi, verify) ends the run before the next."""
+    if ctx.cancel_requested():
+        raise Interrupted(f"interrupted before the {phase} phase; run record {ctx.record.path}; re-run to converge")
 
 
 def _question(cfg: ClusterConfig, changing: list[str]) -> str:
