@@ -51,7 +51,7 @@ def is_dns_name(text: str) -> bool:
 
 
 def _all_digits(text: str) -> bool:
-    """`10.1.1` or `3232235777` match the label pattern but are IPv4 shorthands, not names."""
+    """Dotted digits (an IPv4 shorthand such as 10.1 or 3232235777) match the labels but are not names."""
     return all(label.isdigit() for label in text.rstrip(".").split("."))
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from installer.config.addresses import endpoint_problem, is_dns_name, preview, url_problem
 
 API_VERSION = "kfinstall.io/v1alpha1"
 KIND = "Cluster"
@@ -31,6 +34,14 @@ class Section(BaseModel):
         populate_by_name=True,
         validate_default=True,
     )
+
+
+def _checked(value: str | None, problem: Callable[[str], str | None]) -> str | None:
+    """Hosts, addresses and URLs reach kubeadm, kube-vip, apt sources and chart values: one token each."""
+    reason = None if value is None else problem(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
 
 
 def _quantity(value: str) -> str:
@@ -70,6 +81,16 @@ class KubernetesSpec(Section):
         None, description=("A virtual IP (kube-vip) for the API server. Required with 3 or more control-plane hosts.")
     )
     kube_proxy_mode: Literal["iptables", "ipvs"] = Field("iptables", description="kube-proxy mode.")
+
+    @field_validator("control_plane_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        return _checked(value, endpoint_problem)
+
+    @field_validator("package_mirror")
+    @classmethod
+    def _mirror(cls, value: str | None) -> str | None:
+        return _checked(value, lambda v: url_problem(v, ("http", "https")))
 
     @field_validator("pod_subnet", "service_subnet")
     @classmethod
@@ -173,7 +194,7 @@ class LdapSpec(Section):
     def _ldap_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^ldaps?://[^/\s]+", value):
             raise ValueError("must start with ldap:// or ldaps:// followed by a host")
-        return value
+        return _checked(value, lambda v: url_problem(v, ("ldap", "ldaps")))
 
 
 class AuthSpec(Section):
@@ -205,6 +226,11 @@ class IngressSpec(Section):
     enabled: bool = Field(True, description="Install an ingress controller.")
     class_name: str = Field("nginx", description="IngressClass name.")
     host: str | None = Field(None, description="DNS name for JupyterHub, Grafana and TensorBoard ingresses.")
+
+    @field_validator("host")
+    @classmethod
+    def _dns_name(cls, value: str | None) -> str | None:
+        return _checked(value, lambda v: None if is_dns_name(v) else f"{preview(v)} is not a DNS name")
 
 
 class NetworkingSpec(Section):

@@ -7,8 +7,10 @@ reported at once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from installer.config.addresses import preview
 from installer.config.inventory import Inventory
 from installer.config.model import ClusterFile
 from installer.config.problems import Problems
@@ -20,6 +22,18 @@ FILE = "kfinstall.yaml"
 Position = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
 
 
+@dataclass(frozen=True)
+class Located:
+    """A Position that also knows where each key's value came from: kfinstall.yaml (with a line), or
+    --set (no line: pointing at the file's nearest key would send the operator to the wrong place)."""
+
+    position: Position
+    origin: Callable[[str], str]
+
+    def __call__(self, keys: tuple[str | int, ...]) -> tuple[int | None, int | None]:
+        return self.position(keys)
+
+
 def check_spec(
     cluster: ClusterFile,
     inventory: Inventory | None,
@@ -27,7 +41,10 @@ def check_spec(
     need_secrets: bool,
     problems: Problems,
     position: Position,
+    origin: Callable[[str], str] | None = None,
 ) -> None:
+    if origin is not None:
+        position = Located(position, origin)
     rules: list[Callable[[], None]] = [
         lambda: _kubernetes_version(cluster, problems, position),
         lambda: _ldap(cluster, secrets, need_secrets, problems, position),
@@ -44,14 +61,20 @@ def check_spec(
         rule()
 
 
+def _where(position: Position, path: str) -> tuple[str, int | None, int | None]:
+    source = position.origin(path) if isinstance(position, Located) else FILE
+    line, column = position(tuple(path.split("."))) if source == FILE else (None, None)
+    return source, line, column
+
+
 def _err(problems: Problems, position: Position, path: str, message: str, fix: str) -> None:
-    line, column = position(tuple(path.split(".")))
-    problems.error(FILE, path, message, fix, line=line, column=column)
+    source, line, column = _where(position, path)
+    problems.error(source, path, message, fix, line=line, column=column)
 
 
 def _warn(problems: Problems, position: Position, path: str, message: str, fix: str) -> None:
-    line, column = position(tuple(path.split(".")))
-    problems.warn(FILE, path, message, fix, line=line, column=column)
+    source, line, column = _where(position, path)
+    problems.warn(source, path, message, fix, line=line, column=column)
 
 
 def _kubernetes_version(cluster: ClusterFile, problems: Problems, position: Position) -> None:
@@ -61,7 +84,8 @@ def _kubernetes_version(cluster: ClusterFile, problems: Problems, position: Posi
     pins = load_release(cluster.spec.channel).kubernetes
     path = "spec.kubernetes.version"
     if not is_version(version):
-        _err(problems, position, path, f"{version!r} is not a version", f"write a minor such as {pins.default_minor}")
+        fix = f"write a minor such as {pins.default_minor}"
+        _err(problems, position, path, f"{preview(version)} is not a version", fix)
     elif not pins.supports(version):
         _err(
             problems,
