@@ -8,7 +8,10 @@ and extra vars land on disk; a fresh ident per run or job events of two runs mix
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+import yaml
 
 from installer.paths import data_dir
 
@@ -195,13 +199,65 @@ def run_playbook(
     run reads facts from an earlier one.
     """
     options = [*(["--check", "--diff"] if check else []), *(["--limit", limit] if limit else [])]
-    return _run(
-        work_dir,
-        _Collector(sink),
-        cancel,
-        facts_cache,
-        playbook=str(data_dir("playbooks") / playbook),
-        inventory=str(inventory.resolve()),
-        extravars=extravars,
-        cmdline=" ".join(options) or None,
-    )
+    work_dir.mkdir(parents=True, exist_ok=True)
+    vars_file = write_unsafe_vars(work_dir, extravars)
+    try:
+        return _run(
+            work_dir,
+            _Collector(sink),
+            cancel,
+            facts_cache,
+            playbook=str(data_dir("playbooks") / playbook),
+            inventory=str(inventory.resolve()),
+            cmdline=shlex.join([*options, "--extra-vars", f"@{vars_file}"]),
+        )
+    finally:
+        vars_file.unlink(missing_ok=True)
+
+
+# Extra vars are data, never templates --------------------------------------------------------------
+#
+# ansible-runner hands a dict of extra vars to ansible-playbook as `-e '{json}'`, and Ansible
+# templates every string it loads that way: a value such as "{{ lookup('pipe', 'touch /tmp/x') }}"
+# from kfinstall.yaml or --set ran on the controller. JSON cannot say "do not template"; Ansible's
+# YAML loader can (`!unsafe`, documented and honoured by ansible-core 2.18 and 2.19 alike, and kept
+# by everything derived from the value: set_fact, role defaults, dict2items). So every string,
+# mapping keys included, goes into a YAML file with that tag, passed as `-e @file`.
+
+EXTRA_VARS_PREFIX = "kf-extravars-"  # run_playbook's own file in the private data dir, removed after the run
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    """Writes every string as `!unsafe '...'` (quoted by PyYAML, so any content stays one scalar)."""
+
+
+def _represent_unsafe(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # ansible-core 2.19 reads `!unsafe '1.10'` as if unquoted (the float 1.1; '' as None, 'yes' as
+    # True). Text that plain YAML would read as a number, bool, null or date cannot hold a template
+    # (no braces), so it is written quoted and untagged: it stays the same string.
+    if dumper.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG:
+        return dumper.represent_str(value)
+    return dumper.represent_scalar("!unsafe", value, style="'")
+
+
+_UnsafeDumper.add_representer(str, _represent_unsafe)
+
+
+def unsafe_vars_yaml(extravars: dict[str, Any]) -> str:
+    """The extra vars as YAML in which no string is ever templated by Ansible."""
+    for name in extravars:
+        if not isinstance(name, str) or not _VAR_NAME.match(name):
+            raise ValueError(f"extra var name {name!r} is not an Ansible variable name")
+    return yaml.dump(extravars, Dumper=_UnsafeDumper, sort_keys=True, allow_unicode=True, width=1 << 30)
+
+
+def write_unsafe_vars(work_dir: Path, extravars: dict[str, Any]) -> Path:
+    """A fresh 0600 file in the run's private directory (mkstemp: never an existing file or link)."""
+    fd, name = tempfile.mkstemp(prefix=EXTRA_VARS_PREFIX, suffix=".yml", dir=work_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(unsafe_vars_yaml(extravars))
+    return Path(name)
