@@ -1,20 +1,30 @@
 """state.json under the state dir: installed channel, phases done, last run, upgrade history.
 
-Only this module and the run record write under the state dir. Writes are atomic (temp file +
-rename) so an interrupted run never leaves a half-written state.
+Only this module and the run record write under the state dir. Writes are atomic and durable
+(temp file, fsync, rename, fsync of the folder), so an interrupted run or a power cut never leaves a
+half-written state; every write first keeps the current good copy as state.json.prev. A state file
+that cannot be read stops kfinstall with exit 2 naming the file and the fix: it never guesses what
+is installed (an empty guess would re-install, an old one could plan a wrong upgrade).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from installer.config.pydantic_errors import key_path
+from installer.errors import ConfigError
 
 STATE_FILE = "state.json"
+PREVIOUS_SUFFIX = ".prev"
+# Far above any real state (a history entry is ~200 bytes); bounds what a damaged file can cost.
+MAX_STATE_BYTES = 16 << 20
 
 
 class HistoryEntry(BaseModel):
@@ -55,16 +65,109 @@ class State(BaseModel):
 
 
 def read_state(state_dir: Path) -> State | None:
+    """The state, or None when nothing was installed yet; ConfigError (exit 2) when it is unreadable."""
     path = state_dir / STATE_FILE
     if not path.exists():
         return None
-    return State.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    try:
+        return _parse(_read_bounded(path))
+    except _Unreadable as exc:
+        raise ConfigError(f"{path}: {exc}; kfinstall stops rather than guess what is installed. {_fix(path)}") from None
 
 
 def write_state(state_dir: Path, state: State) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / STATE_FILE
+    _keep_previous(path)
     data: dict[str, Any] = state.model_dump(mode="json")
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".state-", suffix=".json")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-    os.replace(tmp, state_dir / STATE_FILE)
+    write_durably(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def previous_copy(path: Path) -> Path:
+    return path.with_name(path.name + PREVIOUS_SUFFIX)
+
+
+def write_durably(path: Path, content: bytes) -> None:
+    """Temp file in the same folder, fsync, rename over `path`, fsync the folder: after a crash the
+    file is either the old one or the new one, never a mix or an empty file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the renames in `folder` durable (a rename lives in the folder, not in the file)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Unreadable(Exception):
+    """Why a state file cannot be used (message for the operator, never the file's content)."""
+
+
+def _read_bounded(path: Path) -> bytes:
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable("not a regular file")
+        if info.st_size > MAX_STATE_BYTES:
+            raise _Unreadable(f"{info.st_size} bytes, more than a state file can be ({MAX_STATE_BYTES})")
+        with path.open("rb") as handle:
+            return handle.read(MAX_STATE_BYTES + 1)
+    except OSError as exc:
+        raise _Unreadable(f"cannot be read ({exc.strerror or exc.__class__.__name__})") from None
+
+
+def _parse(content: bytes) -> State:
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _Unreadable("is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        if not content.strip():
+            raise _Unreadable("is empty") from None
+        raise _Unreadable(f"is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise _Unreadable("is not valid JSON (nested too deeply)") from None
+    try:
+        return State.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        shown = "; ".join(f"{key_path(tuple(e['loc'])) or '(top level)'}: {e['msg']}" for e in errors[:3])
+        more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+        raise _Unreadable(f"is not a kfinstall state ({shown}{more})") from None
+
+
+def _fix(path: Path) -> str:
+    previous = previous_copy(path)
+    if previous.is_file():
+        return (
+            f"Fix: {previous} is the copy kept before the last write; check it and put it back with "
+            f"`cp -p {previous} {path}` (it misses at most the last run, which a re-run of `kfinstall up` converges)"
+        )
+    return (
+        f"Fix: no previous copy ({previous}) exists; restore state.json from a backup, or move it aside "
+        f"(`mv {path} {path}.broken`) so kfinstall treats the cluster as never installed and `up` runs every phase"
+    )
+
+
+def _keep_previous(path: Path) -> None:
+    """Copy the current state to state.json.prev, only when it is a good one: a damaged file must
+    never replace the last good copy."""
+    try:
+        current = _read_bounded(path)
+        _parse(current)
+    except _Unreadable:
+        return  # absent or damaged: keep whatever .prev holds
+    write_durably(previous_copy(path), current)
