@@ -8,6 +8,7 @@ kubernetes role runs up to its preflight and reports precisely why it stops. Tim
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -321,3 +322,57 @@ def test_ganesha_export_on_overlayfs_is_refused(converged: Converged) -> None:
     # The running server and its configuration were left alone.
     assert _sh(converged.site, "h1", "systemctl is-active nfs-ganesha").strip() == "active"
     assert "/srv/nfs/kfinstall" in _sh(converged.site, "h1", "cat /etc/ganesha/ganesha.conf")
+
+
+PROBE_MOUNT = "/mnt/kfinstall-access-probe"
+
+
+def _nfs_reachable(site, client: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    """List the export from `client` over NFS (userspace libnfs: the containers' kernel has no NFS client)."""
+    _sh(site, client, "command -v nfs-ls >/dev/null || apt-get install -y -q libnfs-utils >/dev/null")
+    return site.ssh(client, f"nfs-ls nfs://{site.addresses['h1']}{EXPORT}")
+
+
+def _gluster_mountable(site, client: str) -> bool:  # type: ignore[no-untyped-def]
+    """A fresh FUSE mount of the volume from `client` (through h1's glusterd, as the nodes mount it)."""
+    command = (f"mkdir -p {PROBE_MOUNT} && timeout 60 mount -t glusterfs {site.addresses['h1']}:/kfinstall "
+               f"{PROBE_MOUNT} && findmnt -no FSTYPE {PROBE_MOUNT}")
+    result = site.ssh(client, command)
+    site.ssh(client, f"umount {PROBE_MOUNT} 2>/dev/null; rmdir {PROBE_MOUNT} 2>/dev/null")
+    return result.returncode == 0 and "fuse.glusterfs" in result.stdout
+
+
+def test_storage_serves_the_cluster_hosts_and_refuses_others(converged: Converged) -> None:
+    """Issue #11 item 6: the NFS export and the Gluster volume serve only the allowed clients.
+
+    By default every cluster host (here h1-h3) may mount; then h3's address is left out of the lists
+    (the role settings a narrower spec.storage.*.allowedClients-less inventory would give) and the
+    storage host re-converged alone: h3 is refused by ganesha (its EXPORT has Access_Type None outside
+    the CLIENT block) and by the Gluster bricks (auth.allow; h3 mounts through h1's glusterd, so it gets
+    the untrusted volfile), while h2 still mounts. Putting the default back lets h3 in again, so the
+    refusal came from the list and nothing else.
+    """
+    site = converged.site
+    addresses = [site.addresses[h] for h in HOSTS]
+    # Converged by site.yml: the lists are the cluster's hosts, nothing wider.
+    assert f"Clients = {', '.join(addresses)};" in _sh(site, "h1", "cat /etc/ganesha/ganesha.conf")
+    assert f"auth.allow: {','.join(addresses)}" in _sh(site, "h1", "gluster volume info kfinstall")
+    for host in ("h2", "h3"):
+        assert _nfs_reachable(site, host).returncode == 0, host
+        assert _gluster_mountable(site, host), host
+
+    narrowed = {**converged.extra, "nfs_server_allowed_clients": addresses[:2], "glusterfs_allowed_clients": addresses[:2]}
+    run = run_playbooks(site.inventory, ["40-storage.yml"], narrowed, "--limit", "h1")
+    print(f"\n40-storage.yml on h1 with h3 left out: {run.seconds:.1f} s")
+    assert_converged(run, ["h1"])
+    try:
+        refused = _nfs_reachable(site, "h3")
+        assert refused.returncode != 0, refused.stdout
+        assert not _gluster_mountable(site, "h3")
+        assert _nfs_reachable(site, "h2").returncode == 0
+        assert _gluster_mountable(site, "h2")
+    finally:
+        restored = run_playbooks(site.inventory, ["40-storage.yml"], converged.extra, "--limit", "h1")
+    assert_converged(restored, ["h1"])
+    assert _nfs_reachable(site, "h3").returncode == 0
+    assert _gluster_mountable(site, "h3")
