@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,29 @@ def test_plan_check_hosts_reports_nothing_to_change(first_two_runs, lab_site) ->
     check = json.loads(done.stdout)["hostCheck"]
     assert check["check"] is True and check["status"] == "ok"
     assert {h: s["changed"] for h, s in check["hosts"].items()} == dict.fromkeys(HOSTS, 0)
+
+
+def test_template_in_a_setting_runs_nowhere(first_two_runs, lab_site) -> None:  # type: ignore[no-untyped-def]
+    """Issue #11 item 7 on real hosts: a Jinja payload in a setting the nfs_server role templates into its
+    tasks and files (spec.storage.nfs.exportPath, which accepts any absolute path) goes through the real
+    site.yml in check mode (nothing changes on the hosts; lookups would still run on this machine). It
+    runs neither here nor on a host, and the role sees the value as written."""
+    canary = f"/tmp/kfinstall-canary-{uuid.uuid4().hex}"
+    value = "/srv/nfs/{{ lookup('pipe', 'touch " + canary + "') }}"  # beside the lab's export: not on overlayfs
+    site = lab_site.out_dir
+    before = set(runs_dir(site).iterdir())
+    done = subprocess.run([KF, "plan", "-i", str(site), "--check-hosts", "--output", "json",
+                           "--set", f"spec.storage.nfs.exportPath={value}"],
+                          capture_output=True, text=True, timeout=1800, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not Path(canary).exists(), "the payload ran on the controller"
+    for host in HOSTS:
+        assert lab_site.ssh(host, f"test ! -e {canary}").returncode == 0, f"the payload ran on {host}"
+    [record] = set(runs_dir(site).iterdir()) - before
+    assert json.loads((record / "ansible-vars.json").read_text())["kf_nfs_export_path"] == value
+    # The role used it (check mode shows the export it would create), literally.
+    diffs = json.dumps(json.loads(done.stdout)["hostCheck"]["diffs"])
+    assert json.dumps(value)[1:-1] in diffs, diffs[:3000]
 
 
 def _wait_for_events(site: Path, after: set[Path], count: int, timeout: float = 300) -> None:
