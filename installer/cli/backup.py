@@ -21,14 +21,15 @@ from installer.runs import RunRecord
 from installer.upgrade.backup import (
     BackupResult,
     ansible_cluster_backup,
+    backup_signing_key,
     hub_db_backup,
     hub_db_skip_reason,
-    read_manifest,
     take_backup,
-    verify,
 )
-from installer.upgrade.backup import restore as restore_backup
 from installer.upgrade.facts import kubectl_runner
+from installer.upgrade.manifest import site_signing_key
+from installer.upgrade.restore import check_backup
+from installer.upgrade.restore import restore as restore_backup
 
 
 @click.command()
@@ -49,6 +50,7 @@ def backup(inventory: Path, state_dir: Path | None, with_cluster: bool, output: 
     command fails (exit 3 or 4) when the cluster cannot be reached.
     """
     cfg = load(inventory, (), need_secrets=False, state_dir=state_dir)
+    backup_signing_key(cfg)  # no secrets.yml, no signed backup: refused before the run record is written
     with run_lock(cfg.state_dir, "backup"):
         record = RunRecord.start(cfg, "backup")
         cluster = hub = None
@@ -81,20 +83,24 @@ def _show(result: BackupResult, output: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask before replacing files (required when not on a terminal).")
 @output_option
 def restore(backup_dir: Path, inventory: Path, state_dir: Path | None, yes: bool, output: str) -> None:
-    """Restore the Pulumi state and the config files from BACKUP_DIR after verifying its checksums.
+    """Restore the Pulumi state and the config files from BACKUP_DIR after verifying it.
 
-    A backup whose files changed since it was taken is refused (exit 3). The files it replaces are
-    moved aside (NAME.before-restore-<time>), never deleted. etcd, PKI and the JupyterHub database
-    are restored by hand.
+    The manifest must carry a valid signature made with this site's secrets.yml, and every file its
+    listed checksum; links, unlisted entries and paths leaving the site or the state dir are refused
+    (exit 3, naming the entry; exit 2 for a damaged manifest). Nothing changes unless every check
+    passes. The files it replaces are moved aside (NAME.before-restore-<time>), never deleted.
+    secrets.yml is never in a backup: put it back yourself first. etcd, PKI and the JupyterHub
+    database are restored by hand.
     """
-    manifest = verify(backup_dir)
-    cluster = read_manifest(backup_dir).get("cluster")
-    question = f"Replace the config in {inventory} and the Pulumi state of cluster {cluster} from {backup_dir}?"
+    checked = check_backup(backup_dir, inventory, site_signing_key(inventory), state_dir)
+    question = (
+        f"Replace the config in {checked.site} and the Pulumi state in {checked.state_dir} "
+        f"(cluster {checked.manifest.cluster}) from {checked.folder}?"
+    )
     if not yes and not confirm_on_terminal(question):
         raise PreflightError("not confirmed; nothing was restored (pass --yes when not on a terminal)")
-    state = (state_dir or inventory / ".kfinstall" / str(manifest["cluster"])).resolve()
-    with run_lock(state, "restore"):
-        result = restore_backup(backup_dir, inventory, state)
+    with run_lock(checked.state_dir, "restore"):
+        result = restore_backup(checked)
     if output == "json":
         emit_json(result)
         return

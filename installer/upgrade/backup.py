@@ -8,9 +8,10 @@ A backup is a folder with a manifest.json listing every file with its sha256 and
     etcd-snapshot     cluster/etcd-snapshot.db          } playbooks/backup.yml on the first
     pki-kubeadm-config cluster/pki.tar.gz, kubeadm-config.yaml } control-plane host (role etcd_backup)
     jupyterhub-db     cluster/jupyterhub.sqlite         kubectl cp from the hub pod
-secrets.yml is never copied (run records stay free of secrets): keep it safe yourself, restore needs
-the same file to decrypt the Pulumi state. Restore verifies every checksum first and refuses a
-backup that was changed, then moves the current files aside (never deletes them).
+The manifest is signed with an HMAC keyed from the site's secrets.yml (installer.upgrade.manifest).
+secrets.yml is never copied (run records stay free of secrets): keep it safe yourself; restore needs
+the same file to check the signature and to decrypt the Pulumi state. installer.upgrade.restore
+checks everything before it changes anything, then moves the current files aside (never deletes them).
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from installer import __version__
+from installer.config.load import SECRETS_FILE
 from installer.config.resolved import ClusterConfig
-from installer.errors import PhaseFailed, PreflightError
+from installer.errors import ConfigError, PhaseFailed, PreflightError
+from installer.upgrade.manifest import FORMAT, MANIFEST, sign, signing_key
 
-MANIFEST = "manifest.json"
 LOCAL_ITEMS = ("resolved-config", "pulumi-stack")
 CLUSTER_ITEMS = ("etcd-snapshot", "pki-kubeadm-config", "jupyterhub-db")
+# The files a cluster backup adds under cluster/ (playbooks/roles/etcd_backup and hub_db_backup).
+CLUSTER_FILES = ("etcd-snapshot.db", "pki.tar.gz", "kubeadm-config.yaml", "jupyterhub.sqlite")
+ARCHIVE = "pulumi/backend.tar.gz"
 HUB_DB_PATH = "/srv/jupyterhub/jupyterhub.sqlite"
 HUB_NAMESPACE = "jupyterhub"
 BACKUP_PLAYBOOK = "backup.yml"
@@ -89,25 +94,26 @@ def backup_pulumi(state_dir: Path, stack: str, folder: Path) -> str | None:
         return f"no Pulumi state under {backend} yet (the platform phase has not run)"
     target = folder / "pulumi"
     target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(target / "backend.tar.gz", "w:gz") as archive:
+    with tarfile.open(folder / ARCHIVE, "w:gz") as archive:
         archive.add(backend, arcname="pulumi")
     for checkpoint in backend.glob(f".pulumi/stacks/**/{stack}.json"):
         _copy(checkpoint, target / f"{stack}.json")
     return None
 
 
-def write_manifest(folder: Path, meta: dict[str, Any], skipped: dict[str, str]) -> BackupResult:
+def write_manifest(folder: Path, meta: dict[str, Any], skipped: dict[str, str], key: bytes) -> BackupResult:
     files = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
         files.append({"path": str(path.relative_to(folder)), "sha256": sha256(path), "size": path.stat().st_size})
     manifest = {
+        "format": FORMAT,
         **meta,
         "createdAt": time.strftime("%FT%TZ", time.gmtime()),
         "kfinstall": __version__,
         "files": files,
         "skipped": skipped,
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    (folder / MANIFEST).write_text(json.dumps(sign(manifest, key), indent=2), encoding="utf-8")
     return BackupResult(folder=folder, files=files, skipped=skipped)
 
 
@@ -122,6 +128,7 @@ def take_backup(
 ) -> BackupResult:
     """Write one backup into `folder`. Cluster parts run when their callables are given; their
     failures propagate (an upgrade never continues without its backup)."""
+    key = backup_signing_key(cfg)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     skipped: dict[str, str] = {}
     backup_config(cfg, folder)
@@ -137,7 +144,18 @@ def take_backup(
     else:
         skipped["jupyterhub-db"] = hub_skipped
     meta = {"cluster": cfg.name, "channel": cfg.release.channel, "label": label}
-    return write_manifest(folder, meta, skipped)
+    return write_manifest(folder, meta, skipped, key)
+
+
+def backup_signing_key(cfg: ClusterConfig) -> bytes:
+    """The manifest's HMAC key; ConfigError (exit 2) before anything is written when secrets.yml is absent."""
+    if cfg.secrets is None:
+        raise ConfigError(
+            f"{cfg.site / SECRETS_FILE}: file not found; a backup is signed with a key derived from its "
+            f"pulumi_passphrase. Fix: run `kfinstall init --profile {cfg.spec.profile} {cfg.site}` "
+            "(it keeps your files)"
+        )
+    return signing_key(cfg.secrets)
 
 
 def ansible_cluster_backup(cfg: ClusterConfig, work_dir: Path, cancel: Callable[[], bool]) -> ClusterBackup:
@@ -182,83 +200,3 @@ def hub_db_backup(run: Callable[[list[str]], str]) -> HubBackup:
         run(["cp", f"{HUB_NAMESPACE}/{pod}:{HUB_DB_PATH}", str(folder / "jupyterhub.sqlite")])
 
     return backup
-
-
-# Restore ------------------------------------------------------------------------------------------
-
-
-def read_manifest(folder: Path) -> dict[str, Any]:
-    path = folder / MANIFEST
-    if not path.is_file():
-        raise PreflightError(f"{folder} is not a kfinstall backup: {MANIFEST} is missing")
-    try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PreflightError(f"{path} is not valid JSON ({exc}); refusing to restore") from None
-    return data
-
-
-def verify(folder: Path) -> dict[str, Any]:
-    """The manifest, after checking every file's size and sha256; PreflightError naming each mismatch."""
-    manifest = read_manifest(folder)
-    problems = []
-    for entry in manifest.get("files", []):
-        path = folder / entry["path"]
-        if not path.resolve().is_relative_to(folder.resolve()):
-            problems.append(f"{entry['path']}: outside the backup folder")
-        elif not path.is_file():
-            problems.append(f"{entry['path']}: missing")
-        elif path.stat().st_size != entry["size"] or sha256(path) != entry["sha256"]:
-            problems.append(f"{entry['path']}: checksum mismatch (the file changed after the backup)")
-    if problems:
-        raise PreflightError(
-            f"refusing to restore {folder}: the backup was tampered with or is incomplete:\n  - "
-            + "\n  - ".join(problems)
-        )
-    return manifest
-
-
-def _aside(path: Path, stamp: str) -> Path | None:
-    if not path.exists():
-        return None
-    moved = path.with_name(f"{path.name}.before-restore-{stamp}")
-    path.rename(moved)
-    return moved
-
-
-def restore(folder: Path, site: Path, state_dir: Path | None = None) -> dict[str, Any]:
-    """Put the Pulumi state and the config files of a verified backup back; returns what moved."""
-    manifest = verify(folder)
-    cluster = str(manifest.get("cluster") or "")
-    if not cluster:
-        raise PreflightError(f"{folder / MANIFEST} names no cluster; refusing to restore")
-    state = state_dir or site / ".kfinstall" / cluster
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    restored: list[str] = []
-    moved: list[str] = []
-    for entry in manifest.get("files", []):
-        relative = Path(entry["path"])
-        if relative.parts[0] == "config" and relative.name != "config.resolved.json":
-            target = site.joinpath(*relative.parts[1:])
-            aside = _aside(target, stamp)
-            moved += [str(aside)] if aside else []
-            _copy(folder / relative, target)
-            restored.append(str(target))
-    archive = folder / "pulumi" / "backend.tar.gz"
-    if archive.is_file():
-        state.mkdir(parents=True, exist_ok=True)
-        aside = _aside(pulumi_backend(state), stamp)
-        moved += [str(aside)] if aside else []
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(state, filter="data")
-        restored.append(str(pulumi_backend(state)))
-    return {
-        "backup": str(folder),
-        "cluster": cluster,
-        "restored": restored,
-        "movedAside": moved,
-        "notRestored": {
-            "cluster": "etcd, PKI and the JupyterHub database are restored by hand "
-            "(etcdutl snapshot restore, kubectl cp); see docs"
-        },
-    }

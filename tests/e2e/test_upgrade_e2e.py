@@ -54,7 +54,8 @@ def test_upgrade_walks_the_route_on_a_real_cluster() -> None:
     site, target = _inputs()
     from installer.config.load import load
     from installer.state import read_state
-    from installer.upgrade.backup import verify
+    from installer.upgrade.manifest import site_signing_key
+    from installer.upgrade.restore import check_backup
 
     cfg = load(site)
     plan = _kfinstall("upgrade", "-i", str(site), "--to", target, "--dry-run", "-o", "json")
@@ -78,8 +79,8 @@ def test_upgrade_walks_the_route_on_a_real_cluster() -> None:
     backups = sorted((Path(report["record"]) / "backup").iterdir())
     assert len(backups) == len(route["hops"])
     for folder in backups:
-        manifest = verify(folder)
-        paths = {entry["path"] for entry in manifest["files"]}
+        manifest = check_backup(folder, site, site_signing_key(site)).manifest
+        paths = {entry.path for entry in manifest.files}
         assert {"cluster/etcd-snapshot.db", "cluster/pki.tar.gz", "cluster/kubeadm-config.yaml"} <= paths
 
     again = _kfinstall("upgrade", "-i", str(site), "--to", target, "--dry-run")
