@@ -1,6 +1,7 @@
 """The exception hierarchy every layer raises; only the CLI turns these into exit codes.
 
-Exit codes: 0 ok, 2 bad input, 3 preflight refused, 4 a phase failed, 130 interrupted.
+Exit codes: 0 ok, 2 bad input, 3 preflight refused, 4 a phase failed, 128 + the signal when stopped
+(130 Ctrl-C, 143 SIGTERM, 129 SIGHUP: installer.interrupt).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ class PhaseFailed(KfinstallError):
 
 
 class Interrupted(KfinstallError):
-    """The operator pressed Ctrl-C; the run record is kept and a re-run converges."""
+    """The run was stopped (Ctrl-C, SIGTERM, SIGHUP); the run record is kept and a re-run converges.
+
+    130 by default; installer.interrupt sets 128 + the signal that stopped the run (143, 129).
+    """
 
     exit_code = 130
 

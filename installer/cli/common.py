@@ -16,6 +16,7 @@ import click
 from rich.console import Console
 
 from installer.config.problems import Problem
+from installer.config.safefile import state_dir_problem
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,11 +49,21 @@ def set_option(func: F) -> F:
     )(func)
 
 
+def _state_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Refuse (exit 2, before anything is read or written) a state dir kfinstall could not own: under
+    /proc, /sys or /dev, a non-folder, or below a file."""
+    reason = None if value is None else state_dir_problem(value)
+    if reason is not None:
+        raise click.BadParameter(reason, ctx=ctx, param=param)
+    return value
+
+
 def state_dir_option(func: F) -> F:
     return click.option(
         "--state-dir",
         type=click.Path(path_type=Path, file_okay=False),
         default=None,
+        callback=_state_dir,
         help="Where run records, locks and Pulumi state live (default: SITE/.kfinstall/<cluster>).",
     )(func)
 

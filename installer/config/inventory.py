@@ -23,8 +23,9 @@ from typing import Any
 
 from installer.config.addresses import address_problem, inventory_name_problem, port_problem, user_problem
 from installer.config.problems import Problems
+from installer.config.safefile import read_text
 from installer.config.ssh import SSH_TARGET_VARS, SshTarget, read_target
-from installer.config.yamlfile import LoadedYaml, load_yaml
+from installer.config.yamlfile import INVENTORY_LIMITS, LoadedYaml, check_vars_files, load_yaml
 
 ROLE_GROUPS = ("kube_control_plane", "kube_node", "gpu", "nfs_server", "gluster")
 LAB_ONLY_GROUPS = ("lab_vm",)
@@ -61,8 +62,10 @@ class Inventory:
 
 
 def find_inventory(site: Path) -> Path | None:
+    """The first inventory file present; any kind of file counts, so that a FIFO or device named
+    hosts.yml is refused by the reader instead of reported as missing."""
     for name in INVENTORY_FILES:
-        if (site / name).is_file():
+        if os.path.lexists(site / name) and not (site / name).is_dir():
             return site / name
     return None
 
@@ -104,6 +107,15 @@ def _parse_with_ansible(path: Path) -> tuple[Any, Any]:
         return InventoryManager(loader=loader, sources=[str(path)]), loader
 
 
+def _readable(path: Path, display: str, problems: Problems) -> bool:
+    """An INI inventory: a regular UTF-8 file within INVENTORY_LIMITS' size before Ansible opens it."""
+    try:
+        return read_text(path, display, problems, INVENTORY_LIMITS.max_bytes) is not None
+    except FileNotFoundError:
+        problems.error(display, "", "file not found", f"create {path}")
+        return False
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
 
@@ -112,9 +124,14 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
     """Parse the inventory; syntax errors are reported with line:column before Ansible sees it."""
     doc = None
     if path.suffix in {".yml", ".yaml"}:
-        doc = load_yaml(path, display, problems)
+        doc = load_yaml(path, display, problems, limits=INVENTORY_LIMITS)
         if doc is None:
             return None
+    elif not _readable(path, display, problems):
+        return None
+    # Ansible reads group_vars/ and host_vars/ with PyYAML, which expands aliases: bounded check first.
+    if not check_vars_files(path.parent, problems):
+        return None
     try:
         manager, loader = _parse_with_ansible(path)
     except Exception as exc:  # Ansible raises AnsibleError subclasses with multi-line text

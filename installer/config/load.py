@@ -15,6 +15,7 @@ again, and nothing is touched when any error is found.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from installer.config.inventory import Inventory, check_inventory, find_inventory, load_inventory
-from installer.config.merge import deep_merge, set_path, split_set
+from installer.config.merge import SetError, deep_merge, set_path, split_set
 from installer.config.migrations import check_removed_keys, drop_keys
 from installer.config.model import ClusterFile
 from installer.config.problems import Problems
@@ -31,7 +32,7 @@ from installer.config.pydantic_errors import add_validation_errors
 from installer.config.resolved import ClusterConfig
 from installer.config.rules import check_spec
 from installer.config.secrets import Secrets, load_secrets
-from installer.config.yamlfile import LoadedYaml, load_yaml
+from installer.config.yamlfile import LoadedYaml, load_yaml, preview_key
 from installer.profiles import all_profiles
 from installer.releases import channel_names, load_release
 
@@ -55,7 +56,7 @@ def load(
     inventory = _inventory(site, spec, problems)
     secrets = _secrets(site, need_secrets, problems)
     if cluster is not None:
-        check_spec(cluster, inventory, secrets, need_secrets, problems, _positioner(doc), _origin(overrides))
+        check_spec(cluster, inventory, secrets, need_secrets, problems, _positioner(doc), _origin(overrides, doc))
     problems.raise_if_errors()
     assert cluster is not None and inventory is not None  # guaranteed by raise_if_errors
     return ClusterConfig(
@@ -108,8 +109,8 @@ def _parse_sets(sets: Sequence[str], problems: Problems) -> list[tuple[str, Any]
     for expr in sets:
         try:
             parsed.append(split_set(expr))
-        except ValueError as exc:
-            problems.error("--set", expr, f"cannot parse ({exc})", "write --set spec.section.key=value")
+        except SetError as exc:  # named by its key only: the value may be a secret or a page long
+            problems.error("--set", preview_key(exc.key), str(exc), "write --set spec.section.key=value")
     return parsed
 
 
@@ -122,7 +123,7 @@ def _merge(
 ) -> dict[str, Any]:
     removed = check_removed_keys(raw, CLUSTER_FILE, problems, _positioner(doc))
     drop_keys(raw, removed)
-    user = dict(raw)
+    user = copy.deepcopy(raw)  # set_path must not write into the file's data: _origin reads it
     for key, value in overrides:
         set_path(user, key, value)
     spec = _spec_dict(user)
@@ -131,9 +132,27 @@ def _merge(
     return deep_merge(profile_defaults, user)
 
 
-def _origin(overrides: list[tuple[str, Any]]) -> Any:
+def _origin(overrides: list[tuple[str, Any]], doc: LoadedYaml | None = None) -> Any:
+    """path -> where its value came from: --set for a key given with --set and what lies below it, and
+    for the parents --set had to create or replace (`--set spec.foo.bar=1` makes spec.foo, which the
+    file never had); kfinstall.yaml otherwise."""
     keys = {key for key, _ in overrides}
-    return lambda path: "--set" if any(path == k or path.startswith((k + ".", k + "[")) for k in keys) else CLUSTER_FILE
+    data = doc.data if doc is not None else {}
+
+    def from_set(path: str, key: str) -> bool:
+        if path == key or path.startswith((key + ".", key + "[")):
+            return True
+        return key.startswith(path + ".") and not isinstance(_value_at(data, path), dict)
+
+    return lambda path: "--set" if any(from_set(path, k) for k in keys) else CLUSTER_FILE
+
+
+def _value_at(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return None
+        data = data[part]
+    return data
 
 
 def _profile_defaults(
@@ -166,7 +185,7 @@ def _report(
     problems: Problems, overrides: list[tuple[str, Any]], doc: LoadedYaml | None, path: str, message: str, fix: str
 ) -> None:
     """An error placed where the value came from: a line of kfinstall.yaml, or --set."""
-    source = _origin(overrides)(path)
+    source = _origin(overrides, doc)(path)
     line, column = _positioner(doc)(tuple(path.split("."))) if source == CLUSTER_FILE else (None, None)
     problems.error(source, path, message, fix, line=line, column=column)
 
@@ -179,7 +198,7 @@ def _validate(
     try:
         cluster = ClusterFile.model_validate(merged)
     except ValidationError as exc:
-        add_validation_errors(exc, ClusterFile, problems, _origin(overrides), _positioner(doc))
+        add_validation_errors(exc, ClusterFile, problems, _origin(overrides, doc), _positioner(doc))
         return None
     known = cluster.spec.profile in all_profiles() and cluster.spec.channel in channel_names()
     return cluster if known else None

@@ -6,12 +6,29 @@ can act on each line without reading code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from installer.errors import ConfigError
 
 ERROR = "error"
 WARNING = "warning"
+
+
+# A problem line may carry keys and values from hostile files (a 1 MB key, a pasted secret, a newline
+# that would forge a second problem line): each part is cut to a bound and kept on one line. Values are
+# previewed shorter where they are quoted (installer/config/addresses.py preview); this is the net.
+MAX_KEY = 200
+MAX_MESSAGE = 500
+MAX_FIX = 1000
+
+
+def one_line(text: str, limit: int) -> str:
+    """`text` with control characters escaped (\\n, \\x1b), cut to `limit` characters plus '...'."""
+    cut = text[: limit + 1]
+    if cut.isprintable() and len(cut) <= limit:
+        return cut
+    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in cut)
+    return shown[:limit] + ("..." if len(text) > limit or len(shown) > limit else "")
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,8 @@ class Problems:
     items: list[Problem] = field(default_factory=list)
 
     def add(self, problem: Problem) -> None:
+        problem = replace(problem, key=one_line(problem.key, MAX_KEY), message=one_line(problem.message, MAX_MESSAGE),
+                          fix=one_line(problem.fix, MAX_FIX))
         if problem not in self.items:
             self.items.append(problem)
 

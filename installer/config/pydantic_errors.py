@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from installer.config.problems import Problems
+from installer.config.addresses import PREVIEW, preview
+from installer.config.problems import Problems, one_line
 
 Position = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
 
@@ -63,14 +64,39 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
         return "required key is missing", f"add {key_path(loc)} (see the sample inventories)"
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
-        return f"{value!r} is not allowed", f"use one of {expected}"
+        return f"{preview(value)} is not allowed", f"use one of {expected}"
     if kind == "string_type" and isinstance(value, float):
         return (f"is the number {value!r}, not text (YAML reads 1.10 as 1.1)", f'quote it: {loc[-1]}: "{value}"')
     message = str(error["msg"]).removeprefix("Value error, ")
-    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-    if str(value) in message:  # the message already quotes the value
-        return message, f"correct {key_path(loc)}"
+    # Bad values are echoed as a short prefix only: a pasted secret or a page of payload stays out of
+    # the terminal and the JSON output.
+    shown = _shown(value)
+    if _text(value) in message:  # the message already quotes the value
+        return _shorten_quoted(message, value), f"correct {key_path(loc)}"
     return f"{message} (got {shown})", f"correct {key_path(loc)}"
+
+
+def _text(value: Any) -> str:
+    """str(value), except for an integer of thousands of digits (0x... in YAML), which Python refuses."""
+    try:
+        return str(value)
+    except ValueError:
+        return f"<a number of {value.bit_length()} bits>"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return preview(value)
+    if isinstance(value, bool | int | float) or value is None:
+        return one_line(_text(value), PREVIEW)
+    return type(value).__name__
+
+
+def _shorten_quoted(message: str, value: Any) -> str:
+    """A validator's message that quotes a long string value, with the value cut to its preview."""
+    if not isinstance(value, str) or len(value) <= PREVIEW:
+        return message
+    return message.replace(repr(value), preview(value)).replace(value, value[:PREVIEW] + "...")
 
 
 def add_validation_errors(

@@ -2,19 +2,147 @@
 
 ruamel.yaml's round-trip loader keeps each key's line and column, so a problem found later by the
 model can still point at the exact line the operator must edit.
+
+Every file is read through installer.config.safefile (regular files only, a size cap, strict UTF-8)
+and composed under limits checked while the node graph is built, before any Python object exists:
+a YAML alias stands for a whole copy of its anchor, so 700 bytes of nested aliases ("billion laughs")
+expand to billions of nodes in any consumer that walks the data. The composer counts nodes as they
+would be after alias expansion and the nesting depth they reach, and stops at the first one over the
+limit, naming the key where it happened. An alias to a node that contains it (a cycle) is refused too.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.events import AliasEvent
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from installer.config.problems import Problems
+from installer.config.problems import Problems, one_line
+from installer.config.safefile import MIB, read_text
+
+
+@dataclass(frozen=True)
+class YamlLimits:
+    """Bounds on one file. Nodes are counted after alias expansion (keys, values and list items each
+    count one), so the node bound is also the bound on aliases; depth counts mappings and lists."""
+
+    max_bytes: int
+    max_nodes: int
+    max_depth: int
+    budget: str = ""  # when max_nodes is what is left of a budget shared by several files: whose
+
+
+# kfinstall.yaml and group_vars/host_vars files: the samples hold ~150 nodes and 6 levels; a pasted
+# chart values file (spec.components.*.values) a few thousand nodes. ruamel composes ~25,000 nodes a
+# second, so 50,000 nodes bound the parse of a hostile file to a few seconds.
+CONFIG_LIMITS = YamlLimits(max_bytes=1 * MIB, max_nodes=50_000, max_depth=64)
+# hosts.yml: about six nodes a host with two host variables, so ~15,000 hosts fit.
+INVENTORY_LIMITS = YamlLimits(max_bytes=4 * MIB, max_nodes=100_000, max_depth=64)
+
+
+class YamlLimitError(MarkedYAMLError):
+    """A limit was crossed while composing; `key` is the path of the node where it happened."""
+
+    def __init__(self, message: str, fix: str, key: str, mark: Any) -> None:
+        super().__init__(problem=message, problem_mark=mark)
+        self.message, self.fix, self.key = message, fix, key
+
+
+def _dotted(path: list[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+class _BoundedComposer(Composer):
+    """ruamel's composer, counting expanded nodes and depth as it goes (limits set by _bounded_yaml)."""
+
+    limits: YamlLimits = CONFIG_LIMITS
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.warn_double_anchors = False  # the warning would print the anchored lines to stderr
+        self._nodes = 0
+        self._size: dict[int, int] = {}  # id(node) -> its node count after alias expansion
+        self._height: dict[int, int] = {}  # id(node) -> levels of mappings/lists below it, itself included
+        self._path: list[str | int] = []
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        label = index.value if isinstance(index, ScalarNode) else index if isinstance(index, int) else None
+        if label is not None:
+            self._path.append(str(label) if not isinstance(label, int) else label)
+        try:
+            return self._compose_bounded(parent, index)
+        finally:
+            if label is not None:
+                self._path.pop()
+
+    def _compose_bounded(self, parent: Any, index: Any) -> Any:
+        event = self.parser.peek_event()
+        if isinstance(event, AliasEvent):
+            node = super().compose_node(parent, index)
+            if id(node) not in self._size:
+                raise self._error("an alias refers to a node that contains it (a cycle)",
+                                  "remove the alias or point it at a node defined before this one", event)
+            self._count(self._size[id(node)], event)
+            self._check_depth(self.depth + self._height[id(node)], event)
+            return node
+        self._count(1, event)
+        self._check_depth(self.depth + 1, event)
+        node = super().compose_node(parent, index)
+        children = _children(node)
+        self._size[id(node)] = 1 + sum(self._size[id(c)] for c in children)
+        heights = [self._height[id(c)] for c in children]
+        self._height[id(node)] = (1 + max(heights, default=0)) if not isinstance(node, ScalarNode) else 0
+        return node
+
+    def _count(self, nodes: int, event: Any) -> None:
+        self._nodes += nodes
+        if self._nodes > self.limits.max_nodes:
+            raise self._error(
+                f"more than {self.limits.max_nodes} values once aliases are expanded{self.limits.budget}",
+                "write the values out or use fewer aliases (YAML alias bombs are refused); "
+                "a real file stays far below this",
+                event,
+            )
+
+    def _check_depth(self, depth: int, event: Any) -> None:
+        if depth > self.limits.max_depth:
+            raise self._error(f"nested more than {self.limits.max_depth} levels deep",
+                              "flatten the structure (a real file nests a few levels)", event)
+
+    def _error(self, message: str, fix: str, event: Any) -> YamlLimitError:
+        return YamlLimitError(message, fix, _dotted(self._path), event.start_mark)
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [child for pair in node.value for child in pair]
+    return []
+
+
+def _bounded_yaml(limits: YamlLimits) -> YAML:
+    yaml = YAML(typ="rt")
+
+    class Composer(_BoundedComposer):  # ruamel instantiates the class itself: limits ride on it
+        pass
+
+    Composer.limits = limits
+    yaml.Composer = Composer
+    return yaml
 
 
 @dataclass
@@ -24,6 +152,7 @@ class LoadedYaml:
     path: Path
     data: Any
     tree: Any
+    nodes: int = 0  # after alias expansion
 
     def position(self, keys: tuple[str | int, ...]) -> tuple[int | None, int | None]:
         """1-based (line, column) of the deepest existing key on `keys`, or (None, None)."""
@@ -62,46 +191,134 @@ def _plain(node: Any) -> Any:
     return str(node) if isinstance(node, str) else node
 
 
-def load_yaml(path: Path, display: str, problems: Problems, required: bool = True) -> LoadedYaml | None:
-    """Parse `path`; on any failure record a problem (named `display`) and return None."""
+def load_yaml(
+    path: Path,
+    display: str,
+    problems: Problems,
+    required: bool = True,
+    *,
+    limits: YamlLimits = CONFIG_LIMITS,
+    secret: bool = False,
+) -> LoadedYaml | None:
+    """Parse `path` within `limits`; on any failure record a problem (named `display`) and return None.
+    `secret`: messages never quote the file's content (a syntax error may sit inside a secret)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, display, problems, limits.max_bytes, secret=secret)
     except FileNotFoundError:
         if required:
             problems.error(display, "", "file not found", f"create {path} (kfinstall init --profile P DIR makes one)")
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.error(
-            display,
-            "",
-            f"cannot read the file ({exc.__class__.__name__}: {exc})",
-            f"check the permissions and encoding of {path} (UTF-8, readable by this user)",
-        )
+    if text is None:
         return None
-    return parse_yaml_text(text, path, display, problems)
+    return parse_yaml_text(text, path, display, problems, limits=limits, secret=secret)
 
 
-def parse_yaml_text(text: str, path: Path, display: str, problems: Problems) -> LoadedYaml | None:
-    yaml = YAML(typ="rt")
+def parse_yaml_text(
+    text: str,
+    path: Path,
+    display: str,
+    problems: Problems,
+    *,
+    limits: YamlLimits = CONFIG_LIMITS,
+    secret: bool = False,
+) -> LoadedYaml | None:
+    yaml = _bounded_yaml(limits)
     try:
-        tree = yaml.load(text)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ruamel warns with excerpts of the file on stderr
+            tree = yaml.load(text)
+        nodes = yaml.composer._nodes if text.strip() else 0
+    except YamlLimitError as exc:
+        mark = exc.problem_mark
+        problems.error(display, preview_key(exc.key), exc.message, exc.fix,
+                       line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None)
+        return None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        what = (exc.problem or exc.context or "invalid YAML").strip()
         problems.error(
             display,
             "",
-            f"YAML syntax error: {what}",
-            "fix the YAML at that line (check indentation, quotes and colons)",
-            line=line,
-            column=column,
+            _syntax_message(exc, secret),
+            "keep one of the two keys" if isinstance(exc, DuplicateKeyError)
+            else "fix the YAML at that line (check indentation, quotes and colons)",
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
         )
         return None
-    except Exception as exc:  # ruamel raises a few unmarked errors (duplicate keys, bad tags)
-        problems.error(
-            display, "", f"YAML error: {exc}".splitlines()[0], "fix the YAML (duplicate keys are not allowed)"
-        )
+    except Exception as exc:  # ruamel raises a few unmarked errors (bad tags, integers of 5,000 digits)
+        what = "" if secret else f": {preview_text(str(exc).splitlines()[0] if str(exc).strip() else '')}"
+        problems.error(display, "", f"YAML error ({exc.__class__.__name__}){what}", "fix the YAML")
         return None
-    return LoadedYaml(path=path, data=_plain(tree), tree=tree)
+    return LoadedYaml(path=path, data=_plain(tree), tree=tree, nodes=nodes)
+
+
+# Where Ansible looks for variables beside an inventory (its host_group_vars plugin): files with no
+# extension or one of these, in group_vars/ and host_vars/ and their subfolders, hidden and backup
+# (~) names skipped.
+VARS_FOLDERS = ("group_vars", "host_vars")
+VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
+MAX_VARS_FILES = 1_000
+
+
+def check_vars_files(site: Path, problems: Problems) -> bool:
+    """Read group_vars/ and host_vars/ within limits before Ansible's own loader does: it expands
+    aliases (PyYAML) and would open a FIFO and wait. One node budget (INVENTORY_LIMITS) spans all the
+    files, a refused file spending its whole allowance, so many files just under the per-file limit
+    cannot add up to minutes. True when every file passes."""
+    files = _vars_files(site)
+    if len(files) > MAX_VARS_FILES:
+        problems.error("group_vars", "", f"more than {MAX_VARS_FILES} variable files in group_vars/ and host_vars/",
+                       "merge them: a site needs a few")
+        return False
+    budget, ok = INVENTORY_LIMITS.max_nodes, True
+    for path in files:
+        if budget <= 0:
+            break
+        shared = f" (what is left of the {INVENTORY_LIMITS.max_nodes} shared by group_vars/ and host_vars/)"
+        limits = YamlLimits(CONFIG_LIMITS.max_bytes, min(CONFIG_LIMITS.max_nodes, budget), CONFIG_LIMITS.max_depth,
+                            shared if budget < CONFIG_LIMITS.max_nodes else "")
+        doc = load_yaml(path, str(path.relative_to(site)), problems, limits=limits)
+        ok = ok and doc is not None
+        budget -= doc.nodes if doc is not None else limits.max_nodes
+    return ok
+
+
+def _vars_files(site: Path) -> list[Path]:
+    """Candidate files in walk order; folders (symlinked ones too, as Ansible follows them) once each."""
+    found: list[Path] = []
+    pending = [site / name for name in VARS_FOLDERS if (site / name).is_dir()]
+    seen: set[str] = set()
+    while pending and len(found) <= MAX_VARS_FILES:
+        folder = pending.pop(0)
+        real = os.path.realpath(folder)
+        if real in seen:
+            continue
+        seen.add(real)
+        for entry in sorted(folder.iterdir()):
+            if entry.name.startswith(".") or entry.name.endswith("~"):
+                continue
+            if entry.is_dir():
+                pending.append(entry)
+            elif entry.suffix in VARS_EXTENSIONS:
+                found.append(entry)
+    return found
+
+
+MESSAGE_PREVIEW = 80  # characters of parser text (which may quote the file) shown back
+
+
+def preview_text(text: str, limit: int = MESSAGE_PREVIEW) -> str:
+    return one_line(text, limit)
+
+
+def preview_key(key: str) -> str:
+    return preview_text(key, 120)
+
+
+def _syntax_message(exc: MarkedYAMLError, secret: bool) -> str:
+    if isinstance(exc, DuplicateKeyError):
+        return "YAML syntax error: duplicate key (a key appears twice in one mapping)"  # ruamel's quotes values
+    if secret:
+        return "YAML syntax error (details withheld: the parser's message may quote a secret)"
+    what = (exc.problem or exc.context or "invalid YAML").strip()
+    return f"YAML syntax error: {preview_text(what)}"
