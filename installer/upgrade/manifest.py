@@ -131,6 +131,14 @@ def read_manifest(folder: Path) -> tuple[Manifest, dict[str, Any]]:
         _shape_error(path, "", f"not valid JSON{where}")
     if not isinstance(document, dict):
         _shape_error(path, "", f"expected a JSON object, got {type(document).__name__}")
+    if "signature" not in document and "format" not in document:
+        _shape_error(
+            path,
+            "signature",
+            "missing: the backup was taken before kfinstall signed its backups, so nothing proves who wrote it",
+            "take a new backup with `kfinstall backup`; to use this one, check its files yourself and copy them "
+            "by hand",
+        )
     try:
         return Manifest.model_validate(document), document
     except ValidationError as exc:
@@ -152,8 +160,8 @@ def check_signature(folder: Path, manifest: Manifest, document: dict[str, Any], 
     raise PreflightError(f"refusing to restore {folder}: {MANIFEST}: signature does not match; {why}")
 
 
-def _shape_error(path: Path, key: str, message: str) -> NoReturn:
-    raise InvalidConfig([Problem(str(path), key, message, _FIX)])
+def _shape_error(path: Path, key: str, message: str, fix: str = _FIX) -> NoReturn:
+    raise InvalidConfig([Problem(str(path), key, message, fix)])
 
 
 def _problem(path: Path, error: dict[str, Any]) -> Problem:

@@ -97,6 +97,12 @@ def restore(checked: CheckedBackup) -> dict[str, Any]:
     staging = _Staging(checked, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3))
     try:
         staging.stage()
+    except OSError as exc:  # disk full, permissions: what staging wrote is removed, nothing else changed
+        staging.discard()
+        raise PhaseFailed(
+            f"restore could not stage the backup's files ({exc.strerror or exc.__class__.__name__}: "
+            f"{exc.filename}); the staged copies were removed and nothing was changed"
+        ) from None
     except BaseException:
         staging.discard()
         raise

@@ -307,6 +307,27 @@ def test_a_failed_rename_undoes_the_swap(taken, monkeypatch) -> None:
     assert _snapshot(site) == before
 
 
+def test_a_disk_error_while_staging_changes_nothing(taken, monkeypatch) -> None:
+    site, folder = taken
+    (folder / "config" / "host_vars").mkdir()
+    (folder / "config" / "host_vars" / "cp1.yml").write_text("a: 1\n")
+    _forge(folder, site)
+    checked = check_backup(folder, site, site_signing_key(site))
+    before = _snapshot(site)
+    real_fchmod, calls = os.fchmod, []
+
+    def full_disk(fd: int, mode: int) -> None:
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device", "somewhere")
+        real_fchmod(fd, mode)
+
+    monkeypatch.setattr(restore_module.os, "fchmod", full_disk)
+    with pytest.raises(PhaseFailed, match="No space left on device: somewhere.*nothing was changed"):
+        restore_checked(checked)
+    assert _snapshot(site) == before
+
+
 # Damaged manifests: exit 2 naming the key -------------------------------------------------------
 
 
@@ -367,7 +388,8 @@ def test_a_manifest_from_before_signing_is_refused_with_the_reason(taken) -> Non
     document = _document(folder)
     del document["format"], document["signature"]
     _write(folder, document)
-    _refused(site, folder, 2, "format: required key is missing", "signature: required key is missing")
+    _refused(site, folder, 2, "signature: missing: the backup was taken before kfinstall signed its backups",
+             "check its files yourself and copy them by hand")
 
 
 def test_restore_without_the_sites_secrets_exits_2_and_says_which_file(taken) -> None:
