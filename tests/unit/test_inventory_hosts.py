@@ -177,3 +177,18 @@ def test_ports_and_users() -> None:
     assert [port_problem(v) is None for v in (0, 65536, -1, "２２", "22 ", 22.0, True, None)] == [False] * 8
     assert [user_problem(v) is None for v in ("root", "ubuntu", "svc.ansible", "ci-bot", "_x")] == [True] * 5
     assert [user_problem(v) is None for v in ("-o", "a b", "a;b", "{{u}}", "", 0)] == [False] * 6
+
+
+def test_vault_encrypted_group_vars_without_a_password_is_a_warning(make_site, monkeypatch) -> None:
+    """Ansible users encrypt group_vars files; without the vault password kfinstall cannot read them, so it
+    says what it did not check instead of failing (Ansible itself asks for the password at run time)."""
+    monkeypatch.delenv("ANSIBLE_VAULT_PASSWORD_FILE", raising=False)
+    site = make_site()
+    (site / "group_vars").mkdir()
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    encrypted = VaultLib([("default", VaultSecret(b"pw"))]).encrypt("ansible_user: root\n")
+    (site / "group_vars" / "all.yml").write_bytes(encrypted)
+    cfg = load(site)
+    [warning] = [w for w in cfg.warnings if w.key == "group_vars"]
+    assert warning.render().startswith("warning: hosts.yml: group_vars: group_vars/host_vars could not be read (")
