@@ -2,7 +2,7 @@
 
 Dying at once would leave the child ansible-playbook running as an orphan (it has its own session)
 and release the lock, so a second run could start beside it. Instead the flag is set, the child's
-process group is stopped by ansible-runner's cancel callback and waited for (`wait_for_groups`),
+process tree is stopped from ansible-runner's cancel callback and waited for (`stop_descendants`),
 the run record is written, and the CLI exits 128 + the signal number, the shell's convention:
 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP. The lock is released only after that. A re-run
 converges (or an upgrade resumes).
@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from installer.errors import Interrupted
@@ -52,11 +53,13 @@ def interrupt_sets(flag: threading.Event) -> Iterator[None]:
             signal.signal(signum, before)
 
 
-# The child's process group ---------------------------------------------------------------------
-# ansible-runner starts ansible-playbook in a session of its own (pexpect: the child's pid is its
-# process group) and on cancel sends SIGKILL to that group, then reaps the child alone. Its workers
-# and ssh processes are in the same group; the run is over for this process only when none of them
-# is alive. Read from /proc (Linux, the only controller kfinstall supports).
+# Stopping the child's whole process tree ------------------------------------------------------
+# ansible-runner starts ansible-playbook in a session of its own and, on cancel, SIGKILLs that
+# process group and reaps ansible-playbook alone. That is not the whole run: Ansible's workers
+# each call setsid(), so they and their ssh children are in groups of their own, survive the kill
+# and run on as orphans. So, before ansible-runner's kill, every process below this one is frozen
+# (SIGSTOP: no new fork escapes the list), listed and killed, and the run is over for this process
+# only when none of them is alive. Read from /proc (Linux, the only controller kfinstall supports).
 
 
 def _stat(pid_dir: Path) -> tuple[int, int, str] | None:
@@ -73,40 +76,86 @@ def _stat(pid_dir: Path) -> tuple[int, int, str] | None:
         return None
 
 
-def _processes() -> Iterator[tuple[int, int, int, str]]:
-    """(pid, parent pid, process group, state) of every process this one can see."""
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, process group, state) of every process this one can see."""
     try:
         entries = list(PROC.iterdir())
     except OSError:
-        return
+        return {}
+    found = {}
     for entry in entries:
-        if entry.name.isdigit():
-            found = _stat(entry)
-            if found is not None:
-                yield (int(entry.name), *found)
+        if entry.name.isdigit() and (stat := _stat(entry)) is not None:
+            found[int(entry.name)] = stat
+    return found
 
 
-def child_groups() -> set[int]:
-    """Process groups led by this process's children (ansible-runner's ansible-playbook is one)."""
-    me = os.getpid()
-    return {pgrp for pid, ppid, pgrp, _ in _processes() if ppid == me and pgrp == pid}
+def descendants(root: int) -> set[int]:
+    """Every living process below `root` (children, their children, ...)."""
+    table = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    stack = list(children.get(root, []))
+    while stack:
+        pid = stack.pop()
+        if pid not in found and table[pid][2] != "Z":
+            found.add(pid)
+            stack += children.get(pid, [])
+    return found
 
 
-def live_members(groups: Iterable[int]) -> set[int]:
-    """Pids still running (zombies are dead) in any of `groups`."""
-    wanted = set(groups)
-    return {pid for pid, _, pgrp, state in _processes() if pgrp in wanted and state != "Z"}
+def _signal_all(pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
 
 
-def wait_for_groups(groups: Iterable[int], timeout_s: float = 30.0) -> set[int]:
-    """Kill and wait until no process of `groups` runs; returns what still ran after `timeout_s`."""
-    groups = set(groups)
-    deadline = time.monotonic() + timeout_s
-    while live := live_members(groups):
-        if time.monotonic() > deadline:
-            return live
-        for group in groups:
+@dataclass
+class Stopped:
+    """The processes stopped below this one, and their process groups (this process's own left out)."""
+
+    pids: set[int] = field(default_factory=set)
+    groups: set[int] = field(default_factory=set)
+
+    def alive(self) -> set[int]:
+        """Those still running (a zombie is dead), a member of their groups included."""
+        return {
+            pid
+            for pid, (_, group, state) in _processes().items()
+            if state != "Z" and (pid in self.pids or group in self.groups)
+        }
+
+    def kill(self) -> None:
+        _signal_all(self.pids, signal.SIGKILL)
+        for group in self.groups:
             with suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
-        time.sleep(0.05)
-    return set()
+
+    def wait(self, timeout_s: float = 30.0) -> set[int]:
+        """Kill again until none runs; returns what still ran after `timeout_s` (normally nothing)."""
+        deadline = time.monotonic() + timeout_s
+        while live := self.alive():
+            if time.monotonic() > deadline:
+                return live
+            self.kill()
+            time.sleep(0.05)
+        return set()
+
+
+def stop_descendants(passes: int = 5) -> Stopped:
+    """Freeze every process below this one (re-listing until no new one appears), then kill them all."""
+    me, stopped = os.getpid(), Stopped()
+    for _ in range(passes):
+        new = descendants(me) - stopped.pids
+        if not new:
+            break
+        _signal_all(new, signal.SIGSTOP)
+        stopped.pids |= new
+    own_group = os.getpgid(0)
+    for pid in stopped.pids:
+        with suppress(ProcessLookupError, PermissionError):
+            stopped.groups.add(os.getpgid(pid))
+    stopped.groups.discard(own_group)
+    stopped.kill()
+    return stopped
