@@ -7,6 +7,7 @@ and extra vars land on disk; a fresh ident per run or job events of two runs mix
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -20,9 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import ansible_runner
+import ansible_runner.interface
 import yaml
 
+from installer.errors import PhaseFailed
+from installer.interrupt import Stopped, stop_descendants
 from installer.paths import data_dir
+from installer.runs import redact, redact_data
 
 EventSink = Callable[[dict[str, Any]], None]
 UNREACHABLE = "unreachable: "  # how a Failure's message starts when the host did not answer
@@ -150,24 +155,44 @@ class _Collector:
 
 
 def _run(
-    work_dir: Path, collector: _Collector, cancel: Callable[[], bool], facts_cache: Path | None, **kwargs: Any
+    work_dir: Path,
+    collector: _Collector,
+    cancel: Callable[[], bool],
+    facts_cache: Path | None,
+    **kwargs: Any,
 ) -> PlaybookResult:
-    """One ansible-runner call with kfinstall's fixed settings, folded into a PlaybookResult."""
+    """One ansible-runner call with kfinstall's fixed settings, folded into a PlaybookResult.
+
+    ansible-runner's artifacts go to a private scratch folder, not the run record: its `command`
+    file holds the child's whole environment and its job events every module result. Only vetted
+    files are copied into the record afterwards (`keep_artifacts`). On cancel, the call returns
+    only once no process of ansible-playbook's tree is alive.
+    """
     work_dir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    runner = ansible_runner.run(
-        private_data_dir=str(work_dir),
-        envvars=_environment(),
-        # ansible-runner sets Ansible's jsonfile fact cache itself (its env overrides ours) under the
-        # run's artifacts; an absolute path here replaces that directory (it is os.path.join'ed).
-        **({"fact_cache": str(facts_cache.resolve())} if facts_cache else {}),
-        event_handler=collector,
-        cancel_callback=cancel,
-        suppress_env_files=True,
-        quiet=True,
-        rotate_artifacts=10,
-        **kwargs,
-    )
+    stopping = _GroupWatch(cancel)
+    with tempfile.TemporaryDirectory(prefix="kfinstall-ansible-") as scratch:
+        runner = ansible_runner.interface.init_runner(
+            private_data_dir=str(work_dir),
+            artifact_dir=scratch,
+            envvars=_environment(),
+            # ansible-runner sets Ansible's jsonfile fact cache itself (its env overrides ours) under the
+            # run's artifacts; an absolute path here replaces that directory (it is os.path.join'ed).
+            **({"fact_cache": str(facts_cache.resolve())} if facts_cache else {}),
+            event_handler=collector,
+            cancel_callback=stopping,
+            suppress_env_files=True,
+            quiet=True,
+            # How often the cancel flag is polled while ansible-playbook is quiet (ansible-runner: 5 s).
+            settings={"pexpect_timeout": CANCEL_POLL_S},
+            **kwargs,
+        )
+        runner.config.env = child_environment(runner.config.env, dict(os.environ))
+        try:
+            runner.run()
+        finally:
+            stopping.wait()
+            keep_artifacts(Path(runner.config.artifact_dir), work_dir / "artifacts" / str(runner.config.ident))
     return PlaybookResult(
         status=runner.status,
         rc=int(runner.rc or 0),
@@ -177,6 +202,109 @@ def _run(
         diffs=collector.diffs,
         facts=collector.facts,
     )
+
+
+class _GroupWatch:
+    """ansible-runner's cancel callback: on a stop, kills ansible-playbook's whole process tree.
+
+    ansible-runner's own kill reaches ansible-playbook's process group only, not the workers (each
+    in a session of its own) nor their ssh; `wait` returns once none of them runs, so the lock is
+    released only then (installer.interrupt).
+    """
+
+    def __init__(self, cancel: Callable[[], bool]) -> None:
+        self.cancel = cancel
+        self.stopped: Stopped | None = None
+
+    def __call__(self) -> bool:
+        if not self.cancel():
+            return False
+        if self.stopped is None:
+            self.stopped = stop_descendants()
+        return True
+
+    def wait(self) -> None:
+        left = self.stopped.wait() if self.stopped is not None else set()
+        if left:
+            raise PhaseFailed(f"ansible-playbook processes {sorted(left)} did not stop; stop them before a re-run")
+
+
+# The child's environment and what the run record keeps of it ------------------------------------
+#
+# ansible-runner seeds the child's environment with the controller's whole environment and writes
+# it into artifacts/<ident>/command: a cloud token or a password in the operator's shell ended up
+# in every run record. The child gets only what Ansible and ssh need on this machine, plus the
+# operator's own Ansible settings (ANSIBLE_*: ansible.cfg's documented overrides, the vault
+# password file). The record keeps values only for names on RECORDED_ENV and for what kfinstall
+# and ansible-runner set themselves; any other passed name is kept with its value withheld.
+
+CANCEL_POLL_S = 1
+CHILD_ENV = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "SSH_AUTH_SOCK",  # the operator's ssh-agent holds the hosts' key
+    "KRB5CCNAME",  # GSSAPI (Kerberos) ssh logins
+})
+CHILD_ENV_PREFIXES = ("LC_", "ANSIBLE_")
+RECORDED_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM"})
+RECORDED_ENV_PREFIXES = ("LC_",)
+# Set by ansible-runner itself (its callback plugin, fact cache and artifact paths).
+RUNNER_ENV = frozenset({
+    "ANSIBLE_STDOUT_CALLBACK", "ANSIBLE_CALLBACK_PLUGINS", "ANSIBLE_CACHE_PLUGIN", "ANSIBLE_CACHE_PLUGIN_CONNECTION",
+    "ANSIBLE_RETRY_FILES_ENABLED", "ANSIBLE_HOST_KEY_CHECKING", "AWX_ISOLATED_DATA_DIR", "RUNNER_OMIT_EVENTS",
+    "RUNNER_ONLY_FAILED_EVENTS",
+})
+WITHHELD = "<withheld>"
+# A withheld value is scrubbed from the kept text only from this length on: shorter ones ("1",
+# "True") are settings, not credentials, and scrubbing them would garble the whole output.
+MIN_WITHHELD_SCRUB = 8
+# What ansible-runner writes that the record keeps: Ansible's output and the verdict. Not kept:
+# job_events (every module result, including registered output such as a kubeadm join token;
+# events.jsonl holds host, task and changed of each) and the scratch fact cache.
+KEPT_ARTIFACTS = ("stdout", "stderr", "status", "rc")
+
+
+def _passed(name: str) -> bool:
+    return name in CHILD_ENV or name.startswith(CHILD_ENV_PREFIXES)
+
+
+def child_environment(prepared: dict[str, str], inherited: dict[str, str]) -> dict[str, str]:
+    """ansible-runner's prepared environment without the controller's variables the child does not need."""
+    return {k: v for k, v in prepared.items() if k not in inherited or inherited[k] != v or _passed(k)}
+
+
+def _recorded(name: str) -> bool:
+    return name in RECORDED_ENV or name.startswith(RECORDED_ENV_PREFIXES) or name in RUNNER_ENV or name in (
+        _environment()
+    )
+
+
+def recorded_environment(env: dict[str, str]) -> dict[str, str]:
+    """The child's environment as the run record may hold it: names always, values only when allowed."""
+    return {name: value if _recorded(name) else WITHHELD for name, value in sorted(env.items())}
+
+
+def keep_artifacts(scratch: Path, kept: Path) -> None:
+    """Copy the vetted artifacts into the record: the command with a recordable environment and
+    Ansible's output scrubbed of the withheld values the child had (it never saw the others)."""
+    kept.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        command = json.loads((scratch / "command").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        command = {}
+    env = command.get("env") or {}
+    withheld = [v for k, v in env.items() if not _recorded(k) and len(v) >= MIN_WITHHELD_SCRUB]
+    command["env"] = recorded_environment(env)
+    _write_private(kept / "command", json.dumps(redact_data(command, withheld), indent=2))
+    for name in KEPT_ARTIFACTS:
+        source = scratch / name
+        if source.is_file() and not source.is_symlink():
+            _write_private(kept / name, redact(source.read_text(encoding="utf-8", errors="replace"), withheld))
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def run_playbook(

@@ -15,6 +15,7 @@ import dataclasses
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -218,29 +219,35 @@ def _probe(argv: list[str]) -> tuple[int, str, str]:
 
 def target_namespace_levels(ctx: RunContext, hop: Hop) -> dict[str, str]:
     """The Pod Security level of every namespace the target program creates (kfinstall render in a
-    child process: the mock engine must not share a process with the real Pulumi run)."""
-    out = ctx.record.path / f"render-hop-{hop.index:02d}"
-    argv = [
-        sys.executable,
-        "-m",
-        "installer",
-        "render",
-        "-i",
-        str(ctx.cfg.site),
-        "--out",
-        str(out),
-        "--set",
-        f"spec.channel={hop.to_channel}",
-        "--set",
-        f"spec.kubernetes.version={hop.kubernetes_to}",
-    ]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)  # argv list, no shell
-    if done.returncode != 0:
-        raise PhaseFailed(
-            f"rendering channel {hop.to_channel} for the Pod Security check failed: "
-            + (done.stderr.strip().splitlines() or ["no output"])[-1]
-        )
-    documents = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(out.rglob("*.yaml"))]
+    child process: the mock engine must not share a process with the real Pulumi run).
+
+    The render holds Secret objects with their values (the Grafana admin password among them), so
+    it goes to a private temporary folder, never the run record, and is removed once read; the
+    record keeps only the levels (migrations-hop-NN.json).
+    """
+    with tempfile.TemporaryDirectory(prefix=f"kfinstall-render-hop-{hop.index:02d}-") as scratch:
+        out = Path(scratch) / "render"
+        argv = [
+            sys.executable,
+            "-m",
+            "installer",
+            "render",
+            "-i",
+            str(ctx.cfg.site),
+            "--out",
+            str(out),
+            "--set",
+            f"spec.channel={hop.to_channel}",
+            "--set",
+            f"spec.kubernetes.version={hop.kubernetes_to}",
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)  # argv list, no shell
+        if done.returncode != 0:
+            raise PhaseFailed(
+                f"rendering channel {hop.to_channel} for the Pod Security check failed: "
+                + ctx.record.clean_text((done.stderr.strip().splitlines() or ["no output"])[-1])
+            )
+        documents = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(out.rglob("*.yaml"))]
     return migrations.namespace_levels([d for d in documents if isinstance(d, dict)])
 
 
