@@ -85,9 +85,11 @@ def check_backup(folder: Path, site: Path, key: bytes, state_dir: Path | None = 
     problems += _tree_problems(folder, [e for e in manifest.files if _name_problem(e.path) is None])
     if archive is not None and not problems:
         problems += _archive_problems(folder / ARCHIVE)
-    problems += _site_problems(site, config)
     if problems:
         raise _refusal(folder, problems)
+    problems = _site_problems(site, config)
+    if problems:
+        raise PreflightError(f"refusing to restore {folder} (nothing was changed):\n  - " + "\n  - ".join(problems))
     state = (state_dir or site / ".kfinstall" / manifest.cluster).resolve()
     return CheckedBackup(folder, manifest, site, state, config, archive)
 
@@ -194,8 +196,12 @@ def _tree_problems(folder: Path, entries: list[FileEntry]) -> list[str]:
     count = 0
     while pending:
         relative, path = pending.pop()
-        with os.scandir(path) as items:
-            children = sorted(items, key=lambda item: item.name)
+        try:
+            with os.scandir(path) as items:
+                children = sorted(items, key=lambda item: item.name)
+        except OSError as exc:
+            problems.append(f"{_shown(relative or '.')}: cannot be read ({exc.strerror})")
+            continue
         for item in children:
             count += 1
             if count > MAX_BACKUP_ENTRIES:
@@ -208,18 +214,21 @@ def _tree_problems(folder: Path, entries: list[FileEntry]) -> list[str]:
                     pending.append((name, Path(item.path)))
                 else:
                     problems.append(f"{_shown(name)}/: not listed in manifest.json")
-            elif not item.is_file(follow_symlinks=False):
-                problems.append(f"{_shown(name)}: not a regular file (a device, FIFO or socket)")
-            elif name == MANIFEST and not relative:
-                continue
-            elif name not in listed:
-                problems.append(f"{_shown(name)}: not listed in manifest.json")
-            else:
+            elif name != MANIFEST:
                 found.add(name)
-                if not _matches(Path(item.path), listed[name]):
-                    problems.append(f"{_shown(name)}: checksum mismatch (the file changed after the backup)")
+                problems += _file_problem(item, name, listed.get(name))
     problems += [f"{_shown(name)}: missing" for name in sorted(set(listed) - found)]
     return problems
+
+
+def _file_problem(item: os.DirEntry[str], name: str, entry: FileEntry | None) -> list[str]:
+    if not item.is_file(follow_symlinks=False):
+        return [f"{_shown(name)}: not a regular file (a device, FIFO or socket)"]
+    if entry is None:
+        return [f"{_shown(name)}: not listed in manifest.json"]
+    if not _matches(Path(item.path), entry):
+        return [f"{_shown(name)}: checksum mismatch (the file changed after the backup)"]
+    return []
 
 
 def _matches(path: Path, entry: FileEntry) -> bool:
