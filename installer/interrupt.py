@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.errors import Interrupted
+from installer.errors import KfinstallError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PROC = Path("/proc")
@@ -32,7 +32,8 @@ def exit_code_for(signum: int) -> int:
 
 @contextmanager
 def interrupt_sets(flag: threading.Event) -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP set `flag`; an Interrupted raised inside exits 128 + the first signal."""
+    """SIGINT, SIGTERM and SIGHUP set `flag`; an error raised inside after one of them exits 128 + the
+    first signal (a cancelled step may fail in its own words, e.g. a cancelled backup playbook)."""
     received: list[int] = []
 
     def handler(signum: int, _frame: object) -> None:
@@ -44,7 +45,7 @@ def interrupt_sets(flag: threading.Event) -> Iterator[None]:
         signal.signal(signum, handler)
     try:
         yield
-    except Interrupted as exc:
+    except KfinstallError as exc:
         if received:
             exc.exit_code = exit_code_for(received[0])
         raise

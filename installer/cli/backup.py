@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from installer.cli.common import (
 )
 from installer.config.load import load
 from installer.errors import PreflightError
+from installer.interrupt import interrupt_sets
 from installer.lock import run_lock
 from installer.runs import RunRecord
 from installer.upgrade.backup import (
@@ -51,12 +53,13 @@ def backup(inventory: Path, state_dir: Path | None, with_cluster: bool, output: 
     """
     cfg = load(inventory, (), need_secrets=False, state_dir=state_dir)
     backup_signing_key(cfg)  # no secrets.yml, no signed backup: refused before the run record is written
-    with run_lock(cfg.state_dir, "backup"):
+    stop = threading.Event()  # SIGINT/TERM/HUP: Ansible is stopped and waited for before the lock goes
+    with run_lock(cfg.state_dir, "backup"), interrupt_sets(stop):
         record = RunRecord.start(cfg, "backup")
         cluster = hub = None
         skip = hub_db_skip_reason(cfg) if with_cluster else None
         if with_cluster:
-            cluster = ansible_cluster_backup(cfg, record.path / "ansible", lambda: False)
+            cluster = ansible_cluster_backup(cfg, record.path / "ansible", stop.is_set)
             hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
         result = take_backup(
             cfg, record.path / "backup", cluster_backup=cluster, hub_backup=hub, hub_skipped=skip or "not requested"
