@@ -142,8 +142,9 @@ class Folder:
 
     def _refuse_link(self, rel: str) -> ConfigError:
         return ConfigError(
-            f"{self.root / rel} is a symbolic link or not a regular file; kfinstall does not write through "
-            f"links or over what it did not write. Fix: move it away, or choose another folder"
+            f"{self.root / rel} is a symbolic link, or not the folder or regular file kfinstall expects there; "
+            f"kfinstall does not write through links or over what it did not write. Fix: move it away, or choose "
+            f"another folder"
         )
 
     @contextlib.contextmanager

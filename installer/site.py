@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.config.secrets import generate_secrets
+from installer.config.secrets import check_secrets, generate_secrets
 from installer.errors import ConfigError
+from installer.owned import NewFile, open_folder
 from installer.paths import data_dir
 
 
@@ -20,20 +20,46 @@ class InitResult:
 
 
 def init_site(profile: str, directory: Path) -> InitResult:
-    """Copy inventories/<profile>/ into `directory` (never overwriting) and fill secrets.yml."""
+    """Copy inventories/<profile>/ into `directory` (never overwriting) and fill secrets.yml.
+
+    On an existing site it adds only what is missing: sample files that are absent and generated
+    secrets that are empty; every existing file is kept as it is. Everything is checked before the
+    first write, so a refusal (exit 2) changes nothing: secrets.yml that is not a mapping of known
+    keys or cannot be decrypted, and a folder in the way that is a symbolic link (kfinstall does not
+    write through links) or a file.
+    """
     sample = data_dir("inventories") / profile
     if not sample.is_dir():
         raise ConfigError(f"no sample for profile {profile} at {sample}")
     if directory.exists() and not directory.is_dir():
         raise ConfigError(f"{directory} exists and is not a folder; choose another path")
     result = InitResult(secrets_path=directory / "secrets.yml")
-    for source in sorted(p for p in sample.rglob("*") if p.is_file()):
-        target = directory / source.relative_to(sample)
-        if target.exists():
-            result.kept.append(target)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        result.copied.append(target)
+    missing = _missing_sample_files(sample, directory, result)
+    check_secrets(result.secrets_path)
+    with open_folder(directory, create=True) as folder:
+        created_dirs: list[str] = []
+        for rel, source in missing:
+            # create() never replaces: a file that appeared since the check is kept, not overwritten.
+            if folder.create(rel, NewFile(source.read_bytes(), 0o644), created_dirs):
+                result.copied.append(directory / rel)
+            else:
+                result.kept.append(directory / rel)
     result.generated_secrets = generate_secrets(result.secrets_path)
     return result
+
+
+def _missing_sample_files(sample: Path, directory: Path, result: InitResult) -> list[tuple[str, Path]]:
+    """Sample files absent from `directory`, after checking no folder on their way is a link or a file."""
+    missing = []
+    if not directory.exists():
+        return [(p.relative_to(sample).as_posix(), p) for p in sorted(sample.rglob("*")) if p.is_file()]
+    with open_folder(directory, create=False) as folder:
+        for source in sorted(p for p in sample.rglob("*") if p.is_file()):
+            rel = source.relative_to(sample).as_posix()
+            with folder.directory(tuple(rel.split("/")[:-1])):
+                pass  # raises ConfigError (exit 2) for a link or a file on the way
+            if folder.exists(rel):
+                result.kept.append(directory / rel)
+            else:
+                missing.append((rel, source))
+    return missing

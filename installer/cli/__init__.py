@@ -22,7 +22,7 @@ from installer.cli import (
     upgrade,
     verify,
 )
-from installer.cli.common import stderr
+from installer.cli.common import add_vault_password_option, stderr, vault_password_option
 from installer.config.problems import InvalidConfig
 from installer.errors import KfinstallError
 
@@ -37,13 +37,15 @@ class OrderedGroup(click.Group):
 @click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kfinstall")
 @click.option("-v", "--verbose", count=True, help="More detail (repeat for Ansible's -vv).")
+@vault_password_option
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
     """Turn an Ansible inventory plus one kfinstall.yaml into a GPU machine-learning platform.
 
     Ansible prepares the hosts (driver, containerd, NFS, GlusterFS, kubeadm); Pulumi deploys the
     services (storage classes, GPU plugin, JupyterHub, training-operator, TF Serving, monitoring).
-    Exit codes: 0 ok, 2 bad input, 3 preflight refused, 4 a phase failed, 130 interrupted.
+    Exit codes: 0 ok, 2 bad input, 3 preflight refused, 4 a phase failed, 130/143/129 stopped by
+    SIGINT/SIGTERM/SIGHUP (128 + the signal).
     """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
@@ -69,6 +71,7 @@ COMMANDS: list[click.Command] = [
 
 for _command in COMMANDS:
     cli.add_command(_command)
+add_vault_password_option(cli)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from installer.config.problems import Problem
 from installer.config.safefile import state_dir_problem
+from installer.config.secrets import VAULT_PASSWORD_ENV, set_vault_password_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,6 +67,35 @@ def state_dir_option(func: F) -> F:
         callback=_state_dir,
         help="Where run records, locks and Pulumi state live (default: SITE/.kfinstall/<cluster>).",
     )(func)
+
+
+def _use_vault_password_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        set_vault_password_file(value)
+
+
+def vault_password_option(func: F) -> F:
+    """--vault-password-file, as ansible-playbook spells it; the env var Ansible reads works too."""
+    return click.option(
+        "--vault-password-file",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        expose_value=False,
+        is_eager=True,
+        callback=_use_vault_password_file,
+        help=f"Decrypts an ansible-vault encrypted secrets.yml (file or script, as for ansible-vault; "
+        f"env {VAULT_PASSWORD_ENV}).",
+    )(func)
+
+
+def add_vault_password_option(group: click.Group) -> None:
+    """Every verb that reads a site folder (has -i/--inventory) also takes --vault-password-file."""
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            add_vault_password_option(command)
+        elif any(p.name == "inventory" for p in command.params) and not any(
+            "--vault-password-file" in getattr(p, "opts", ()) for p in command.params
+        ):
+            vault_password_option(command)
 
 
 def output_option(func: F) -> F:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from installer.cli.common import stdout
+from installer.cli.common import stdout, vault_password_option
 from installer.profiles import profile_names
 from installer.site import init_site
 
@@ -20,12 +20,16 @@ from installer.site import init_site
     help="Which sample to start from (kfinstall profile show P prints its defaults).",
 )
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@vault_password_option
 def init(profile_name: str, directory: Path) -> None:
     """Create a site folder from a profile's sample and generate its secrets.
 
     Copies hosts.yml, kfinstall.yaml and group_vars/ from inventories/PROFILE without overwriting
     files that exist, then creates or completes secrets.yml (mode 0600) with random values.
-    Secret values are never printed. Running it again is safe.
+    Secret values are never printed. Running it again is safe: it adds only missing files and
+    empty generated secrets, keeps every existing value as written, and refuses (exit 2, nothing
+    changed) unknown keys in secrets.yml. An ansible-vault encrypted secrets.yml is read with
+    --vault-password-file (or ANSIBLE_VAULT_PASSWORD_FILE) and stays encrypted.
     """
     result = init_site(profile_name, directory)
     for path in result.copied:
