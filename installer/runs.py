@@ -27,6 +27,8 @@ import yaml
 
 from installer.config.resolved import REDACTED, ClusterConfig
 
+FACTS_DIR = "facts"  # Ansible's per-run fact cache in the record (installer.phases.base.FACTS_CACHE)
+
 
 def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
@@ -128,6 +130,25 @@ class RunRecord:
         target = self.path / name
         target.write_text(self._dumps(data, indent=2), encoding="utf-8")
         return target
+
+    def seal(self) -> None:
+        """At the end of a run: cached host facts keep no environment and no secret.
+
+        Ansible's fact cache (the record's facts/, one JSON file per host, shared by the run's
+        playbooks) holds `ansible_env`: a host's whole environment, for a host reached with
+        ansible_connection=local the environment kfinstall gave Ansible. It is dropped once no
+        playbook of the run needs it, and every other value is scrubbed like the rest of the record.
+        """
+        for path in sorted((self.path / FACTS_DIR).rglob("*")):
+            if not path.is_file() or path.is_symlink():
+                continue
+            try:
+                facts = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(facts, dict):
+                facts.pop("ansible_env", None)
+                path.write_text(self._dumps(facts), encoding="utf-8")
 
     def append_event(self, data: dict[str, Any]) -> None:
         with (self.path / "events.jsonl").open("a", encoding="utf-8") as handle:

@@ -132,10 +132,13 @@ def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
     with run_lock(cfg.state_dir, "plan --check-hosts"):
         record = RunRecord.start(cfg, "plan --check-hosts")
         ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"))
-        with interrupt_sets(ctx.cancelled):
-            preflight.run(ctx)
-            _stop_if_asked(ctx, "hosts")
-            return hosts.run(ctx, check=True)
+        try:
+            with interrupt_sets(ctx.cancelled):
+                preflight.run(ctx)
+                _stop_if_asked(ctx, "hosts")
+                return hosts.run(ctx, check=True)
+        finally:
+            record.seal()
 
 
 def _stop_if_asked(ctx: RunContext, phase: str) -> None:
@@ -150,6 +153,7 @@ def _question(cfg: ClusterConfig, changing: list[str]) -> str:
 
 
 def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord, result: str) -> None:
+    record.seal()
     record.write_json("summary.json", {**report.as_dict(), "result": result})
     state = read_state(cfg.state_dir) or State(cluster=cfg.name)
     done = [p.name for p in report.phases if p.status == "ok"]

@@ -159,3 +159,29 @@ def test_child_environment_keeps_only_what_ansible_needs(name: str) -> None:
     assert (name in child) == name.startswith("ANSIBLE_")
     recorded = recorded_environment(child)
     assert recorded["SSH_AUTH_SOCK"] == "<withheld>" and ENV_CANARIES[name] not in recorded.values()
+
+
+def test_cached_host_facts_keep_no_environment_and_no_secret(make_site, monkeypatch) -> None:
+    """Ansible's fact cache in the record held ansible_env: for a host reached with
+    ansible_connection=local, the environment Ansible was given (an operator's ANSIBLE_BECOME_PASS)."""
+    from installer import up as up_module
+    from installer.phases.base import FACTS_CACHE, PhaseResult
+    from installer.up import run_up
+
+    site = _site_with_secret_canaries(make_site)
+    cached: list[Path] = []
+
+    def preflight_caching_facts(ctx: RunContext) -> PhaseResult:
+        folder = ctx.record.path / FACTS_CACHE
+        folder.mkdir()
+        cached.append(folder / "cp1")
+        env = {"ANSIBLE_BECOME_PASS": ENV_CANARIES["ANSIBLE_BECOME_PASS"], "HOME": "/root"}
+        cached[0].write_text(json.dumps({"ansible_env": env, "ansible_hostname": "cp1",
+                                         "kf_motd": f"welcome {CANARIES['quote']}"}))
+        return PhaseResult("preflight", "ok")
+
+    monkeypatch.setitem(up_module.PHASES, "preflight", preflight_caching_facts)
+    run_up(load(site), Console(file=io.StringIO()), only="preflight")
+    facts = json.loads(cached[0].read_text())
+    assert "ansible_env" not in facts and facts["ansible_hostname"] == "cp1"
+    assert leaks(cached[0].parent.parent, [*CANARIES.values(), *ENV_CANARIES.values()]) == []
