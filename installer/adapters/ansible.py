@@ -24,6 +24,7 @@ import ansible_runner
 import ansible_runner.interface
 import yaml
 
+from installer.adapters.ssh import REUSE_OPTIONS, HostKeyPolicy
 from installer.errors import PhaseFailed
 from installer.interrupt import Stopped, stop_descendants
 from installer.paths import data_dir
@@ -68,7 +69,17 @@ class PlaybookResult:
         return self.status == "successful" and not self.failures
 
 
-def _environment() -> dict[str, str]:
+# Without a site (tools that make no connection): ssh's own checking against ~/.ssh/known_hosts.
+_SSH_DEFAULTS = {
+    "ANSIBLE_HOST_KEY_CHECKING": "True",
+    "ANSIBLE_SSH_ARGS": shlex.join(REUSE_OPTIONS),
+    "ANSIBLE_SSH_CONTROL_PATH_DIR": "~/.ansible/cp",
+}
+
+
+def _environment(host_keys: HostKeyPolicy | None = None) -> dict[str, str]:
+    """The child's Ansible settings. `host_keys` is the site's policy (installer/adapters/ssh.py); without
+    one (tools that make no connection), ssh's own defaults apply: ~/.ssh/known_hosts, unknown refused."""
     venv_bin = str(Path(sys.executable).parent)
     playbooks = data_dir("playbooks")
     return {
@@ -80,9 +91,10 @@ def _environment() -> dict[str, str]:
         "ANSIBLE_COLLECTIONS_PATH": os.pathsep.join(
             [str(playbooks / "collections"), "~/.ansible/collections", "/usr/share/ansible/collections"]),
         "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        # ANSIBLE_SSH_ARGS go first on ssh's command line, so they beat the inventory's ssh args (which
+        # the config refuses when they conflict: installer/config/ssh.py) and ~/.ssh/config.
+        **(host_keys.ansible_env() if host_keys else _SSH_DEFAULTS),
         "ANSIBLE_FORKS": "20",
         # site.yml is several plays: gather each host's facts once per run, not once per play.
         "ANSIBLE_GATHERING": "smart",
@@ -159,6 +171,7 @@ def _run(
     collector: _Collector,
     cancel: Callable[[], bool],
     facts_cache: Path | None,
+    host_keys: HostKeyPolicy,
     **kwargs: Any,
 ) -> PlaybookResult:
     """One ansible-runner call with kfinstall's fixed settings, folded into a PlaybookResult.
@@ -175,7 +188,7 @@ def _run(
         runner = ansible_runner.interface.init_runner(
             private_data_dir=str(work_dir),
             artifact_dir=scratch,
-            envvars=_environment(),
+            envvars=_environment(host_keys),
             # ansible-runner sets Ansible's jsonfile fact cache itself (its env overrides ours) under the
             # run's artifacts; an absolute path here replaces that directory (it is os.path.join'ed).
             **({"fact_cache": str(facts_cache.resolve())} if facts_cache else {}),
@@ -318,8 +331,13 @@ def run_playbook(
     sink: EventSink | None = None,
     cancel: Callable[[], bool] = lambda: False,
     facts_cache: Path | None = None,
+    host_keys: HostKeyPolicy,
 ) -> PlaybookResult:
     """Run playbooks/<playbook> against `inventory`; never raises on task failure (see the result).
+
+    `host_keys` is the site's SSH host-key policy (HostKeyPolicy.of(cfg)): every connection checks keys
+    against the site's known_hosts; the preflight's check_host_keys runs first so none runs a task
+    on a host whose key changed.
 
     Runs that pass the same `facts_cache` directory share gathered facts: with smart gathering a host
     whose facts are cached is not gathered again, so the preflight's gathering serves the host phase
@@ -335,6 +353,7 @@ def run_playbook(
             _Collector(sink),
             cancel,
             facts_cache,
+            host_keys,
             playbook=str(data_dir("playbooks") / playbook),
             inventory=str(inventory.resolve()),
             cmdline=shlex.join([*options, "--extra-vars", f"@{vars_file}"]),

@@ -326,9 +326,22 @@ class GcpSpec(Section):
     filestore_capacity_gb: int = Field(1024, ge=1024, description="Filestore capacity (GB).")
 
 
+class SshSpec(Section):
+    host_key_checking: Literal["accept-new", "strict", "off"] = Field(
+        "accept-new",
+        description=(
+            "How SSH host keys are checked, against known_hosts in the state directory. accept-new: a host's "
+            "key is pinned on first contact (preflight prints its fingerprint) and a changed key stops the run; "
+            "strict: a host whose key is not pinned yet stops the run too; off: nothing is checked (a warning "
+            "is printed and recorded on every run)."
+        ),
+    )
+
+
 class Spec(Section):
     profile: str = Field(description="One of bare-metal, private-cloud, private-gpu, gcp, lab.")
     channel: str = Field(description="Release channel (kfinstall channels lists them).")
+    ssh: SshSpec = Field(default_factory=SshSpec, description="How kfinstall's SSH connections trust the hosts.")
     kubernetes: KubernetesSpec = Field(default_factory=KubernetesSpec, description="The kubeadm cluster on your hosts.")
     containerd: ContainerdSpec = Field(
         default_factory=ContainerdSpec, description="The container runtime on every node."

@@ -5,8 +5,12 @@ Pure functions build the inventory as data (unit-tested without root); thin writ
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,8 +63,8 @@ def connection_vars(machine: LabMachine, ssh_key: Path) -> dict[str, str]:
         "ansible_host": machine.address,
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(ssh_key),
-        # Lab hosts get new host keys on every re-creation; their addresses never leave this machine.
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        # No host-key options: kfinstall checks the lab's keys like any site's, against known_hosts in
+        # the state dir, where `lab up` writes the keys of the hosts it made (write_known_hosts).
         "ansible_python_interpreter": "/usr/bin/python3",
     }
 
@@ -121,3 +125,66 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+# Host keys ----------------------------------------------------------------------------------------
+#
+# Lab hosts make new host keys whenever they are re-created. `lab up` made them, so it reads their
+# public keys itself (podman exec for containers) and writes them into the lab site's known_hosts:
+# kfinstall then checks the lab's keys like any site's, and never meets a lab host as "unknown".
+
+_PUBLIC_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$")
+
+
+def public_keys(text: str) -> list[str]:
+    """'TYPE BASE64' of each well-formed line of ssh_host_*_key.pub files (comments dropped)."""
+    keys = []
+    for line in text.splitlines():
+        key = " ".join(line.split()[:2])
+        if _PUBLIC_KEY.match(key):
+            keys.append(key)
+    return keys
+
+
+def _names_of(line: str) -> list[str] | None:
+    """The host patterns of a known_hosts line; None for comments, markers and hashed names."""
+    fields = line.split()
+    if not fields or fields[0].startswith(("#", "@", "|")):
+        return None
+    return fields[0].split(",")
+
+
+def _hashed_match(line: str, name: str) -> bool:
+    """A `|1|salt|hash` entry (HashKnownHosts) for `name`: HMAC-SHA1 of the name keyed with the salt."""
+    field = line.split(maxsplit=1)[0] if line.split() else ""
+    parts = field.split("|")
+    if len(parts) != 4 or parts[1] != "1":
+        return False
+    try:
+        salt, digest = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+    except ValueError:
+        return False
+    return hmac.compare_digest(hmac.new(salt, name.encode(), hashlib.sha1).digest(), digest)
+
+
+def known_hosts_text(current: str, keys: dict[str, list[str]]) -> str:
+    """`current` without any entry for the given names, plus one line per (name, key)."""
+    kept = [
+        line for line in current.splitlines()
+        if not (set(_names_of(line) or ()) & set(keys)) and not any(_hashed_match(line, n) for n in keys)
+    ]
+    added = [f"{name} {key}" for name, name_keys in sorted(keys.items()) for key in name_keys]
+    return "".join(f"{line}\n" for line in [*kept, *added])
+
+
+def write_known_hosts(path: Path, keys: dict[str, list[str]]) -> Path:
+    """Pin the lab machines' keys (address -> keys) in `path`, replacing their old entries only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    current = path.read_text() if path.is_file() else ""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(known_hosts_text(current, keys))
+    os.replace(tmp, path)
+    return path

@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from installer.errors import ConfigError
+from installer.config.ssh import site_known_hosts
+from installer.errors import ConfigError, PhaseFailed
 from installer.lab import fleet, hostprep, image, inventory, repo, vms
+from installer.lab._proc import run
 from installer.lab.settings import MAX_HOSTS, MAX_VMS, LabSettings, host_name, vm_name
-from installer.lab.ssh import port_open, wait_for_ssh
+from installer.lab.ssh import port_open, ssh_run, wait_for_ssh
 from installer.lab.state import LabStatus, MachineStatus, RunRecord
 
 Reporter = Callable[[str], None]
@@ -253,7 +255,31 @@ def _write_outputs(
     inventory.write_inventory(out, data)
     inventory.write_cluster_config(out)
     inventory.write_secrets_if_absent(out)
+    known_hosts = site_known_hosts(out)
+    if known_hosts is not None:  # else kfinstall.yaml names no cluster, which `up` reports itself
+        inventory.write_known_hosts(known_hosts, _host_keys(settings, hosts, vm_specs))
     record.out_dir = str(out.resolve())
+
+
+HOST_KEY_FILES = tuple(f"/etc/ssh/ssh_host_{kind}_key.pub" for kind in ("ed25519", "ecdsa", "rsa"))
+
+
+def _host_keys(
+    settings: LabSettings, hosts: list[fleet.HostSpec], vm_specs: list[vms.VmSpec]
+) -> dict[str, list[str]]:
+    """address -> the public host keys of each machine the lab made, read without trusting the network:
+    from inside the container (podman exec); a VM's over the lab's own key on the tap it is wired to."""
+    keys = {}
+    for host in hosts:
+        proc = run(["podman", "exec", host.container, "cat", *HOST_KEY_FILES], check=False)
+        keys[host.address] = inventory.public_keys(proc.stdout)
+    for vm in vm_specs:
+        proc = ssh_run(settings.ssh_key, vm.address, "cat " + " ".join(HOST_KEY_FILES))
+        keys[vm.address] = inventory.public_keys(proc.stdout)
+    missing = sorted(address for address, found in keys.items() if not found)
+    if missing:
+        raise PhaseFailed(f"no SSH host key could be read from {', '.join(missing)}; run `kfinstall lab up` again")
+    return keys
 
 
 # --- down ----------------------------------------------------------------------------------------

@@ -9,14 +9,18 @@ from pathlib import Path
 
 from installer.errors import PhaseFailed
 
-SSH_OPTIONS = (
-    "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-    "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3",
-)
+SSH_OPTIONS = ("-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=3")
+# Only `lab up` itself, on machines it has just made on its own bridge, before it has read their new
+# keys (a re-created host has new keys); everyone else checks against the site's known_hosts.
+_UNPINNED = ("-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null")
 
 
-def ssh_argv(key: Path, address: str, command: str) -> list[str]:
-    return ["ssh", "-i", str(key), *SSH_OPTIONS, f"root@{address}", command]
+def ssh_argv(key: Path, address: str, command: str, known_hosts: Path | None = None) -> list[str]:
+    """ssh as root with the lab key; with `known_hosts`, the host's key must be the one pinned there."""
+    checking = _UNPINNED if known_hosts is None else (
+        "-o", "StrictHostKeyChecking=yes", "-o", f'UserKnownHostsFile="{known_hosts}"'
+    )
+    return ["ssh", "-i", str(key), *checking, *SSH_OPTIONS, f"root@{address}", command]
 
 
 def ssh_run(key: Path, address: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from installer.adapters.ansible import EventSink, PlaybookResult, run_playbook
+from installer.adapters.ssh import HostKeyPolicy
 from installer.errors import Interrupted, PhaseFailed
 from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext
 from installer.progress import HostProgress
@@ -29,6 +30,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
             sink=_recording(ctx, view),
             cancel=ctx.cancel_requested,
             facts_cache=ctx.record.path / FACTS_CACHE,
+            host_keys=HostKeyPolicy.of(ctx.cfg),
         )
     phase = _to_phase(result, check)
     ctx.record.write_json("hosts.json", phase.as_dict())

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from installer.adapters.ansible import UNREACHABLE, PlaybookResult, run_playbook
+from installer.adapters.ssh import HostKeyPolicy, HostKeyReport, check_host_keys
 from installer.config.inventory import ROLE_GROUPS
 from installer.errors import Interrupted, PreflightError
 from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext
@@ -34,6 +35,8 @@ def run(ctx: RunContext) -> PhaseResult:
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
     managed = [h.name for h in ctx.cfg.inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
+    host_keys = HostKeyPolicy.of(ctx.cfg)
+    _show_host_keys(ctx, check_host_keys(host_keys))  # before any task on any host; exit 3 on a changed key
     result = run_playbook(
         "preflight.yml",
         inventory,
@@ -41,6 +44,7 @@ def run(ctx: RunContext) -> PhaseResult:
         ctx.record.path / "ansible-preflight",
         cancel=ctx.cancel_requested,
         facts_cache=ctx.record.path / FACTS_CACHE,
+        host_keys=host_keys,
     )
     _stop_if_cancelled(ctx, result)
     problems = host_problems(result, time.time(), managed)
@@ -50,6 +54,23 @@ def run(ctx: RunContext) -> PhaseResult:
     return PhaseResult(
         "preflight", "ok", time.monotonic() - start, details={"checks": [*checks, "ssh", "os", "disk", "clock", "sudo"]}
     )
+
+
+def _show_host_keys(ctx: RunContext, report: HostKeyReport) -> None:
+    """Record the check; print each key pinned on first contact (compare it with the host's console) and,
+    loudly, that nothing is checked when the site turned checking off."""
+    ctx.record.write_json("host-keys.json", report.as_dict())
+    if report.mode == "off":
+        ctx.console.print(
+            "WARNING: SSH host keys are NOT checked (spec.ssh.hostKeyChecking: off): anyone who can answer "
+            "for a host's address receives kfinstall's connections; set accept-new or strict",
+            markup=False,
+        )
+    for host, keys in sorted(report.pinned.items()):
+        ctx.console.print(
+            f"pinned SSH host key of {host} on first contact: {', '.join(keys)} (in {report.known_hosts})",
+            markup=False,
+        )
 
 
 def _stop_if_cancelled(ctx: RunContext, result: PlaybookResult) -> None:

@@ -158,6 +158,15 @@ def backup_signing_key(cfg: ClusterConfig) -> bytes:
     return signing_key(cfg.secrets)
 
 
+def _host_keys(cfg: ClusterConfig) -> Any:
+    """The site's SSH host-key policy, checked before the backup playbook touches a host."""
+    from installer.adapters.ssh import HostKeyPolicy, check_host_keys
+
+    policy = HostKeyPolicy.of(cfg)
+    check_host_keys(policy)
+    return policy
+
+
 def ansible_cluster_backup(cfg: ClusterConfig, work_dir: Path, cancel: Callable[[], bool]) -> ClusterBackup:
     """etcd snapshot, PKI and kubeadm config fetched by playbooks/backup.yml from the first control plane."""
 
@@ -169,7 +178,7 @@ def ansible_cluster_backup(cfg: ClusterConfig, work_dir: Path, cancel: Callable[
             raise PreflightError(f"profile {cfg.spec.profile} has no hosts to back up etcd and PKI from")
         folder.mkdir(parents=True, exist_ok=True)
         extra = {**cfg.ansible_vars(), "kf_backup_dest": str(folder)}
-        result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel)
+        result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel, host_keys=_host_keys(cfg))
         if not result.ok:
             lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
             raise PhaseFailed("\n".join([f"cluster backup failed ({result.status}, rc {result.rc})", *lines]))

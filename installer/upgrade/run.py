@@ -124,6 +124,15 @@ def live_facts(ctx: RunContext, hop: Hop) -> ClusterFacts:
     )
 
 
+def _host_keys(ctx: RunContext) -> Any:
+    """The site's SSH host-key policy, checked (keys recorded) before each upgrade playbook touches a host."""
+    from installer.adapters.ssh import HostKeyPolicy, check_host_keys
+
+    policy = HostKeyPolicy.of(ctx.cfg)
+    ctx.record.write_json("host-keys.json", check_host_keys(policy).as_dict())
+    return policy
+
+
 def _playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> None:
     from installer.adapters.ansible import run_playbook
 
@@ -137,6 +146,7 @@ def _playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> None:
         ctx.record.path / "ansible",
         sink=ctx.record.append_event,
         cancel=ctx.cancel_requested,
+        host_keys=_host_keys(ctx),
     )
     if ctx.cancel_requested() or result.status == "canceled":
         raise Interrupted(

@@ -49,7 +49,13 @@ def _site() -> Path:
 def _playbook(site: Path, extra: dict, *args: str) -> subprocess.CompletedProcess[str]:
     vars_file = site / ".kfinstall-e2e-vars.json"
     vars_file.write_text(json.dumps(extra))
-    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "True", "ANSIBLE_HOST_KEY_CHECKING": "False"}
+    from installer.adapters.ssh import HostKeyPolicy
+    from installer.config.ssh import site_known_hosts
+
+    # Host keys checked as `kfinstall up` checks them: against the site's own known_hosts.
+    known_hosts = site_known_hosts(site) or site / ".kfinstall" / "known_hosts"
+    host_keys = HostKeyPolicy("accept-new", known_hosts).ansible_env()
+    env = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "True", **host_keys}
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(site / "hosts.yml"), "-e", f"@{vars_file}", *args]
     return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=3600, check=False)
 

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from installer.adapters.ssh import HostKeyPolicy
+from installer.config.ssh import site_known_hosts
 from installer.lab import LabSettings, LabStatus
 from installer.lab.ssh import ssh_argv
 
 LAB_HOSTS = 3
 VENV_BIN = Path(sys.executable).parent
+
+
+def lab_known_hosts(site: Path) -> Path:
+    """Where `lab up` pinned the lab machines' host keys: the site's state dir, as `up` checks them."""
+    known_hosts = site_known_hosts(site)
+    assert known_hosts is not None, f"{site}/kfinstall.yaml names no cluster"
+    return known_hosts
+
+
+def lab_ssh_env(site: Path) -> dict[str, str]:
+    """Ansible settings for tools run by hand on the lab: keys checked strictly against the site's file."""
+    return HostKeyPolicy("strict", lab_known_hosts(site)).ansible_env()
 
 
 @dataclass(frozen=True)
@@ -40,9 +55,13 @@ class LabSite:
     def addresses(self) -> dict[str, str]:
         return {m.name: m.address for m in self.status.machines}
 
+    @property
+    def known_hosts(self) -> Path:
+        return lab_known_hosts(self.out_dir)
+
     def ssh(self, host: str, command: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ssh_argv(self.ssh_key, self.addresses[host], command),
+            ssh_argv(self.ssh_key, self.addresses[host], command, self.known_hosts),
             capture_output=True, text=True, timeout=timeout, check=False,
         )
 
@@ -56,4 +75,5 @@ class LabSite:
         return subprocess.run(
             [str(VENV_BIN / tool), "-i", str(self.inventory), *args],
             capture_output=True, text=True, timeout=timeout, check=False,
+            env={**os.environ, **lab_ssh_env(self.out_dir)},
         )

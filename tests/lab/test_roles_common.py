@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from labsite import lab_ssh_env
+
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
 VENV_BIN = Path(sys.executable).parent
@@ -100,10 +102,10 @@ def run_playbooks(
         **os.environ,
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_FORKS": "10",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s",
+        # Host keys checked like kfinstall does, strictly: `lab up` pinned every lab machine's key.
+        **lab_ssh_env(inventory.parent),
         # Per-task durations in the output (TASKS RECAP), for the timings in test logs.
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
     }

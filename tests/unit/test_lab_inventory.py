@@ -66,7 +66,6 @@ def test_every_machine_has_its_connection_vars_and_the_repo_is_a_group_var() -> 
         "ansible_host": "10.89.7.11",
         "ansible_user": "root",
         "ansible_ssh_private_key_file": str(KEY),
-        "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
         "ansible_python_interpreter": "/usr/bin/python3",
     }
     assert inv["all"]["hosts"]["vm1"]["ansible_host"] == "10.89.7.101"

@@ -1,0 +1,197 @@
+"""SSH host keys (issue #11 item 5): spec.ssh.hostKeyChecking, the options every Ansible run gets,
+the inventory settings refused because they would bypass (or be bypassed by) them, and the lab's
+known_hosts writer. The checks against real hosts (pin, changed key, strict) are in
+tests/lab/test_host_keys_lab.py."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import shlex
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from installer.adapters.ansible import _environment
+from installer.adapters.ssh import HostKeyPolicy, check_host_keys
+from installer.config.load import load
+from installer.config.problems import InvalidConfig
+from installer.config.ssh import site_known_hosts, ssh_option_names
+from installer.lab.inventory import known_hosts_text, public_keys, write_known_hosts
+
+VENV_BIN = Path(sys.executable).parent
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOZ3Xh1uYyKD8VrXxYkX8v5m1KLs3Yy3hV5Y7tJ0b2cq"
+OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBv8p6bq2Xb9e9lFJ6x8G0wZz7u6jvQeKkq0Z1b2m3n4"
+
+
+def _policy_args(policy: HostKeyPolicy) -> list[str]:
+    return shlex.split(_environment(policy)["ANSIBLE_SSH_ARGS"])
+
+
+def test_default_is_accept_new_against_known_hosts_in_the_state_dir(make_site) -> None:
+    cfg = load(make_site(), need_secrets=False)
+    policy = HostKeyPolicy.of(cfg)
+    assert policy.mode == "accept-new"
+    assert policy.known_hosts == cfg.state_dir / "known_hosts"
+    env = _environment(policy)
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    args = _policy_args(policy)
+    assert args[:4] == [
+        "-o", "StrictHostKeyChecking=accept-new", "-o", f'UserKnownHostsFile="{cfg.state_dir / "known_hosts"}"'
+    ]
+    assert sorted(policy.targets) == sorted(h.name for h in cfg.inventory.hosts)
+
+
+def test_strict_and_off_are_what_the_file_says(make_site) -> None:
+    strict = HostKeyPolicy.of(load(make_site(cluster={"spec.ssh.hostKeyChecking": "strict"}), need_secrets=False))
+    assert "StrictHostKeyChecking=yes" in _policy_args(strict)
+    off = HostKeyPolicy.of(load(make_site(cluster={"spec.ssh.hostKeyChecking": "off"}), need_secrets=False))
+    assert _policy_args(off)[:4] == ["-o", "StrictHostKeyChecking=no", "-o", 'UserKnownHostsFile="/dev/null"']
+    assert check_host_keys(off).mode == "off"  # nothing probed, nothing pinned
+
+
+def test_no_master_connection_is_shared_across_sites_or_policies(tmp_path: Path) -> None:
+    """A reused ControlMaster connection skips the host-key check."""
+    dirs = {
+        HostKeyPolicy(mode, tmp_path / site / "known_hosts").ansible_env()["ANSIBLE_SSH_CONTROL_PATH_DIR"]
+        for mode in ("accept-new", "strict", "off") for site in ("a", "b")
+    }
+    assert len(dirs) == 6 and "~/.ansible/cp" not in dirs
+
+
+def test_an_unknown_mode_is_refused_with_the_choices(make_site) -> None:
+    with pytest.raises(InvalidConfig) as caught:
+        load(make_site(cluster={"spec.ssh.hostKeyChecking": "no"}), need_secrets=False)
+    text = "\n".join(caught.value.lines())
+    assert "spec.ssh.hostKeyChecking" in text and "accept-new" in text and "strict" in text
+
+
+def test_environment_without_a_site_keeps_ansible_checking_on() -> None:
+    env = _environment()
+    assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
+    assert "StrictHostKeyChecking" not in env["ANSIBLE_SSH_ARGS"]
+
+
+def test_ansible_puts_kfinstall_host_key_options_before_the_inventory_ssh_args(make_site, tmp_path: Path) -> None:
+    """Ansible's real ssh command line: ours first (ssh keeps the first value), the operator's after."""
+    operator_args = "-o ConnectTimeout=2 -o ServerAliveInterval=7"
+    site = make_site(hosts={"all.hosts.cp1": {"ansible_host": "127.0.0.1", "ansible_port": 1,
+                                              "ansible_ssh_common_args": operator_args}})
+    cfg = load(site, need_secrets=False)
+    recorder = tmp_path / "ssh"
+    argv_file = tmp_path / "argv"
+    recorder.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {argv_file}\nexit 255\n')
+    recorder.chmod(0o755)
+    env = {**os.environ, **_environment(HostKeyPolicy.of(cfg)), "ANSIBLE_SSH_EXECUTABLE": str(recorder)}
+    subprocess.run(
+        [str(VENV_BIN / "ansible"), "cp1", "-i", str(site / "hosts.yml"), "-m", "ping"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    argv = argv_file.read_text().splitlines()
+    names = ssh_option_names(argv)
+    assert names.index("StrictHostKeyChecking") < names.index("ServerAliveInterval")
+    assert names.count("StrictHostKeyChecking") == 1  # Ansible adds no StrictHostKeyChecking=no of its own
+    assert "StrictHostKeyChecking=accept-new" in argv
+    assert f'UserKnownHostsFile="{cfg.state_dir / "known_hosts"}"' in argv
+
+
+@pytest.mark.parametrize(
+    ("hostvars", "key", "words"),
+    [
+        ({"ansible_ssh_common_args": "-o StrictHostKeyChecking=no"}, "ansible_ssh_common_args",
+         "StrictHostKeyChecking"),
+        ({"ansible_ssh_common_args": "-oUserKnownHostsFile=/dev/null"}, "ansible_ssh_common_args",
+         "UserKnownHostsFile"),
+        ({"ansible_ssh_extra_args": "-v -o stricthostkeychecking yes"}, "ansible_ssh_extra_args",
+         "StrictHostKeyChecking"),
+        ({"ansible_ssh_args": "-C"}, "ansible_ssh_args", "replace kfinstall's own ssh options"),
+        ({"ansible_host_key_checking": False}, "ansible_host_key_checking", "spec.ssh.hostKeyChecking"),
+        ({"ansible_ssh_host_key_checking": "no"}, "ansible_ssh_host_key_checking", "spec.ssh.hostKeyChecking"),
+        ({"ansible_ssh_common_args": "{{ lookup('env', 'X') }}"}, "ansible_ssh_common_args", "template"),
+        ({"ansible_connection": "paramiko"}, "ansible_connection", "ssh connections only"),
+    ],
+)
+def test_inventory_settings_that_would_bypass_the_policy_are_refused(
+    make_site, hostvars: dict[str, object], key: str, words: str
+) -> None:
+    site = make_site(hosts={"all.hosts.cp1": {"ansible_host": "192.0.2.11", **hostvars}})
+    with pytest.raises(InvalidConfig) as caught:
+        load(site, need_secrets=False)
+    lines = [line for line in caught.value.lines() if f"all.hosts.cp1.{key}" in line]
+    assert lines and words in lines[0] and "Fix:" in lines[0], caught.value.lines()
+
+
+def test_group_vars_count_too(make_site) -> None:
+    site = make_site()
+    (site / "group_vars").mkdir()
+    (site / "group_vars" / "all.yml").write_text(
+        yaml.safe_dump({"ansible_ssh_common_args": "-o ProxyJump=bastion -o StrictHostKeyChecking=no"})
+    )
+    with pytest.raises(InvalidConfig) as caught:
+        load(site, need_secrets=False)
+    assert any("ansible_ssh_common_args" in line and "StrictHostKeyChecking" in line for line in caught.value.lines())
+
+
+def test_other_ssh_args_are_the_operators_and_reach_the_check(make_site) -> None:
+    site = make_site()
+    (site / "group_vars").mkdir()
+    (site / "group_vars" / "all.yml").write_text(yaml.safe_dump({"ansible_ssh_common_args": "-o ProxyJump=bastion"}))
+    policy = HostKeyPolicy.of(load(site, need_secrets=False))
+    assert all(target.args == ("-o", "ProxyJump=bastion") for target in policy.targets.values())
+
+
+def test_ssh_option_names_follow_ssh_getopt() -> None:
+    args = ["-4", "-oA=1", "-o", "B 2", "-vo", "C=3", "-p", "-oD=not-an-option", "-i", "key", "host", "-o", "E=5"]
+    assert ssh_option_names(args) == ["A", "B", "C", "E"]
+
+
+def test_unreachable_hosts_are_left_to_the_preflight(make_site) -> None:
+    site = make_site(hosts={f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port}
+                            for h, port in (("cp1", 1), ("n1", 2), ("n2", 3))})
+    report = check_host_keys(HostKeyPolicy.of(load(site, need_secrets=False)))
+    assert sorted(report.unreachable) == ["cp1", "n1", "n2"] and not report.pinned and not report.verified
+    known_hosts = Path(report.known_hosts)
+    assert stat.S_IMODE(known_hosts.stat().st_mode) == 0o600 and known_hosts.read_text() == ""
+
+
+# The lab's known_hosts writer ----------------------------------------------------------------------
+
+def _hashed(name: str, key: str) -> str:
+    salt = b"0123456789abcdefghij"
+    digest = hmac.new(salt, name.encode(), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()} {key}"
+
+
+def test_lab_keys_replace_only_the_lab_machines_entries() -> None:
+    current = "\n".join([
+        f"10.89.7.11 {OTHER}",  # stale key of a re-created lab host
+        _hashed("10.89.7.12", OTHER),  # pinned by accept-new with HashKnownHosts
+        f"192.0.2.5 {OTHER}",  # the operator's own host
+        _hashed("192.0.2.6", OTHER),
+        "# a comment",
+    ]) + "\n"
+    text = known_hosts_text(current, {"10.89.7.11": [KEY], "10.89.7.12": [KEY]})
+    lines = text.splitlines()
+    assert f"192.0.2.5 {OTHER}" in lines and _hashed("192.0.2.6", OTHER) in lines and "# a comment" in lines
+    assert f"10.89.7.11 {OTHER}" not in lines and _hashed("10.89.7.12", OTHER) not in lines
+    assert lines[-2:] == [f"10.89.7.11 {KEY}", f"10.89.7.12 {KEY}"]
+
+
+def test_lab_known_hosts_is_private_and_where_up_looks(make_site, tmp_path: Path) -> None:
+    site = make_site()
+    path = site_known_hosts(site)
+    assert path == load(site, need_secrets=False).state_dir / "known_hosts"
+    write_known_hosts(path, {"10.89.7.11": [KEY]})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == f"10.89.7.11 {KEY}\n"
+
+
+def test_public_keys_take_only_well_formed_keys() -> None:
+    text = f"{KEY} root@h1\nssh-rsa AAAA;touch /tmp/x\n\ngarbage\n{OTHER}\n"
+    assert public_keys(text) == [KEY, OTHER]
