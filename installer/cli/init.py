@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import click
@@ -37,7 +38,10 @@ def init(profile_name: str, directory: Path) -> None:
     for path in result.kept:
         stdout.print(f"kept    {path} (exists)", markup=False)
     generated = ", ".join(result.generated_secrets) or "none (all present)"
-    stdout.print(f"secrets {result.secrets_path} (0600); generated: {generated}", markup=False)
+    mode = stat.S_IMODE(result.secrets_path.stat().st_mode)
+    stdout.print(f"secrets {result.secrets_path} ({mode:04o}); generated: {generated}", markup=False)
+    if mode & 0o077:  # kept as the operator left it: init replaces the file only to add a key
+        stdout.print(f"warning: {result.secrets_path} is readable by others; run chmod 600 on it", markup=False)
     stdout.print(
         f"next: edit {directory}/hosts.yml and kfinstall.yaml, then "
         f"`kfinstall inventory validate -i {directory}` and `kfinstall plan -i {directory}`",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from installer.config.ssh import site_known_hosts
 from installer.errors import ConfigError, PhaseFailed
-from installer.lab import fleet, hostprep, image, inventory, repo, vms
+from installer.lab import fleet, hostprep, image, inventory, outputs, repo, vms
 from installer.lab._proc import run
 from installer.lab.settings import MAX_HOSTS, MAX_VMS, LabSettings, host_name, vm_name
 from installer.lab.ssh import port_open, ssh_run, wait_for_ssh
@@ -82,6 +82,7 @@ def lab_up(
     a lab other than the default one (name, subnet, work dir); it overrides `work_dir`.
     """
     _validate_counts(hosts, vms)
+    outputs.check_out_dir(out)  # before any machine starts: a hosts.yml kfinstall did not write stops it
     settings = lab_settings(work_dir, settings)
     say = _Clock(report)
     hostprep.require_root()
@@ -252,9 +253,7 @@ def _write_outputs(
         settings.ssh_key,
         settings.repo_url,
     )
-    inventory.write_inventory(out, data)
-    inventory.write_cluster_config(out)
-    inventory.write_secrets_if_absent(out)
+    outputs.write_site_files(out, data)  # hosts.yml replaced only while it is kfinstall's (installer.owned)
     known_hosts = site_known_hosts(out)
     if known_hosts is not None:  # else kfinstall.yaml names no cluster, which `up` reports itself
         inventory.write_known_hosts(known_hosts, _host_keys(settings, hosts, vm_specs))
@@ -332,7 +331,7 @@ def _down(settings: LabSettings, purge: bool, say: Reporter) -> None:
     _remove_nested_containerd_cgroups()
     if purge:
         _purge(settings, say)
-    _remove_inventory(record)
+    _remove_inventory(record, say)
     (settings.run_dir / "state.json").unlink(missing_ok=True)
     say("lab down: done")
 
@@ -379,10 +378,14 @@ def _undo_podman_host_changes(record: RunRecord, say: Reporter) -> None:
     hostprep.clear_host_changes()
 
 
-def _remove_inventory(record: RunRecord) -> None:
-    """hosts.yml names machines that no longer exist; kfinstall.yaml and secrets.yml are the operator's."""
+def _remove_inventory(record: RunRecord, say: Reporter) -> None:
+    """hosts.yml names machines that no longer exist; kfinstall.yaml and secrets.yml are the operator's.
+
+    Removed only while it holds what `lab up` wrote (installer.owned); an edited one is kept.
+    """
     if record.out_dir:
-        (Path(record.out_dir) / inventory.INVENTORY_FILE).unlink(missing_ok=True)
+        for name in outputs.remove_inventory(Path(record.out_dir)):
+            say(f"kept {Path(record.out_dir) / name}: not what `lab up` wrote")
 
 
 def _purge(settings: LabSettings, say: Reporter) -> None:

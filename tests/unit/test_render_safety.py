@@ -203,3 +203,56 @@ def test_a_run_stopped_half_way_is_finished_by_the_next(tmp_path: Path, monkeypa
     assert not [p for p in out.iterdir() if "kfinstall-tmp" in p.name]
     changes = replace_folder(out, {"a.yaml": NewFile(b"new a\n"), "b.yaml": NewFile(b"new b\n")}, command="test")
     assert changes.written == ["b.yaml"] and (out / "b.yaml").read_bytes() == b"new b\n"
+
+
+# --- lab up --out: hosts.yml is the lab's only while it is what kfinstall wrote -------------------
+
+LAB_INVENTORY = {"all": {"hosts": {"h1": {"ansible_host": "10.89.7.11"}}}}
+
+
+def test_lab_up_refuses_a_hosts_file_it_did_not_write_before_starting_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from installer.lab import hostprep, lab_up
+
+    def no_lab(*_: object) -> None:
+        raise AssertionError("the lab would start and hosts.yml be overwritten")
+
+    monkeypatch.setattr(hostprep, "require_root", no_lab)
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "hosts.yml").write_text("all: {hosts: {prod1: {ansible_host: 192.0.2.1}}}\n")
+    before = snapshot(site)
+    with pytest.raises(Exception) as refused:
+        lab_up(1, 0, out=site)
+    assert getattr(refused.value, "exit_code", None) == 2, refused.value
+    assert "hosts.yml: not written by kfinstall" in str(refused.value)
+    assert snapshot(site) == before
+
+
+def test_lab_site_files_replace_only_kfinstalls_hosts_file(tmp_path: Path) -> None:
+    from installer.lab import outputs
+
+    site = tmp_path / "site"
+    outputs.write_site_files(site, LAB_INVENTORY)
+    first = (site / "hosts.yml").read_text()
+    (site / "kfinstall.yaml").write_text("# the operator's edit\n")
+    outputs.write_site_files(site, {"all": {"hosts": {"h2": {"ansible_host": "10.89.7.12"}}}})
+    assert "h2" in (site / "hosts.yml").read_text() and (site / "hosts.yml").read_text() != first
+    assert (site / "kfinstall.yaml").read_text() == "# the operator's edit\n"
+    assert (site / "secrets.yml").stat().st_mode & 0o777 == 0o600
+    (site / "hosts.yml").write_text(first + "# edited by hand\n")
+    with pytest.raises(Exception) as refused:
+        outputs.write_site_files(site, LAB_INVENTORY)
+    assert getattr(refused.value, "exit_code", None) == 2 and "changed since kfinstall wrote it" in str(refused.value)
+    assert outputs.remove_inventory(site) == ["hosts.yml"]  # lab down keeps the edited file
+    assert (site / "hosts.yml").read_text().endswith("# edited by hand\n")
+
+
+def test_lab_down_removes_the_hosts_file_it_wrote(tmp_path: Path) -> None:
+    from installer.lab import outputs
+
+    site = tmp_path / "site"
+    outputs.write_site_files(site, LAB_INVENTORY)
+    assert outputs.remove_inventory(site) == []
+    assert not (site / "hosts.yml").exists() and (site / "kfinstall.yaml").exists() and (site / "secrets.yml").exists()
