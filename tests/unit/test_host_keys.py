@@ -195,3 +195,20 @@ def test_lab_known_hosts_is_private_and_where_up_looks(make_site, tmp_path: Path
 def test_public_keys_take_only_well_formed_keys() -> None:
     text = f"{KEY} root@h1\nssh-rsa AAAA;touch /tmp/x\n\ngarbage\n{OTHER}\n"
     assert public_keys(text) == [KEY, OTHER]
+
+
+def test_off_is_loud_and_recorded(make_site) -> None:
+    from click.testing import CliRunner
+
+    from installer.cli import cli
+
+    hosts = {f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port,
+                                "ansible_ssh_common_args": "-o ConnectTimeout=2"}
+             for h, port in (("cp1", 1), ("n1", 2), ("n2", 3))}
+    site = make_site(cluster={"spec.ssh.hostKeyChecking": "off"}, hosts=hosts)
+    result = CliRunner().invoke(cli, ["up", "-i", str(site), "--only", "hosts", "--yes"])
+    assert result.exception is not None and result.exception.exit_code == 3  # the hosts do not answer
+    assert "WARNING: SSH host keys are NOT checked" in result.output
+    (record,) = (site / ".kfinstall" / "test" / "runs").iterdir()
+    recorded = yaml.safe_load((record / "host-keys.json").read_text())
+    assert recorded["mode"] == "off" and recorded["known_hosts"] == "/dev/null"
