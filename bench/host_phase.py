@@ -66,23 +66,27 @@ def sh(argv: list[str], timeout: float = 3600) -> subprocess.CompletedProcess[st
 def fresh_lab(hosts: int, out: Path) -> None:
     sh([KF, "lab", "down"])
     sh([KF, "lab", "up", "--hosts", str(hosts), "--out", str(out)])
-    wait_until_booted()
+    wait_until_booted(out)
 
 
-def lab_ssh() -> tuple[list[str], dict[str, str]]:
-    """The ssh command line for the lab's hosts, and each host's address."""
+def lab_ssh(site: Path) -> tuple[list[str], dict[str, str]]:
+    """The ssh command line for the lab's hosts, and each host's address. Host keys are checked
+    against the site's known_hosts, where `lab up` pinned the keys of the hosts it made."""
+    from installer.config.ssh import site_known_hosts
+
     status = json.loads(sh([KF, "lab", "status", "--output", "json"]).stdout)
     key = Path(status["work_dir"]) / "ssh" / "id_ed25519"
-    argv = ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+    known_hosts = site_known_hosts(site)
+    argv = ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
             "-o", "LogLevel=error"]
     return argv, {m["name"]: m["address"] for m in status["machines"]}
 
 
-def wait_until_booted() -> None:
+def wait_until_booted(site: Path) -> None:
     """`lab up` returns once sshd answers; wait until each host's systemd has finished starting its
     units too, as on a machine an operator installs on, so neither side of a ratio shares the cores
     with a host's boot."""
-    argv, addresses = lab_ssh()
+    argv, addresses = lab_ssh(site)
     for address in addresses.values():
         subprocess.run([*argv, f"root@{address}", "timeout 300 systemctl is-system-running --wait"],
                        capture_output=True, text=True, timeout=330, check=False)
@@ -115,7 +119,7 @@ def host_phase(site: Path, extra: list[str]) -> dict[str, float]:
 def bare_install(site: Path) -> float:
     """apt-get install + service starts over SSH on h1, the way an operator would by hand."""
     status = json.loads(sh([KF, "lab", "status", "--output", "json"]).stdout)
-    argv, addresses = lab_ssh()
+    argv, addresses = lab_ssh(site)
     script = (f"echo 'deb [trusted=yes] {status['repo_url']} ./' > /etc/apt/sources.list.d/lab.list && "
               "apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q -y install "
               + " ".join(bare_packages()) + " && systemctl enable --now " + " ".join(BARE_SERVICES))
