@@ -1,0 +1,173 @@
+"""SIGTERM and SIGHUP stop `kfinstall up` like Ctrl-C (issue 11, item 11).
+
+A real `kfinstall up` process runs a real ansible-playbook against hosts that accept the TCP
+connection and never speak SSH (a listening socket nobody accepts on): ssh waits for the banner,
+so ansible-playbook and its ssh children are certainly running when the signal arrives. Before
+the fix kfinstall died at once: ansible-playbook (its own session) ran on as an orphan and the
+lock was free, so a second `up` could start beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+def _processes() -> list[tuple[int, int, int, str, str]]:
+    """(pid, ppid, pgid, state, args) of every process, from ps (independent of kfinstall's /proc reader)."""
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,pgid=,stat=,args="], capture_output=True, text=True,
+                         check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        pid, ppid, pgid, stat, *args = line.split(None, 4)
+        rows.append((int(pid), int(ppid), int(pgid), stat, " ".join(args)))
+    return rows
+
+
+def _ours(kfinstall: subprocess.Popen[str], site: Path, ports: list[int]) -> list[str]:
+    """Living processes of this run besides kfinstall: Ansible's (their arguments name the site; its
+    workers are in sessions of their own, so neither group nor parent finds them all) and ssh to
+    the test's ports."""
+    marks = [str(site), *(f"Port={port}" for port in ports)]
+    return [f"{pid} {args}" for pid, _, _, stat, args in _processes()
+            if pid != kfinstall.pid and not stat.startswith("Z") and any(m in args for m in marks)]
+
+
+def _wait_for_ansible(kfinstall: subprocess.Popen[str], site: Path, ports: list[int], timeout_s: float = 60) -> None:
+    """Until ansible-playbook runs and its ssh waits at each host the playbook targets."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and kfinstall.poll() is None:
+        running = [line.split(None, 1)[1] for line in _ours(kfinstall, site, ports)]
+        ssh_to = {port for port in ports for args in running if args.startswith("ssh ") and f"Port={port} " in args}
+        if any("ansible-playbook" in args for args in running) and ssh_to == set(ports):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"ansible-playbook with ssh to every host never appeared: {kfinstall.poll()=}")
+
+
+@pytest.fixture
+def silent_ports() -> Iterator[list[int]]:
+    """TCP ports on loopback that accept connections (kernel backlog) and never send an SSH banner."""
+    servers = [socket.socket() for _ in range(3)]
+    try:
+        for server in servers:
+            server.bind(("127.0.0.1", 0))
+            server.listen(16)
+        yield [server.getsockname()[1] for server in servers]
+    finally:
+        for server in servers:
+            server.close()
+
+
+@dataclass
+class Stopped:
+    returncode: int
+    stderr: str
+    lock_free_with_children: list[str]
+    left: list[str]
+
+
+def _site(make_site, ports: list[int], **cluster: object) -> Path:  # noqa: ANN001 - fixture
+    hosts = {f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port, "ansible_timeout": 300}
+             for h, port in zip(("cp1", "n1", "n2"), ports, strict=True)}
+    # Host keys off: the host-key check's own ssh would wait at the silent ports before Ansible starts.
+    return make_site(cluster={"spec.ssh.hostKeyChecking": "off", **cluster}, hosts=hosts)
+
+
+def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], signum: int, targets: int = 3) -> Stopped:
+    """Run `kfinstall VERB`, send `signum` once Ansible's ssh waits at the first `targets` hosts, watch the
+    lock until it exits."""
+    lock = site / ".kfinstall" / "test" / "lock"
+    kfinstall = subprocess.Popen(
+        [sys.executable, "-m", "installer", *verb, "-i", str(site)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    lock_free_with_children: list[str] = []
+    err = ""
+    try:
+        _wait_for_ansible(kfinstall, site, ports[:targets])
+        sent = time.monotonic()
+        kfinstall.send_signal(signum)
+        while kfinstall.poll() is None:
+            with lock.open("a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass
+                else:  # the lock is free while kfinstall still runs: nothing of Ansible may be left
+                    lock_free_with_children += _ours(kfinstall, site, ports)
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            assert time.monotonic() - sent < 60, "kfinstall did not stop"
+            time.sleep(0.02)
+        _, err = kfinstall.communicate(timeout=10)
+    finally:  # on a failure, leave nothing of this test running
+        if kfinstall.poll() is None:
+            kfinstall.kill()
+        kfinstall.wait(10)
+        left = _ours(kfinstall, site, ports)
+        for line in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+    with lock.open("a") as handle:  # free once kfinstall is gone
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return Stopped(kfinstall.returncode, err, lock_free_with_children, left)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_stops_ansible_keeps_the_record_and_holds_the_lock(
+    make_site, silent_ports: list[int], signum: int, code: int
+) -> None:
+    site = _site(make_site, silent_ports)
+    stopped = _stop_while_ansible_runs(site, silent_ports, ["up", "--only", "hosts", "--yes"], signum)
+    assert stopped.returncode == code, stopped.stderr
+    assert stopped.lock_free_with_children == []
+    assert stopped.left == []
+    assert "interrupted during preflight" in stopped.stderr
+    state = site / ".kfinstall" / "test"
+    summary = json.loads(next(state.glob("runs/*/summary.json")).read_text())
+    assert summary["result"] == "failed" and summary["phases"][0]["status"] == "Interrupted"
+    assert json.loads((state / "state.json").read_text())["history"][-1]["result"] == "failed"
+
+
+def test_sigterm_stops_a_cluster_backup_the_same_way(make_site, silent_ports: list[int]) -> None:
+    """`backup --cluster` runs playbooks/backup.yml under the lock too (it passed a cancel that never fired)."""
+    # Without JupyterHub there is no hub database to dump, so no kubeconfig is needed: Ansible runs first.
+    site = _site(make_site, silent_ports, **{"spec.components.jupyterhub.enabled": False})
+    stopped = _stop_while_ansible_runs(site, silent_ports, ["backup", "--cluster"], signal.SIGTERM, targets=1)
+    assert stopped.returncode == 143, stopped.stderr
+    assert stopped.lock_free_with_children == [] and stopped.left == []
+    assert "cluster backup failed (canceled" in stopped.stderr
+
+
+def test_exit_codes_follow_the_shell_convention() -> None:
+    from installer.interrupt import exit_code_for
+
+    assert [exit_code_for(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)] == [130, 143, 129]
+
+
+def test_signal_handlers_are_restored_after_the_run() -> None:
+    import threading
+
+    from installer.errors import Interrupted
+    from installer.interrupt import interrupt_sets
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    flag = threading.Event()
+    with pytest.raises(Interrupted) as caught, interrupt_sets(flag):
+        signal.raise_signal(signal.SIGTERM)
+        assert flag.is_set()
+        raise Interrupted("stopped")
+    assert caught.value.exit_code == 143
+    assert {s: signal.getsignal(s) for s in before} == before
