@@ -433,7 +433,12 @@ def load_secrets(path: Path, display: str, problems: Problems) -> Secrets | None
     data: dict[str, Any] = dict(tree or {})
     bad = False
     for key, value in data.items():
-        if value is not None and not isinstance(value, str):
+        if str(getattr(getattr(value, "tag", None), "value", "")) == "!vault":
+            problems.error(display, key, "an inline !vault value (kfinstall reads only a wholly encrypted file)",
+                           f"decrypt the value and encrypt the whole file: `ansible-vault encrypt {path}`",
+                           line=_key_line(tree, key))
+            bad = True
+        elif value is not None and not isinstance(value, str):
             problems.error(display, key, "must be a string",
                            f"quote the value ({key}: '...'); YAML reads unquoted numbers, booleans and "
                            "nested values as something else", line=_key_line(tree, key))

@@ -293,3 +293,13 @@ def test_init_fills_an_empty_generated_key_and_keeps_the_other_values(
     assert len(after.pop("grafana_admin_password")) >= 32
     before.pop("grafana_admin_password")
     assert after == before and after["ldap_bind_password"] == LONG_PASSWORD
+
+
+def test_an_inline_vault_value_is_named_with_the_fix(
+    site: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = site / "secrets.yml"
+    path.write_text(_without(path.read_text(), "ldap_bind_password")
+                    + "ldap_bind_password: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n  3132\n")
+    code, output = kfinstall(monkeypatch, capsys, "inventory", "validate", "-i", str(site))
+    assert code == 2 and "ldap_bind_password: an inline !vault value" in output and "ansible-vault encrypt" in output
