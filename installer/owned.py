@@ -302,12 +302,15 @@ def write_file_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
 @contextlib.contextmanager
 def open_folder(root: Path, *, create: bool) -> Iterator[Folder]:
     """The folder at `root` (made when `create` and missing); `root` itself may be a link the operator chose."""
-    if create:
-        root.mkdir(parents=True, exist_ok=True)
     try:
+        if create:
+            root.mkdir(parents=True, exist_ok=True)
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except NotADirectoryError:
-        raise ConfigError(f"{root} exists and is not a folder. Fix: choose a folder") from None
+        raise ConfigError(f"{root} or a folder above it is not a folder. Fix: choose another folder") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot use the folder {root} ({exc.strerror}). Fix: choose a folder this user can "
+                          "create and write") from None
     folder = Folder(root, fd)
     try:
         yield folder

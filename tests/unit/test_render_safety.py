@@ -256,3 +256,13 @@ def test_lab_down_removes_the_hosts_file_it_wrote(tmp_path: Path) -> None:
     outputs.write_site_files(site, LAB_INVENTORY)
     assert outputs.remove_inventory(site) == []
     assert not (site / "hosts.yml").exists() and (site / "kfinstall.yaml").exists() and (site / "secrets.yml").exists()
+
+
+def test_an_out_folder_that_cannot_be_made_gives_exit_2_not_a_traceback(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "a-file").write_text("mine\n")
+    for out in (tmp_path / "a-file" / "out", Path("/proc/self/kfinstall-out")):
+        code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+        assert code == 2 and "Traceback" not in output and "Fix: choose" in output, output
+    assert (tmp_path / "a-file").read_text() == "mine\n"
