@@ -72,6 +72,7 @@ class PlaybookResult:
 # Without a site (tools that make no connection): ssh's own checking against ~/.ssh/known_hosts.
 _SSH_DEFAULTS = {
     "ANSIBLE_HOST_KEY_CHECKING": "True",
+    "ANSIBLE_SSH_HOST_KEY_CHECKING": "True",
     "ANSIBLE_SSH_ARGS": shlex.join(REUSE_OPTIONS),
     "ANSIBLE_SSH_CONTROL_PATH_DIR": "~/.ansible/cp",
 }

@@ -17,6 +17,7 @@ on any host, until every host's key is known to be the pinned one.
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +26,8 @@ from pathlib import Path
 
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.resolved import ClusterConfig
-from installer.config.ssh import KNOWN_HOSTS, SshTarget
-from installer.errors import PreflightError
+from installer.config.ssh import KNOWN_HOSTS, OWNED_OPTIONS, SshTarget, ssh_option_names
+from installer.errors import ConfigError, PreflightError
 
 _STRICTNESS = {"accept-new": "accept-new", "strict": "yes", "off": "no"}
 # Connection reuse for Ansible's many small commands (one TCP connection and key exchange per host).
@@ -41,6 +42,7 @@ _CHECK_OPTIONS = (
     "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-T", "-n",
 )
 CHECK_TIMEOUT_S = 30
+_OWNED = {o.lower() for o in OWNED_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class HostKeyPolicy:
         (false makes Ansible add its own StrictHostKeyChecking=no): kfinstall's ssh args say it all."""
         return {
             "ANSIBLE_HOST_KEY_CHECKING": "True",
+            "ANSIBLE_SSH_HOST_KEY_CHECKING": "True",  # Ansible's other name for it, which would win
             "ANSIBLE_SSH_ARGS": self.ansible_ssh_args(),
             # A reused master connection skips the host-key check: never share one with another site,
             # another policy or the operator's own Ansible runs (the default dir is one for all).
@@ -93,6 +96,7 @@ class HostKeyReport:
     pinned: dict[str, list[str]] = field(default_factory=dict)  # host -> "TYPE SHA256:..." pinned by this run
     verified: list[str] = field(default_factory=list)
     unreachable: dict[str, str] = field(default_factory=dict)  # left to the preflight's reachability report
+    ignored: list[str] = field(default_factory=list)  # the operator's environment settings kfinstall replaces
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -103,15 +107,16 @@ def check_host_keys(policy: HostKeyPolicy) -> HostKeyReport:
 
     Raises PreflightError (exit 3) naming each host whose key changed, or, under strict, is not pinned.
     """
+    ignored = environment_conflicts(dict(os.environ))
     if policy.mode == "off":
-        return HostKeyReport(policy.mode, "/dev/null")
+        return HostKeyReport(policy.mode, "/dev/null", ignored=ignored)
     policy.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not policy.known_hosts.exists():
         policy.known_hosts.touch(mode=0o600)
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(policy.targets)))) as pool:
         checked = pool.map(lambda target: _check_one(policy, target), policy.targets.values())
         outcomes = dict(zip(policy.targets, checked, strict=True))
-    report = HostKeyReport(policy.mode, str(policy.known_hosts))
+    report = HostKeyReport(policy.mode, str(policy.known_hosts), ignored=ignored)
     refused = []
     for name, (status, detail) in outcomes.items():
         if status == "pinned":
@@ -125,6 +130,27 @@ def check_host_keys(policy: HostKeyPolicy) -> HostKeyReport:
     if refused:
         raise PreflightError("host key check refused (nothing was run on any host):\n  " + "\n  ".join(refused))
     return report
+
+
+def environment_conflicts(environ: dict[str, str]) -> list[str]:
+    """The operator's own Ansible environment against kfinstall's host-key settings.
+
+    -o options kfinstall owns in ANSIBLE_SSH_COMMON_ARGS/_EXTRA_ARGS would be silently ignored by ssh:
+    refused (exit 2). ANSIBLE_SSH_ARGS and the host-key-checking switches are replaced for kfinstall's
+    runs: returned, so the preflight says so instead of ignoring them silently."""
+    for name in ("ANSIBLE_SSH_COMMON_ARGS", "ANSIBLE_SSH_EXTRA_ARGS"):
+        try:
+            owned = [o for o in ssh_option_names(shlex.split(environ.get(name, ""))) if o.lower() in _OWNED]
+        except ValueError:
+            owned = []
+        if owned:
+            raise ConfigError(
+                f"{name} in your environment sets -o {owned[0]}, which kfinstall sets itself on every "
+                f"connection (yours would be ignored). Fix: unset it or remove that option; host keys are "
+                "checked as spec.ssh.hostKeyChecking says"
+            )
+    replaced = ("ANSIBLE_SSH_ARGS", "ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_SSH_HOST_KEY_CHECKING")
+    return [f"{name}={environ[name]!r}" for name in replaced if name in environ]
 
 
 def _refusal(policy: HostKeyPolicy, host: str, status: str, lookup: str) -> str:

@@ -66,6 +66,11 @@ def _show_host_keys(ctx: RunContext, report: HostKeyReport) -> None:
             "for a host's address receives kfinstall's connections; set accept-new or strict",
             markup=False,
         )
+    for setting in report.ignored:
+        ctx.console.print(
+            f"note: {setting} from your environment is not used: kfinstall's SSH host-key settings replace it",
+            markup=False,
+        )
     for host, keys in sorted(report.pinned.items()):
         ctx.console.print(
             f"pinned SSH host key of {host} on first contact: {', '.join(keys)} (in {report.known_hosts})",

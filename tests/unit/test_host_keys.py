@@ -88,7 +88,9 @@ def test_ansible_puts_kfinstall_host_key_options_before_the_inventory_ssh_args(m
     argv_file = tmp_path / "argv"
     recorder.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {argv_file}\nexit 255\n')
     recorder.chmod(0o755)
-    env = {**os.environ, **_environment(HostKeyPolicy.of(cfg)), "ANSIBLE_SSH_EXECUTABLE": str(recorder)}
+    # The operator's shell turning checking off is replaced, under either of Ansible's names for it.
+    operator = {"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_SSH_HOST_KEY_CHECKING": "False"}
+    env = {**os.environ, **operator, **_environment(HostKeyPolicy.of(cfg)), "ANSIBLE_SSH_EXECUTABLE": str(recorder)}
     subprocess.run(
         [str(VENV_BIN / "ansible"), "cp1", "-i", str(site / "hosts.yml"), "-m", "ping"],
         env=env, capture_output=True, text=True, timeout=120, check=False,
@@ -212,3 +214,20 @@ def test_off_is_loud_and_recorded(make_site) -> None:
     (record,) = (site / ".kfinstall" / "test" / "runs").iterdir()
     recorded = yaml.safe_load((record / "host-keys.json").read_text())
     assert recorded["mode"] == "off" and recorded["known_hosts"] == "/dev/null"
+
+
+def test_the_operators_environment_is_refused_or_named_never_silently_ignored(
+    make_site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from installer.errors import ConfigError
+
+    site = make_site(hosts={"all.hosts.cp1": {"ansible_host": "127.0.0.1", "ansible_port": 1}})
+    policy = HostKeyPolicy.of(load(site, need_secrets=False))
+    monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", "-o ConnectTimeout=3 -o UserKnownHostsFile=/dev/null")
+    with pytest.raises(ConfigError) as caught:
+        check_host_keys(policy)
+    assert caught.value.exit_code == 2 and "ANSIBLE_SSH_COMMON_ARGS" in caught.value.message
+    assert "UserKnownHostsFile" in caught.value.message and "Fix:" in caught.value.message
+    monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", "-o ConnectTimeout=3")
+    monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")
+    assert check_host_keys(policy).ignored == ["ANSIBLE_HOST_KEY_CHECKING='False'"]
