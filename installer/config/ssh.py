@@ -130,8 +130,8 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
                 problems.error(
                     display, f"{key}.{var}",
                     f"-o {owned} is set by kfinstall on every connection, so yours would be ignored",
-                    "remove it; host keys are checked as spec.ssh.hostKeyChecking says, against "
-                    "known_hosts in the state directory",
+                    "remove it: StrictHostKeyChecking and UserKnownHostsFile come from spec.ssh.hostKeyChecking "
+                    "and the state directory's known_hosts, ControlMaster/ControlPersist reuse each connection",
                 )
     if len(problems.errors) > before:
         return None
