@@ -160,8 +160,8 @@ def _profile_defaults(
 ) -> dict[str, Any]:
     name = spec.get("profile")
     profiles = all_profiles()
-    if name is None:
-        return {}  # the model reports the missing key
+    if not isinstance(name, str):
+        return {}  # the model reports the missing key or the wrong type (a map is not even hashable)
     if name in profiles:
         return profiles[name].defaults
     hint = difflib.get_close_matches(str(name), list(profiles), n=1)
