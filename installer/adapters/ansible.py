@@ -195,6 +195,9 @@ def _run(
             **({"fact_cache": str(facts_cache.resolve())} if facts_cache else {}),
             event_handler=collector,
             cancel_callback=stopping,
+            # "running" comes after ansible-runner wrote artifacts/<ident>/command and before the child
+            # starts: the environment leaves that file at once, so a killed kfinstall leaves none behind.
+            status_handler=_sanitize_command_when_running,
             suppress_env_files=True,
             quiet=True,
             # How often the cancel flag is polled while ansible-playbook is quiet (ansible-runner: 5 s).
@@ -206,7 +209,9 @@ def _run(
             runner.run()
         finally:
             stopping.wait()
-            keep_artifacts(Path(runner.config.artifact_dir), work_dir / "artifacts" / str(runner.config.ident))
+            keep_artifacts(
+                Path(runner.config.artifact_dir), work_dir / "artifacts" / str(runner.config.ident), runner.config.env
+            )
     return PlaybookResult(
         status=runner.status,
         rc=int(runner.rc or 0),
@@ -297,18 +302,30 @@ def recorded_environment(env: dict[str, str]) -> dict[str, str]:
     return {name: value if _recorded(name) else WITHHELD for name, value in sorted(env.items())}
 
 
-def keep_artifacts(scratch: Path, kept: Path) -> None:
+def _sanitize_command_when_running(status: dict[str, Any], runner_config: Any) -> None:
+    if status.get("status") == "running":
+        command = Path(runner_config.artifact_dir) / "command"
+        _write_private(command, json.dumps(_recordable_command(command, runner_config.env, [])))
+
+
+def _recordable_command(path: Path, env: dict[str, str], withheld: list[str]) -> dict[str, Any]:
+    """ansible-runner's command file with the environment as the record may hold it."""
+    try:
+        command = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        command = {}
+    if not isinstance(command, dict):
+        command = {}
+    command["env"] = recorded_environment(env)
+    return dict(redact_data(command, withheld))
+
+
+def keep_artifacts(scratch: Path, kept: Path, env: dict[str, str]) -> None:
     """Copy the vetted artifacts into the record: the command with a recordable environment and
     Ansible's output scrubbed of the withheld values the child had (it never saw the others)."""
     kept.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        command = json.loads((scratch / "command").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        command = {}
-    env = command.get("env") or {}
     withheld = [v for k, v in env.items() if not _recorded(k) and len(v) >= MIN_WITHHELD_SCRUB]
-    command["env"] = recorded_environment(env)
-    _write_private(kept / "command", json.dumps(redact_data(command, withheld), indent=2))
+    _write_private(kept / "command", json.dumps(_recordable_command(scratch / "command", env, withheld), indent=2))
     for name in KEPT_ARTIFACTS:
         source = scratch / name
         if source.is_file() and not source.is_symlink():

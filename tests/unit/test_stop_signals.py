@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -71,12 +72,27 @@ def silent_ports() -> Iterator[list[int]]:
             server.close()
 
 
+BECOME_CANARY = "kfc-become-pass-while-running-8c1f"  # an operator's Ansible setting: passed, never written
+
+
 @dataclass
 class Stopped:
     returncode: int
     stderr: str
     lock_free_with_children: list[str]
     left: list[str]
+    scratch_with_canary: list[str]
+
+
+def _scratch_with_canary(site: Path) -> list[str]:
+    """ansible-runner's private artifacts of this run (outside the record) that hold the canary."""
+    found = []
+    for command in Path(tempfile.gettempdir()).glob("kfinstall-ansible-*/*/command"):
+        with contextlib.suppress(OSError):
+            text = command.read_text()
+            if str(site) in text and BECOME_CANARY in text:
+                found.append(str(command))
+    return found
 
 
 def _site(make_site, ports: list[int], **cluster: object) -> Path:  # noqa: ANN001 - fixture
@@ -93,11 +109,14 @@ def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], sign
     kfinstall = subprocess.Popen(
         [sys.executable, "-m", "installer", *verb, "-i", str(site)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "ANSIBLE_BECOME_PASS": BECOME_CANARY},
     )
     lock_free_with_children: list[str] = []
     err = ""
     try:
         _wait_for_ansible(kfinstall, site, ports[:targets])
+        # A kfinstall killed now (SIGKILL cannot be handled) leaves its scratch artifacts behind.
+        scratch_with_canary = _scratch_with_canary(site)
         sent = time.monotonic()
         kfinstall.send_signal(signum)
         while kfinstall.poll() is None:
@@ -122,7 +141,7 @@ def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], sign
                 os.kill(int(line.split()[0]), signal.SIGKILL)
     with lock.open("a") as handle:  # free once kfinstall is gone
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return Stopped(kfinstall.returncode, err, lock_free_with_children, left)
+    return Stopped(kfinstall.returncode, err, lock_free_with_children, left, scratch_with_canary)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -134,6 +153,7 @@ def test_a_stop_signal_stops_ansible_keeps_the_record_and_holds_the_lock(
     assert stopped.returncode == code, stopped.stderr
     assert stopped.lock_free_with_children == []
     assert stopped.left == []
+    assert stopped.scratch_with_canary == []
     assert "interrupted during preflight" in stopped.stderr
     state = site / ".kfinstall" / "test"
     summary = json.loads(next(state.glob("runs/*/summary.json")).read_text())
