@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from installer.config.addresses import endpoint_problem, is_dns_name, preview, url_problem
+from installer.config.addresses import endpoint_problem, is_dns_name, is_ip, preview, url_problem
 
 API_VERSION = "kfinstall.io/v1alpha1"
 KIND = "Cluster"
@@ -130,25 +130,105 @@ class GpuSpec(Section):
     mig: MigSpec = Field(default_factory=MigSpec, description="Multi-Instance GPU settings.")
 
 
+def _host_path(value: str) -> str:
+    """A path that reaches a host's config files and commands (exports, ganesha.conf, fstab, gluster)."""
+    if any(not c.isprintable() for c in value):
+        raise ValueError(f"{preview(value)} holds a newline or another control character")
+    if not value.startswith("/"):
+        raise ValueError("must be an absolute path")
+    if value.rstrip("/") == "" or ".." in value.split("/"):
+        raise ValueError(f"{preview(value)} must name a directory below / without '..'")
+    return value
+
+
+# exports(5) options: comma-separated words, some with =value (anonuid=1000, sec=sys:krb5, fsid=0).
+_EXPORT_OPTION = re.compile(r"^[a-z_]+(=[A-Za-z0-9_.:/@+-]+)?$")
+_MOUNT_OPTION = re.compile(r"^[A-Za-z0-9_.:/@+-]+(=[A-Za-z0-9_.:/@+,-]+)?$")
+_GLUSTER_VOLUME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+def _allowed_clients_help(own_hosts: str, server: str) -> str:
+    return (
+        f"Clients allowed besides the cluster's own hosts ({own_hosts}, each at its ansible_host address, "
+        f"are always allowed): IP addresses, CIDR networks or DNS names, e.g. the storage network the nodes "
+        f"reach {server} from. Every other host is refused; '*' is refused."
+    )
+
+
+def _allowed_client(value: str) -> str:
+    """One entry of allowedClients: an IP address, a CIDR network or a DNS name; never everyone."""
+    if any(not c.isprintable() or c.isspace() for c in value):
+        raise ValueError(f"{preview(value)} is not an IP address, CIDR network or DNS name")
+    if value == "*" or "*" in value or "?" in value:
+        raise ValueError(
+            f"{preview(value)} would let every host that reaches the server in as root; "
+            "list addresses or networks instead, e.g. 10.0.0.0/16"
+        )
+    if "/" in value:
+        try:
+            network = ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ValueError(f"{preview(value)} is not a CIDR network such as 10.0.0.0/16") from None
+        if str(network) != value:
+            raise ValueError(f"{preview(value)} has host bits set; did you mean {network}?")
+        if network.prefixlen == 0:
+            raise ValueError(f"{preview(value)} is every address; list the cluster's networks instead")
+        return value
+    if is_ip(value) or is_dns_name(value):
+        return value
+    raise ValueError(f"{preview(value)} is not an IP address, CIDR network or DNS name")
+
+
+AllowedClient = Annotated[str, AfterValidator(_allowed_client)]
+
+
+def _mount_option(value: str) -> str:
+    """One NFS mount option (a word, or word=value); they reach mount(8) and the StorageClass."""
+    if not _MOUNT_OPTION.fullmatch(value):
+        raise ValueError(f"{preview(value)} is not a mount option such as nfsvers=4.1 or hard")
+    return value
+
+
+MountOption = Annotated[str, AfterValidator(_mount_option)]
+
+
 class NfsSpec(Section):
     enabled: bool = Field(True, description="Serve an NFS export from the nfs_server host.")
     implementation: Literal["kernel", "ganesha"] = Field(
         "kernel", description=("kernel: in-kernel nfsd; ganesha: userspace nfs-ganesha (works where nfsd cannot load).")
     )
     export_path: str = Field("/export/kfinstall", description="Directory exported by the NFS server.")
-    export_options: str = Field("rw,sync,no_root_squash,no_subtree_check", description="Export options.")
-    mount_options: list[str] = Field(
+    export_options: str = Field(
+        "rw,sync,no_root_squash,no_subtree_check",
+        description=(
+            "Export options (exports(5)), given to the allowed clients only. no_root_squash: csi-driver-nfs "
+            "creates, archives and removes each volume's directory as root, and the kubelet changes a volume's "
+            "group for fsGroup as root; root_squash breaks both."
+        ),
+    )
+    allowed_clients: list[AllowedClient] = Field(
+        default_factory=list,
+        description=_allowed_clients_help("the kube_control_plane, kube_node and nfs_server hosts", "the server"),
+    )
+    mount_options: list[MountOption] = Field(
         default_factory=lambda: ["nfsvers=4.1", "hard"],
         description=("Mount options used by clients and by the NFS StorageClass."),
     )
     storage_class: str = Field("nfs", description="Name of the StorageClass on the export.")
 
-    @field_validator("export_path")
+    _check_path = field_validator("export_path")(classmethod(lambda cls, v: _host_path(v)))
+
+    @field_validator("export_options")
     @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must be an absolute path")
+    def _options(cls, value: str) -> str:
+        if any(not c.isprintable() for c in value):
+            raise ValueError(f"{preview(value)} holds a newline or another control character")
+        bad = [option for option in value.split(",") if not _EXPORT_OPTION.fullmatch(option)]
+        if bad:
+            raise ValueError(
+                f"{preview(bad[0])} is not an export option: write comma-separated words such as "
+                "rw,sync,no_root_squash,no_subtree_check (no spaces, clients or parentheses)"
+            )
         return value
+
 
 
 class GlusterSpec(Section):
@@ -161,7 +241,24 @@ class GlusterSpec(Section):
         description="Block device formatted (xfs) and mounted for the brick; empty keeps the path on the root disk.",
     )
     mount_path: str = Field("/mnt/gluster/kfinstall", description="FUSE mount point on every Kubernetes node.")
+    allowed_clients: list[AllowedClient] = Field(
+        default_factory=list, description=_allowed_clients_help("the kube_node and gluster hosts", "the bricks")
+    )
     storage_class: str = Field("gluster-rwx", description="ReadWriteMany StorageClass over the node mount.")
+
+    _check_paths = field_validator("brick_path", "mount_path")(classmethod(lambda cls, v: _host_path(v)))
+
+    @field_validator("brick_device")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return None if value is None else _host_path(value)
+
+    @field_validator("volume")
+    @classmethod
+    def _volume(cls, value: str) -> str:
+        if not _GLUSTER_VOLUME.fullmatch(value):
+            raise ValueError(f"{preview(value)} is not a Gluster volume name (letters, digits, '_' and '-')")
+        return value
 
 
 class StorageSpec(Section):

@@ -89,6 +89,7 @@ class ClusterConfig:
             "kf_nfs_implementation": storage.nfs.implementation,
             "kf_nfs_export_path": storage.nfs.export_path,
             "kf_nfs_export_options": storage.nfs.export_options,
+            "kf_nfs_allowed_clients": list(storage.nfs.allowed_clients),
             "kf_nfs_mount_options": list(storage.nfs.mount_options),
             "kf_gluster_enabled": storage.gluster.enabled,
             "kf_gluster_volume": storage.gluster.volume,
@@ -96,6 +97,7 @@ class ClusterConfig:
             "kf_gluster_brick_path": storage.gluster.brick_path,
             "kf_gluster_brick_device": storage.gluster.brick_device or "",
             "kf_gluster_mount_path": storage.gluster.mount_path,
+            "kf_gluster_allowed_clients": list(storage.gluster.allowed_clients),
         }
 
     def with_kubernetes_version(self, version: str) -> ClusterConfig:
