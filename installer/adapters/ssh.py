@@ -141,8 +141,10 @@ def environment_conflicts(environ: dict[str, str]) -> list[str]:
     for name in ("ANSIBLE_SSH_COMMON_ARGS", "ANSIBLE_SSH_EXTRA_ARGS"):
         try:
             owned = [o for o in ssh_option_names(shlex.split(environ.get(name, ""))) if o.lower() in _OWNED]
-        except ValueError:
-            owned = []
+        except ValueError as exc:
+            raise ConfigError(
+                f"{name} in your environment cannot be split into ssh arguments ({exc}). Fix: balance its quotes"
+            ) from None
         if owned:
             raise ConfigError(
                 f"{name} in your environment sets -o {owned[0]}, which kfinstall sets itself on every "
@@ -182,7 +184,7 @@ def _ssh_argv(policy: HostKeyPolicy, target: SshTarget, *extra: str) -> list[str
         argv += ["-o", f"Port={target.port}"]
     if target.user:
         argv += ["-o", f"User={target.user}"]
-    return [*argv, *target.args, "--", target.address]
+    return [*argv, *target.args(dict(os.environ)), "--", target.address]
 
 
 def _lookup_name(policy: HostKeyPolicy, target: SshTarget) -> str:

@@ -52,13 +52,23 @@ _LITERAL_VARS = ("ansible_ssh_host", "ansible_ssh_port", "ansible_ssh_user", *_A
 
 @dataclass(frozen=True)
 class SshTarget:
-    """Where and how Ansible's ssh reaches one host; `args` are the operator's own ssh arguments."""
+    """Where and how Ansible's ssh reaches one host, with the operator's own ssh arguments: the
+    inventory's ansible_ssh_common_args and _extra_args, None where the inventory sets none (Ansible
+    then takes ANSIBLE_SSH_COMMON_ARGS / ANSIBLE_SSH_EXTRA_ARGS from the environment)."""
 
     address: str
     port: int | None = None
     user: str | None = None
-    args: tuple[str, ...] = ()
+    common_args: tuple[str, ...] | None = None
+    extra_args: tuple[str, ...] | None = None
     local: bool = False  # ansible_connection: local (no SSH, no host key)
+
+    def args(self, environ: dict[str, str]) -> list[str]:
+        """The operator's ssh arguments as Ansible passes them: each from the inventory, else the environment."""
+        found: list[str] = []
+        for own, name in ((self.common_args, "ANSIBLE_SSH_COMMON_ARGS"), (self.extra_args, "ANSIBLE_SSH_EXTRA_ARGS")):
+            found += own if own is not None else shlex.split(environ.get(name, ""))
+        return found
 
 
 def ssh_option_names(args: list[str] | tuple[str, ...]) -> list[str]:
@@ -140,7 +150,8 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
         address=str(_last(variables, _ADDRESS_VARS) or name),
         port=int(port) if port is not None and str(port).isdigit() else None,
         user=None if _last(variables, _USER_VARS) is None else str(_last(variables, _USER_VARS)),
-        args=tuple(arg for var_args in split.values() for arg in var_args),
+        common_args=tuple(split["ansible_ssh_common_args"]) if "ansible_ssh_common_args" in split else None,
+        extra_args=tuple(split["ansible_ssh_extra_args"]) if "ansible_ssh_extra_args" in split else None,
         local=connection in LOCAL_CONNECTIONS,
     )
 

@@ -145,7 +145,11 @@ def test_other_ssh_args_are_the_operators_and_reach_the_check(make_site) -> None
     (site / "group_vars").mkdir()
     (site / "group_vars" / "all.yml").write_text(yaml.safe_dump({"ansible_ssh_common_args": "-o ProxyJump=bastion"}))
     policy = HostKeyPolicy.of(load(site, need_secrets=False))
-    assert all(target.args == ("-o", "ProxyJump=bastion") for target in policy.targets.values())
+    assert all(target.args({}) == ["-o", "ProxyJump=bastion"] for target in policy.targets.values())
+    # Where the inventory sets no extra args, Ansible takes the environment's, and so does the check.
+    environ = {"ANSIBLE_SSH_COMMON_ARGS": "-o ProxyJump=other", "ANSIBLE_SSH_EXTRA_ARGS": "-o ServerAliveInterval=5"}
+    assert all(target.args(environ) == ["-o", "ProxyJump=bastion", "-o", "ServerAliveInterval=5"]
+               for target in policy.targets.values())
 
 
 def test_ssh_option_names_follow_ssh_getopt() -> None:
@@ -231,3 +235,6 @@ def test_the_operators_environment_is_refused_or_named_never_silently_ignored(
     monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", "-o ConnectTimeout=3")
     monkeypatch.setenv("ANSIBLE_HOST_KEY_CHECKING", "False")
     assert check_host_keys(policy).ignored == ["ANSIBLE_HOST_KEY_CHECKING='False'"]
+    monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", "-o 'ProxyCommand=unbalanced")
+    with pytest.raises(ConfigError, match="balance its quotes"):
+        check_host_keys(policy)
