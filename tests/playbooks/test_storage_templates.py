@@ -169,3 +169,32 @@ def test_ganesha_path_cannot_add_a_line(rendered) -> None:
 def test_gluster_auth_allow_is_the_gluster_and_node_hosts(rendered) -> None:
     # kube_node (n1, n2) and gluster (g1, g2): the nodes mount through the first server's glusterd.
     assert _ok(rendered, "gluster-default") == "10.0.0.2,n2,10.0.0.21,10.0.0.22"
+
+
+def test_values_as_kfinstall_passes_them_render_the_same(tmp_path: Path) -> None:
+    """kfinstall hands its extra vars over tagged !unsafe (installer/adapters/ansible.py): the filters and
+    the allowed-client lists work on such values as on plain ones, and a newline still stays in its line."""
+    from installer.adapters.ansible import unsafe_vars_yaml
+
+    hosts = {name: ({"ansible_host": address} if address else {}) for name, address in HOSTS.items()}
+    inventory = {"all": {"hosts": hosts, "children": {g: {"hosts": dict.fromkeys(m, {})} for g, m in GROUPS.items()}}}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    plays = yaml.safe_load(PLAYBOOK)
+    plays[0]["tasks"] = [_task("exports", {}, "exports"), _task("gluster", {}, "gluster")]
+    (tmp_path / "render.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
+    (tmp_path / "extra.yml").write_text(unsafe_vars_yaml({
+        "kf_nfs_export_path": "/srv/nfs\n/ *(rw)", "kf_nfs_allowed_clients": ["192.168.7.0/24"],
+        "kf_gluster_allowed_clients": ["192.168.7.0/24"], "roles": str(ROLES)}))
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROLES), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "hosts.yml"), "-e", f"@{tmp_path / 'extra.yml'}",
+         str(tmp_path / "render.yml")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {t["task"]["name"]: t["hosts"]["nfs1"] for t in json.loads(proc.stdout)["plays"][0]["tasks"]}
+    (line,) = _export_lines(results["exports"]["msg"])
+    assert line.startswith("/srv/nfs\\012/\\040\\052\\050rw\\051 10.0.0.1(")
+    assert line.endswith(f" 192.168.7.0/24{OPTIONS}")
+    assert results["gluster"]["msg"] == "10.0.0.2,n2,10.0.0.21,10.0.0.22,192.168.7.0/24"
