@@ -89,3 +89,33 @@ def test_site_imports_every_play_in_order() -> None:
     imported = [entry["ansible.builtin.import_playbook"] for entry in site]
     plays = sorted(p.name for p in PLAYBOOKS.glob("[0-9][0-9]-*.yml"))
     assert imported == plays
+
+
+# Commands whose output is a cluster credential: a kubeadm bootstrap token or certificate key.
+CREDENTIAL_COMMANDS = re.compile(r"kubeadm token create|--upload-certs")
+
+
+def _role_tasks() -> list[tuple[Path, dict]]:
+    return [
+        (path, task)
+        for role in ROLES
+        for path in sorted(role.glob("tasks/*.yml"))
+        for task in _tasks(yaml.safe_load(path.read_text()))
+    ]
+
+
+def test_tasks_handling_cluster_credentials_log_nothing() -> None:
+    """A join token or certificate key must not reach Ansible's output: kfinstall keeps that output
+    (stdout) in the run record, and a failed join or -v prints a task's command and result. Every task
+    that registers such a command's output, or uses that register, carries no_log."""
+    tasks = _role_tasks()
+    registers = {
+        task["register"] for _, task in tasks if "register" in task and CREDENTIAL_COMMANDS.search(yaml.safe_dump(task))
+    }
+    assert registers, "no credential command found: the pattern no longer matches the kubernetes role"
+    leaking = [
+        f"{path.relative_to(REPO)}: {task.get('name')!r}"
+        for path, task in tasks
+        if any(name in yaml.safe_dump(task) for name in registers) and task.get("no_log") is not True
+    ]
+    assert not leaking, "tasks handling a join token or certificate key without no_log:\n" + "\n".join(leaking)
