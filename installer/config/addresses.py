@@ -47,7 +47,7 @@ def is_ip(text: str) -> bool:
 
 
 def is_dns_name(text: str) -> bool:
-    return len(text) <= MAX_NAME and bool(_DNS_NAME.match(text)) and not _all_digits(text)
+    return len(text) <= MAX_NAME and bool(_DNS_NAME.fullmatch(text)) and not _all_digits(text)
 
 
 def _all_digits(text: str) -> bool:
@@ -66,7 +66,7 @@ def address_problem(value: Any) -> str | None:
 
 def inventory_name_problem(name: str) -> str | None:
     """An inventory host name: an IP address, or dot-separated labels of letters, digits, '-' and '_'."""
-    if is_ip(name) or (len(name) <= MAX_NAME and _INVENTORY_NAME.match(name) and not name.startswith("-")):
+    if is_ip(name) or (len(name) <= MAX_NAME and _INVENTORY_NAME.fullmatch(name) and not name.startswith("-")):
         return None
     return f"host name {preview(name)} is not a host name or IP address"
 
@@ -85,7 +85,7 @@ def port_problem(value: Any) -> str | None:
 
 
 def user_problem(value: Any) -> str | None:
-    if isinstance(value, str) and _USER.match(value):
+    if isinstance(value, str) and _USER.fullmatch(value):
         return None
     return f"{preview(value)} is not a user name (letters, digits, '_', '.', '-'; not starting with '-')"
 

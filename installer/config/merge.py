@@ -51,7 +51,7 @@ def parse_set_value(text: str) -> Any:
         return lowered == "true"
     if lowered in {"null", "~"}:
         return None
-    if _INT.match(text):
+    if _INT.fullmatch(text):
         try:
             return int(text)
         except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)

@@ -21,6 +21,8 @@ from installer.config.addresses import endpoint_problem, is_dns_name, is_ip, pre
 API_VERSION = "kfinstall.io/v1alpha1"
 KIND = "Cluster"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# Prometheus' duration syntax: units from ms to y, combinable largest first (1d12h).
+_DURATION = re.compile(r"([0-9]+(ms|[smhdwy]))+")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
 
 
@@ -45,7 +47,7 @@ def _checked(value: str | None, problem: Callable[[str], str | None]) -> str | N
 
 
 def _quantity(value: str) -> str:
-    if not _QUANTITY.match(value):
+    if not _QUANTITY.fullmatch(value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity such as 10Gi")
     return value
 
@@ -368,7 +370,7 @@ class ServedModel(Section):
     @field_validator("name")
     @classmethod
     def _dns(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value):
+        if not _DNS_LABEL.fullmatch(value):
             raise ValueError("must be a DNS label (lowercase letters, digits, '-')")
         return value
 
@@ -383,18 +385,28 @@ class ServingSpec(Section):
     max_replicas: int = Field(4, ge=1, description="HPA ceiling.")
     gpu: bool = Field(False, description="Serve with the -gpu image and one nvidia.com/gpu per replica.")
     models_storage_size: str = Field("20Gi", description="Size of the shared models volume.")
+    _check_size = field_validator("models_storage_size")(classmethod(lambda cls, v: _quantity(v)))
 
 
 class MonitoringSpec(Section):
     enabled: bool = Field(True, description="kube-prometheus-stack with Grafana and a GPU dashboard.")
     retention: str = Field("15d", description="Prometheus retention.")
     storage_size: str = Field("50Gi", description="Prometheus volume size.")
+    _check_size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
+
+    @field_validator("retention")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not _DURATION.fullmatch(value):
+            raise ValueError(f"{preview(value)} is not a Prometheus duration such as 15d or 12h")
+        return value
     values: dict[str, Any] = Field(default_factory=dict, description="Extra kube-prometheus-stack values.")
 
 
 class TensorboardSpec(Section):
     enabled: bool = Field(True, description="A TensorBoard reading event logs from the shared volume.")
     logs_storage_size: str = Field("20Gi", description="Size of the shared training-logs volume.")
+    _check_size = field_validator("logs_storage_size")(classmethod(lambda cls, v: _quantity(v)))
 
 
 class ComponentsSpec(Section):
@@ -465,7 +477,7 @@ class Metadata(Section):
     @field_validator("name")
     @classmethod
     def _dns(cls, value: str) -> str:
-        if not _DNS_LABEL.match(value):
+        if not _DNS_LABEL.fullmatch(value):
             raise ValueError("must be a DNS label: lowercase letters, digits and '-', at most 63 characters")
         return value
 

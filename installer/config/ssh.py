@@ -180,6 +180,6 @@ def site_known_hosts(site: Path) -> Path | None:
     doc = load_yaml(site / "kfinstall.yaml", "kfinstall.yaml", Problems())
     metadata = doc.data.get("metadata") if doc is not None and isinstance(doc.data, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    if not isinstance(name, str) or not _DNS_LABEL.match(name):
+    if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name):
         return None
     return site / ".kfinstall" / name / KNOWN_HOSTS

@@ -78,7 +78,7 @@ def check_backup(folder: Path, site: Path, key: bytes, state_dir: Path | None = 
     folder, site = folder.resolve(), site.resolve()
     manifest, document = read_manifest(folder)
     check_signature(folder, manifest, document, key)
-    if not _DNS_LABEL.match(manifest.cluster):
+    if not _DNS_LABEL.fullmatch(manifest.cluster):
         raise _refusal(folder, [f"cluster {_shown(manifest.cluster)}: not a DNS label, so not a cluster name"])
     problems: list[str] = []
     config, archive = _classify(manifest, problems)

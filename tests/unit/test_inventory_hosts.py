@@ -83,6 +83,13 @@ BAD_HOSTS = [
      "all.hosts.n3.ansible_user", "'root$(id)' is not a user name"),
     ("gluster-address", 'n3: {ansible_host: 192.0.2.23, glusterfs_address: "a;b"}', "n3",
      "all.hosts.n3.glusterfs_address", "'a;b' is not an IP address or DNS name"),
+    # A regex's `$` also matches before a final newline: each check must take the whole value.
+    ("name-trailing-newline", '"cp3\\n": {}', '"cp3\\n"', "all.hosts.cp3\\n",
+     "host name 'cp3\\n' is not a host name"),
+    ("host-trailing-newline", 'n3: {ansible_host: "node3\\n"}', "n3", "all.hosts.n3.ansible_host",
+     "'node3\\n' is not an IP address or DNS name"),
+    ("user-trailing-newline", 'n3: {ansible_host: 192.0.2.23, ansible_user: "root\\n"}', "n3",
+     "all.hosts.n3.ansible_user", "'root\\n' is not a user name"),
 ]
 
 

@@ -72,3 +72,41 @@ def test_rule_problems_from_set_point_at_set(make_site) -> None:
 def test_list_items_from_set_point_at_set(make_site) -> None:
     problems = refused(make_site(), ('spec.networking.metallb.addresses=["192.0.2.999/28"]',))
     assert [(f, k) for f, k, _ in problems] == [("--set", "spec.networking.metallb.addresses[0]")], problems
+
+
+# A regex's `$` also matches just before a final newline; each check must take the whole value, or
+# "lab\n" would name the state dir and the Pulumi stack, and "10Gi\n" would reach a chart's values.
+TRAILING_NEWLINE = {
+    "metadata.name": "lab\n",
+    "spec.components.jupyterhub.storageSize": "10Gi\n",
+    "spec.components.serving.modelsStorageSize": "20Gi\n",
+    "spec.components.monitoring.storageSize": "50Gi\n",
+    "spec.components.monitoring.retention": "15d\n",
+    "spec.components.tensorboard.logsStorageSize": "20Gi\n",
+    "spec.components.serving.models": [{"name": "issue-summarization\n"}],
+    "spec.kubernetes.controlPlaneEndpoint": "10.0.0.5:6443\n",
+    "spec.networking.ingress.host": "hub.example.com\n",
+}
+
+
+@pytest.mark.parametrize(("key", "value"), TRAILING_NEWLINE.items(), ids=list(TRAILING_NEWLINE))
+def test_a_value_ending_in_a_newline_is_refused(make_site, key, value) -> None:
+    problems = refused(make_site(cluster={key: value}))
+    assert any(file == "kfinstall.yaml" and k.startswith(key) for file, k, _ in problems), problems
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("spec.components.serving.modelsStorageSize", "20 GB"),
+    ("spec.components.monitoring.storageSize", "lots"),
+    ("spec.components.tensorboard.logsStorageSize", "-1Gi"),
+    ("spec.components.monitoring.retention", "15 days"),
+])
+def test_sizes_and_retention_are_checked(make_site, key, value) -> None:
+    """Every volume size reaches a PersistentVolumeClaim and the retention Prometheus' flags: a bad one
+    is exit 2 here, not a failed Pulumi update later."""
+    problems = refused(make_site(cluster={key: value}))
+    assert any(k == key for _, k, _ in problems), problems
+
+
+def test_good_durations_pass(make_site) -> None:
+    load(make_site(cluster={"spec.components.monitoring.retention": "1d12h"}))
