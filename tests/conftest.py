@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,22 @@ def make_site(tmp_path: Path) -> SiteFactory:
         return site
 
     return factory
+
+
+@pytest.fixture
+def kfinstall(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
+    """kfinstall(*argv): the real entry point in this process (exit-code mapping included), returning
+    (exit code, stdout + stderr)."""
+    from installer.cli import main
+
+    def run(*argv: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["kfinstall", *argv])
+        try:
+            main()
+            code = 0
+        except SystemExit as done:
+            code = int(done.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from installer.cli import main
 from installer.config.load import load
 from installer.owned import RECORD_NAME, NewFile, replace_folder
 from installer.render import Recorded, write
-
-
-def kfinstall(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run the real entry point (exit-code mapping included); (exit code, stdout + stderr)."""
-    monkeypatch.setattr(sys, "argv", ["kfinstall", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 def snapshot(root: Path) -> dict[str, bytes | str]:
@@ -59,13 +45,18 @@ def site(make_site) -> Path:
 
 @pytest.mark.parametrize("where", ["site", "state dir", "state parent", "inside site", "contains site"])
 def test_render_twice_into_the_site_or_state_dir_is_refused_and_deletes_nothing(
-    site: Path, where: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    kfinstall, site: Path, where: str
 ) -> None:
-    out = {"site": site, "state dir": site / ".kfinstall" / "test", "state parent": site / ".kfinstall",
-           "inside site": site / "rendered", "contains site": site.parent}[where]
+    out = {
+        "site": site,
+        "state dir": site / ".kfinstall" / "test",
+        "state parent": site / ".kfinstall",
+        "inside site": site / "rendered",
+        "contains site": site.parent,
+    }[where]
     before = snapshot(site)
     for _ in range(2):
-        code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+        code, output = kfinstall("render", "-i", str(site), "--out", str(out))
         assert code == 2, output
         assert f"--out {out}" in output and "Fix: choose a folder outside" in output
     assert snapshot(site) == before
@@ -73,7 +64,7 @@ def test_render_twice_into_the_site_or_state_dir_is_refused_and_deletes_nothing(
 
 
 def test_render_into_a_folder_with_foreign_files_is_refused_and_deletes_nothing(
-    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    kfinstall, site: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "mine"
     (out / "notes").mkdir(parents=True)
@@ -82,24 +73,22 @@ def test_render_into_a_folder_with_foreign_files_is_refused_and_deletes_nothing(
     (out / "helm" / "values.yaml").write_text("mine: true\n")
     before = snapshot(out)
     for _ in range(2):
-        code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+        code, output = kfinstall("render", "-i", str(site), "--out", str(out))
         assert code == 2, output
         assert "is not empty and has no .kfinstall-files.json" in output and "nothing was changed" in output
     assert snapshot(out) == before
 
 
-def test_rerender_replaces_its_own_output_and_keeps_the_operators_files(
-    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_rerender_replaces_its_own_output_and_keeps_the_operators_files(kfinstall, site: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+    code, output = kfinstall("render", "-i", str(site), "--out", str(out))
     assert code == 0, output
     first = snapshot(out)
     record = json.loads((out / RECORD_NAME).read_text())
     assert set(record["files"]) == {k for k, v in first.items() if v != "dir" and k != RECORD_NAME}
     (out / "README.txt").write_text("the operator's note beside the render\n")
     (out / "helm" / "notes.txt").write_text("the operator's note in a rendered folder\n")
-    code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+    code, output = kfinstall("render", "-i", str(site), "--out", str(out))
     assert code == 0, output
     again = snapshot(out)
     assert again.pop("README.txt") and again.pop("helm/notes.txt")
@@ -258,11 +247,9 @@ def test_lab_down_removes_the_hosts_file_it_wrote(tmp_path: Path) -> None:
     assert not (site / "hosts.yml").exists() and (site / "kfinstall.yaml").exists() and (site / "secrets.yml").exists()
 
 
-def test_an_out_folder_that_cannot_be_made_gives_exit_2_not_a_traceback(
-    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_out_folder_that_cannot_be_made_gives_exit_2_not_a_traceback(kfinstall, site: Path, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("mine\n")
     for out in (tmp_path / "a-file" / "out", Path("/proc/self/kfinstall-out")):
-        code, output = kfinstall(monkeypatch, capsys, "render", "-i", str(site), "--out", str(out))
+        code, output = kfinstall("render", "-i", str(site), "--out", str(out))
         assert code == 2 and "Traceback" not in output and "Fix: choose" in output, output
     assert (tmp_path / "a-file").read_text() == "mine\n"
