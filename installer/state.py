@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from installer.config.pydantic_errors import key_path
 from installer.errors import ConfigError
+from installer.owned import write_file_atomically
 
 STATE_FILE = "state.json"
 PREVIOUS_SUFFIX = ".prev"
@@ -80,27 +80,11 @@ def write_state(state_dir: Path, state: State) -> None:
     path = state_dir / STATE_FILE
     _keep_previous(path)
     data: dict[str, Any] = state.model_dump(mode="json")
-    write_durably(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    write_file_atomically(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), 0o600)
 
 
 def previous_copy(path: Path) -> Path:
     return path.with_name(path.name + PREVIOUS_SUFFIX)
-
-
-def write_durably(path: Path, content: bytes) -> None:
-    """Temp file in the same folder, fsync, rename over `path`, fsync the folder: after a crash the
-    file is either the old one or the new one, never a mix or an empty file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_folder(path.parent)
 
 
 def fsync_folder(folder: Path) -> None:
@@ -170,4 +154,4 @@ def _keep_previous(path: Path) -> None:
         _parse(current)
     except _Unreadable:
         return  # absent or damaged: keep whatever .prev holds
-    write_durably(previous_copy(path), current)
+    write_file_atomically(previous_copy(path), current, 0o600)

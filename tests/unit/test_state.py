@@ -95,6 +95,11 @@ def test_a_state_path_that_is_not_a_regular_file_exits_2(tmp_path: Path) -> None
     assert refused.value.message.startswith(f"{tmp_path / 'state.json'}: not a regular file")
 
 
+def _written(path: str) -> str:
+    """The file a temporary name is written for (installer.owned names it .NAME.kfinstall-tmp-XXXX)."""
+    return Path(path).name.split(".kfinstall-tmp-")[0]
+
+
 def test_writes_fsync_the_file_and_then_the_folder(tmp_path: Path, monkeypatch) -> None:
     synced: list[str] = []
     real_fsync = os.fsync
@@ -106,12 +111,11 @@ def test_writes_fsync_the_file_and_then_the_folder(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     write_state(tmp_path, _state("1.11"))
     # the temp file (renamed to state.json right after its fsync), then the folder holding the rename
-    assert len(synced) == 2 and Path(synced[0]).parent == tmp_path and Path(synced[0]).name.startswith(".state.json-")
+    assert len(synced) == 2 and Path(synced[0]).parent == tmp_path and _written(synced[0]) == ".state.json"
     assert synced[1] == str(tmp_path)
     synced.clear()
     entry = HistoryEntry(at="2026-01-01T00:00:00Z", action="up", result="ok")
     write_state(tmp_path, State(cluster="test", history=[entry]))
     # the kept copy (file, folder), then the new state (file, folder)
-    assert [Path(p).name.split("-")[0] for p in synced] == [".state.json.prev", tmp_path.name, ".state.json",
-                                                           tmp_path.name]
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert [_written(p) for p in synced] == [".state.json.prev", tmp_path.name, ".state.json", tmp_path.name]
+    assert not [p for p in tmp_path.iterdir() if "kfinstall-tmp" in p.name]
