@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import io
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from installer.config.sample import sample_sites
-from installer.config.secrets import generate_secrets
+from installer.owned import write_file_atomically
 
 INVENTORY_FILE = "hosts.yml"
 CONFIG_FILE = "kfinstall.yaml"
@@ -97,36 +96,6 @@ def render_yaml(data: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
-def write_inventory(out_dir: Path, inventory: dict[str, Any]) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / INVENTORY_FILE
-    _write_atomically(path, render_yaml(inventory))
-    return path
-
-
-def write_cluster_config(out_dir: Path) -> Path:
-    """kfinstall.yaml for the lab profile; an existing file is left alone (the operator may have edited it)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / CONFIG_FILE
-    if not path.exists():
-        _write_atomically(path, cluster_config())
-    return path
-
-
-def write_secrets_if_absent(out_dir: Path) -> Path:
-    """secrets.yml (mode 0600, random values) only when absent: a re-run never rotates secrets."""
-    path = out_dir / SECRETS_FILE
-    if not path.exists():
-        generate_secrets(path)
-    return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 # Host keys ----------------------------------------------------------------------------------------
 #
 # Lab hosts make new host keys whenever they are re-created. `lab up` made them, so it reads their
@@ -181,10 +150,5 @@ def write_known_hosts(path: Path, keys: dict[str, list[str]]) -> Path:
     """Pin the lab machines' keys (address -> keys) in `path`, replacing their old entries only."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     current = path.read_text() if path.is_file() else ""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(known_hosts_text(current, keys))
-    os.replace(tmp, path)
+    write_file_atomically(path, known_hosts_text(current, keys).encode("utf-8"), 0o600)
     return path

@@ -12,11 +12,12 @@ import pytest
 from ruamel.yaml import YAML
 
 from installer.config.inventory import ROLE_GROUPS
-from installer.lab import inventory
+from installer.lab import inventory, outputs
 from installer.lab.inventory import LabMachine, build_inventory, role_groups
 
 KEY = Path("/var/lib/kfinstall-lab/ssh/id_ed25519")
 REPO = "http://10.89.7.1:8080"
+LAB_DATA = {"all": {"hosts": {}}}  # an inventory for the tests that look at the other site files
 
 
 def _machines(prefix: str, count: int, first_octet: int) -> list[LabMachine]:
@@ -72,7 +73,8 @@ def test_every_machine_has_its_connection_vars_and_the_repo_is_a_group_var() -> 
 
 
 def test_written_inventory_is_what_ansible_reads(tmp_path: Path) -> None:
-    path = inventory.write_inventory(tmp_path, build_inventory(_machines("h", 3, 10), [], KEY, REPO))
+    outputs.write_site_files(tmp_path, build_inventory(_machines("h", 3, 10), [], KEY, REPO))
+    path = tmp_path / inventory.INVENTORY_FILE
     ansible_inventory = Path(sys.executable).parent / "ansible-inventory"
     if not ansible_inventory.exists():
         pytest.skip(f"ansible-inventory not found next to {sys.executable}")
@@ -87,7 +89,8 @@ def test_written_inventory_is_what_ansible_reads(tmp_path: Path) -> None:
 
 
 def test_cluster_config_has_the_lab_profile_and_is_kept_once_written(tmp_path: Path) -> None:
-    path = inventory.write_cluster_config(tmp_path)
+    outputs.write_site_files(tmp_path, LAB_DATA)
+    path = tmp_path / inventory.CONFIG_FILE
     data = YAML(typ="safe").load(path.read_text())
     assert data == {
         "apiVersion": "kfinstall.io/v1alpha1",
@@ -96,15 +99,15 @@ def test_cluster_config_has_the_lab_profile_and_is_kept_once_written(tmp_path: P
         "spec": {"profile": "lab", "channel": "26.03"},
     }
     path.write_text(path.read_text() + "# edited by the operator\n")
-    inventory.write_cluster_config(tmp_path)
+    outputs.write_site_files(tmp_path, LAB_DATA)
     assert path.read_text().endswith("# edited by the operator\n")
 
 
 def test_secrets_are_generated_once_with_mode_0600(tmp_path: Path) -> None:
-    written = inventory.write_secrets_if_absent(tmp_path)
-    assert written == tmp_path / "secrets.yml"
+    outputs.write_site_files(tmp_path, LAB_DATA)
+    written = tmp_path / "secrets.yml"
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
     first = written.read_text()
     assert "lab_user_password:" in first
-    inventory.write_secrets_if_absent(tmp_path)
+    outputs.write_site_files(tmp_path, LAB_DATA)
     assert written.read_text() == first  # a second `lab up` never rotates secrets
