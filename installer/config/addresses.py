@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _LABEL_UNDERSCORE = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
 _DNS_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _INVENTORY_NAME = re.compile(rf"^{_LABEL_UNDERSCORE}(?:\.{_LABEL_UNDERSCORE})*$")
 # POSIX portable user names (useradd's default NAME_REGEX, plus upper case and '.'): no leading '-'.
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
@@ -44,6 +45,11 @@ def is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def is_dns_label(text: str) -> bool:
+    """One lowercase RFC 1123 label: a cluster name (state dir, Pulumi stack) or a model name."""
+    return bool(_DNS_LABEL.fullmatch(text))
 
 
 def is_dns_name(text: str) -> bool:

@@ -16,11 +16,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from installer.config.addresses import endpoint_problem, is_dns_name, is_ip, preview, url_problem
+from installer.config.addresses import endpoint_problem, is_dns_label, is_dns_name, is_ip, preview, url_problem
 
 API_VERSION = "kfinstall.io/v1alpha1"
 KIND = "Cluster"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Prometheus' duration syntax: units from ms to y, combinable largest first (1d12h).
 _DURATION = re.compile(r"([0-9]+(ms|[smhdwy]))+")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
@@ -370,7 +369,7 @@ class ServedModel(Section):
     @field_validator("name")
     @classmethod
     def _dns(cls, value: str) -> str:
-        if not _DNS_LABEL.fullmatch(value):
+        if not is_dns_label(value):
             raise ValueError("must be a DNS label (lowercase letters, digits, '-')")
         return value
 
@@ -477,7 +476,7 @@ class Metadata(Section):
     @field_validator("name")
     @classmethod
     def _dns(cls, value: str) -> str:
-        if not _DNS_LABEL.fullmatch(value):
+        if not is_dns_label(value):
             raise ValueError("must be a DNS label: lowercase letters, digits and '-', at most 63 characters")
         return value
 

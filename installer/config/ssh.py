@@ -19,16 +19,15 @@ host-key settings never apply to kfinstall's connections (documented in docs/sec
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from installer.config.addresses import is_dns_label
 from installer.config.problems import Problems
 from installer.config.yamlfile import load_yaml
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # metadata.name (model.py)
 # Options kfinstall sets itself on every ssh command line (installer/adapters/ssh.py SSH_ARGS_OWNED).
 OWNED_OPTIONS = ("StrictHostKeyChecking", "UserKnownHostsFile", "ControlMaster", "ControlPersist")
 SSH_CONNECTIONS = ("ssh", "smart", "ansible.builtin.ssh", "ansible.legacy.ssh")
@@ -180,6 +179,6 @@ def site_known_hosts(site: Path) -> Path | None:
     doc = load_yaml(site / "kfinstall.yaml", "kfinstall.yaml", Problems())
     metadata = doc.data.get("metadata") if doc is not None and isinstance(doc.data, dict) else None
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name):
+    if not isinstance(name, str) or not is_dns_label(name):
         return None
     return site / ".kfinstall" / name / KNOWN_HOSTS

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import secrets
 import shutil
 import stat
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from installer.config.addresses import is_dns_label
 from installer.config.inventory import INVENTORY_FILES
 from installer.config.load import CLUSTER_FILE, SECRETS_FILE
 from installer.errors import PhaseFailed, PreflightError
@@ -52,7 +52,6 @@ MAX_ARCHIVE_MEMBERS = 200_000
 MAX_ARCHIVE_BYTES = 4 << 30
 MAX_BACKUP_ENTRIES = 100_000
 # metadata.name's rule (installer.config.model): a DNS label cannot hold '/' or '..'.
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _CHUNK = 1 << 20
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _NOT_RESTORED = {
@@ -78,7 +77,7 @@ def check_backup(folder: Path, site: Path, key: bytes, state_dir: Path | None = 
     folder, site = folder.resolve(), site.resolve()
     manifest, document = read_manifest(folder)
     check_signature(folder, manifest, document, key)
-    if not _DNS_LABEL.fullmatch(manifest.cluster):
+    if not is_dns_label(manifest.cluster):
         raise _refusal(folder, [f"cluster {_shown(manifest.cluster)}: not a DNS label, so not a cluster name"])
     problems: list[str] = []
     config, archive = _classify(manifest, problems)
