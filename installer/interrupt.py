@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.errors import KfinstallError
+from installer.errors import Interrupted, KfinstallError, PhaseFailed
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 PROC = Path("/proc")
@@ -43,6 +44,7 @@ def interrupt_sets(flag: threading.Event) -> Iterator[None]:
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
         signal.signal(signum, handler)
+    _ACTIVE.append((flag, received))
     try:
         yield
     except KfinstallError as exc:
@@ -50,8 +52,73 @@ def interrupt_sets(flag: threading.Event) -> Iterator[None]:
             exc.exit_code = exit_code_for(received[0])
         raise
     finally:
+        _ACTIVE.remove((flag, received))
         for signum, before in previous.items():
             signal.signal(signum, before)
+
+
+# The stop flag of the run in progress. Signal handlers are one per process, so the flag they set is
+# too: a child started anywhere below `interrupt_sets` (the host-key check's ssh, kubectl, a render,
+# the Pulumi CLI) honours it without every caller passing it down.
+_ACTIVE: list[tuple[threading.Event, list[int]]] = []
+
+
+def stop_requested() -> bool:
+    """True once SIGINT, SIGTERM or SIGHUP arrived during the run in progress."""
+    return any(flag.is_set() for flag, _ in _ACTIVE)
+
+
+def stops_received() -> int:
+    """How many stop signals the run in progress received (a second one may mean "now")."""
+    return sum(len(received) for _, received in _ACTIVE)
+
+
+CHILD_POLL_S = 0.1  # how often a child's wait looks at the stop flag
+
+
+def run_child(
+    argv: list[str],
+    *,
+    timeout: float,
+    input: str | None = None,  # subprocess.run's own name
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(argv, capture_output=True, text=True) for a child started under the lock.
+
+    The child gets a session of its own (a terminal's Ctrl-C reaches kfinstall only, which decides),
+    and its wait looks at the stop flag every CHILD_POLL_S: on a stop, or at `timeout`, its whole
+    process group is killed and waited for before this returns, so the lock is never released while
+    it runs. Raises Interrupted on a stop, subprocess.TimeoutExpired at the timeout.
+    """
+    deadline = time.monotonic() + timeout
+    with subprocess.Popen(
+        argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    ) as child:
+        pending = input
+        while True:
+            try:
+                out, err = child.communicate(pending, timeout=CHILD_POLL_S)
+            except subprocess.TimeoutExpired:
+                pending = None  # sent with the first call; a retry must not send it again
+                if stop_requested():
+                    _end_group(child)
+                    raise Interrupted(f"stopped while {Path(argv[0]).name} ran; it was stopped too") from None
+                if time.monotonic() > deadline:
+                    _end_group(child)
+                    raise subprocess.TimeoutExpired(argv, timeout) from None
+            else:
+                return subprocess.CompletedProcess(argv, child.returncode, out, err)
+
+
+def _end_group(child: subprocess.Popen[str]) -> None:
+    """Kill the child's process group (it leads its own session) and wait until none of it runs."""
+    Stopped(pids={child.pid}, groups={child.pid}).kill()
+    child.wait()
+    # Reaped now: from here on only the group counts (its living members keep its id from reuse).
+    left = Stopped(groups={child.pid}).wait()
+    if left:
+        raise PhaseFailed(f"processes {sorted(left)} of {child.args!r} did not stop; stop them before a re-run")
 
 
 # Stopping the child's whole process tree ------------------------------------------------------

@@ -28,6 +28,7 @@ from installer.config.inventory import ROLE_GROUPS
 from installer.config.resolved import ClusterConfig
 from installer.config.ssh import KNOWN_HOSTS, OWNED_OPTIONS, SshTarget, ssh_option_names
 from installer.errors import ConfigError, PreflightError
+from installer.interrupt import run_child
 
 _STRICTNESS = {"accept-new": "accept-new", "strict": "yes", "off": "no"}
 # Connection reuse for Ansible's many small commands (one TCP connection and key exchange per host).
@@ -83,6 +84,10 @@ class HostKeyPolicy:
             # A reused master connection skips the host-key check: never share one with another site,
             # another policy or the operator's own Ansible runs (the default dir is one for all).
             "ANSIBLE_SSH_CONTROL_PATH_DIR": f"~/.ansible/cp/kf-{self._digest()}",
+            # Empty: Ansible's own per-host socket name in that directory. Set, here or by an
+            # ansible.cfg (the operator's, or one in the cwd), it would replace the directory.
+            # The ssh connection plugin, whatever an ansible.cfg or the shell says: paramiko ignores
+            # ANSIBLE_SSH_ARGS, so the site's known_hosts would never be read.
         }
 
     def _digest(self) -> str:
@@ -151,7 +156,10 @@ def environment_conflicts(environ: dict[str, str]) -> list[str]:
                 f"connection (yours would be ignored). Fix: unset it or remove that option; host keys are "
                 "checked as spec.ssh.hostKeyChecking says"
             )
-    replaced = ("ANSIBLE_SSH_ARGS", "ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_SSH_HOST_KEY_CHECKING")
+    replaced = (
+        "ANSIBLE_SSH_ARGS", "ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_SSH_HOST_KEY_CHECKING", "ANSIBLE_SSH_CONTROL_PATH",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR", "ANSIBLE_TRANSPORT",
+    )
     return [f"{name}={environ[name]!r}" for name in replaced if name in environ]
 
 
@@ -189,9 +197,7 @@ def _ssh_argv(policy: HostKeyPolicy, target: SshTarget, *extra: str) -> list[str
 
 def _lookup_name(policy: HostKeyPolicy, target: SshTarget) -> str:
     """The name ssh files the host's key under: HostKeyAlias, else the HostName, with [ ]:port off port 22."""
-    proc = subprocess.run(
-        _ssh_argv(policy, target, "-G"), capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, check=False
-    )
+    proc = run_child(_ssh_argv(policy, target, "-G"), timeout=CHECK_TIMEOUT_S)
     config = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
     name = config.get("hostkeyalias") or config.get("hostname") or target.address
     port = config.get("port", "22")
@@ -200,10 +206,7 @@ def _lookup_name(policy: HostKeyPolicy, target: SshTarget) -> str:
 
 def pinned_keys(known_hosts: Path, lookup: str) -> list[str]:
     """'TYPE SHA256:...' of every key pinned for `lookup` (hashed entries included)."""
-    proc = subprocess.run(
-        ["ssh-keygen", "-l", "-F", lookup, "-f", str(known_hosts)],
-        capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, check=False,
-    )
+    proc = run_child(["ssh-keygen", "-l", "-F", lookup, "-f", str(known_hosts)], timeout=CHECK_TIMEOUT_S)
     keys = []
     for line in proc.stdout.splitlines():
         parts = line.split()
@@ -217,10 +220,8 @@ def _check_one(policy: HostKeyPolicy, target: SshTarget) -> tuple[str, list[str]
     lookup = _lookup_name(policy, target)
     before = pinned_keys(policy.known_hosts, lookup)
     try:
-        proc = subprocess.run(
-            [*_ssh_argv(policy, target, *_CHECK_OPTIONS), "true"],
-            capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL,
-        )
+        # A stop signal ends the wait (and this ssh) at once: Interrupted, under the run's lock.
+        proc = run_child([*_ssh_argv(policy, target, *_CHECK_OPTIONS), "true"], timeout=CHECK_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         return "unreachable", [f"no SSH answer within {CHECK_TIMEOUT_S} s"]
     if "Host key verification failed" in proc.stderr:

@@ -46,16 +46,24 @@ def _ours(kfinstall: subprocess.Popen[str], site: Path, ports: list[int]) -> lis
             if pid != kfinstall.pid and not stat.startswith("Z") and any(m in args for m in marks)]
 
 
-def _wait_for_ansible(kfinstall: subprocess.Popen[str], site: Path, ports: list[int], timeout_s: float = 60) -> None:
-    """Until ansible-playbook runs and its ssh waits at each host the playbook targets."""
+def _wait_for_ansible(kfinstall: subprocess.Popen[str], site: Path, ports: list[int], timeout_s: float = 60,
+                      ansible: bool = True) -> None:
+    """Until ansible-playbook runs (with `ansible`; without, until it has not started) and ssh waits at
+    each host the playbook targets."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and kfinstall.poll() is None:
         running = [line.split(None, 1)[1] for line in _ours(kfinstall, site, ports)]
         ssh_to = {port for port in ports for args in running if args.startswith("ssh ") and f"Port={port} " in args}
-        if any("ansible-playbook" in args for args in running) and ssh_to == set(ports):
+        if any("ansible-playbook" in args for args in running) == ansible and ssh_to == set(ports):
             return
         time.sleep(0.1)
-    raise AssertionError(f"ansible-playbook with ssh to every host never appeared: {kfinstall.poll()=}")
+    raise AssertionError(f"{'ansible-playbook with ' if ansible else ''}ssh to every host never appeared: "
+                         f"{kfinstall.poll()=}")
+
+
+def _wait_for_host_key_check(kfinstall: subprocess.Popen[str], site: Path, ports: list[int]) -> None:
+    """Until the preflight's host-key check has an ssh waiting at each host (no Ansible yet)."""
+    _wait_for_ansible(kfinstall, site, ports, ansible=False)
 
 
 @pytest.fixture
@@ -82,6 +90,7 @@ class Stopped:
     lock_free_with_children: list[str]
     left: list[str]
     scratch_with_canary: list[str]
+    seconds: float  # from the signal to kfinstall's exit
 
 
 def _scratch_with_canary(site: Path) -> list[str]:
@@ -98,13 +107,15 @@ def _scratch_with_canary(site: Path) -> list[str]:
 def _site(make_site, ports: list[int], **cluster: object) -> Path:  # noqa: ANN001 - fixture
     hosts = {f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port, "ansible_timeout": 300}
              for h, port in zip(("cp1", "n1", "n2"), ports, strict=True)}
-    # Host keys off: the host-key check's own ssh would wait at the silent ports before Ansible starts.
+    # Host keys off (unless a test sets them): the host-key check's own ssh would wait at the silent
+    # ports before Ansible starts.
     return make_site(cluster={"spec.ssh.hostKeyChecking": "off", **cluster}, hosts=hosts)
 
 
-def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], signum: int, targets: int = 3) -> Stopped:
-    """Run `kfinstall VERB`, send `signum` once Ansible's ssh waits at the first `targets` hosts, watch the
-    lock until it exits."""
+def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], signum: int, targets: int = 3,
+                            ready=_wait_for_ansible) -> Stopped:  # noqa: ANN001 - one of the waits above
+    """Run `kfinstall VERB`, send `signum` once `ready` says ssh waits at the first `targets` hosts (Ansible's
+    by default), watch the lock until it exits."""
     lock = site / ".kfinstall" / "test" / "lock"
     kfinstall = subprocess.Popen(
         [sys.executable, "-m", "installer", *verb, "-i", str(site)],
@@ -114,7 +125,7 @@ def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], sign
     lock_free_with_children: list[str] = []
     err = ""
     try:
-        _wait_for_ansible(kfinstall, site, ports[:targets])
+        ready(kfinstall, site, ports[:targets])
         # A kfinstall killed now (SIGKILL cannot be handled) leaves its scratch artifacts behind.
         scratch_with_canary = _scratch_with_canary(site)
         sent = time.monotonic()
@@ -130,6 +141,7 @@ def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], sign
                     fcntl.flock(handle, fcntl.LOCK_UN)
             assert time.monotonic() - sent < 60, "kfinstall did not stop"
             time.sleep(0.02)
+        seconds = time.monotonic() - sent
         _, err = kfinstall.communicate(timeout=10)
     finally:  # on a failure, leave nothing of this test running
         if kfinstall.poll() is None:
@@ -141,7 +153,7 @@ def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], sign
                 os.kill(int(line.split()[0]), signal.SIGKILL)
     with lock.open("a") as handle:  # free once kfinstall is gone
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return Stopped(kfinstall.returncode, err, lock_free_with_children, left, scratch_with_canary)
+    return Stopped(kfinstall.returncode, err, lock_free_with_children, left, scratch_with_canary, seconds)
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
@@ -169,6 +181,27 @@ def test_sigterm_stops_a_cluster_backup_the_same_way(make_site, silent_ports: li
     assert stopped.returncode == 143, stopped.stderr
     assert stopped.lock_free_with_children == [] and stopped.left == []
     assert "cluster backup failed (canceled" in stopped.stderr
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_signal_ends_the_host_key_check_at_once(
+    make_site, silent_ports: list[int], signum: int, code: int
+) -> None:
+    """The preflight's host-key check (accept-new) runs its own ssh to every host before any playbook; at the
+    silent ports each waits for a banner (ssh's ConnectTimeout, 10 s, then the check's 30 s). A stop must end
+    them at once, not after they time out, and the lock stays held until they are gone."""
+    site = _site(make_site, silent_ports, **{"spec.ssh.hostKeyChecking": "accept-new"})
+    stopped = _stop_while_ansible_runs(site, silent_ports, ["up", "--only", "hosts", "--yes"], signum,
+                                       ready=_wait_for_host_key_check)
+    assert stopped.returncode == code, stopped.stderr
+    assert stopped.seconds < 3, f"kfinstall took {stopped.seconds:.1f} s to stop"
+    assert stopped.lock_free_with_children == [] and stopped.left == []
+    assert "stopped while ssh ran" in stopped.stderr
+    state = site / ".kfinstall" / "test"
+    summary = json.loads(next(state.glob("runs/*/summary.json")).read_text())
+    assert summary["result"] == "failed" and summary["phases"][0] == {**summary["phases"][0],
+                                                                      "name": "preflight", "status": "Interrupted"}
+    assert not (state / "runs" / summary["runId"] / "ansible-preflight").exists()  # no playbook started
 
 
 def test_exit_codes_follow_the_shell_convention() -> None:
