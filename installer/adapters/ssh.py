@@ -86,8 +86,10 @@ class HostKeyPolicy:
             "ANSIBLE_SSH_CONTROL_PATH_DIR": f"~/.ansible/cp/kf-{self._digest()}",
             # Empty: Ansible's own per-host socket name in that directory. Set, here or by an
             # ansible.cfg (the operator's, or one in the cwd), it would replace the directory.
+            "ANSIBLE_SSH_CONTROL_PATH": "",
             # The ssh connection plugin, whatever an ansible.cfg or the shell says: paramiko ignores
             # ANSIBLE_SSH_ARGS, so the site's known_hosts would never be read.
+            "ANSIBLE_TRANSPORT": "ssh",
         }
 
     def _digest(self) -> str:

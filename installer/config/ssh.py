@@ -19,6 +19,7 @@ host-key settings never apply to kfinstall's connections (documented in docs/sec
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,13 @@ from installer.config.problems import Problems
 from installer.config.yamlfile import load_yaml
 
 # Options kfinstall sets itself on every ssh command line (installer/adapters/ssh.py SSH_ARGS_OWNED).
-OWNED_OPTIONS = ("StrictHostKeyChecking", "UserKnownHostsFile", "ControlMaster", "ControlPersist")
+# ControlPath too: a master socket shared with another site, policy or the operator's own ssh is
+# reused without any host-key check (installer/adapters/ssh.py keeps one directory per site and policy).
+OWNED_OPTIONS = ("StrictHostKeyChecking", "UserKnownHostsFile", "ControlMaster", "ControlPersist", "ControlPath")
+# ssh flags that set an owned option directly: -S wins over any -o ControlPath, wherever it stands.
+_FLAG_OPTIONS = {"S": "ControlPath", "M": "ControlMaster"}
+# Ansible's own variables for the control socket: a host variable beats kfinstall's environment.
+_CONTROL_PATH_VARS = ("ansible_control_path", "ansible_control_path_dir")
 SSH_CONNECTIONS = ("ssh", "smart", "ansible.builtin.ssh", "ansible.legacy.ssh")
 LOCAL_CONNECTIONS = ("local", "ansible.builtin.local", "ansible.legacy.local")
 # ssh's getopt string (OpenSSH ssh.c): a letter followed by ':' takes an argument.
@@ -43,7 +50,8 @@ _ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
 _CHECKING_VARS = ("ansible_host_key_checking", "ansible_ssh_host_key_checking")
 # Every variable read_target needs (installer/config/inventory.py reads them through Ansible).
 SSH_TARGET_VARS = (
-    *_ADDRESS_VARS, *_PORT_VARS, *_USER_VARS, *_ARGS_VARS, *_CHECKING_VARS, "ansible_ssh_args", "ansible_connection"
+    *_ADDRESS_VARS, *_PORT_VARS, *_USER_VARS, *_ARGS_VARS, *_CHECKING_VARS, "ansible_ssh_args", "ansible_connection",
+    *_CONTROL_PATH_VARS,
 )
 # The inventory checks refuse templates in ansible_host, ansible_port and ansible_user; these are the rest.
 _LITERAL_VARS = ("ansible_ssh_host", "ansible_ssh_port", "ansible_ssh_user", *_ARGS_VARS)
@@ -71,7 +79,8 @@ class SshTarget:
 
 
 def ssh_option_names(args: list[str] | tuple[str, ...]) -> list[str]:
-    """The names given with -o in an ssh argument list, as ssh's getopt reads them (-oX=1, -o X=1, -vo X 1)."""
+    """The option names an ssh argument list sets, as ssh's getopt reads them (-oX=1, -o X=1, -vo X 1,
+    -o "X<tab>1"), with -S and -M named as the options they set (ControlPath, ControlMaster)."""
     names, i = [], 0
     while i < len(args):
         token = args[i]
@@ -79,13 +88,16 @@ def ssh_option_names(args: list[str] | tuple[str, ...]) -> list[str]:
         if not token.startswith("-") or token in ("-", "--"):
             continue
         for pos, letter in enumerate(token[1:], start=1):
+            if letter in _FLAG_OPTIONS:
+                names.append(_FLAG_OPTIONS[letter])
             if letter not in _TAKES_ARGUMENT:
                 continue
             value = token[pos + 1 :]
             if not value and i < len(args):
                 value, i = args[i], i + 1
             if letter == "o":
-                names.append(value.replace("=", " ").split(" ", 1)[0].strip())
+                # ssh_config syntax: the keyword ends at '=' or any white space, leading space skipped.
+                names.append(re.split(r"[\s=]", value.strip(), maxsplit=1)[0])
             break
     return names
 
@@ -124,6 +136,14 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
             "would replace kfinstall's own ssh options (host-key checking, known_hosts, connection reuse)",
             "move your options to ansible_ssh_common_args",
         )
+    for var in _CONTROL_PATH_VARS:
+        if variables.get(var) not in (None, ""):
+            problems.error(
+                display, f"{key}.{var}",
+                "would replace kfinstall's control socket directory, kept per site and host-key policy "
+                "(a master connection shared with other ssh sessions is reused without any host-key check)",
+                "remove it",
+            )
     for var in _CHECKING_VARS:
         if variables.get(var) is not None and str(variables[var]).strip().lower() not in ("true", "yes", "1", "on"):
             problems.error(
@@ -140,7 +160,8 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
                     display, f"{key}.{var}",
                     f"-o {owned} is set by kfinstall on every connection, so yours would be ignored",
                     "remove it: StrictHostKeyChecking and UserKnownHostsFile come from spec.ssh.hostKeyChecking "
-                    "and the state directory's known_hosts, ControlMaster/ControlPersist reuse each connection",
+                    "and the state directory's known_hosts, ControlMaster/ControlPersist/ControlPath (-M, -S) "
+                    "reuse each connection through a socket of the site's own",
                 )
     if len(problems.errors) > before:
         return None

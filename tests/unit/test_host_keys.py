@@ -117,6 +117,15 @@ def test_ansible_puts_kfinstall_host_key_options_before_the_inventory_ssh_args(m
         ({"ansible_ssh_host_key_checking": "no"}, "ansible_ssh_host_key_checking", "spec.ssh.hostKeyChecking"),
         ({"ansible_ssh_common_args": "{{ lookup('env', 'X') }}"}, "ansible_ssh_common_args", "template"),
         ({"ansible_connection": "paramiko"}, "ansible_connection", "ssh connections only"),
+        # A control socket of the operator's choosing is shared with other ssh sessions: a master
+        # opened there (by any policy) is reused without a host-key check.
+        ({"ansible_ssh_common_args": "-S /tmp/shared"}, "ansible_ssh_common_args", "ControlPath"),
+        ({"ansible_ssh_extra_args": "-o ControlPath=/tmp/shared-%h"}, "ansible_ssh_extra_args", "ControlPath"),
+        ({"ansible_control_path_dir": "/tmp/shared"}, "ansible_control_path_dir", "control socket"),
+        ({"ansible_control_path": "/tmp/shared-%%h"}, "ansible_control_path", "control socket"),
+        # ssh_config syntax: a tab ends the keyword too.
+        ({"ansible_ssh_common_args": "-o 'StrictHostKeyChecking\tno'"}, "ansible_ssh_common_args",
+         "StrictHostKeyChecking"),
     ],
 )
 def test_inventory_settings_that_would_bypass_the_policy_are_refused(
@@ -155,6 +164,67 @@ def test_other_ssh_args_are_the_operators_and_reach_the_check(make_site) -> None
 def test_ssh_option_names_follow_ssh_getopt() -> None:
     args = ["-4", "-oA=1", "-o", "B 2", "-vo", "C=3", "-p", "-oD=not-an-option", "-i", "key", "host", "-o", "E=5"]
     assert ssh_option_names(args) == ["A", "B", "C", "E"]
+    assert ssh_option_names(["-o", " F\tno", "-vS", "/tmp/x", "-M"]) == ["F", "ControlPath", "ControlMaster"]
+
+
+PING = """\
+- name: Ping
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Ping
+      ansible.builtin.ping:
+"""
+HOSTILE_CFG = """\
+[defaults]
+transport = paramiko
+host_key_checking = False
+[ssh_connection]
+control_path = {shared}/%%h
+control_path_dir = {shared}
+"""
+
+
+@pytest.mark.parametrize("where", ["ANSIBLE_CONFIG", "cwd", "environment"])
+def test_an_ansible_cfg_or_the_shell_cannot_switch_transport_or_share_the_control_socket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Ansible reads ANSIBLE_CONFIG, ./ansible.cfg and the shell's ANSIBLE_*: none of them may make a run
+    skip the site's known_hosts (paramiko ignores ssh's options) or use a control socket outside the site's
+    own directory. A real ansible-playbook against a closed loopback port shows the ssh command it ran."""
+    from installer.adapters.ansible import run_playbook
+
+    shared = tmp_path / "shared"
+    cfg = tmp_path / "cfg" / "ansible.cfg"
+    cfg.parent.mkdir(mode=0o700)
+    cfg.write_text(HOSTILE_CFG.format(shared=shared))
+    if where == "ANSIBLE_CONFIG":
+        monkeypatch.setenv("ANSIBLE_CONFIG", str(cfg))
+    elif where == "cwd":
+        monkeypatch.chdir(cfg.parent)
+    else:
+        monkeypatch.setenv("ANSIBLE_TRANSPORT", "paramiko")
+        monkeypatch.setenv("ANSIBLE_SSH_CONTROL_PATH", f"{shared}/%%h")
+    monkeypatch.setenv("ANSIBLE_VERBOSITY", "3")  # Ansible prints the ssh command line it runs
+    playbook = tmp_path / "ping.yml"
+    playbook.write_text(PING)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("cp1 ansible_host=127.0.0.1 ansible_port=1\n")
+    policy = HostKeyPolicy("strict", tmp_path / "site" / "known_hosts")
+    work = tmp_path / "work"
+
+    result = run_playbook(str(playbook), inventory, {}, work, host_keys=policy)
+
+    assert [f.message.startswith("unreachable: ") for f in result.failures] == [True]
+    (stdout,) = work.glob("artifacts/*/stdout")
+    commands = [line for line in stdout.read_text().splitlines() if "SSH: EXEC ssh " in line]
+    assert commands, "the ssh connection plugin was not used"
+    own_dir = os.path.expanduser(policy.ansible_env()["ANSIBLE_SSH_CONTROL_PATH_DIR"])
+    for command in commands:
+        argv = shlex.split(command.split("SSH: EXEC ", 1)[1])
+        assert f'UserKnownHostsFile="{policy.known_hosts}"' in argv
+        (control,) = [a for a in argv if a.startswith("ControlPath=")]
+        assert control.startswith(f'ControlPath="{own_dir}/') and str(shared) not in command
 
 
 def test_unreachable_hosts_are_left_to_the_preflight(make_site) -> None:
