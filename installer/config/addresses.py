@@ -39,12 +39,18 @@ def preview(value: Any) -> str:
     return repr(value[:PREVIEW] + ("..." if len(value) > PREVIEW else ""))
 
 
+# An IPv6 zone (fe80::1%eth0) is an interface name. ipaddress takes any text after '%' (spaces,
+# '$(...)', '{{ }}'), which would carry a shell fragment or a template through every address check.
+_ZONE = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # IFNAMSIZ - 1
+
+
 def is_ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(text)
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    return True
+    zone = getattr(address, "scope_id", None)
+    return zone is None or bool(_ZONE.fullmatch(zone))
 
 
 def is_dns_label(text: str) -> bool:

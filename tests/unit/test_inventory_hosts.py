@@ -63,6 +63,10 @@ BAD_HOSTS = [
      "all.hosts.cp{{ lookup('pipe','id')", "host name \"cp{{ lookup('pipe','id')...\" is not a host name"),
     ("host-semicolon", 'n3: {ansible_host: "192.0.2.23; touch x"}', "n3", "all.hosts.n3.ansible_host",
      "'192.0.2.23; touch x' is not an IP address or DNS name"),
+    ("host-ipv6-zone", 'n3: {ansible_host: "fe80::1%$(touch x)"}', "n3", "all.hosts.n3.ansible_host",
+     "'fe80::1%$(touch x)' is not an IP address or DNS name"),
+    ("gluster-ipv6-zone", 'n3: {ansible_host: 192.0.2.23, glusterfs_address: "fe80::1%a b"}', "n3",
+     "all.hosts.n3.glusterfs_address", "'fe80::1%a b' is not an IP address or DNS name"),
     ("host-list", "n3: {ansible_host: [192.0.2.23]}", "n3", "all.hosts.n3.ansible_host",
      "must be one IP address or DNS name, not a list"),
     ("host-option", 'n3: {ansible_host: "-oProxyCommand=x"}', "n3", "all.hosts.n3.ansible_host",
@@ -168,15 +172,24 @@ def test_usual_inventory_names_are_accepted(name) -> None:
     assert inventory_name_problem(name) is None
 
 
-@pytest.mark.parametrize("value", ["10.0.0.1", "::1", "host.example.com", "h1", "host.example.com."])
+@pytest.mark.parametrize("value", ["10.0.0.1", "::1", "host.example.com", "h1", "host.example.com.", "fe80::1%eth0",
+                                   "2001:db8::1", "::ffff:192.0.2.1"])
 def test_addresses_accepted(value) -> None:
     assert address_problem(value) is None
 
 
 @pytest.mark.parametrize("value", ["", "-x", "a b", "a;b", "a\nb", "10.0.0", "x" * 64 + ".com", "a..b", "[::1]",
-                                   "{{ x }}", "a_b.example.com", 5, None, ["a"]])
+                                   "{{ x }}", "a_b.example.com", 5, None, ["a"],
+                                   # An IPv6 zone is an interface name, not any text after '%'.
+                                   "fe80::1%$(touch x)", "fe80::1%{{ lookup('pipe','id') }}", "fe80::1% -oX=y",
+                                   "fe80::1%a;b", "fe80::1%" + "e" * 16])
 def test_addresses_refused(value) -> None:
     assert address_problem(value) is not None
+
+
+@pytest.mark.parametrize("name", ["fe80::1%$(touch x)", "fe80::1%{{ lookup('pipe','id') }}", "fe80::1%a b"])
+def test_a_host_name_cannot_hide_a_payload_in_an_ipv6_zone(name) -> None:
+    assert inventory_name_problem(name) is not None
 
 
 def test_ports_and_users() -> None:
