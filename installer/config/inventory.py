@@ -152,8 +152,8 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
         # A bad value is reported (exit 2 before anything runs) and kept out of the Host, so the
         # role-group rules below still run on every host without tripping over it.
         bad = _check_host(host.name, values, where, problems)
-        address = values.get("ansible_host") if "ansible_host" not in bad else None
-        port = values.get("ansible_port") if "ansible_port" not in bad else None
+        address = _used(values, bad, ("ansible_host", "ansible_ssh_host"))
+        port = _used(values, bad, ("ansible_port", "ansible_ssh_port"))
         hosts.append(
             Host(name=host.name, address=str(address or host.name), roles=roles, groups=groups,
                  port=int(port) if port else None, ssh=read_target(host.name, values, display, problems))
@@ -163,12 +163,20 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
 
 # What kfinstall reads from each host: the address it connects to and passes on, the SSH port and user,
 # and the gluster role's documented peer address. Everything else stays the operator's Ansible business.
-CONNECTION_VARS = ("ansible_host", "ansible_port", "ansible_user", "glusterfs_address")
+# Ansible's older names (ansible_ssh_host, _port, _user) still work, and win over the new ones when both
+# are set: each is checked like the name it stands for.
+CONNECTION_VARS = (
+    "ansible_host", "ansible_port", "ansible_user", "glusterfs_address",
+    "ansible_ssh_host", "ansible_ssh_port", "ansible_ssh_user",
+)
 _CHECKS = {
     "ansible_host": address_problem,
     "ansible_port": port_problem,
     "ansible_user": user_problem,
     "glusterfs_address": address_problem,
+    "ansible_ssh_host": address_problem,
+    "ansible_ssh_port": port_problem,
+    "ansible_ssh_user": user_problem,
 }
 _FIXES = {
     "ansible_host": "write the host's literal IP address or DNS name (one value, no spaces or templates)",
@@ -176,6 +184,13 @@ _FIXES = {
     "ansible_user": "write the literal login name, e.g. root or ubuntu",
     "glusterfs_address": "write the literal IP address or DNS name the gluster peers use",
 }
+_FIXES |= {f"ansible_ssh_{k}": _FIXES[f"ansible_{k}"] for k in ("host", "port", "user")}
+
+
+def _used(values: dict[str, Any], bad: set[str], names: tuple[str, ...]) -> Any:
+    """The value Ansible uses among its names for one setting (the last one set), None if that one is bad."""
+    found = [n for n in names if values.get(n) not in (None, "")]
+    return values[found[-1]] if found and found[-1] not in bad else None
 
 
 def _connection_vars(manager: Any, loader: Any, display: str, problems: Problems) -> Any:

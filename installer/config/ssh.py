@@ -53,8 +53,9 @@ SSH_TARGET_VARS = (
     *_ADDRESS_VARS, *_PORT_VARS, *_USER_VARS, *_ARGS_VARS, *_CHECKING_VARS, "ansible_ssh_args", "ansible_connection",
     *_CONTROL_PATH_VARS,
 )
-# The inventory checks refuse templates in ansible_host, ansible_port and ansible_user; these are the rest.
-_LITERAL_VARS = ("ansible_ssh_host", "ansible_ssh_port", "ansible_ssh_user", *_ARGS_VARS)
+# The inventory checks (installer/config/inventory.py) refuse templates in the address, port and user
+# variables, old names included; these are the rest.
+_LITERAL_VARS = _ARGS_VARS
 
 
 @dataclass(frozen=True)

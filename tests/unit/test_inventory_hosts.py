@@ -67,6 +67,13 @@ BAD_HOSTS = [
      "'fe80::1%$(touch x)' is not an IP address or DNS name"),
     ("gluster-ipv6-zone", 'n3: {ansible_host: 192.0.2.23, glusterfs_address: "fe80::1%a b"}', "n3",
      "all.hosts.n3.glusterfs_address", "'fe80::1%a b' is not an IP address or DNS name"),
+    # Ansible's older names for the same settings (they win over the new ones when both are set).
+    ("ssh-host-option", 'n3: {ansible_host: 192.0.2.23, ansible_ssh_host: "-oProxyCommand=x"}', "n3",
+     "all.hosts.n3.ansible_ssh_host", "'-oProxyCommand=x' is not an IP address or DNS name"),
+    ("ssh-port-text", "n3: {ansible_host: 192.0.2.23, ansible_ssh_port: abc}", "n3", "all.hosts.n3.ansible_ssh_port",
+     "must be a port number 1-65535, not 'abc'"),
+    ("ssh-user-option", 'n3: {ansible_host: 192.0.2.23, ansible_ssh_user: "-oX"}', "n3",
+     "all.hosts.n3.ansible_ssh_user", "'-oX' is not a user name"),
     ("host-list", "n3: {ansible_host: [192.0.2.23]}", "n3", "all.hosts.n3.ansible_host",
      "must be one IP address or DNS name, not a list"),
     ("host-option", 'n3: {ansible_host: "-oProxyCommand=x"}', "n3", "all.hosts.n3.ansible_host",
@@ -155,6 +162,15 @@ def test_ini_inventory_values_are_checked(make_site) -> None:
     lines = problems_of(site)
     assert any(line.startswith("error: hosts.ini:") and "all.hosts.n1.ansible_port: must be a port number" in line
                for line in lines), lines
+
+
+def test_the_older_ssh_names_win_as_in_ansible(make_site) -> None:
+    """ansible_ssh_host/_port are what Ansible connects to when both names are set: so is the Host."""
+    site = make_site(hosts={"all.hosts.n1": {"ansible_host": "192.0.2.21", "ansible_ssh_host": "192.0.2.99",
+                                             "ansible_port": 22, "ansible_ssh_port": 2222}})
+    host = next(h for h in load(site).inventory.hosts if h.name == "n1")
+    assert (host.address, host.port) == ("192.0.2.99", 2222)
+    assert (host.ssh.address, host.ssh.port) == ("192.0.2.99", 2222)
 
 
 def test_good_hosts_load_with_their_port(make_site) -> None:
