@@ -163,17 +163,21 @@ def _allowed_client(value: str) -> str:
             f"{preview(value)} would let every host that reaches the server in as root; "
             "list addresses or networks instead, e.g. 10.0.0.0/16"
         )
+    if "%" in value:
+        # exports(5), ganesha and glusterd match client addresses without a zone: the entry would
+        # never match (or break the file) instead of letting the host in.
+        raise ValueError(f"{preview(value)} has an IPv6 zone (%...); write the address or network without it")
     if "/" in value:
         try:
             network = ipaddress.ip_network(value, strict=False)
         except ValueError:
             raise ValueError(f"{preview(value)} is not a CIDR network such as 10.0.0.0/16") from None
-        if str(network) != value:
+        if network.network_address != ipaddress.ip_address(value.split("/", 1)[0]):
             raise ValueError(f"{preview(value)} has host bits set; did you mean {network}?")
         if network.prefixlen == 0:
             raise ValueError(f"{preview(value)} is every address; list the cluster's networks instead")
-        return value
-    if is_ip(value) or is_dns_name(value):
+        value = str(network)  # the canonical form (2001:DB8::/32 as 2001:db8::/32, /255.0.0.0 as /8)
+    if "/" in value or is_ip(value) or is_dns_name(value):
         return value
     raise ValueError(f"{preview(value)} is not an IP address, CIDR network or DNS name")
 

@@ -52,6 +52,9 @@ BAD_VALUES = [
     ("nfs.allowedClients", ["node1 node2"], "is not an IP address, CIDR network or DNS name"),
     ("nfs.allowedClients", ["10.0.0.1\n/srv"], "is not an IP address, CIDR network or DNS name"),
     ("nfs.allowedClients", ["node1\n"], "is not an IP address, CIDR network or DNS name"),
+    # An IPv6 zone matches no client in exports(5), ganesha or glusterd (and ip_network takes one).
+    ("nfs.allowedClients", ["fe80::1%eth0"], "has an IPv6 zone"),
+    ("gluster.allowedClients", ["fe80::%eth0/64"], "has an IPv6 zone"),
     ("nfs.mountOptions", ["hard\n"], "is not a mount option"),
     ("gluster.allowedClients", ["*"], "would let every host that reaches the server in as root"),
     ("gluster.volume", "-kf;id", "is not a Gluster volume name"),
@@ -102,3 +105,11 @@ def test_allowed_clients_default_to_none_beyond_the_cluster(make_site) -> None:
 def test_good_allowed_clients_pass(make_site, client: str) -> None:
     cfg = load(make_site(cluster={"spec.storage.nfs.allowedClients": [client]}))
     assert cfg.spec.storage.nfs.allowed_clients == [client]
+
+
+@pytest.mark.parametrize(("client", "canonical"), [("2001:DB8::/32", "2001:db8::/32"),
+                                                   ("10.0.0.0/255.0.0.0", "10.0.0.0/8")])
+def test_a_network_in_another_spelling_is_taken_in_its_canonical_form(make_site, client: str, canonical: str) -> None:
+    """Upper-case IPv6 and netmask spellings are networks, not 'host bits set'."""
+    cfg = load(make_site(cluster={"spec.storage.gluster.allowedClients": [client]}))
+    assert cfg.spec.storage.gluster.allowed_clients == [canonical]
