@@ -27,6 +27,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from installer.errors import ConfigError
 
@@ -100,9 +101,8 @@ class Record:
     # Files being written by a run that did not finish: either content counts as kfinstall's.
     pending: dict[str, str] = field(default_factory=dict)
 
-    def owns(self, rel: str, data: bytes) -> bool:
-        """True when `data` is exactly what kfinstall last wrote (or was writing) at `rel`."""
-        found = digest(data)
+    def owns(self, rel: str, found: str) -> bool:
+        """True when the sha256 `found` is what kfinstall last wrote (or was writing) at `rel`."""
         return self.files.get(rel) == found or self.pending.get(rel) == found
 
     def to_json(self) -> bytes:
@@ -115,7 +115,7 @@ class Record:
     def parse(cls, data: bytes, path: Path) -> Record:
         try:
             body = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deeply
             raise _damaged(path, "not JSON") from None
         if not isinstance(body, dict) or body.get("kfinstall") != RECORD_VERSION:
             raise _damaged(path, f"expected a mapping with kfinstall: {RECORD_VERSION}")
@@ -177,16 +177,19 @@ class Folder:
             for fd in reversed(fds):
                 os.close(fd)
 
-    def read(self, rel: str) -> bytes | None:
-        """Content of the regular file at `rel`, None when absent; a link or special file is refused."""
+    @contextlib.contextmanager
+    def _open_regular(self, rel: str) -> Iterator[BinaryIO | None]:
+        """The regular file at `rel` open for reading, None when absent; a link or special file is refused."""
         parts = PurePosixPath(rel).parts
         with self.directory(parts[:-1]) as parent:
             if parent is None:
-                return None
+                yield None
+                return
             try:
                 fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=parent)
             except FileNotFoundError:
-                return None
+                yield None
+                return
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
                     raise self._refuse_link(rel) from None
@@ -194,7 +197,33 @@ class Folder:
             with os.fdopen(fd, "rb") as handle:
                 if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                     raise self._refuse_link(rel)
-                return handle.read()
+                yield handle
+
+    def read(self, rel: str, limit: int | None = None) -> bytes | None:
+        """Content of the regular file at `rel`, None when absent; a link or special file is refused.
+
+        With `limit`, a larger file raises _TooLarge before a byte is read (the size is the file's, not the
+        name's: fstat of the open file).
+        """
+        with self._open_regular(rel) as handle:
+            if handle is None:
+                return None
+            if limit is not None:
+                size = os.fstat(handle.fileno()).st_size
+                if size > limit:
+                    raise _TooLarge(size)
+                return handle.read(limit + 1)
+            return handle.read()
+
+    def sha256(self, rel: str) -> str | None:
+        """sha256 of the regular file at `rel`, read in chunks (an operator's 10 GB file costs no memory)."""
+        with self._open_regular(rel) as handle:
+            if handle is None:
+                return None
+            found = hashlib.sha256()
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                found.update(chunk)
+            return found.hexdigest()
 
     def exists(self, rel: str) -> bool:
         parts = PurePosixPath(rel).parts
@@ -318,14 +347,35 @@ def open_folder(root: Path, *, create: bool) -> Iterator[Folder]:
         folder.close()
 
 
+class _TooLarge(Exception):
+    """A file larger than the caller's limit (its size in bytes)."""
+
+
 def _load_record(folder: Folder) -> Record | None:
     path = folder.root / RECORD_NAME
-    data = folder.read(RECORD_NAME)
+    try:
+        data = folder.read(RECORD_NAME, limit=MAX_RECORD_BYTES)
+    except _TooLarge as size:
+        raise _damaged(path, f"{size} bytes, larger than {MAX_RECORD_BYTES}") from None
     if data is None:
         return None
-    if len(data) > MAX_RECORD_BYTES:
-        raise _damaged(path, f"larger than {MAX_RECORD_BYTES} bytes")
-    return Record.parse(data, path)
+    record = Record.parse(data, path)
+    _adopt_interrupted(folder, record)
+    return record
+
+
+def _adopt_interrupted(folder: Folder, record: Record) -> None:
+    """A run stopped half-way (kill -9, power cut) left `pending`: the files it wrote are kfinstall's.
+
+    Each pending file that holds what that run was writing joins `files`, so a later run that no longer
+    produces it removes it, and one that produces it again may replace it; without this the file would
+    stay behind as "not written by kfinstall". A pending file holding anything else is left as it is.
+    """
+    for rel, sha in record.pending.items():
+        if record.files.get(rel) != sha:
+            with contextlib.suppress(ConfigError):
+                if folder.sha256(rel) == sha:
+                    record.files[rel] = sha
 
 
 def _save_record(folder: Folder, record: Record) -> None:
@@ -352,7 +402,7 @@ def _conflicts(folder: Folder, record: Record, paths: list[str]) -> list[str]:
     found = []
     for rel in paths:
         try:
-            current = folder.read(rel)
+            current = folder.sha256(rel)
         except ConfigError:
             found.append(f"{rel}: a symbolic link or special file, or below one")
             continue
@@ -437,7 +487,7 @@ def remove_files(root: Path, paths: list[str]) -> list[str]:
             return [p for p in paths if folder.exists(p)]
         for rel in paths:
             try:
-                current = folder.read(rel)
+                current = folder.sha256(rel)
             except ConfigError:
                 kept.append(rel)
                 continue
@@ -460,11 +510,15 @@ def _apply(folder: Folder, record: Record, wanted: Mapping[str, NewFile], stale:
     created: list[str] = []
     try:
         for rel, new in sorted(wanted.items()):
-            if folder.read(rel) == new.data:
+            if folder.sha256(rel) == record.pending[rel]:
                 changes.unchanged.append(rel)
             else:
                 folder.write(rel, new, created)
                 changes.written.append(rel)
+                if not record.dirs.issuperset(created):
+                    # Folders it made are recorded as soon as they exist: after a kill -9 they are still kfinstall's.
+                    record.dirs.update(created)
+                    _save_record(folder, record)
             record.files[rel] = digest(new.data)
         for rel in stale:
             folder.remove(rel)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from installer.config.load import load
+from installer.errors import ConfigError
 from installer.owned import RECORD_NAME, NewFile, replace_folder
 from installer.render import Recorded, write
 
@@ -253,3 +254,64 @@ def test_an_out_folder_that_cannot_be_made_gives_exit_2_not_a_traceback(kfinstal
         code, output = kfinstall("render", "-i", str(site), "--out", str(out))
         assert code == 2 and "Traceback" not in output and "Fix: choose" in output, output
     assert (tmp_path / "a-file").read_text() == "mine\n"
+
+
+# --- hostile records and interrupted runs (audit of issue #11 item 1) -----------------------------
+
+_KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from installer import owned
+real_write, writes = owned.Folder.write, []
+def write_then_die(self, *args, **kwargs):
+    writes.append(1)
+    if len(writes) > 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_write(self, *args, **kwargs)
+owned.Folder.write = write_then_die
+owned.replace_folder(Path(sys.argv[1]), {f"new/f{i}.yaml": owned.NewFile(b"%d\\n" % i) for i in range(5)}, command="t")
+"""
+
+
+def test_a_run_killed_half_way_leaves_nothing_a_later_run_cannot_clean(tmp_path: Path) -> None:
+    """kill -9 during a render, then a render that no longer makes those files, then one that does again."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    replace_folder(out, {"old/a.yaml": NewFile(b"a\n")}, command="test")
+    killed = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(out)], check=False)
+    assert killed.returncode == -9 and (out / "new" / "f1.yaml").exists()
+    changes = replace_folder(out, {"old/a.yaml": NewFile(b"a\n")}, command="test")
+    assert sorted(changes.removed) == ["new/f0.yaml", "new/f1.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == [RECORD_NAME, "old"]  # new/ was kfinstall's: gone too
+    again = replace_folder(out, {f"new/f{i}.yaml": NewFile(b"%d\n" % i) for i in range(5)}, command="test")
+    assert len(again.written) == 5 and again.removed == ["old/a.yaml"]
+
+
+def test_a_deeply_nested_record_is_damaged_not_a_traceback(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    replace_folder(out, {"a.yaml": NewFile(b"a\n")}, command="test")
+    (out / RECORD_NAME).write_text('{"kfinstall": 1, "files": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ConfigError, match="damaged"):
+        replace_folder(out, {"a.yaml": NewFile(b"a\n")}, command="test")
+
+
+@pytest.mark.parametrize("what", ["record", "stale file"])
+def test_a_huge_record_or_recorded_file_is_never_read_into_memory(tmp_path: Path, what: str) -> None:
+    """A sparse 512 MiB file costs no disk; reading it whole would cost 512 MiB of memory."""
+    import tracemalloc
+
+    out = tmp_path / "out"
+    replace_folder(out, {"a.yaml": NewFile(b"a\n"), "big.yaml": NewFile(b"b\n")}, command="test")
+    with open(out / (RECORD_NAME if what == "record" else "big.yaml"), "r+b") as handle:
+        handle.truncate(512 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            replace_folder(out, {"a.yaml": NewFile(b"a\n")}, command="test")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"{peak} bytes held while checking"
+    assert ("damaged" if what == "record" else "big.yaml: changed since") in str(refused.value)
