@@ -68,12 +68,23 @@ def stop_requested() -> bool:
     return any(flag.is_set() for flag, _ in _ACTIVE)
 
 
-def stops_received() -> int:
-    """How many stop signals the run in progress received (a second one may mean "now")."""
-    return sum(len(received) for _, received in _ACTIVE)
+def stops_received() -> list[int]:
+    """The stop signals the run in progress received, in order (a second one may mean "now")."""
+    return [signum for _, received in _ACTIVE for signum in received]
 
 
 CHILD_POLL_S = 0.1  # how often a child's wait looks at the stop flag
+
+
+def pause(seconds: float) -> None:
+    """time.sleep between polls of a slow thing (a demo job); a stop signal ends it with Interrupted."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if stop_requested():
+            raise Interrupted("stopped while waiting")
+        time.sleep(min(left, CHILD_POLL_S))
+    if stop_requested():
+        raise Interrupted("stopped while waiting")
 
 
 def run_child(
@@ -109,6 +120,45 @@ def run_child(
                     raise subprocess.TimeoutExpired(argv, timeout) from None
             else:
                 return subprocess.CompletedProcess(argv, child.returncode, out, err)
+
+
+def children_named(name: str) -> list[int]:
+    """This process's living children whose command name (/proc/PID/comm) is `name`."""
+    me = os.getpid()
+    found = []
+    for pid, (ppid, _, state) in _processes().items():
+        if ppid == me and state != "Z":
+            with suppress(OSError):
+                if (PROC / str(pid) / "comm").read_text(encoding="utf-8", errors="replace").strip() == name:
+                    found.append(pid)
+    return found
+
+
+@contextmanager
+def forward_stops_as_sigint(name: str) -> Iterator[None]:
+    """While inside, each SIGTERM or SIGHUP the run receives reaches the child `name` as SIGINT: for
+    a child started in this process's group that cancels cleanly on its own (the Pulumi CLI finishes
+    the operations in flight, saves its state and exits on the first SIGINT, and stops at once on a
+    second), so it is never killed halfway and the caller still waits for it to exit. SIGINT is not
+    forwarded: a terminal's Ctrl-C reaches the whole foreground group, the child included, and a
+    forwarded copy would be the child's second, "stop at once"."""
+    done = threading.Event()
+
+    def forward() -> None:
+        sent = 0
+        while not done.wait(CHILD_POLL_S):
+            stops = [s for s in stops_received() if s != signal.SIGINT]
+            for _ in stops[sent:]:
+                _signal_all(children_named(name), signal.SIGINT)
+            sent = len(stops)
+
+    watcher = threading.Thread(target=forward, name=f"forward-stops-to-{name}", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def _end_group(child: subprocess.Popen[str]) -> None:

@@ -25,6 +25,7 @@ import yaml
 
 from installer.config.resolved import ClusterConfig
 from installer.errors import PreflightError
+from installer.interrupt import pause, run_child
 
 # The repository's examples/ folder, or its copy in an installed wheel (installer/_data/examples).
 _DEMO_CANDIDATES = (Path(__file__).resolve().parent.parent / "examples" / "issue-summarization",
@@ -77,8 +78,8 @@ class Kubectl:
         self.base = [binary, f"--kubeconfig={kubeconfig}", f"--request-timeout={REQUEST_TIMEOUT}"]
 
     def run(self, *args: str, stdin: str | None = None) -> str:
-        done = subprocess.run([*self.base, *args], input=stdin, capture_output=True, text=True, timeout=120,
-                              check=False)
+        # run_child: a stop signal ends the wait and kubectl at once (Interrupted, 128 + the signal).
+        done = run_child([*self.base, *args], input=stdin, timeout=120)
         if done.returncode != 0:
             said = (done.stderr or done.stdout).strip().splitlines()
             raise CheckFailed(said[-1] if said else f"kubectl {' '.join(args)} exited {done.returncode}")
@@ -212,7 +213,7 @@ def _wait_job(k: Kubectl, kind: str, name: str, timeout_s: int) -> str:
         if conditions.get("Failed") == "True":
             logs = f"kubectl -n {DEMO_NAMESPACE} logs -l training.kubeflow.org/job-name={name}"
             raise CheckFailed(f"{kind} {name} Failed (see `{logs}`)")
-        time.sleep(10)
+        pause(10)
     raise CheckFailed(f"{kind} {name} did not finish within {timeout_s} s")
 
 
@@ -287,7 +288,7 @@ def _loaded_then_predict(k: Kubectl, cfg: ClusterConfig, service: str, wait_s: i
         except CheckFailed:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(15)
+            pause(15)
     return _predict(k, service)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -9,6 +10,7 @@ import click
 from installer.cli.common import emit_json, inventory_option, output_option, set_option, stdout
 from installer.config.load import load
 from installer.errors import PhaseFailed
+from installer.interrupt import interrupt_sets
 from installer.verify import verify as run_verify
 
 
@@ -32,7 +34,9 @@ def verify(inventory: Path, sets: tuple[str, ...], demo: bool, timeout_s: int, o
     cluster it stops with exit 3 and says what is missing. Any failed check gives exit 4.
     """
     cfg = load(inventory, sets, need_secrets=False)
-    report = run_verify(cfg, demo=demo, timeout_s=timeout_s)
+    # A stop signal ends the kubectl call in flight (and its wait) at once: exit 128 + the signal.
+    with interrupt_sets(threading.Event()):
+        report = run_verify(cfg, demo=demo, timeout_s=timeout_s)
     if output == "json":
         emit_json(report.as_dict())
     else:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from installer.errors import PreflightError
+from installer.interrupt import run_child
 from installer.upgrade.migrations import z2jh_allow_configured
 
 Runner = Callable[[list[str]], str]
@@ -158,9 +159,7 @@ def kubectl_runner(kubeconfig: Path) -> Runner:
     def run(args: list[str]) -> str:
         argv = [kubectl, "--kubeconfig", str(kubeconfig), "--request-timeout=30s", *args]
         try:
-            done = subprocess.run(  # argv list, no shell
-                argv, capture_output=True, text=True, timeout=KUBECTL_TIMEOUT_S, check=False
-            )
+            done = run_child(argv, timeout=KUBECTL_TIMEOUT_S)  # argv list, no shell; a stop ends it
         except subprocess.TimeoutExpired:
             raise PreflightError(f"no cluster reachable: kubectl {' '.join(args)} timed out") from None
         if done.returncode != 0:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from rich.console import Console
 
 from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, KfinstallError, PhaseFailed, PreflightError
-from installer.interrupt import interrupt_sets
+from installer.interrupt import interrupt_sets, run_child
 from installer.lock import run_lock
 from installer.phases.base import RunContext
 from installer.releases import load_release
@@ -212,7 +211,7 @@ def _command(argv: list[str]) -> None:
     tool = shutil.which(argv[0])
     if tool is None:
         raise PreflightError(f"{argv[0]} is not on PATH; the migration needs it")
-    done = subprocess.run([tool, *argv[1:]], capture_output=True, text=True, timeout=600, check=False)  # argv list
+    done = run_child([tool, *argv[1:]], timeout=600)  # argv list; a stop signal ends it (Interrupted)
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no output"])[0]
         raise PhaseFailed(f"{' '.join(argv[:3])} failed: {first}")
@@ -223,7 +222,7 @@ def _probe(argv: list[str]) -> tuple[int, str, str]:
     tool = shutil.which(argv[0])
     if tool is None:
         raise PreflightError(f"{argv[0]} is not on PATH; the migration needs it")
-    done = subprocess.run([tool, *argv[1:]], capture_output=True, text=True, timeout=120, check=False)  # argv list
+    done = run_child([tool, *argv[1:]], timeout=120)  # argv list; a stop signal ends it (Interrupted)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -251,7 +250,7 @@ def target_namespace_levels(ctx: RunContext, hop: Hop) -> dict[str, str]:
             "--set",
             f"spec.kubernetes.version={hop.kubernetes_to}",
         ]
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)  # argv list, no shell
+        done = run_child(argv, timeout=600)  # argv list, no shell; a stop signal ends it (Interrupted)
         if done.returncode != 0:
             raise PhaseFailed(
                 f"rendering channel {hop.to_channel} for the Pod Security check failed: "
@@ -375,7 +374,9 @@ def run_upgrade(
         record.write_json("route.json", route.as_dict())
         report = UpgradeReport(run_id=record.run_id, record=str(record.path), route=route)
         ctx = RunContext(cfg=cfg, record=record, console=console)
-        facts = collect(ctx, route.hops[0])
+        # From here a stop signal sets the flag: the preflight's kubectl, host-key check and playbook honour it.
+        with interrupt_sets(ctx.cancelled):
+            facts = collect(ctx, route.hops[0])
         refuse_if(route_problems(facts, route, training_enabled=cfg.spec.components.training.enabled), "the route")
         state = _begin(cfg, route, record.run_id)
         try:

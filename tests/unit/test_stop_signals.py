@@ -224,3 +224,99 @@ def test_signal_handlers_are_restored_after_the_run() -> None:
         raise Interrupted("stopped")
     assert caught.value.exit_code == 143
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+# Stand-ins for the tools the platform phase, verify and down start (no cluster and no Pulumi CLI here) ----
+
+
+def _stand_in(folder: Path, name: str, text: str) -> None:
+    folder.mkdir(exist_ok=True)
+    tool = folder / name
+    tool.write_text(text)
+    tool.chmod(0o755)
+
+
+def _stop_with_stand_ins(site: Path, bin_dir: Path, verb: list[str], signum: int, ready: str,
+                         timeout_s: float = 30) -> tuple[Stopped, float]:
+    """Run `kfinstall VERB` with `bin_dir` first on PATH, send `signum` once a process whose arguments
+    hold `ready` runs, watch the lock until it exits; (what happened, seconds to the signal)."""
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    lock = site / ".kfinstall" / "test" / "lock"
+    started = time.monotonic()
+    kfinstall = subprocess.Popen([sys.executable, "-m", "installer", *verb, "-i", str(site)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
+    marks = [str(site), str(bin_dir)]
+
+    def ours() -> list[str]:
+        return [f"{pid} {args}" for pid, _, _, stat, args in _processes()
+                if pid != kfinstall.pid and not stat.startswith("Z") and any(m in args for m in marks)]
+
+    lock_free_with_children: list[str] = []
+    try:
+        while not any(ready in line for line in ours()):
+            assert kfinstall.poll() is None, kfinstall.communicate()
+            assert time.monotonic() - started < timeout_s, f"{ready} never ran"
+            time.sleep(0.05)
+        sent = time.monotonic()
+        kfinstall.send_signal(signum)
+        while kfinstall.poll() is None:
+            with lock.open("a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    pass
+                else:
+                    lock_free_with_children += ours()
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            assert time.monotonic() - sent < 60, "kfinstall did not stop"
+            time.sleep(0.02)
+        seconds = time.monotonic() - sent
+        _, err = kfinstall.communicate(timeout=10)
+    finally:
+        if kfinstall.poll() is None:
+            kfinstall.kill()
+        kfinstall.wait(10)
+        left = ours()
+        for line in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(line.split()[0]), signal.SIGKILL)
+    return Stopped(kfinstall.returncode, err, lock_free_with_children, left, [], seconds), sent - started
+
+
+# A kubectl that hangs (an API server that never answers), in a child of its own too: both must go.
+HANGING_KUBECTL = """#!/bin/bash
+exec -a "kubectl-child $*" sleep 30 &
+wait
+"""
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_ends_verify_and_its_kubectl_at_once(
+    make_site, tmp_path: Path, signum: int, code: int
+) -> None:
+    """`up --only verify` (under the lock) with kubectl waiting on the API server: the stop kills kubectl's
+    whole group at once (not after its 120 s timeout), holds the lock until then, keeps the record."""
+    site = make_site()
+    state = site / ".kfinstall" / "test"
+    state.mkdir(parents=True)
+    (state / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    _stand_in(tmp_path / "bin", "kubectl", HANGING_KUBECTL)
+    stopped, _ = _stop_with_stand_ins(site, tmp_path / "bin", ["up", "--only", "verify", "--yes"], signum,
+                                      ready="kubectl-child")
+    assert stopped.returncode == code, stopped.stderr
+    assert stopped.seconds < 3, f"kfinstall took {stopped.seconds:.1f} s to stop"
+    assert stopped.lock_free_with_children == [] and stopped.left == []
+    summary = json.loads(next(state.glob("runs/*/summary.json")).read_text())
+    assert summary["result"] == "failed"
+    assert [(p["name"], p["status"]) for p in summary["phases"]] == [("preflight", "ok"), ("verify", "Interrupted")]
+
+
+def test_sigterm_ends_a_standalone_verify_and_its_kubectl(make_site, tmp_path: Path) -> None:
+    """`kfinstall verify` takes no lock, but a TERM must not leave its kubectl running either."""
+    site = make_site()
+    (site / ".kfinstall" / "test").mkdir(parents=True)
+    (site / ".kfinstall" / "test" / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    _stand_in(tmp_path / "bin", "kubectl", HANGING_KUBECTL)
+    stopped, _ = _stop_with_stand_ins(site, tmp_path / "bin", ["verify"], signal.SIGTERM, ready="kubectl-child")
+    assert stopped.returncode == 143, stopped.stderr
+    assert stopped.seconds < 3 and stopped.left == []
