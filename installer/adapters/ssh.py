@@ -26,7 +26,7 @@ from pathlib import Path
 
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.resolved import ClusterConfig
-from installer.config.ssh import KNOWN_HOSTS, OWNED_OPTIONS, SshTarget, ssh_option_names
+from installer.config.ssh import KNOWN_HOSTS, OWNED_OPTIONS, TRUST_OPTIONS, SshTarget, ssh_option_names
 from installer.errors import ConfigError, PreflightError
 from installer.interrupt import run_child
 
@@ -43,7 +43,7 @@ _CHECK_OPTIONS = (
     "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-T", "-n",
 )
 CHECK_TIMEOUT_S = 30
-_OWNED = {o.lower() for o in OWNED_OPTIONS}
+_OWNED = {o.lower() for o in OWNED_OPTIONS + TRUST_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,12 @@ class HostKeyPolicy:
         """The host-key options, first on every ssh command line (ssh keeps the first value given)."""
         known = "/dev/null" if self.mode == "off" else str(self.known_hosts)
         # ssh reads a space in a file name as a list separator: quote it (ssh_config's own quoting).
-        return ["-o", f"StrictHostKeyChecking={_STRICTNESS[self.mode]}", "-o", f'UserKnownHostsFile="{known}"']
+        # GlobalKnownHostsFile too: ssh also trusts /etc/ssh/ssh_known_hosts (or what an ssh_config names),
+        # so under strict a host pinned there but not in the site's file would be let in.
+        return [
+            "-o", f"StrictHostKeyChecking={_STRICTNESS[self.mode]}", "-o", f'UserKnownHostsFile="{known}"',
+            "-o", "GlobalKnownHostsFile=/dev/null",
+        ]
 
     def ansible_ssh_args(self) -> str:
         """ANSIBLE_SSH_ARGS: Ansible puts these before every other ssh argument (see installer/config/ssh.py)."""
@@ -155,8 +160,8 @@ def environment_conflicts(environ: dict[str, str]) -> list[str]:
         if owned:
             raise ConfigError(
                 f"{name} in your environment sets -o {owned[0]}, which kfinstall sets itself on every "
-                f"connection (yours would be ignored). Fix: unset it or remove that option; host keys are "
-                "checked as spec.ssh.hostKeyChecking says"
+                f"connection or which would trust keys from outside the site's known_hosts. Fix: unset it or "
+                "remove that option; host keys are checked as spec.ssh.hostKeyChecking says"
             )
     replaced = (
         "ANSIBLE_SSH_ARGS", "ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_SSH_HOST_KEY_CHECKING", "ANSIBLE_SSH_CONTROL_PATH",

@@ -32,7 +32,13 @@ from installer.config.yamlfile import load_yaml
 # Options kfinstall sets itself on every ssh command line (installer/adapters/ssh.py SSH_ARGS_OWNED).
 # ControlPath too: a master socket shared with another site, policy or the operator's own ssh is
 # reused without any host-key check (installer/adapters/ssh.py keeps one directory per site and policy).
-OWNED_OPTIONS = ("StrictHostKeyChecking", "UserKnownHostsFile", "ControlMaster", "ControlPersist", "ControlPath")
+OWNED_OPTIONS = (
+    "StrictHostKeyChecking", "UserKnownHostsFile", "GlobalKnownHostsFile", "ControlMaster", "ControlPersist",
+    "ControlPath",
+)
+# Options that make ssh trust a host key found elsewhere than the site's known_hosts (a command's
+# output, DNS SSHFP records): the pinned key would no longer be the only one accepted.
+TRUST_OPTIONS = ("KnownHostsCommand", "VerifyHostKeyDNS")
 # ssh flags that set an owned option directly: -S wins over any -o ControlPath, wherever it stands.
 _FLAG_OPTIONS = {"S": "ControlPath", "M": "ControlMaster"}
 # Ansible's own variables for the control socket: a host variable beats kfinstall's environment.
@@ -155,12 +161,20 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
     split = _split_args(variables, key, display, problems)
     for var, var_args in split.items():
         for option in ssh_option_names(var_args):
+            trusted = next((o for o in TRUST_OPTIONS if o.lower() == option.lower()), None)
+            if trusted is not None:
+                problems.error(
+                    display, f"{key}.{var}",
+                    f"-o {trusted} would trust host keys from outside the site's known_hosts",
+                    "remove it: host keys are pinned in the state directory's known_hosts "
+                    "(spec.ssh.hostKeyChecking says how)",
+                )
             owned = next((o for o in OWNED_OPTIONS if o.lower() == option.lower()), None)
             if owned is not None:
                 problems.error(
                     display, f"{key}.{var}",
                     f"-o {owned} is set by kfinstall on every connection, so yours would be ignored",
-                    "remove it: StrictHostKeyChecking and UserKnownHostsFile come from spec.ssh.hostKeyChecking "
+                    "remove it: StrictHostKeyChecking and the known_hosts files come from spec.ssh.hostKeyChecking "
                     "and the state directory's known_hosts, ControlMaster/ControlPersist/ControlPath (-M, -S) "
                     "reuse each connection through a socket of the site's own",
                 )

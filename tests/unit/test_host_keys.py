@@ -123,6 +123,13 @@ def test_ansible_puts_kfinstall_host_key_options_before_the_inventory_ssh_args(m
         ({"ansible_ssh_extra_args": "-o ControlPath=/tmp/shared-%h"}, "ansible_ssh_extra_args", "ControlPath"),
         ({"ansible_control_path_dir": "/tmp/shared"}, "ansible_control_path_dir", "control socket"),
         ({"ansible_control_path": "/tmp/shared-%%h"}, "ansible_control_path", "control socket"),
+        # Keys trusted from elsewhere than the site's known_hosts.
+        ({"ansible_ssh_common_args": "-o GlobalKnownHostsFile=/tmp/keys"}, "ansible_ssh_common_args",
+         "GlobalKnownHostsFile"),
+        ({"ansible_ssh_common_args": "-o KnownHostsCommand=/bin/cat"}, "ansible_ssh_common_args",
+         "trust host keys from outside the site's known_hosts"),
+        ({"ansible_ssh_extra_args": "-o verifyhostkeydns=yes"}, "ansible_ssh_extra_args",
+         "trust host keys from outside the site's known_hosts"),
         # ssh_config syntax: a tab ends the keyword too.
         ({"ansible_ssh_common_args": "-o 'StrictHostKeyChecking\tno'"}, "ansible_ssh_common_args",
          "StrictHostKeyChecking"),
@@ -223,6 +230,7 @@ def test_an_ansible_cfg_or_the_shell_cannot_switch_transport_or_share_the_contro
     for command in commands:
         argv = shlex.split(command.split("SSH: EXEC ", 1)[1])
         assert f'UserKnownHostsFile="{policy.known_hosts}"' in argv
+        assert "GlobalKnownHostsFile=/dev/null" in argv  # /etc/ssh/ssh_known_hosts is not the site's
         (control,) = [a for a in argv if a.startswith("ControlPath=")]
         assert control.startswith(f'ControlPath="{own_dir}/') and str(shared) not in command
 
@@ -308,3 +316,15 @@ def test_the_operators_environment_is_refused_or_named_never_silently_ignored(
     monkeypatch.setenv("ANSIBLE_SSH_COMMON_ARGS", "-o 'ProxyCommand=unbalanced")
     with pytest.raises(ConfigError, match="balance its quotes"):
         check_host_keys(policy)
+
+
+def test_an_ssh_config_cannot_add_trusted_keys_beside_the_sites(tmp_path: Path) -> None:
+    """ssh also trusts GlobalKnownHostsFile (/etc/ssh/ssh_known_hosts unless an ssh_config names another):
+    kfinstall's options, first on the command line, leave the site's known_hosts the only file read."""
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host *\n  GlobalKnownHostsFile {tmp_path / 'other_keys'}\n")
+    policy = HostKeyPolicy("strict", tmp_path / "known_hosts")
+    shown = subprocess.run(["ssh", "-G", "-F", str(config), *policy.ssh_options(), "--", "192.0.2.1"],
+                           capture_output=True, text=True, timeout=30, check=True).stdout.splitlines()
+    assert "globalknownhostsfile /dev/null" in shown
+    assert f"userknownhostsfile {policy.known_hosts}" in shown
