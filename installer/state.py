@@ -9,6 +9,7 @@ is installed (an empty guess would re-install, an old one could plan a wrong upg
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -67,7 +68,7 @@ class State(BaseModel):
 def read_state(state_dir: Path) -> State | None:
     """The state, or None when nothing was installed yet; ConfigError (exit 2) when it is unreadable."""
     path = state_dir / STATE_FILE
-    if not path.exists():
+    if not os.path.lexists(path):  # a dangling link is refused below, not taken for "never installed"
         return None
     try:
         return _parse(_read_bounded(path))
@@ -101,13 +102,21 @@ class _Unreadable(Exception):
 
 
 def _read_bounded(path: Path) -> bytes:
+    """The file's bytes; a link is refused like a FIFO or a folder (writes replace a link, so reading
+    through one would show a state kfinstall never wrote and then silently stop updating it)."""
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):
-            raise _Unreadable("not a regular file")
-        if info.st_size > MAX_STATE_BYTES:
-            raise _Unreadable(f"{info.st_size} bytes, more than a state file can be ({MAX_STATE_BYTES})")
-        with path.open("rb") as handle:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _Unreadable("is a symbolic link, and kfinstall keeps its state in a file of the state dir") from None
+        raise _Unreadable(f"cannot be read ({exc.strerror or exc.__class__.__name__})") from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise _Unreadable("not a regular file")
+            if info.st_size > MAX_STATE_BYTES:
+                raise _Unreadable(f"{info.st_size} bytes, more than a state file can be ({MAX_STATE_BYTES})")
             return handle.read(MAX_STATE_BYTES + 1)
     except OSError as exc:
         raise _Unreadable(f"cannot be read ({exc.strerror or exc.__class__.__name__})") from None
@@ -135,15 +144,26 @@ def _parse(content: bytes) -> State:
 
 def _fix(path: Path) -> str:
     previous = previous_copy(path)
-    if previous.is_file():
+    if _is_good(previous):
         return (
             f"Fix: {previous} is the copy kept before the last write; check it and put it back with "
             f"`cp -p {previous} {path}` (it misses at most the last run, which a re-run of `kfinstall up` converges)"
         )
+    why = f"the previous copy ({previous}) is damaged too" if os.path.lexists(previous) else (
+        f"no previous copy ({previous}) exists")
     return (
-        f"Fix: no previous copy ({previous}) exists; restore state.json from a backup, or move it aside "
+        f"Fix: {why}; restore state.json from a backup, or move it aside "
         f"(`mv {path} {path}.broken`) so kfinstall treats the cluster as never installed and `up` runs every phase"
     )
+
+
+def _is_good(path: Path) -> bool:
+    """True when `path` exists and holds a state kfinstall can read (so the fix may point at it)."""
+    try:
+        _parse(_read_bounded(path))
+    except _Unreadable:
+        return False
+    return True
 
 
 def _keep_previous(path: Path) -> None:

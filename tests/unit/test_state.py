@@ -119,3 +119,28 @@ def test_writes_fsync_the_file_and_then_the_folder(tmp_path: Path, monkeypatch) 
     # the kept copy (file, folder), then the new state (file, folder)
     assert [_written(p) for p in synced] == [".state.json.prev", tmp_path.name, ".state.json", tmp_path.name]
     assert not [p for p in tmp_path.iterdir() if "kfinstall-tmp" in p.name]
+
+
+@pytest.mark.parametrize("target", ["a good state elsewhere", "dangling"])
+def test_a_state_file_that_is_a_link_exits_2_and_is_neither_read_nor_written_through(
+    tmp_path: Path, target: str
+) -> None:
+    state_dir, elsewhere = tmp_path / "state", tmp_path / "elsewhere.json"
+    state_dir.mkdir()
+    if target != "dangling":
+        elsewhere.write_text(_state("26.03").model_dump_json())
+    (state_dir / "state.json").symlink_to(elsewhere)
+    with pytest.raises(ConfigError) as refused:
+        read_state(state_dir)
+    assert refused.value.exit_code == 2 and "symbolic link" in str(refused.value)
+    write_state(state_dir, _state("26.03.1"))
+    assert not (state_dir / "state.json").is_symlink()
+    assert target == "dangling" and not elsewhere.exists() or "26.03.1" not in elsewhere.read_text()
+
+
+def test_a_damaged_previous_copy_is_not_offered_as_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "state.json").write_text("{")
+    (tmp_path / "state.json.prev").write_text("{\"cluster\": ")
+    with pytest.raises(ConfigError) as refused:
+        read_state(tmp_path)
+    assert "cp -p" not in str(refused.value) and "state.json.prev) is damaged too" in str(refused.value)
