@@ -42,6 +42,7 @@ SIGNING_LABEL = b"kfinstall backup manifest signing key v1"
 KEY_ID_LABEL = b"kfinstall backup manifest key id v1"
 # A manifest lists a few dozen files (a few KB); this bounds what a hostile one can cost.
 MAX_MANIFEST_BYTES = 4 << 20
+MAX_PROBLEMS_SHOWN = 20
 _HEX64 = r"^[0-9a-f]{64}$"
 _FIX = "take a new backup with `kfinstall backup`, or restore another one; kfinstall never repairs a manifest"
 
@@ -142,7 +143,11 @@ def read_manifest(folder: Path) -> tuple[Manifest, dict[str, Any]]:
     try:
         return Manifest.model_validate(document), document
     except ValidationError as exc:
-        raise InvalidConfig([_problem(path, dict(error)) for error in exc.errors()]) from None
+        errors = exc.errors()
+        problems = [_problem(path, dict(error)) for error in errors[:MAX_PROBLEMS_SHOWN]]
+        if len(errors) > MAX_PROBLEMS_SHOWN:  # a hostile manifest's 80,000 errors would be 17 MB of output
+            problems.append(Problem(str(path), "", f"and {len(errors) - MAX_PROBLEMS_SHOWN} more problems", _FIX))
+        raise InvalidConfig(problems) from None
 
 
 def check_signature(folder: Path, manifest: Manifest, document: dict[str, Any], key: bytes) -> None:

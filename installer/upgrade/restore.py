@@ -43,7 +43,7 @@ from installer.config.load import CLUSTER_FILE, SECRETS_FILE
 from installer.errors import PhaseFailed, PreflightError
 from installer.state import fsync_folder
 from installer.upgrade.backup import ARCHIVE, CLUSTER_FILES, SITE_FOLDERS
-from installer.upgrade.manifest import MANIFEST, FileEntry, Manifest, check_signature, read_manifest
+from installer.upgrade.manifest import MANIFEST, MAX_PROBLEMS_SHOWN, FileEntry, Manifest, check_signature, read_manifest
 
 # Bounds on what a backup may make restore read or write (far above real backups: a config file
 # is a few KB, the Pulumi file backend of a cluster a few MB plus its history).
@@ -123,9 +123,12 @@ def restore(checked: CheckedBackup) -> dict[str, Any]:
 
 def _refusal(folder: Path, problems: list[str]) -> PreflightError:
     unique = list(dict.fromkeys(problems))
+    shown = unique[:MAX_PROBLEMS_SHOWN]
+    if len(unique) > MAX_PROBLEMS_SHOWN:
+        shown.append(f"... and {len(unique) - MAX_PROBLEMS_SHOWN} more")
     return PreflightError(
         f"refusing to restore {folder}: the backup was tampered with or is incomplete (nothing was changed):\n  - "
-        + "\n  - ".join(unique)
+        + "\n  - ".join(shown)
     )
 
 
