@@ -144,6 +144,16 @@ def _open_vault(data: bytes, path: Path) -> tuple[bytes, _Vault]:
             f"pass --vault-password-file FILE or set {VAULT_PASSWORD_ENV} (the file, or script, that "
             "ansible-vault uses for this site)",
         )
+    try:
+        is_regular = stat.S_ISREG(password_file.stat().st_mode)  # a link to the file is fine, as for Ansible
+    except OSError:
+        is_regular = True  # absent or unreadable: Ansible's own error below names it
+    if not is_regular:
+        # Ansible would open a FIFO (or read a device) and wait for ever; kfinstall refuses, as for its inputs.
+        raise _Problem(
+            f"the vault password file {password_file} is not a regular file (a FIFO, device or folder)",
+            "give a regular password file, or an executable script that prints the password",
+        )
     # Imported here: Ansible's import costs time that unencrypted sites need not pay.
     from ansible.errors import AnsibleError
     from ansible.parsing.dataloader import DataLoader

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -276,3 +277,25 @@ def test_an_inline_vault_value_is_named_with_the_fix(kfinstall, site: Path) -> N
     )
     code, output = kfinstall("inventory", "validate", "-i", str(site))
     assert code == 2 and "ldap_bind_password: an inline !vault value" in output and "ansible-vault encrypt" in output
+
+
+def test_a_fifo_as_vault_password_file_is_refused_not_waited_on(kfinstall, vaulted: tuple[Path, Path, str]) -> None:
+    """Ansible opens the FIFO and waits for a writer for ever; kfinstall says what is wrong, exit 2."""
+    import signal
+
+    site, password_file, _ = vaulted
+    password_file.unlink()
+    os.mkfifo(password_file)
+
+    def hung(signum: int, frame: object) -> None:
+        raise TimeoutError("kfinstall waited on the FIFO")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        code, output = kfinstall("inventory", "validate", "-i", str(site), "--vault-password-file", str(password_file))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert code == 2, output
+    assert f"the vault password file {password_file} is not a regular file" in output and "Traceback" not in output
