@@ -159,6 +159,22 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
                 "remove it; to stop checking (not advised) set spec.ssh.hostKeyChecking: off",
             )
     split = _split_args(variables, key, display, problems)
+    _check_options(split, key, display, problems)
+    if len(problems.errors) > before:
+        return None
+    port = _last(variables, _PORT_VARS)
+    return SshTarget(
+        address=str(_last(variables, _ADDRESS_VARS) or name),
+        port=int(port) if port is not None and str(port).isdigit() else None,
+        user=None if _last(variables, _USER_VARS) is None else str(_last(variables, _USER_VARS)),
+        common_args=tuple(split["ansible_ssh_common_args"]) if "ansible_ssh_common_args" in split else None,
+        extra_args=tuple(split["ansible_ssh_extra_args"]) if "ansible_ssh_extra_args" in split else None,
+        local=connection in LOCAL_CONNECTIONS,
+    )
+
+
+def _check_options(split: dict[str, list[str]], key: str, display: str, problems: Problems) -> None:
+    """Refuse -o options (and -S/-M) in the inventory's ssh args that kfinstall owns or that trust other keys."""
     for var, var_args in split.items():
         for option in ssh_option_names(var_args):
             trusted = next((o for o in TRUST_OPTIONS if o.lower() == option.lower()), None)
@@ -178,17 +194,6 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
                     "and the state directory's known_hosts, ControlMaster/ControlPersist/ControlPath (-M, -S) "
                     "reuse each connection through a socket of the site's own",
                 )
-    if len(problems.errors) > before:
-        return None
-    port = _last(variables, _PORT_VARS)
-    return SshTarget(
-        address=str(_last(variables, _ADDRESS_VARS) or name),
-        port=int(port) if port is not None and str(port).isdigit() else None,
-        user=None if _last(variables, _USER_VARS) is None else str(_last(variables, _USER_VARS)),
-        common_args=tuple(split["ansible_ssh_common_args"]) if "ansible_ssh_common_args" in split else None,
-        extra_args=tuple(split["ansible_ssh_extra_args"]) if "ansible_ssh_extra_args" in split else None,
-        local=connection in LOCAL_CONNECTIONS,
-    )
 
 
 def _split_args(variables: dict[str, Any], key: str, display: str, problems: Problems) -> dict[str, list[str]]:
