@@ -6,6 +6,10 @@ process tree is stopped from ansible-runner's cancel callback and waited for (`s
 the run record is written, and the CLI exits 128 + the signal number, the shell's convention:
 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP. The lock is released only after that. A re-run
 converges (or an upgrade resumes).
+
+Every other child started under the flag honours it too: short tools (the host-key check's ssh,
+kubectl, the upgrade's render) through `run_child`, killed with their process group at a stop;
+the Pulumi CLI, which cancels cleanly on its own, through `forward_stops_as_sigint`, waited for.
 """
 
 from __future__ import annotations

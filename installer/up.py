@@ -142,7 +142,7 @@ def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
 
 
 def _stop_if_asked(ctx: RunContext, phase: str) -> None:
-    """A stop asked during a phase that cannot be cancelled (Pulumi, verify) ends the run before the next."""
+    """A stop that a phase's own children did not turn into Interrupted ends the run before the next phase."""
     if ctx.cancel_requested():
         raise Interrupted(f"interrupted before the {phase} phase; run record {ctx.record.path}; re-run to converge")
 

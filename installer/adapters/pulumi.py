@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from installer.config.resolved import ClusterConfig
-from installer.errors import PhaseFailed, PreflightError
+from installer.errors import Interrupted, PhaseFailed, PreflightError
+from installer.interrupt import forward_stops_as_sigint, run_child, stop_requested
 from installer.versions import parse
 
 PROJECT = "kfinstall"
@@ -89,8 +90,7 @@ def _plugin_path(name: str, version: str, home: Path) -> Path | None:
 
 def _cli_version(cli: str) -> str:
     try:
-        done = subprocess.run([cli, "version"], capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-                              env={**os.environ, **ENGINE_ENV}, check=False)
+        done = run_child([cli, "version"], timeout=CLI_TIMEOUT_S, env={**os.environ, **ENGINE_ENV})
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unusable ({exc.__class__.__name__}: {exc})"
     return (done.stdout.strip() or done.stderr.strip() or "no output").splitlines()[0]
@@ -224,18 +224,28 @@ def _run(cfg: ClusterConfig, operation: str, on_output: OnOutput | None) -> Stac
     found = preflight(cfg)
     started = time.monotonic()
     try:
-        stack = _stack(cfg, found)
-        if operation == "preview":
-            preview = stack.preview(on_output=on_output, color="never", diff=False)
-            return StackSummary("preview", "succeeded", dict(preview.change_summary or {}),
-                                duration_s=time.monotonic() - started)
-        result = (stack.up(on_output=on_output, color="never") if operation == "up"
-                  else stack.destroy(on_output=on_output, color="never"))
+        with forward_stops_as_sigint("pulumi"):
+            return _operation(cfg, found, operation, on_output, started)
     except auto.errors.ConcurrentUpdateError as exc:
         raise PhaseFailed(f"pulumi {operation}: another run holds the stack lock in {backend_dir(cfg)} "
                           f"(wait for it, or after a crash run `pulumi cancel` there): {_tail(exc)}") from exc
     except auto.errors.CommandError as exc:
+        if stop_requested():
+            raise Interrupted(f"pulumi {operation} was cancelled by the stop signal (the CLI finished the "
+                              "operations in flight and saved the stack's state); run again to converge") from exc
         raise PhaseFailed(f"pulumi {operation} failed: {_tail(exc)}") from exc
+
+
+def _operation(cfg: ClusterConfig, found: Preflight, operation: str, on_output: OnOutput | None,
+               started: float) -> StackSummary:
+    """One Automation API call; the `pulumi` CLI it starts is a child of this process (same process group)."""
+    stack = _stack(cfg, found)
+    if operation == "preview":
+        preview = stack.preview(on_output=on_output, color="never", diff=False)
+        return StackSummary("preview", "succeeded", dict(preview.change_summary or {}),
+                            duration_s=time.monotonic() - started)
+    result = (stack.up(on_output=on_output, color="never") if operation == "up"
+              else stack.destroy(on_output=on_output, color="never"))
     summary = result.summary
     return StackSummary(operation, summary.result, dict(summary.resource_changes or {}),
                         _public_outputs(getattr(result, "outputs", None)), time.monotonic() - started)

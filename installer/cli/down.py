@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import click
@@ -16,6 +17,7 @@ from installer.cli.common import (
 )
 from installer.config.load import load
 from installer.errors import PreflightError
+from installer.interrupt import interrupt_sets
 from installer.lock import run_lock
 
 
@@ -45,7 +47,9 @@ def down(inventory: Path, state_dir: Path | None, purge_data: bool, yes: bool, o
         raise PreflightError("not confirmed; nothing was changed")
     from installer.adapters import pulumi as engine
 
-    with run_lock(cfg.state_dir, "down"):
+    # A stop signal reaches the pulumi CLI as its own Ctrl-C (it cancels cleanly, saves the stack's
+    # state and exits); the lock is held until it has, and the exit code is 128 + the signal.
+    with run_lock(cfg.state_dir, "down"), interrupt_sets(threading.Event()):
         summary = engine.destroy(cfg, on_output=lambda line: stdout.print(line.rstrip(), markup=False))
     if output == "json":
         emit_json(summary.as_dict())

@@ -237,9 +237,10 @@ def _stand_in(folder: Path, name: str, text: str) -> None:
 
 
 def _stop_with_stand_ins(site: Path, bin_dir: Path, verb: list[str], signum: int, ready: str,
-                         timeout_s: float = 30) -> tuple[Stopped, float]:
+                         timeout_s: float = 30, ready_file: Path | None = None) -> tuple[Stopped, float]:
     """Run `kfinstall VERB` with `bin_dir` first on PATH, send `signum` once a process whose arguments
-    hold `ready` runs, watch the lock until it exits; (what happened, seconds to the signal)."""
+    hold `ready` runs (and `ready_file` exists), watch the lock until it exits; (what happened, seconds
+    to the signal)."""
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     lock = site / ".kfinstall" / "test" / "lock"
     started = time.monotonic()
@@ -253,7 +254,7 @@ def _stop_with_stand_ins(site: Path, bin_dir: Path, verb: list[str], signum: int
 
     lock_free_with_children: list[str] = []
     try:
-        while not any(ready in line for line in ours()):
+        while not (any(ready in line for line in ours()) and (ready_file is None or ready_file.exists())):
             assert kfinstall.poll() is None, kfinstall.communicate()
             assert time.monotonic() - started < timeout_s, f"{ready} never ran"
             time.sleep(0.05)
@@ -320,3 +321,55 @@ def test_sigterm_ends_a_standalone_verify_and_its_kubectl(make_site, tmp_path: P
     stopped, _ = _stop_with_stand_ins(site, tmp_path / "bin", ["verify"], signal.SIGTERM, ready="kubectl-child")
     assert stopped.returncode == 143, stopped.stderr
     assert stopped.seconds < 3 and stopped.left == []
+
+
+# A pulumi CLI that behaves as the real one does on Ctrl-C (pkg/cmd/pulumi: the first SIGINT cancels the
+# update cleanly, "^C received; cancelling. If you would like to terminate immediately, press ^C again.",
+# saves the state and exits non-zero; a second ends it at once). Every other command succeeds silently.
+STAND_IN_PULUMI = """#!{python}
+import json, pathlib, signal, sys, time
+args = sys.argv[1:]
+log = pathlib.Path({log!r})
+if "version" in args:
+    print("v{version}")
+    sys.exit(0)
+if "whoami" in args:
+    print(json.dumps({{"user": "test", "url": "file://", "organizations": []}}) if "--json" in args else "test")
+    sys.exit(0)
+if not ({{"up", "destroy"}} & set(args)):
+    sys.exit(0)
+def cancel(signum, frame):
+    with log.open("a") as out:
+        out.write("SIGINT\\n")
+    time.sleep(0.5)  # the operations in flight finish, the state is saved
+    print("error: update canceled", file=sys.stderr)
+    sys.exit(255)
+signal.signal(signal.SIGINT, cancel)
+with log.open("a") as out:
+    out.write("running\\n")
+print("Destroying (test):", flush=True)
+time.sleep(30)
+"""
+
+
+def test_sigterm_cancels_pulumi_cleanly_during_down(make_site, tmp_path: Path) -> None:
+    """`down` (Pulumi destroy under the lock): a TERM reaches the pulumi CLI as its Ctrl-C, kfinstall
+    waits for it to save its state and exit, holds the lock until then, and exits 143."""
+    from importlib import metadata
+
+    site = make_site()
+    state = site / ".kfinstall" / "test"
+    state.mkdir(parents=True)
+    (state / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    log = tmp_path / "pulumi.log"
+    bin_dir = tmp_path / "bin"
+    _stand_in(bin_dir, "pulumi", STAND_IN_PULUMI.format(python=sys.executable, log=str(log),
+                                                         version=metadata.version("pulumi")))
+    _stand_in(bin_dir, "pulumi-resource-kubernetes", "#!/bin/sh\nexit 1\n")
+    stopped, _ = _stop_with_stand_ins(site, bin_dir, ["down", "--purge-data", "--yes"], signal.SIGTERM,
+                                      ready=" destroy ", timeout_s=60, ready_file=log)
+    assert stopped.returncode == 143, stopped.stderr
+    assert log.read_text().splitlines() == ["running", "SIGINT"]  # cancelled by its own SIGINT, not killed
+    assert stopped.seconds < 5, f"kfinstall took {stopped.seconds:.1f} s to stop"
+    assert stopped.lock_free_with_children == [] and stopped.left == []
+    assert "cancelled by the stop signal" in stopped.stderr
