@@ -113,14 +113,16 @@ def _site(make_site, ports: list[int], **cluster: object) -> Path:  # noqa: ANN0
 
 
 def _stop_while_ansible_runs(site: Path, ports: list[int], verb: list[str], signum: int, targets: int = 3,
-                            ready=_wait_for_ansible) -> Stopped:  # noqa: ANN001 - one of the waits above
+                            ready=_wait_for_ansible,  # noqa: ANN001 - one of the waits above
+                            bin_dir: Path | None = None) -> Stopped:
     """Run `kfinstall VERB`, send `signum` once `ready` says ssh waits at the first `targets` hosts (Ansible's
     by default), watch the lock until it exits."""
     lock = site / ".kfinstall" / "test" / "lock"
     kfinstall = subprocess.Popen(
         [sys.executable, "-m", "installer", *verb, "-i", str(site)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "ANSIBLE_BECOME_PASS": BECOME_CANARY},
+        env={**os.environ, "ANSIBLE_BECOME_PASS": BECOME_CANARY,
+             **({"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"} if bin_dir else {})},
     )
     lock_free_with_children: list[str] = []
     err = ""
@@ -202,6 +204,24 @@ def test_a_stop_signal_ends_the_host_key_check_at_once(
     assert summary["result"] == "failed" and summary["phases"][0] == {**summary["phases"][0],
                                                                       "name": "preflight", "status": "Interrupted"}
     assert not (state / "runs" / summary["runId"] / "ansible-preflight").exists()  # no playbook started
+
+
+def test_sigterm_during_the_upgrades_first_facts_playbook(make_site, silent_ports: list[int], tmp_path: Path) -> None:
+    """`upgrade` reads the hosts' facts with a playbook before its first hop; that run was outside the
+    signal handling: a TERM killed kfinstall at once, ansible-playbook ran on and the lock was free."""
+    from installer.state import State, write_state
+
+    site = _site(make_site, silent_ports, **{"spec.channel": "26.03.1"})
+    state = site / ".kfinstall" / "test"
+    write_state(state, State(cluster="test", installed_channel="26.03", kubernetes_version="1.34"))
+    (state / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    _stand_in(tmp_path / "bin", "kubectl", HANGING_KUBECTL)  # found on PATH; not reached before the playbook
+    stopped = _stop_while_ansible_runs(site, silent_ports, ["upgrade", "--to", "26.03.1", "--yes"], signal.SIGTERM,
+                                       targets=1, bin_dir=tmp_path / "bin")
+    assert stopped.returncode == 143, stopped.stderr
+    assert stopped.lock_free_with_children == [] and stopped.left == []
+    assert "interrupted during facts before hop 1" in stopped.stderr
+    assert len(list(state.glob("runs/*/route.json"))) == 1  # the run's record is kept
 
 
 def test_exit_codes_follow_the_shell_convention() -> None:
