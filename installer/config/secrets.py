@@ -246,10 +246,15 @@ def _key_line(tree: CommentedMap, key: Any) -> int | None:
         return None
 
 
+# A key shown in a message must look like a key name. A mistyped line makes a value part of a key
+# (`pulumi_passphrase=s3cret: x`, `"grafana_admin_password: s3cret": 1`): such a key is not echoed.
+_KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,39}")
+WITHHELD_KEY = "<key not shown: it is not a key name and may hold a value>"
+
+
 def _shown(key: Any) -> str:
-    """A key for a message: printable and short (a mistyped line could make a value a key)."""
-    text = "".join(ch if ch.isprintable() else "?" for ch in str(key))
-    return text if len(text) <= 40 else text[:37] + "..."
+    """A key for a message: itself when it is a key name, else withheld (the problem's line says where)."""
+    return key if isinstance(key, str) and _KEY_NAME.fullmatch(key) else WITHHELD_KEY
 
 
 def _structure_problems(tree: Any) -> Iterator[_Problem]:

@@ -93,6 +93,20 @@ def test_an_unknown_key_is_refused_and_named(kfinstall, site: Path) -> None:
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("line", ["pulumi_passphrase=Canary-0f3a9c-value: x\n",
+                                  '"grafana_admin_password: Canary-0f3a9c-value": 1\n',
+                                  "? grafana_admin_password Canary-0f3a9c-value\n"])
+def test_a_value_that_a_typo_made_part_of_a_key_is_not_echoed(kfinstall, site: Path, line: str) -> None:
+    path = site / "secrets.yml"
+    path.write_text(_without(path.read_text(), "grafana_admin_password") + line)
+    for argv in (["init", "--profile", "lab", str(site)], ["inventory", "validate", "-i", str(site)],
+                 ["inventory", "validate", "-i", str(site), "--output", "json"]):
+        code, output = kfinstall(*argv)
+        assert code == 2 and "unknown secret key" in output and "Traceback" not in output, output
+        assert "Canary" not in output and "0f3a9c" not in output
+        assert f"secrets.yml:{len(path.read_text().splitlines())}" in output  # the line is named instead
+
+
 @pytest.mark.parametrize("content", ["just-a-plain-string-value\n", "- a list item value\n", "!!binary aGk=\n"])
 def test_secrets_that_are_not_a_mapping_give_exit_2(kfinstall, site: Path, content: str) -> None:
     path = site / "secrets.yml"
