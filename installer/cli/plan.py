@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from installer.cli.common import emit_json, inventory_option, output_option, pri
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.load import load
 from installer.config.resolved import ClusterConfig
+from installer.interrupt import interrupt_sets
 from installer.plan import Plan, build_plan
 
 MAX_NAMES = 12
@@ -61,7 +63,10 @@ def _platform_preview(cfg: ClusterConfig) -> dict[str, Any] | None:
 
     if not engine.available(cfg):
         return None
-    return engine.preview(cfg).as_dict()
+    # No lock (a preview changes nothing), but a TERM must not leave the pulumi CLI running: it gets
+    # the stop as its own Ctrl-C, kfinstall waits for it and exits 128 + the signal.
+    with interrupt_sets(threading.Event()):
+        return engine.preview(cfg).as_dict()
 
 
 def _check_hosts(cfg: ClusterConfig) -> dict[str, Any]:

@@ -356,7 +356,7 @@ if "version" in args:
 if "whoami" in args:
     print(json.dumps({{"user": "test", "url": "file://", "organizations": []}}) if "--json" in args else "test")
     sys.exit(0)
-if not ({{"up", "destroy"}} & set(args)):
+if not ({{"up", "destroy", "preview"}} & set(args)):
     sys.exit(0)
 def cancel(signum, frame):
     with log.open("a") as out:
@@ -393,3 +393,23 @@ def test_sigterm_cancels_pulumi_cleanly_during_down(make_site, tmp_path: Path) -
     assert stopped.seconds < 5, f"kfinstall took {stopped.seconds:.1f} s to stop"
     assert stopped.lock_free_with_children == [] and stopped.left == []
     assert "cancelled by the stop signal" in stopped.stderr
+
+
+def test_sighup_cancels_the_preview_of_plan(make_site, tmp_path: Path) -> None:
+    """`plan` runs a Pulumi preview when the CLI is there; a HUP must not leave it running."""
+    from importlib import metadata
+
+    site = make_site()
+    state = site / ".kfinstall" / "test"
+    state.mkdir(parents=True)
+    (state / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    log = tmp_path / "pulumi.log"
+    bin_dir = tmp_path / "bin"
+    _stand_in(bin_dir, "pulumi", STAND_IN_PULUMI.format(python=sys.executable, log=str(log),
+                                                         version=metadata.version("pulumi")))
+    _stand_in(bin_dir, "pulumi-resource-kubernetes", "#!/bin/sh\nexit 1\n")
+    stopped, _ = _stop_with_stand_ins(site, bin_dir, ["plan"], signal.SIGHUP, ready=" preview ", timeout_s=60,
+                                      ready_file=log)
+    assert stopped.returncode == 129, stopped.stderr
+    assert log.read_text().splitlines() == ["running", "SIGINT"]
+    assert stopped.seconds < 5 and stopped.left == []
