@@ -75,6 +75,9 @@ _SSH_DEFAULTS = {
     "ANSIBLE_SSH_HOST_KEY_CHECKING": "True",
     "ANSIBLE_SSH_ARGS": shlex.join(REUSE_OPTIONS),
     "ANSIBLE_SSH_CONTROL_PATH_DIR": "~/.ansible/cp",
+    # As with a site (HostKeyPolicy.ansible_env): ssh, and Ansible's own socket names in that folder.
+    "ANSIBLE_SSH_CONTROL_PATH": "",
+    "ANSIBLE_TRANSPORT": "ssh",
 }
 
 

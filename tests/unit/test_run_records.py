@@ -185,3 +185,12 @@ def test_cached_host_facts_keep_no_environment_and_no_secret(make_site, monkeypa
     facts = json.loads(cached[0].read_text())
     assert "ansible_env" not in facts and facts["ansible_hostname"] == "cp1"
     assert leaks(cached[0].parent.parent, [*CANARIES.values(), *ENV_CANARIES.values()]) == []
+
+
+def test_kfinstalls_own_ansible_settings_are_recorded_with_their_values(tmp_path) -> None:
+    """The record says what Ansible was told to do (transport, sockets, host keys): none is withheld."""
+    from installer.adapters.ansible import _environment, recorded_environment
+    from installer.adapters.ssh import HostKeyPolicy
+
+    for env in (_environment(), _environment(HostKeyPolicy("accept-new", tmp_path / "known_hosts"))):
+        assert recorded_environment(env) == dict(sorted(env.items()))
