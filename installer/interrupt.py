@@ -19,7 +19,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,23 +138,29 @@ def children_named(name: str) -> list[int]:
     return found
 
 
+FORWARD_GRACE_S = 1.0  # time for a child that got the stop itself to say it is cancelling
+
+
 @contextmanager
-def forward_stops_as_sigint(name: str) -> Iterator[None]:
-    """While inside, each SIGTERM or SIGHUP the run receives reaches the child `name` as SIGINT: for
+def forward_stops_as_sigint(name: str, cancelling: Callable[[], bool]) -> Iterator[None]:
+    """While inside, a SIGTERM or SIGHUP the run receives reaches the child `name` once, as SIGINT: for
     a child started in this process's group that cancels cleanly on its own (the Pulumi CLI finishes
-    the operations in flight, saves its state and exits on the first SIGINT, and stops at once on a
-    second), so it is never killed halfway and the caller still waits for it to exit. SIGINT is not
-    forwarded: a terminal's Ctrl-C reaches the whole foreground group, the child included, and a
-    forwarded copy would be the child's second, "stop at once"."""
+    the operations in flight, saves its state and exits on its first SIGINT; a second one makes it stop
+    at once, leaving pending operations), so it is never killed halfway and the caller still waits
+    for it to exit.
+
+    Never a second signal: when the stop reached the whole group (a terminal's Ctrl-C, `timeout`,
+    systemd stopping a unit), the child got it too, and ours would be its "stop at once". So SIGINT is
+    not forwarded at all, and a TERM or HUP only after FORWARD_GRACE_S, unless `cancelling()` says the
+    child already announced a cancel of its own (newer Pulumi CLIs cancel on SIGTERM too)."""
     done = threading.Event()
 
     def forward() -> None:
-        sent = 0
         while not done.wait(CHILD_POLL_S):
-            stops = [s for s in stops_received() if s != signal.SIGINT]
-            for _ in stops[sent:]:
-                _signal_all(children_named(name), signal.SIGINT)
-            sent = len(stops)
+            if any(s != signal.SIGINT for s in stops_received()):
+                if not done.wait(FORWARD_GRACE_S) and not cancelling():
+                    _signal_all(children_named(name), signal.SIGINT)
+                return
 
     watcher = threading.Thread(target=forward, name=f"forward-stops-to-{name}", daemon=True)
     watcher.start()

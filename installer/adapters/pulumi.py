@@ -37,6 +37,9 @@ ENGINE_ENV = {
     "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
 }
 CLI_TIMEOUT_S = 20
+# What the CLI prints when a signal starts its clean cancel (pkg/backend/display: "^C received;
+# cancelling. ..." or, in newer CLIs, "SIGTERM received; cancelling. ...").
+CANCELLING = re.compile(r"received; cancelling")
 OnOutput = Callable[[str], None]
 
 
@@ -223,9 +226,17 @@ def _run(cfg: ClusterConfig, operation: str, on_output: OnOutput | None) -> Stac
 
     found = preflight(cfg)
     started = time.monotonic()
+    announced: list[str] = []
+
+    def watch(line: str) -> None:
+        if CANCELLING.search(line):
+            announced.append(line)
+        if on_output is not None:
+            on_output(line)
+
     try:
-        with forward_stops_as_sigint("pulumi"):
-            return _operation(cfg, found, operation, on_output, started)
+        with forward_stops_as_sigint("pulumi", cancelling=lambda: bool(announced)):
+            return _operation(cfg, found, operation, watch, started)
     except auto.errors.ConcurrentUpdateError as exc:
         raise PhaseFailed(f"pulumi {operation}: another run holds the stack lock in {backend_dir(cfg)} "
                           f"(wait for it, or after a crash run `pulumi cancel` there): {_tail(exc)}") from exc

@@ -257,7 +257,8 @@ def _stand_in(folder: Path, name: str, text: str) -> None:
 
 
 def _stop_with_stand_ins(site: Path, bin_dir: Path, verb: list[str], signum: int, ready: str,
-                         timeout_s: float = 30, ready_file: Path | None = None) -> tuple[Stopped, float]:
+                         timeout_s: float = 30, ready_file: Path | None = None,
+                         group: bool = False) -> tuple[Stopped, float]:
     """Run `kfinstall VERB` with `bin_dir` first on PATH, send `signum` once a process whose arguments
     hold `ready` runs (and `ready_file` exists), watch the lock until it exits; (what happened, seconds
     to the signal)."""
@@ -279,7 +280,10 @@ def _stop_with_stand_ins(site: Path, bin_dir: Path, verb: list[str], signum: int
             assert time.monotonic() - started < timeout_s, f"{ready} never ran"
             time.sleep(0.05)
         sent = time.monotonic()
-        kfinstall.send_signal(signum)
+        if group:  # as `timeout` or systemd would: kfinstall and every child in its group
+            os.killpg(kfinstall.pid, signum)
+        else:
+            kfinstall.send_signal(signum)
         while kfinstall.poll() is None:
             with lock.open("a") as handle:
                 try:
@@ -343,9 +347,10 @@ def test_sigterm_ends_a_standalone_verify_and_its_kubectl(make_site, tmp_path: P
     assert stopped.seconds < 3 and stopped.left == []
 
 
-# A pulumi CLI that behaves as the real one does on Ctrl-C (pkg/cmd/pulumi: the first SIGINT cancels the
+# A pulumi CLI that behaves as the real one does on Ctrl-C (pkg/backend/display: the first SIGINT cancels the
 # update cleanly, "^C received; cancelling. If you would like to terminate immediately, press ^C again.",
-# saves the state and exits non-zero; a second ends it at once). Every other command succeeds silently.
+# saves the state and exits non-zero; a second ends it at once; newer CLIs treat SIGTERM the same way).
+# It logs every signal it gets. Every other command succeeds silently.
 STAND_IN_PULUMI = """#!{python}
 import json, pathlib, signal, sys, time
 args = sys.argv[1:]
@@ -359,12 +364,15 @@ if "whoami" in args:
 if not ({{"up", "destroy", "preview"}} & set(args)):
     sys.exit(0)
 def cancel(signum, frame):
+    name = signal.Signals(signum).name
     with log.open("a") as out:
-        out.write("SIGINT\\n")
-    time.sleep(0.5)  # the operations in flight finish, the state is saved
+        out.write(name + "\\n")
+    print(("^C" if name == "SIGINT" else name) + " received; cancelling.", flush=True)
+    time.sleep(1.5)  # the operations in flight finish, the state is saved
     print("error: update canceled", file=sys.stderr)
     sys.exit(255)
 signal.signal(signal.SIGINT, cancel)
+signal.signal(signal.SIGTERM, cancel)
 with log.open("a") as out:
     out.write("running\\n")
 print("Destroying (test):", flush=True)
@@ -372,9 +380,8 @@ time.sleep(30)
 """
 
 
-def test_sigterm_cancels_pulumi_cleanly_during_down(make_site, tmp_path: Path) -> None:
-    """`down` (Pulumi destroy under the lock): a TERM reaches the pulumi CLI as its Ctrl-C, kfinstall
-    waits for it to save its state and exit, holds the lock until then, and exits 143."""
+def _pulumi_site(make_site, tmp_path: Path) -> tuple[Path, Path, Path]:  # noqa: ANN001 - fixture
+    """(site, stand-ins' folder, the stand-in pulumi's signal log)."""
     from importlib import metadata
 
     site = make_site()
@@ -386,6 +393,13 @@ def test_sigterm_cancels_pulumi_cleanly_during_down(make_site, tmp_path: Path) -
     _stand_in(bin_dir, "pulumi", STAND_IN_PULUMI.format(python=sys.executable, log=str(log),
                                                          version=metadata.version("pulumi")))
     _stand_in(bin_dir, "pulumi-resource-kubernetes", "#!/bin/sh\nexit 1\n")
+    return site, bin_dir, log
+
+
+def test_sigterm_cancels_pulumi_cleanly_during_down(make_site, tmp_path: Path) -> None:
+    """`down` (Pulumi destroy under the lock): a TERM reaches the pulumi CLI as its Ctrl-C, kfinstall
+    waits for it to save its state and exit, holds the lock until then, and exits 143."""
+    site, bin_dir, log = _pulumi_site(make_site, tmp_path)
     stopped, _ = _stop_with_stand_ins(site, bin_dir, ["down", "--purge-data", "--yes"], signal.SIGTERM,
                                       ready=" destroy ", timeout_s=60, ready_file=log)
     assert stopped.returncode == 143, stopped.stderr
@@ -395,19 +409,20 @@ def test_sigterm_cancels_pulumi_cleanly_during_down(make_site, tmp_path: Path) -
     assert "cancelled by the stop signal" in stopped.stderr
 
 
+def test_a_sigterm_to_the_whole_group_reaches_pulumi_once(make_site, tmp_path: Path) -> None:
+    """`timeout` or systemd signal the whole process group: pulumi got the TERM itself and says it is
+    cancelling; a SIGINT from kfinstall on top would be its second signal, "terminate immediately"."""
+    site, bin_dir, log = _pulumi_site(make_site, tmp_path)
+    stopped, _ = _stop_with_stand_ins(site, bin_dir, ["down", "--purge-data", "--yes"], signal.SIGTERM,
+                                      ready=" destroy ", timeout_s=60, ready_file=log, group=True)
+    assert stopped.returncode == 143, stopped.stderr
+    assert log.read_text().splitlines() == ["running", "SIGTERM"]
+    assert stopped.lock_free_with_children == [] and stopped.left == []
+
+
 def test_sighup_cancels_the_preview_of_plan(make_site, tmp_path: Path) -> None:
     """`plan` runs a Pulumi preview when the CLI is there; a HUP must not leave it running."""
-    from importlib import metadata
-
-    site = make_site()
-    state = site / ".kfinstall" / "test"
-    state.mkdir(parents=True)
-    (state / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
-    log = tmp_path / "pulumi.log"
-    bin_dir = tmp_path / "bin"
-    _stand_in(bin_dir, "pulumi", STAND_IN_PULUMI.format(python=sys.executable, log=str(log),
-                                                         version=metadata.version("pulumi")))
-    _stand_in(bin_dir, "pulumi-resource-kubernetes", "#!/bin/sh\nexit 1\n")
+    site, bin_dir, log = _pulumi_site(make_site, tmp_path)
     stopped, _ = _stop_with_stand_ins(site, bin_dir, ["plan"], signal.SIGHUP, ready=" preview ", timeout_s=60,
                                       ready_file=log)
     assert stopped.returncode == 129, stopped.stderr
