@@ -239,14 +239,14 @@ class Folder:
     def write(self, rel: str, new: NewFile, created: list[str]) -> None:
         """Atomically put `new` at `rel`: temporary file, fsync, rename, fsync of the folder."""
         parts = PurePosixPath(rel).parts
-        with self.directory(parts[:-1], create=created) as parent:
+        with _writable(self.root / rel), self.directory(parts[:-1], create=created) as parent:
             assert parent is not None
             write_atomically(parent, parts[-1], new.data, new.mode)
 
     def create(self, rel: str, new: NewFile, created: list[str]) -> bool:
         """Write `rel` only if nothing is there (no replace); False when something already is."""
         parts = PurePosixPath(rel).parts
-        with self.directory(parts[:-1], create=created) as parent:
+        with _writable(self.root / rel), self.directory(parts[:-1], create=created) as parent:
             assert parent is not None
             try:
                 os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
@@ -323,9 +323,23 @@ def write_file_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     """`write_atomically` for a path whose folder exists (the folder itself may be reached by a link)."""
     fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        write_atomically(fd, path.name, data, mode)
+        with _writable(path):
+            write_atomically(fd, path.name, data, mode)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def _writable(path: Path) -> Iterator[None]:
+    """A folder this user may not write (permissions, read-only mount, immutable) is exit 2, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise ConfigError(f"cannot write {path} ({exc.strerror}); nothing more was written. Fix: let this user "
+                          f"write there (folder permissions, read-only mount, chattr +i), or choose another folder"
+                          ) from None
 
 
 @contextlib.contextmanager
@@ -379,7 +393,8 @@ def _adopt_interrupted(folder: Folder, record: Record) -> None:
 
 
 def _save_record(folder: Folder, record: Record) -> None:
-    write_atomically(folder.fd, RECORD_NAME, record.to_json(), 0o644)
+    with _writable(folder.root / RECORD_NAME):
+        write_atomically(folder.fd, RECORD_NAME, record.to_json(), 0o644)
 
 
 @dataclass

@@ -313,3 +313,20 @@ def test_a_fifo_as_vault_password_file_is_refused_not_waited_on(kfinstall, vault
         signal.signal(signal.SIGALRM, previous)
     assert code == 2, output
     assert f"the vault password file {password_file} is not a regular file" in output and "Traceback" not in output
+
+
+def test_init_into_a_site_folder_it_cannot_write_is_exit_2_and_keeps_secrets(kfinstall, site: Path) -> None:
+    import subprocess
+
+    path = site / "secrets.yml"
+    path.write_text(_without(path.read_text(), "grafana_admin_password"))
+    before = path.read_bytes()
+    if subprocess.run(["chattr", "+i", str(site)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not available on this filesystem")
+    try:
+        code, output = kfinstall("init", "--profile", "lab", str(site))
+    finally:
+        subprocess.run(["chattr", "-i", str(site)], check=True)
+    assert code == 2, output
+    assert f"cannot write {path} (Operation not permitted)" in output and "Traceback" not in output
+    assert path.read_bytes() == before

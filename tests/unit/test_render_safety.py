@@ -315,3 +315,32 @@ def test_a_huge_record_or_recorded_file_is_never_read_into_memory(tmp_path: Path
         tracemalloc.stop()
     assert peak < 64 << 20, f"{peak} bytes held while checking"
     assert ("damaged" if what == "record" else "big.yaml: changed since") in str(refused.value)
+
+
+def _immutable(path: Path) -> None:
+    """Unwritable even for root (permission bits are not), where the filesystem has the attribute."""
+    import subprocess
+
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not available on this filesystem")
+
+
+@pytest.mark.parametrize("command", ["render", "init"])
+def test_a_folder_that_cannot_be_written_is_exit_2_not_a_traceback(
+    kfinstall, site: Path, tmp_path: Path, command: str
+) -> None:
+    import subprocess
+
+    out = tmp_path / "out"
+    out.mkdir()
+    _immutable(out)
+    try:
+        if command == "render":
+            code, output = kfinstall("render", "-i", str(site), "--out", str(out))
+        else:
+            code, output = kfinstall("init", "--profile", "lab", str(out))
+    finally:
+        subprocess.run(["chattr", "-i", str(out)], check=True)
+    assert code == 2, output
+    assert "Traceback" not in output and f"cannot write {out}/" in output and "Operation not permitted" in output
+    assert not list(out.iterdir())
