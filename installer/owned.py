@@ -393,8 +393,10 @@ def _adopt_interrupted(folder: Folder, record: Record) -> None:
 
 
 def _save_record(folder: Folder, record: Record) -> None:
+    # 0600: the record holds the sha256 of every file, the 0600 Secret objects included, and a digest of a
+    # known YAML around a weak operator-chosen password is enough to test guesses offline.
     with _writable(folder.root / RECORD_NAME):
-        write_atomically(folder.fd, RECORD_NAME, record.to_json(), 0o644)
+        write_atomically(folder.fd, RECORD_NAME, record.to_json(), 0o600)
 
 
 @dataclass

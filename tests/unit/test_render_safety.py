@@ -344,3 +344,11 @@ def test_a_folder_that_cannot_be_written_is_exit_2_not_a_traceback(
     assert code == 2, output
     assert "Traceback" not in output and f"cannot write {out}/" in output and "Operation not permitted" in output
     assert not list(out.iterdir())
+
+
+def test_the_record_is_private_as_it_holds_digests_of_the_secret_files(make_site, tmp_path: Path) -> None:
+    """sha256 of a Secret's YAML is a verifier for guesses at a weak operator-chosen password."""
+    out = tmp_path / "out"
+    replace_folder(out, {"monitoring/06-secret-a.yaml": NewFile(b"password: weak\n", 0o600)}, command="test")
+    assert (out / RECORD_NAME).stat().st_mode & 0o777 == 0o600
+    assert (out / "monitoring" / "06-secret-a.yaml").stat().st_mode & 0o777 == 0o600
