@@ -133,6 +133,8 @@ def _parse(content: bytes) -> State:
         raise _Unreadable(f"is not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise _Unreadable("is not valid JSON (nested too deeply)") from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise _Unreadable("is not valid JSON (a number too long to read)") from None
     try:
         return State.model_validate(data)
     except ValidationError as exc:

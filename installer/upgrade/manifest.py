@@ -127,7 +127,8 @@ def read_manifest(folder: Path) -> tuple[Manifest, dict[str, Any]]:
         content = handle.read(MAX_MANIFEST_BYTES + 1)
     try:
         document = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    # ValueError beyond JSONDecodeError: an integer longer than Python converts (sys.get_int_max_str_digits).
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         where = f" (line {exc.lineno} column {exc.colno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
         _shape_error(path, "", f"not valid JSON{where}")
     if not isinstance(document, dict):

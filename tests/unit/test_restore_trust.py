@@ -374,7 +374,9 @@ def test_a_manifest_with_missing_or_mistyped_fields_exits_2_naming_the_key(
 
 @pytest.mark.parametrize(
     ("content", "says"),
-    [("{", "not valid JSON (line 1 column 2"), ("[1]", "expected a JSON object"), ("[" * 50_000, "not valid JSON")],
+    [("{", "not valid JSON (line 1 column 2"), ("[1]", "expected a JSON object"), ("[" * 50_000, "not valid JSON"),
+     # json raises a plain ValueError for an integer longer than Python converts
+     ('{"format": ' + "1" * 5000 + "}", "not valid JSON")],
 )
 def test_a_manifest_that_is_not_a_json_object_exits_2(taken, monkeypatch, capsys, content: str, says: str) -> None:
     site, folder = taken

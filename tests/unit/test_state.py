@@ -40,8 +40,9 @@ def _state(channel: str) -> State:
         (b"[1, 2]", "(top level): Input should be a valid dictionary"),
         (b"\xff\xfe{\x00", "is not UTF-8 text"),
         (b"[" * 100_000, "nested too deeply"),
+        (b'{"cluster": ' + b"1" * 5000 + b"}", "a number too long to read"),
     ],
-    ids=["truncated", "empty", "mistyped", "missing-key", "not-a-mapping", "utf16", "deep"],
+    ids=["truncated", "empty", "mistyped", "missing-key", "not-a-mapping", "utf16", "deep", "long-number"],
 )
 def test_a_damaged_state_file_exits_2_naming_the_file_and_the_fix(
     make_site, monkeypatch, capsys, content: bytes, says: str
