@@ -7,6 +7,7 @@ and extra vars land on disk; a fresh ident per run or job events of two runs mix
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -294,9 +295,15 @@ def child_environment(prepared: dict[str, str], inherited: dict[str, str]) -> di
     return {k: v for k, v in prepared.items() if k not in inherited or inherited[k] != v or _passed(k)}
 
 
+@functools.cache
+def _own_settings() -> frozenset[str]:
+    """The names of kfinstall's own Ansible settings (their values are recorded): fixed for the process."""
+    return frozenset(_environment())
+
+
 def _recorded(name: str) -> bool:
     return name in RECORDED_ENV or name.startswith(RECORDED_ENV_PREFIXES) or name in RUNNER_ENV or name in (
-        _environment()
+        _own_settings()
     )
 
 
