@@ -13,3 +13,11 @@ def data_dir(name: str) -> Path:
     if bundled.is_dir():
         return bundled
     return _PACKAGE.parent / name
+
+
+STATE_FOLDER = ".kfinstall"
+
+
+def default_state_dir(site: Path, cluster: str) -> Path:
+    """SITE/.kfinstall/<cluster>: the state dir when --state-dir is not given (cluster is a DNS label)."""
+    return site / STATE_FOLDER / cluster

@@ -33,6 +33,7 @@ from installer.config.resolved import ClusterConfig
 from installer.config.rules import check_spec
 from installer.config.secrets import Secrets, load_secrets
 from installer.config.yamlfile import LoadedYaml, load_yaml, preview_key
+from installer.paths import default_state_dir
 from installer.profiles import all_profiles
 from installer.releases import channel_names, load_release
 
@@ -67,7 +68,7 @@ def load(
         inventory=inventory,
         secrets=secrets,
         warnings=tuple(problems.warnings),
-        state_dir=(state_dir or site / ".kfinstall" / cluster.metadata.name).resolve(),
+        state_dir=(state_dir or default_state_dir(site, cluster.metadata.name)).resolve(),
     )
 
 

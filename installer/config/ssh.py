@@ -28,6 +28,7 @@ from typing import Any
 from installer.config.addresses import is_dns_label
 from installer.config.problems import Problems
 from installer.config.yamlfile import load_yaml
+from installer.paths import default_state_dir
 
 # Options kfinstall sets itself on every ssh command line (installer/adapters/ssh.py SSH_ARGS_OWNED).
 # ControlPath too: a master socket shared with another site, policy or the operator's own ssh is
@@ -222,4 +223,4 @@ def site_known_hosts(site: Path) -> Path | None:
     name = metadata.get("name") if isinstance(metadata, dict) else None
     if not isinstance(name, str) or not is_dns_label(name):
         return None
-    return site / ".kfinstall" / name / KNOWN_HOSTS
+    return default_state_dir(site, name) / KNOWN_HOSTS

@@ -41,6 +41,7 @@ from installer.config.addresses import is_dns_label
 from installer.config.inventory import INVENTORY_FILES
 from installer.config.load import CLUSTER_FILE, SECRETS_FILE
 from installer.errors import PhaseFailed, PreflightError
+from installer.paths import default_state_dir
 from installer.state import fsync_folder
 from installer.upgrade.backup import ARCHIVE, CLUSTER_FILES, SITE_FOLDERS
 from installer.upgrade.manifest import MANIFEST, MAX_PROBLEMS_SHOWN, FileEntry, Manifest, check_signature, read_manifest
@@ -89,7 +90,7 @@ def check_backup(folder: Path, site: Path, key: bytes, state_dir: Path | None = 
     problems = _site_problems(site, config)
     if problems:
         raise PreflightError(f"refusing to restore {folder} (nothing was changed):\n  - " + "\n  - ".join(problems))
-    state = (state_dir or site / ".kfinstall" / manifest.cluster).resolve()
+    state = (state_dir or default_state_dir(site, manifest.cluster)).resolve()
     return CheckedBackup(folder, manifest, site, state, config, archive)
 
 
