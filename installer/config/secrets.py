@@ -217,7 +217,9 @@ def _parse(text: str) -> Any:
         raise _Problem("duplicate key", "keep one line per key", line=mark.line + 1 if mark else None) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        what = (exc.problem or "invalid YAML").strip()[:80]
+        # The parser quotes what it found ("found undefined tag handle '!ab!'"): that text is part of a
+        # value, so the quoted part is withheld and only the parser's words are kept.
+        what = re.sub(r"'[^']*'|\"[^\"]*\"", "(withheld)", (exc.problem or "invalid YAML").strip())[:80]
         raise _Problem(
             f"YAML syntax error: {what}",
             "fix the YAML at that line (a value with `: `, ` #` or quotes needs quoting)",

@@ -107,6 +107,16 @@ def test_a_value_that_a_typo_made_part_of_a_key_is_not_echoed(kfinstall, site: P
         assert f"secrets.yml:{len(path.read_text().splitlines())}" in output  # the line is named instead
 
 
+@pytest.mark.parametrize("value", ["!Cn!ry0f3a9c", '"Cn0f3a9c\\q"', "'Cn0f3a9c' x: y"])
+def test_a_syntax_error_in_a_value_does_not_echo_the_value(kfinstall, site: Path, value: str) -> None:
+    """The YAML parser quotes what it found (a tag handle, an escape, a token): that is part of a secret."""
+    path = site / "secrets.yml"
+    path.write_text(_without(path.read_text(), "ldap_bind_password") + f"ldap_bind_password: {value}\n")
+    code, output = kfinstall("inventory", "validate", "-i", str(site))
+    assert code == 2 and "YAML syntax error" in output and "Traceback" not in output, output
+    assert "0f3a9c" not in output and "Cn" not in output, output
+
+
 @pytest.mark.parametrize("content", ["just-a-plain-string-value\n", "- a list item value\n", "!!binary aGk=\n"])
 def test_secrets_that_are_not_a_mapping_give_exit_2(kfinstall, site: Path, content: str) -> None:
     path = site / "secrets.yml"
