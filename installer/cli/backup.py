@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from installer.upgrade.backup import (
     BackupResult,
     ansible_cluster_backup,
     backup_signing_key,
+    checked_host_keys,
     hub_db_backup,
     hub_db_skip_reason,
     take_backup,
@@ -59,7 +61,9 @@ def backup(inventory: Path, state_dir: Path | None, with_cluster: bool, output: 
         cluster = hub = None
         skip = hub_db_skip_reason(cfg) if with_cluster else None
         if with_cluster:
-            cluster = ansible_cluster_backup(cfg, record.path / "ansible", stop.is_set)
+            # Checked when the playbook starts; the report (keys pinned on first contact) stays in this record.
+            keys = functools.partial(checked_host_keys, cfg, record)
+            cluster = ansible_cluster_backup(cfg, record.path / "ansible", stop.is_set, host_keys=keys)
             hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
         result = take_backup(
             cfg, record.path / "backup", cluster_backup=cluster, hub_backup=hub, hub_skipped=skip or "not requested"

@@ -22,6 +22,9 @@ class RunContext:
     console: Console
     phases: tuple[str, ...] = ()
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # The SSH host-key policy once checked in this run (installer/upgrade/run.py checks it once, before
+    # the first playbook, and reuses it: a second check would replace the record of the keys it pinned).
+    host_keys: Any = None
 
     def cancel_requested(self) -> bool:
         return self.cancelled.is_set()

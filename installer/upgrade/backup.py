@@ -30,6 +30,7 @@ from installer import __version__
 from installer.config.load import SECRETS_FILE
 from installer.config.resolved import ClusterConfig
 from installer.errors import ConfigError, PhaseFailed, PreflightError
+from installer.runs import RunRecord
 from installer.upgrade.manifest import FORMAT, MANIFEST, sign, signing_key
 
 LOCAL_ITEMS = ("resolved-config", "pulumi-stack")
@@ -158,17 +159,26 @@ def backup_signing_key(cfg: ClusterConfig) -> bytes:
     return signing_key(cfg.secrets)
 
 
-def _host_keys(cfg: ClusterConfig) -> Any:
-    """The site's SSH host-key policy, checked before the backup playbook touches a host."""
+def checked_host_keys(cfg: ClusterConfig, record: RunRecord | None = None) -> Any:
+    """The site's SSH host-key policy, checked before a playbook touches a host; the report (which keys
+    this check pinned) goes to the run record's host-keys.json when a record is given."""
     from installer.adapters.ssh import HostKeyPolicy, check_host_keys
 
     policy = HostKeyPolicy.of(cfg)
-    check_host_keys(policy)
+    report = check_host_keys(policy)
+    if record is not None:
+        record.write_json("host-keys.json", report.as_dict())
     return policy
 
 
-def ansible_cluster_backup(cfg: ClusterConfig, work_dir: Path, cancel: Callable[[], bool]) -> ClusterBackup:
-    """etcd snapshot, PKI and kubeadm config fetched by playbooks/backup.yml from the first control plane."""
+def ansible_cluster_backup(
+    cfg: ClusterConfig, work_dir: Path, cancel: Callable[[], bool], host_keys: Callable[[], Any] | None = None
+) -> ClusterBackup:
+    """etcd snapshot, PKI and kubeadm config fetched by playbooks/backup.yml from the first control plane.
+
+    `host_keys` gives the checked host-key policy when the caller's run already checks it (an upgrade:
+    once per run); without it the backup checks the keys itself before its playbook."""
+    checked_policy = host_keys or (lambda: checked_host_keys(cfg))
 
     def backup(folder: Path) -> None:
         from installer.adapters.ansible import run_playbook
@@ -178,7 +188,7 @@ def ansible_cluster_backup(cfg: ClusterConfig, work_dir: Path, cancel: Callable[
             raise PreflightError(f"profile {cfg.spec.profile} has no hosts to back up etcd and PKI from")
         folder.mkdir(parents=True, exist_ok=True)
         extra = {**cfg.ansible_vars(), "kf_backup_dest": str(folder)}
-        result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel, host_keys=_host_keys(cfg))
+        result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel, host_keys=checked_policy())
         if not result.ok:
             lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
             raise PhaseFailed("\n".join([f"cluster backup failed ({result.status}, rc {result.rc})", *lines]))

@@ -33,7 +33,13 @@ from installer.releases import load_release
 from installer.runs import RunRecord
 from installer.state import HistoryEntry, State, UpgradeProgress, read_state, write_state
 from installer.upgrade import migrations
-from installer.upgrade.backup import ansible_cluster_backup, hub_db_backup, hub_db_skip_reason, take_backup
+from installer.upgrade.backup import (
+    ansible_cluster_backup,
+    checked_host_keys,
+    hub_db_backup,
+    hub_db_skip_reason,
+    take_backup,
+)
 from installer.upgrade.facts import (
     ClusterFacts,
     Z2jhSettings,
@@ -124,12 +130,14 @@ def live_facts(ctx: RunContext, hop: Hop) -> ClusterFacts:
 
 
 def _host_keys(ctx: RunContext) -> Any:
-    """The site's SSH host-key policy, checked (keys recorded) before each upgrade playbook touches a host."""
-    from installer.adapters.ssh import HostKeyPolicy, check_host_keys
+    """The site's SSH host-key policy, checked (keys recorded) once per run, before the first playbook.
 
-    policy = HostKeyPolicy.of(ctx.cfg)
-    ctx.record.write_json("host-keys.json", check_host_keys(policy).as_dict())
-    return policy
+    Every later playbook of the run (facts, hops, the cluster backup) reuses it: checking again would
+    probe every host again (up to ~30 s per silent one) and replace host-keys.json, turning this run's
+    "pinned" keys into "verified" ones in the record."""
+    if ctx.host_keys is None:
+        ctx.host_keys = checked_host_keys(ctx.cfg, ctx.record)
+    return ctx.host_keys
 
 
 def _playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> None:
@@ -344,7 +352,9 @@ def backup_before(ctx: RunContext, hop: Hop) -> None:
     """Every backup before a hop; a cluster part that fails stops the upgrade before the hop."""
     cfg = ctx.cfg
     folder = ctx.record.path / "backup" / f"hop-{hop.index:02d}-{hop.kind}"
-    cluster = ansible_cluster_backup(cfg, ctx.record.path / "ansible", ctx.cancel_requested)
+    cluster = ansible_cluster_backup(
+        cfg, ctx.record.path / "ansible", ctx.cancel_requested, host_keys=lambda: _host_keys(ctx)
+    )
     skip = hub_db_skip_reason(cfg)
     hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
     take_backup(

@@ -146,3 +146,28 @@ def test_an_external_hub_database_is_skipped_with_the_reason(make_site) -> None:
     assert reason == ("hub.db.type is postgres: an external database is backed up with its own tools "
                       "(pg_dump, mysqldump)")
     assert hub_db_skip_reason(load(make_site(), need_secrets=False)) is None
+
+
+def test_backup_with_cluster_checks_host_keys_once_and_records_the_pinned_keys(make_site, monkeypatch) -> None:
+    from installer.adapters import ansible, ssh
+
+    checks: list[str] = []
+
+    def check(policy: ssh.HostKeyPolicy) -> ssh.HostKeyReport:  # stands in for ssh -G / ssh-keygen / ssh
+        checks.append(policy.mode)
+        return ssh.HostKeyReport(policy.mode, str(policy.known_hosts),
+                                 pinned={name: [f"ssh-ed25519 SHA256:{name}"] for name in policy.targets})
+
+    def playbook(name, inventory, extravars, work_dir, **kwargs):  # noqa: ANN001, ANN003, ANN202 - ansible-runner
+        assert checks and kwargs["host_keys"] is not None  # never a playbook before the check
+        return ansible.PlaybookResult(status="successful", rc=0, duration_s=0.1)
+
+    monkeypatch.setattr(ssh, "check_host_keys", check)
+    monkeypatch.setattr(ansible, "run_playbook", playbook)
+    site = make_site({"spec.components.jupyterhub.enabled": False})
+    result = CliRunner().invoke(backup, ["-i", str(site), "--cluster", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    assert len(checks) == 1
+    records = list((site / ".kfinstall" / "test" / "runs").glob("*/host-keys.json"))
+    assert len(records) == 1
+    assert sorted(json.loads(records[0].read_text())["pinned"]) == ["cp1", "n1", "n2"]

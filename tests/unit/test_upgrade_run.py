@@ -228,3 +228,44 @@ def test_ctrl_c_during_a_hop_playbook_is_interrupted_and_the_done_hops_stay(make
     state = read_state(cfg.state_dir)
     assert state is not None and state.installed_channel == "1.11" and state.kubernetes_version == "1.32"
     assert state.upgrade is not None and state.history[-1].result == "failed"
+
+
+def test_an_upgrade_checks_host_keys_once_before_its_first_playbook_and_keeps_the_pinned_record(
+    make_site, monkeypatch
+) -> None:
+    from installer.adapters import ansible, ssh
+
+    events: list[str] = []
+
+    def check(policy: ssh.HostKeyPolicy) -> ssh.HostKeyReport:  # stands in for ssh -G / ssh-keygen / ssh
+        events.append("check")
+        first = events.count("check") == 1
+        report = ssh.HostKeyReport(policy.mode, str(policy.known_hosts))
+        for name in policy.targets:
+            if first:
+                report.pinned[name] = [f"ssh-ed25519 SHA256:{name}"]
+            else:
+                report.verified.append(name)
+        return report
+
+    def playbook(name, inventory, extravars, work_dir, **kwargs):  # noqa: ANN001, ANN003, ANN202 - ansible-runner
+        assert kwargs["host_keys"] is not None
+        events.append(f"{name}:{extravars.get('kf_upgrade_action', 'backup')}")
+        return ansible.PlaybookResult(status="successful", rc=0, duration_s=0.1)
+
+    def facts_by_playbook(ctx: RunContext, hop: Hop) -> ClusterFacts:  # live_facts without kubectl
+        upgrade_run._playbook(ctx, {"kf_upgrade_action": "facts"}, f"facts before hop {hop.index}")
+        return _facts_for(hop)
+
+    monkeypatch.setattr(ssh, "check_host_keys", check)
+    monkeypatch.setattr(ansible, "run_playbook", playbook)
+    monkeypatch.setattr(upgrade_run, "hub_db_skip_reason", lambda cfg: "JupyterHub is not enabled")
+    cfg = load(_site(make_site, "26.03", "1.11", "1.32"))
+    route = plan_route("1.11", "1.32", "26.03")  # kubernetes, kubernetes, platform: facts and backup each
+    report = run_upgrade(cfg, route, _console(), collect=facts_by_playbook,
+                         runners={"kubernetes": upgrade_run.kubernetes_hop, "platform": lambda *args: None})
+    assert events[0] == "check" and events.count("check") == 1
+    assert events.count("upgrade.yml:facts") == events.count("backup.yml:backup") == len(route.hops) == 3
+    assert events.count("upgrade.yml:kubernetes") == 2
+    record = json.loads((Path(report.record) / "host-keys.json").read_text())
+    assert sorted(record["pinned"]) == ["cp1", "n1", "n2"] and record["verified"] == []
