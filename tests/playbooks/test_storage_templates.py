@@ -198,3 +198,40 @@ def test_values_as_kfinstall_passes_them_render_the_same(tmp_path: Path) -> None
     assert line.startswith("/srv/nfs\\012/\\040\\052\\050rw\\051 10.0.0.1(")
     assert line.endswith(f" 192.168.7.0/24{OPTIONS}")
     assert results["gluster"]["msg"] == "10.0.0.2,n2,10.0.0.21,10.0.0.22,192.168.7.0/24"
+
+
+def test_hosts_under_ansible_ssh_host_are_allowed_at_that_address(tmp_path: Path) -> None:
+    """An inventory may use Ansible's older ansible_ssh_host, which wins over ansible_host as in Ansible
+    (MAGIC_VARIABLE_MAPPING['remote_addr']): the export, ganesha's CLIENT block, gluster's auth.allow and
+    the bricks name each host at the address ssh uses, and glusterfs_address still comes first for gluster."""
+    hosts = {
+        "cp1": {"ansible_ssh_host": "10.0.1.1"},
+        "n1": {"ansible_host": "10.0.0.2", "ansible_ssh_host": "10.0.1.2"},
+        "n2": {},
+        "nfs1": {"ansible_ssh_host": "10.0.1.9", "ansible_host": ""},
+        "g1": {"ansible_ssh_host": "10.0.1.21"},
+        "g2": {"ansible_ssh_host": "10.0.1.22", "glusterfs_address": "10.0.2.22"},
+        "outsider": {"ansible_ssh_host": "10.0.1.99"},
+    }
+    inventory = {"all": {"hosts": hosts, "children": {g: {"hosts": dict.fromkeys(m, {})} for g, m in GROUPS.items()}}}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    plays = yaml.safe_load(PLAYBOOK)
+    plays[0]["tasks"] = [_task(what, {}, what) for what in ("exports", "ganesha", "gluster")]
+    plays[0]["tasks"].append({"name": "bricks", "ansible.builtin.debug": {"msg": "{{ _glusterfs_bricks }}"}})
+    (tmp_path / "render.yml").write_text(yaml.safe_dump(plays, sort_keys=False))
+    env = {**os.environ, "ANSIBLE_ROLES_PATH": str(ROLES), "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PYTHON_INTERPRETER": sys.executable}
+    proc = subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "hosts.yml"), "-e", json.dumps({"roles": str(ROLES)}),
+         str(tmp_path / "render.yml")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = {t["task"]["name"]: t["hosts"]["nfs1"] for t in json.loads(proc.stdout)["plays"][0]["tasks"]}
+    cluster = ["10.0.1.1", "10.0.1.2", "n2", "10.0.1.9"]
+    assert _export_lines(results["exports"]["msg"]) == [
+        "/export/kfinstall " + " ".join(f"{client}{OPTIONS}" for client in cluster)]
+    client = results["ganesha"]["msg"].split("CLIENT {", 1)[1].split("}", 1)[0]
+    assert f"Clients = {', '.join(cluster)};" in client
+    assert results["gluster"]["msg"] == "10.0.1.2,n2,10.0.1.21,10.0.2.22"
+    assert [brick.split(":")[0] for brick in results["bricks"]["msg"]] == ["10.0.1.21", "10.0.2.22"]

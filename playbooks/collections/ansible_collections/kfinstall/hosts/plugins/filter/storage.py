@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 
 from ansible.errors import AnsibleFilterError
 
+# The variables Ansible connects to a host by, in the order it reads them: ansible-core's
+# MAGIC_VARIABLE_MAPPING["remote_addr"] is ("ansible_ssh_host", "ansible_host"), the first one set wins.
+_CONNECT_ADDRESS_VARS = ("ansible_ssh_host", "ansible_host")
 # RFC 1123 host names (dot-separated labels of letters, digits and '-').
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*\.?$")
@@ -35,6 +39,22 @@ def _text(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise AnsibleFilterError(f"{what} must be text, not {_preview(value)}")
     return value
+
+
+def host_address(name: object, hostvars: object, own_var: str = "") -> str:
+    """The address of inventory host `name` as the other hosts and the allowed-client lists must see it:
+    its `own_var` (e.g. glusterfs_address) when set, else the address ssh uses (ansible_ssh_host, then
+    ansible_host, as Ansible orders them), else the name. Read from hostvars, so hosts outside --limit
+    have theirs too. An empty value counts as unset, as in installer/config/inventory.py."""
+    host = _text(name, "an inventory host name")
+    variables = hostvars[host] if isinstance(hostvars, Mapping) and host in hostvars else None
+    if not isinstance(variables, Mapping):
+        raise AnsibleFilterError(f"host {_preview(host)} is not in the inventory")
+    for var in ((own_var,) if own_var else ()) + _CONNECT_ADDRESS_VARS:
+        value = variables.get(var)
+        if value not in (None, ""):
+            return _text(value, f"{var} of host {host}")
+    return host
 
 
 def storage_client(value: object) -> str:
@@ -108,6 +128,7 @@ def ganesha_string(value: object) -> str:
 class FilterModule:
     def filters(self) -> dict[str, object]:
         return {
+            "host_address": host_address,
             "storage_client": storage_client,
             "storage_clients": storage_clients,
             "exports_path": exports_path,
