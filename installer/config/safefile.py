@@ -97,9 +97,9 @@ def _too_big(path: Path, display: str, problems: Problems, size: str, max_bytes:
                    "check that this is the right file (it is far larger than any real site needs)")
 
 
-def decode_text(data: bytes, display: str, problems: Problems, *, secret: bool = False) -> str | None:
+def decode_text(data: bytes, display: str, problems: Problems) -> str | None:
     """Strict UTF-8 (a UTF-8 byte-order mark is dropped); other encodings are refused with the fix.
-    `secret`: the offending byte is not named (it would be a byte of a secret)."""
+    Not for secrets.yml, which installer.config.secrets reads itself (this names the offending byte)."""
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     for bom, name in _WIDE_BOMS:
@@ -116,8 +116,7 @@ def decode_text(data: bytes, display: str, problems: Problems, *, secret: bool =
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line, column = _position(data, exc.start)
-        byte = "" if secret else f" (byte 0x{data[exc.start]:02x})"
-        problems.error(display, "", f"the file is not UTF-8{byte}",
+        problems.error(display, "", f"the file is not UTF-8 (byte 0x{data[exc.start]:02x})",
                        "save it as UTF-8, e.g. iconv -f LATIN1 -t UTF-8 FILE > FILE.new && mv FILE.new FILE",
                        line=line, column=column)
         return None
@@ -129,7 +128,7 @@ def _position(data: bytes, offset: int) -> tuple[int, int]:
     return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
 
 
-def read_text(path: Path, display: str, problems: Problems, max_bytes: int, *, secret: bool = False) -> str | None:
+def read_text(path: Path, display: str, problems: Problems, max_bytes: int) -> str | None:
     """read_bytes then decode_text; PermissionError and other OS errors become problems too."""
     try:
         data = read_bytes(path, display, problems, max_bytes)
@@ -139,7 +138,7 @@ def read_text(path: Path, display: str, problems: Problems, max_bytes: int, *, s
         problems.error(display, "", f"cannot read {path} ({exc.strerror or exc.__class__.__name__})",
                        f"check that {path} is a file readable by this user")
         return None
-    return None if data is None else decode_text(data, display, problems, secret=secret)
+    return None if data is None else decode_text(data, display, problems)
 
 
 def state_dir_problem(path: Path) -> str | None:

@@ -198,19 +198,18 @@ def load_yaml(
     required: bool = True,
     *,
     limits: YamlLimits = CONFIG_LIMITS,
-    secret: bool = False,
 ) -> LoadedYaml | None:
     """Parse `path` within `limits`; on any failure record a problem (named `display`) and return None.
-    `secret`: messages never quote the file's content (a syntax error may sit inside a secret)."""
+    Not for secrets.yml (installer.config.secrets reads it): messages may quote the file's content."""
     try:
-        text = read_text(path, display, problems, limits.max_bytes, secret=secret)
+        text = read_text(path, display, problems, limits.max_bytes)
     except FileNotFoundError:
         if required:
             problems.error(display, "", "file not found", f"create {path} (kfinstall init --profile P DIR makes one)")
         return None
     if text is None:
         return None
-    return parse_yaml_text(text, path, display, problems, limits=limits, secret=secret)
+    return parse_yaml_text(text, path, display, problems, limits=limits)
 
 
 def parse_yaml_text(
@@ -220,7 +219,6 @@ def parse_yaml_text(
     problems: Problems,
     *,
     limits: YamlLimits = CONFIG_LIMITS,
-    secret: bool = False,
 ) -> LoadedYaml | None:
     yaml = _bounded_yaml(limits)
     try:
@@ -238,7 +236,7 @@ def parse_yaml_text(
         problems.error(
             display,
             "",
-            _syntax_message(exc, secret),
+            _syntax_message(exc),
             "keep one of the two keys" if isinstance(exc, DuplicateKeyError)
             else "fix the YAML at that line (check indentation, quotes and colons)",
             line=mark.line + 1 if mark else None,
@@ -246,7 +244,7 @@ def parse_yaml_text(
         )
         return None
     except Exception as exc:  # ruamel raises a few unmarked errors (bad tags, integers of 5,000 digits)
-        what = "" if secret else f": {preview_text(str(exc).splitlines()[0] if str(exc).strip() else '')}"
+        what = f": {preview_text(str(exc).splitlines()[0] if str(exc).strip() else '')}"
         problems.error(display, "", f"YAML error ({exc.__class__.__name__}){what}", "fix the YAML")
         return None
     return LoadedYaml(path=path, data=_plain(tree), tree=tree, nodes=nodes)
@@ -315,10 +313,8 @@ def preview_key(key: str) -> str:
     return preview_text(key, 120)
 
 
-def _syntax_message(exc: MarkedYAMLError, secret: bool) -> str:
+def _syntax_message(exc: MarkedYAMLError) -> str:
     if isinstance(exc, DuplicateKeyError):
         return "YAML syntax error: duplicate key (a key appears twice in one mapping)"  # ruamel's quotes values
-    if secret:
-        return "YAML syntax error (details withheld: the parser's message may quote a secret)"
     what = (exc.problem or exc.context or "invalid YAML").strip()
     return f"YAML syntax error: {preview_text(what)}"
