@@ -14,6 +14,7 @@ from installer.cli.common import (
     inventory_option,
     output_option,
     state_dir_option,
+    stderr,
     stdout,
 )
 from installer.config.load import load
@@ -62,7 +63,7 @@ def backup(inventory: Path, state_dir: Path | None, with_cluster: bool, output: 
         skip = hub_db_skip_reason(cfg) if with_cluster else None
         if with_cluster:
             # Checked when the playbook starts; the report (keys pinned on first contact) stays in this record.
-            keys = functools.partial(checked_host_keys, cfg, record)
+            keys = functools.partial(checked_host_keys, cfg, record, stderr)
             cluster = ansible_cluster_backup(cfg, record.path / "ansible", stop.is_set, host_keys=keys)
             hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
         result = take_backup(

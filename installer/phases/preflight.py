@@ -9,11 +9,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from rich.console import Console
+
 from installer.adapters.ansible import UNREACHABLE, PlaybookResult, run_playbook
 from installer.adapters.ssh import HostKeyPolicy, HostKeyReport, check_host_keys
 from installer.config.inventory import ROLE_GROUPS
 from installer.errors import Interrupted, PreflightError
 from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext
+from installer.runs import RunRecord
 
 SUPPORTED_OS_FAMILIES = ("Debian",)  # the roles install with apt
 MIN_FREE_ROOT_GB = 10  # images + kubelet eviction headroom (kubelet evicts below 10-15 % free)
@@ -36,7 +39,7 @@ def run(ctx: RunContext) -> PhaseResult:
     assert inventory is not None
     managed = [h.name for h in ctx.cfg.inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
     host_keys = HostKeyPolicy.of(ctx.cfg)
-    _show_host_keys(ctx, check_host_keys(host_keys))  # before any task on any host; exit 3 on a changed key
+    show_host_keys(ctx.record, ctx.console, check_host_keys(host_keys))  # before any task; exit 3 on a changed key
     result = run_playbook(
         "preflight.yml",
         inventory,
@@ -56,23 +59,23 @@ def run(ctx: RunContext) -> PhaseResult:
     )
 
 
-def _show_host_keys(ctx: RunContext, report: HostKeyReport) -> None:
+def show_host_keys(record: RunRecord, console: Console, report: HostKeyReport) -> None:
     """Record the check; print each key pinned on first contact (compare it with the host's console) and,
-    loudly, that nothing is checked when the site turned checking off."""
-    ctx.record.write_json("host-keys.json", report.as_dict())
+    loudly, that nothing is checked when the site turned checking off. up, upgrade and backup --cluster."""
+    record.write_json("host-keys.json", report.as_dict())
     if report.mode == "off":
-        ctx.console.print(
+        console.print(
             "WARNING: SSH host keys are NOT checked (spec.ssh.hostKeyChecking: off): anyone who can answer "
             "for a host's address receives kfinstall's connections; set accept-new or strict",
             markup=False,
         )
     for setting in report.ignored:
-        ctx.console.print(
+        console.print(
             f"note: {setting} from your environment is not used: kfinstall's SSH host-key settings replace it",
             markup=False,
         )
     for host, keys in sorted(report.pinned.items()):
-        ctx.console.print(
+        console.print(
             f"pinned SSH host key of {host} on first contact: {', '.join(keys)} (in {report.known_hosts})",
             markup=False,
         )

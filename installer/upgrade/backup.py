@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from installer import __version__
 from installer.config.load import SECRETS_FILE
 from installer.config.resolved import ClusterConfig
@@ -159,15 +161,16 @@ def backup_signing_key(cfg: ClusterConfig) -> bytes:
     return signing_key(cfg.secrets)
 
 
-def checked_host_keys(cfg: ClusterConfig, record: RunRecord | None = None) -> Any:
-    """The site's SSH host-key policy, checked before a playbook touches a host; the report (which keys
-    this check pinned) goes to the run record's host-keys.json when a record is given."""
+def checked_host_keys(cfg: ClusterConfig, record: RunRecord | None = None, console: Console | None = None) -> Any:
+    """The site's SSH host-key policy, checked before a playbook touches a host; with a record, the report
+    (which keys this check pinned) goes to its host-keys.json and is shown on `console` as `up` shows it."""
     from installer.adapters.ssh import HostKeyPolicy, check_host_keys
+    from installer.phases.preflight import show_host_keys
 
     policy = HostKeyPolicy.of(cfg)
     report = check_host_keys(policy)
     if record is not None:
-        record.write_json("host-keys.json", report.as_dict())
+        show_host_keys(record, console or Console(stderr=True), report)
     return policy
 
 

@@ -136,7 +136,7 @@ def _host_keys(ctx: RunContext) -> Any:
     probe every host again (up to ~30 s per silent one) and replace host-keys.json, turning this run's
     "pinned" keys into "verified" ones in the record."""
     if ctx.host_keys is None:
-        ctx.host_keys = checked_host_keys(ctx.cfg, ctx.record)
+        ctx.host_keys = checked_host_keys(ctx.cfg, ctx.record, ctx.console)
     return ctx.host_keys
 
 

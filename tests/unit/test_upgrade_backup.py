@@ -171,3 +171,21 @@ def test_backup_with_cluster_checks_host_keys_once_and_records_the_pinned_keys(m
     records = list((site / ".kfinstall" / "test" / "runs").glob("*/host-keys.json"))
     assert len(records) == 1
     assert sorted(json.loads(records[0].read_text())["pinned"]) == ["cp1", "n1", "n2"]
+
+
+def test_backup_with_cluster_shows_pinned_keys_and_the_off_warning_like_up(make_site, monkeypatch) -> None:
+    """What `up` prints about host keys (a key pinned on first contact, checking turned off), backup --cluster
+    prints too, on stderr: its JSON document on stdout stays parseable."""
+    from installer.adapters import ansible, ssh
+
+    def check(policy: ssh.HostKeyPolicy) -> ssh.HostKeyReport:  # stands in for ssh -G / ssh-keygen / ssh
+        return ssh.HostKeyReport(policy.mode, str(policy.known_hosts), pinned={"cp1": ["ssh-ed25519 SHA256:cp1"]})
+
+    monkeypatch.setattr(ssh, "check_host_keys", check)
+    monkeypatch.setattr(ansible, "run_playbook", lambda *a, **k: ansible.PlaybookResult("successful", 0, 0.1))
+    site = make_site({"spec.components.jupyterhub.enabled": False, "spec.ssh.hostKeyChecking": "off"})
+    result = CliRunner().invoke(backup, ["-i", str(site), "--cluster", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)
+    assert "WARNING: SSH host keys are NOT checked" in result.stderr
+    assert "pinned SSH host key of cp1 on first contact: ssh-ed25519 SHA256:cp1" in result.stderr
