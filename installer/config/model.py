@@ -396,6 +396,7 @@ class MonitoringSpec(Section):
     retention: str = Field("15d", description="Prometheus retention.")
     storage_size: str = Field("50Gi", description="Prometheus volume size.")
     _check_size = field_validator("storage_size")(classmethod(lambda cls, v: _quantity(v)))
+    values: dict[str, Any] = Field(default_factory=dict, description="Extra kube-prometheus-stack values.")
 
     @field_validator("retention")
     @classmethod
@@ -403,7 +404,6 @@ class MonitoringSpec(Section):
         if not _DURATION.fullmatch(value):
             raise ValueError(f"{preview(value)} is not a Prometheus duration such as 15d or 12h")
         return value
-    values: dict[str, Any] = Field(default_factory=dict, description="Extra kube-prometheus-stack values.")
 
 
 class TensorboardSpec(Section):
