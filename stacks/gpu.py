@@ -1,6 +1,15 @@
 """GPU stack: the NVIDIA GPU Operator (host driver and toolkit left to Ansible) or the bare device
 plugin plus dcgm-exporter; on GKE nothing, because GKE installs driver and device plugin itself
 and a node must have exactly one nvidia.com/gpu advertiser.
+
+Which runtime runs GPU containers: on hosts, containerd's default runtime stays runc and GPU hosts
+(inventory group `gpu`) get a second runtime, handler `nvidia` (playbooks/roles/containerd). A pod
+reaches it only by naming the RuntimeClass `nvidia`: the GPU Operator creates that class itself
+(operator.runtimeClass, handler = name; NVIDIA/gpu-operator assets/pre-requisites/0200_runtime_class.yaml
+and controllers/object_controls.go transformRuntimeClass) and sets it on its own operands; with the
+bare device plugin kfinstall creates it here, restricted to nodes Ansible labels GPU_NODE_LABEL.
+Every GPU pod kfinstall writes takes `gpu_pod_settings(cfg)`. GKE needs no class: its nodes run
+GPU containers through GKE's own driver installer and device plugin.
 """
 
 from __future__ import annotations
@@ -12,11 +21,42 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from installer.config.resolved import ClusterConfig
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace
 
 NAMESPACE = "gpu-operator"
 TIME_SLICING_CONFIG = "kfinstall-time-slicing"
 DCGM_PORT_NAME = "metrics"
+# The containerd runtime handler the containerd role adds on GPU hosts, and the RuntimeClass naming it
+# (the GPU Operator's default operator.runtimeClass is the same name).
+RUNTIME_CLASS = "nvidia"
+# Set by Ansible (playbooks/roles/kubernetes) on exactly the nodes whose containerd has the `nvidia`
+# handler. The node-restriction.kubernetes.io/ prefix is one a kubelet cannot set on itself
+# (NodeRestriction admission), so only the control plane decides which nodes get GPU pods.
+GPU_NODE_LABEL = ("node-restriction.kubernetes.io/kfinstall-nvidia-runtime", "true")
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def gpu_runtime_class(cfg: ClusterConfig) -> str | None:
+    """The RuntimeClass a pod that uses nvidia.com/gpu must name; None where none is needed (GKE, no GPUs).
+
+    Both host stacks keep runc as containerd's default, so a GPU container started without the
+    `nvidia` runtime gets neither the driver libraries nor the device nodes.
+    """
+    gpu = cfg.spec.gpu
+    if not gpu.enabled or gpu.stack == "gke":
+        return None
+    return RUNTIME_CLASS
+
+
+def gpu_pod_settings(cfg: ClusterConfig) -> dict[str, Any]:
+    """Pod spec fields for a pod that requests nvidia.com/gpu: the RuntimeClass (where needed) and the
+    toleration of the nvidia.com/gpu taint GPU nodes may carry (GKE taints its GPU pools with it)."""
+    settings: dict[str, Any] = {"tolerations": [dict(GPU_TOLERATION)]}
+    runtime_class = gpu_runtime_class(cfg)
+    if runtime_class:
+        settings["runtimeClassName"] = runtime_class
+    return settings
 
 
 @dataclass(frozen=True, kw_only=True)
