@@ -12,6 +12,7 @@ from typing import Any
 
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.resolved import ClusterConfig
+from installer.serving import replica_bounds
 
 PLAN_API_VERSION = "kfinstall.io/plan/v1"
 
@@ -110,7 +111,9 @@ def _auth(cfg: ClusterConfig) -> dict[str, Any]:
 
 def build_plan(cfg: ClusterConfig) -> Plan:
     phases = (_preflight(cfg), _hosts(cfg), _infrastructure(cfg), _platform(cfg), _verify(cfg))
-    return Plan(cfg=cfg, phases=phases, components=tuple(_components(cfg)))
+    # The serving HPA's GPU bound comes from the function the stack uses, so plan says what up does.
+    notes = tuple(n for n in (replica_bounds(cfg).note,) if n)
+    return Plan(cfg=cfg, phases=phases, components=tuple(_components(cfg)), extra_warnings=notes)
 
 
 def _count(cfg: ClusterConfig, role: str) -> str:

@@ -26,6 +26,7 @@ import yaml
 from installer.config.resolved import ClusterConfig
 from installer.errors import PreflightError
 from installer.interrupt import pause, run_child
+from installer.serving import PROBE_PERIOD_S, model_pickup_s
 
 # The repository's examples/ folder, or its copy in an installed wheel (installer/_data/examples).
 _DEMO_CANDIDATES = (Path(__file__).resolve().parent.parent / "examples" / "issue-summarization",
@@ -187,6 +188,21 @@ def _hub_login(k: Kubectl, cfg: ClusterConfig) -> str:
     return "JupyterHub login page reachable"
 
 
+def _serving_up(k: Kubectl, cfg: ClusterConfig) -> str:
+    """tf-serving is Available with or without a model: a fresh platform has none until one is trained."""
+    deployment = k.json("get", "deployment", "tf-serving", "-n", DEMO_NAMESPACE)
+    conditions = {c["type"]: c["status"] for c in deployment.get("status", {}).get("conditions", [])}
+    if conditions.get("Available") != "True":
+        raise CheckFailed(f"deployment tf-serving is not Available (see `kubectl -n {DEMO_NAMESPACE} "
+                          "describe deployment tf-serving`)")
+    if not _platform_serves_demo(cfg):
+        return "tf-serving Available"
+    try:
+        return f"tf-serving Available; {_serving_status(k, cfg)}"
+    except CheckFailed:
+        return f"tf-serving Available; no version of model {DEMO_MODEL} yet (train one: verify --demo)"
+
+
 def _serving_status(k: Kubectl, cfg: ClusterConfig, service: str = "tf-serving") -> str:
     status = json.loads(k.raw(SERVING.format(service=service)))
     states = [v.get("state") for v in status.get("model_version_status", [])]
@@ -278,9 +294,10 @@ def _apply(k: Kubectl, objects: list[dict[str, Any]]) -> str:
     return f"{len(objects)} demo objects applied"
 
 
-def _loaded_then_predict(k: Kubectl, cfg: ClusterConfig, service: str, wait_s: int = 90) -> str:
-    # TF Serving polls the model base path every 30 s: give it a few polls to load the new version.
-    deadline = time.monotonic() + wait_s
+def _loaded_then_predict(k: Kubectl, cfg: ClusterConfig, service: str, wait_s: int | None = None) -> str:
+    # A new model reaches tf-serving through the lister sidecar, the server's config poll and its
+    # file-system poll, then loads: wait that long (the Deployment's own timings) before calling it missing.
+    deadline = time.monotonic() + (model_pickup_s() if wait_s is None else wait_s)
     while True:
         try:
             _serving_status(k, cfg, service)
@@ -288,7 +305,7 @@ def _loaded_then_predict(k: Kubectl, cfg: ClusterConfig, service: str, wait_s: i
         except CheckFailed:
             if time.monotonic() > deadline:
                 raise
-            pause(15)
+            pause(PROBE_PERIOD_S)
     return _predict(k, service)
 
 
@@ -300,5 +317,5 @@ def verify(cfg: ClusterConfig, demo: bool = False, timeout_s: int = 1800) -> Ver
     if demo:
         _demo_checks(kubectl, cfg, report, timeout_s)
     elif cfg.spec.components.serving.enabled:
-        _run_check(report, "serving-answers", lambda: _serving_status(kubectl, cfg))
+        _run_check(report, "serving-answers", lambda: _serving_up(kubectl, cfg))
     return report

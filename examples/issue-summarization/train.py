@@ -136,19 +136,26 @@ def serving_fn(model: Seq2Seq, body_vec, title_vec, max_len: int):
 
 
 def export(args: argparse.Namespace, model: Seq2Seq, body_vec, title_vec) -> Path:
-    """Write <export>/<unix time>/: TF Serving loads the highest numbered version it finds."""
-    target = args.export / str(int(time.time()))
+    """Write <export>/<unix time>/: TF Serving loads the highest numbered version it finds.
+
+    The SavedModel is written under a hidden, non-numeric name and renamed into place when complete
+    (one rename(2) on the same volume), so neither TF Serving, which takes any directory named by a
+    number as a version, nor tf-serving's model lister ever sees half an export.
+    """
+    version = str(int(time.time()))
+    target, staging = args.export / version, args.export / f".{version}.partial"
     serve = serving_fn(model, body_vec, title_vec, args.title_len)
     if hasattr(keras, "export") and hasattr(keras.export, "ExportArchive"):  # Keras 3 (TF >= 2.16)
         archive = keras.export.ExportArchive()
         for tracked in (model, body_vec, title_vec):
             archive.track(tracked)
         archive.add_endpoint(name="serving_default", fn=serve)
-        archive.write_out(str(target))
+        archive.write_out(str(staging))
     else:  # tf.keras 2: plain SavedModel of a module holding the layers
         module = tf.Module()
         module.model, module.body_vec, module.title_vec, module.serve = model, body_vec, title_vec, serve
-        tf.saved_model.save(module, str(target), signatures={"serving_default": serve})
+        tf.saved_model.save(module, str(staging), signatures={"serving_default": serve})
+    os.rename(staging, target)
     return target
 
 

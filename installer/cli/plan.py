@@ -93,6 +93,8 @@ def _print_text(result: Plan) -> None:
     for line in _storage_and_auth(result):
         stdout.print(line, markup=False)
     print_problems(cfg.warnings)
+    for message in result.extra_warnings:
+        stderr.print(f"warning: {message}", style="yellow", markup=False, highlight=False)
 
 
 def _hosts_table(result: Plan) -> Table:

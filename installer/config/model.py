@@ -22,6 +22,7 @@ API_VERSION = "kfinstall.io/v1alpha1"
 KIND = "Cluster"
 # Prometheus' duration syntax: units from ms to y, combinable largest first (1d12h).
 _DURATION = re.compile(r"([0-9]+(ms|[smhdwy]))+")
+_MODEL_PATH = re.compile(r"/models(/[A-Za-z0-9._-]+)+/?")
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
 
 
@@ -375,6 +376,16 @@ class ServedModel(Section):
     def _dns(cls, value: str) -> str:
         if not is_dns_label(value):
             raise ValueError("must be a DNS label (lowercase letters, digits, '-')")
+        return value
+
+    @field_validator("base_path")
+    @classmethod
+    def _on_models_volume(cls, value: str | None) -> str | None:
+        # TF Serving sees only the models volume (mounted at /models); the path is written into its
+        # model config and read by a shell loop, so only plain path characters are accepted.
+        if value is not None and not (_MODEL_PATH.fullmatch(value) and ".." not in value.split("/")):
+            raise ValueError("must be a path under /models/ (the models volume) of letters, digits, '.', '_', "
+                             "'-' and '/', without '..'")
         return value
 
 

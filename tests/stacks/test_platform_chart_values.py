@@ -1,68 +1,277 @@
-"""kfinstall's values for charts without a values schema: every key path we set exists upstream.
+"""Every chart release kfinstall records, and every chart pin of every channel, checked against upstream.
 
-kube-prometheus-stack and csi-driver-nfs ship no values.schema.json at the pinned tags, so a typo
-would be ignored by Helm. Each key path kfinstall sets must exist in the chart's default
-values.yaml (read in place from ../shared/schemas), down to where the default is free-form
-(an empty map or null). Grafana's keys belong to a subchart whose defaults are not collected.
+The upstream files are ../shared/schemas (read in place, never copied; MANIFEST.md there names the
+repository, path, tag and git blob of each). For each Helm release of each profile x channel render
+(plus the `spec.gpu.stack: device-plugin` render, the only one with the nvidia-device-plugin and
+dcgm-exporter charts):
+
+- a chart that ships a values schema (z2jh `jupyterhub/values.schema.yaml`, cert-manager
+  `deploy/charts/cert-manager/values.schema.json`: JSON Schema draft-07; traefik
+  `traefik/values.schema.json`: draft 2020-12) validates kfinstall's values merged over the chart's
+  defaults, as Helm does before rendering;
+- every other chart has no schema at the pinned tags, so Helm would ignore a misspelled key: each key
+  path kfinstall sets must exist in the chart's default values.yaml, down to where the default is
+  free-form (an empty map or null), with a compatible kind (map, list or scalar). The only keys
+  allowed beyond the defaults are the ones MANIFEST.md's "Notes for test writers" documents.
+
+A pinned version without its data folder fails (it is a pin nobody checked), except a chart
+MANIFEST.md says was not collected (ingress-nginx), which is skipped with that reason.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
-from stackhelpers import CHANNELS, SHARED_SCHEMAS
+from stackhelpers import CHANNELS, PROFILES, SHARED_SCHEMAS
 
-from installer.render import plain
-
-CHARTS = {"kube-prometheus-stack": "kube-prometheus-stack", "csi-driver-nfs": "csi-driver-nfs"}  # chart -> folder
-SUBCHART_KEYS = {"grafana", "kube-state-metrics", "prometheus-node-exporter"}
+from installer.releases import all_releases, load_release
+from installer.render import evaluate, plain
 
 
-def missing_paths(values: Any, defaults: Any, path: str = "") -> list[str]:
+def _bare(version: str) -> str:
+    return version.removeprefix("v")
+
+
+def _with_v(version: str) -> str:
+    return "v" + _bare(version)
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """Where MANIFEST.md keeps one chart's upstream files, and what its notes allow beyond the defaults."""
+
+    folder: str
+    with_v: bool  # the data folder is named after the upstream tag: "v4.12.1" or "0.18.1"
+    defaults: str = "values.yaml"
+    schema: str | None = None
+    draft: type[jsonschema.protocols.Validator] = jsonschema.Draft7Validator
+    # Top-level keys handed to a subchart whose defaults were not collected: open below.
+    subcharts: frozenset[str] = frozenset()
+    # Valid key paths absent from values.yaml (commented out, or read by Chart.yaml conditions).
+    extra: frozenset[str] = field(default_factory=frozenset)
+
+    def version_dir(self, version: str) -> Path:
+        return SHARED_SCHEMAS / self.folder / (_with_v(version) if self.with_v else _bare(version))
+
+
+# Keyed by chart name (ChartPin.chart). MANIFEST.md's "Tag naming" table gives each folder rule.
+UPSTREAM = {
+    "jupyterhub": ChartData("jupyterhub-chart", False, schema="values.schema.yaml"),
+    # Subcharts grafana, kube-state-metrics, prometheus-node-exporter, prometheus-windows-exporter
+    # (charts/kube-prometheus-stack/Chart.yaml dependencies; MANIFEST: "treat grafana.* ... as open").
+    "kube-prometheus-stack": ChartData("kube-prometheus-stack", False, subcharts=frozenset(
+        {"grafana", "kube-state-metrics", "prometheus-node-exporter", "prometheus-windows-exporter"})),
+    # charts/vX/csi-driver-nfs keeps the v in its folder (MANIFEST: csi-driver-nfs chart version strings).
+    "csi-driver-nfs": ChartData("csi-driver-nfs", True),
+    "gpu-operator": ChartData("gpu-operator", True, subcharts=frozenset({"node-feature-discovery"})),
+    # Chart.yaml pulls node-feature-discovery as `nfd` with `condition: nfd.enabled,gfd.enabled`.
+    "nvidia-device-plugin": ChartData("nvidia-device-plugin", False, extra=frozenset({"nfd.enabled"})),
+    "dcgm-exporter": ChartData("dcgm-exporter", False),
+    "metallb": ChartData("metallb", False, subcharts=frozenset({"frr-k8s"})),
+    # resources defaults to requests only; limits is a plain ResourceRequirements field (toYaml).
+    "metrics-server": ChartData("metrics-server", False, extra=frozenset({"resources.limits"})),
+    "cert-manager": ChartData("cert-manager", True, schema="values.schema.json"),
+    "traefik": ChartData("traefik", False, schema="values.schema.json", draft=jsonschema.Draft202012Validator),
+    "gateway-helm": ChartData("envoy-gateway", True, defaults="values.tmpl.yaml"),
+    "oauth2-proxy": ChartData("oauth2-proxy", False, subcharts=frozenset({"redis-ha"}),
+                              extra=frozenset({"config.existingSecret"})),
+    "local-path-provisioner": ChartData("local-path-provisioner", True, extra=frozenset({"sharedFileSystemPath"})),
+}
+NOT_COLLECTED = {
+    "ingress-nginx": "ingress-nginx is pinned but was not requested and is not collected "
+                     "(../shared/schemas/MANIFEST.md, the paragraph after the file table): its values go unchecked",
+}
+# appVersion of jupyterhub/Chart.yaml at each tag (jupyterhub/zero-to-jupyterhub-k8s, read at tags 3.3.8,
+# 4.2.0, 4.3.2, 4.3.5 and 4.4.0; MANIFEST.md "jupyterhub 4.3.5" lists the 4.3.x ones).
+UPSTREAM_APP_VERSIONS = {
+    "jupyterhub": {"3.3.8": "4.1.6", "4.2.0": "5.3.0", "4.3.2": "5.4.3", "4.3.5": "5.4.6", "4.4.0": "5.5.0"},
+}
+
+PINS = [(r.channel, key) for r in all_releases() for key in sorted(r.charts)]
+VARIANTS = [(p, c) for p in [*PROFILES, "private-gpu+device-plugin"] for c in CHANNELS]
+
+
+def _require_shared() -> None:
+    if not SHARED_SCHEMAS.is_dir():
+        pytest.skip(f"{SHARED_SCHEMAS} is absent: upstream chart files are not available on this machine")
+
+
+def chart_data(chart: str, version: str, where: str) -> tuple[ChartData, Path]:
+    """The chart's upstream data folder for a pinned version; a missing one fails, naming the pin."""
+    data = UPSTREAM.get(chart)
+    if data is None:
+        pytest.fail(f"{where}: no upstream data known for chart {chart!r}: add it to UPSTREAM in this test "
+                    f"(see ../shared/schemas/MANIFEST.md) or, if MANIFEST says it was not collected, to NOT_COLLECTED")
+    folder = data.version_dir(version)
+    if not (folder / data.defaults).is_file():
+        pytest.fail(f"{where}: chart {chart} {version} has no upstream data at {folder / data.defaults}: "
+                    f"pin a version ../shared/schemas holds, or collect this one")
+    if data.schema and not (folder / data.schema).is_file():
+        pytest.fail(f"{where}: chart {chart} {version}: {folder / data.schema} is missing")
+    return data, folder
+
+
+def _load(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+
+
+def helm_merge(base: Any, override: Any) -> Any:
+    """Helm's coalescing: maps merge key by key, lists and scalars replace, a null removes a default key."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            if value is None and key in base:
+                out.pop(key)
+            else:
+                out[key] = helm_merge(base.get(key), value)
+        return out
+    return override
+
+
+def _kind(value: Any) -> str:
+    return "map" if isinstance(value, dict) else "list" if isinstance(value, list) else "scalar"
+
+
+def key_problems(values: Any, defaults: Any, data: ChartData | None = None, path: str = "") -> list[str]:
+    """Key paths of `values` that the defaults do not have, or give another kind, down to free-form maps."""
+    data = data or ChartData("", False)
     if not isinstance(values, dict) or not isinstance(defaults, dict) or not defaults:
         return []  # a leaf, or a free-form map upstream (resources: {}, storageSpec: {})
-    missing = []
+    problems = []
     for key, value in values.items():
-        if not path and key in SUBCHART_KEYS:
+        here = f"{path}.{key}" if path else key
+        if (not path and key in data.subcharts) or here in data.extra:
             continue
-        if key not in defaults:
-            missing.append(f"{path}.{key}")
+        if key not in defaults and isinstance(value, dict) and any(e.startswith(f"{here}.") for e in data.extra):
+            problems += [f"{here}.{k}: not in the chart's defaults" for k in value if f"{here}.{k}" not in data.extra]
+        elif key not in defaults:
+            problems.append(f"{here}: not in the chart's defaults")
+        elif defaults[key] is not None and value is not None and _kind(value) != _kind(defaults[key]):
+            problems.append(f"{here}: a {_kind(value)} where the chart's default is a {_kind(defaults[key])}")
         else:
-            missing += missing_paths(value, defaults[key], f"{path}.{key}")
-    return missing
+            problems += key_problems(value, defaults[key], data, here)
+    return problems
 
 
-def _defaults(folder: str, version: str) -> dict[str, Any]:
-    path = SHARED_SCHEMAS / folder / version / "values.yaml"
-    if not SHARED_SCHEMAS.is_dir():
-        pytest.skip(f"{SHARED_SCHEMAS} is absent")
-    if not path.is_file():
-        pytest.skip(f"no upstream defaults for {folder} {version} at {path}")
-    return yaml.safe_load(path.read_text())
+def values_problems(chart: str, version: str, values: dict[str, Any], where: str) -> list[str]:
+    data, folder = chart_data(chart, version, where)
+    defaults = _load(folder / data.defaults)
+    if data.schema:
+        validator = data.draft(_load(folder / data.schema))
+        return [f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+                for e in validator.iter_errors(helm_merge(defaults, values))]
+    return key_problems(values, defaults, data)
 
 
-@pytest.mark.parametrize("chart", sorted(CHARTS))
+_DEVICE_PLUGIN: dict[str, list[dict[str, Any]]] = {}
+
+
+def _releases(renders, variant: str, channel: str) -> list[dict[str, Any]]:
+    if variant == "private-gpu+device-plugin":
+        if channel not in _DEVICE_PLUGIN:
+            cfg = renders.config("private-gpu", channel, ("spec.gpu.stack=device-plugin",))
+            _DEVICE_PLUGIN[channel] = [plain(r.inputs) for r in evaluate(cfg) if r.typ == "kubernetes:helm.sh/v3:Release"]
+        return _DEVICE_PLUGIN[channel]
+    return [plain(h.inputs) for h in renders.get(variant, channel).helm()]
+
+
+@pytest.mark.parametrize(("variant", "channel"), VARIANTS)
+def test_values_fit_the_pinned_chart(renders, variant: str, channel: str) -> None:
+    _require_shared()
+    problems = []
+    for release in _releases(renders, variant, channel):
+        chart, version = release["chart"], release["version"]
+        if chart in NOT_COLLECTED:
+            continue  # test_every_pin_has_upstream_data skips it with the reason
+        where = f"{variant} on channel {channel}, release {release['name']}"
+        problems += [f"{chart} {version}: {p}" for p in values_problems(chart, version, release["values"], where)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_device_plugin_render_has_its_charts(renders) -> None:
+    charts = {r["chart"] for r in _releases(renders, "private-gpu+device-plugin", CHANNELS[-1])}
+    assert {"nvidia-device-plugin", "dcgm-exporter"} <= charts
+
+
+@pytest.mark.parametrize(("channel", "key"), PINS)
+def test_every_pin_has_upstream_data(channel: str, key: str) -> None:
+    """Each chart pin names a version ../shared/schemas holds, and records upstream's own facts.
+
+    kube-prometheus-stack's Chart.yaml (the only one collected) must carry the pinned version; a
+    recorded appVersion must be upstream's (jupyterhub/Chart.yaml, see UPSTREAM_APP_VERSIONS).
+    """
+    pin = load_release(channel).charts[key]
+    if pin.chart in NOT_COLLECTED:
+        pytest.skip(f"channel {channel}, chart {pin.chart} {pin.version}: {NOT_COLLECTED[pin.chart]}")
+    _require_shared()
+    where = f"installer/releases/{channel}.yaml charts.{key}"
+    _, folder = chart_data(pin.chart, pin.version, where)
+    chart_yaml = folder / "Chart.yaml"
+    if chart_yaml.is_file():
+        assert _bare(str(yaml.safe_load(chart_yaml.read_text())["version"])) == _bare(pin.version), where
+    if pin.app_version is not None:
+        known = UPSTREAM_APP_VERSIONS.get(pin.chart, {})
+        assert _bare(pin.version) in known, f"{where}: add upstream's appVersion of {pin.chart} {pin.version}"
+        assert pin.app_version == known[_bare(pin.version)], (
+            f"{where}: appVersion {pin.app_version} is not chart {pin.version}'s ({known[_bare(pin.version)]})")
+
+
 @pytest.mark.parametrize("channel", CHANNELS)
-def test_values_keys_exist_in_the_chart_defaults(renders, chart: str, channel: str) -> None:
-    rendered = renders.get("private-gpu", channel)
-    folder = CHARTS[chart]
-    defaults = _defaults(folder, rendered.cfg.release.charts[chart].version)
-    release = next(h for h in rendered.helm() if h.inputs["name"] == chart)
-    assert not missing_paths(plain(release.inputs)["values"], defaults)
+def test_container_toolkit_is_the_gpu_operators_default(channel: str) -> None:
+    """Hosts install the toolkit the channel names; the GPU Operator pinned beside it ships the same one.
+
+    gpu-operator deployments/gpu-operator/values.yaml `toolkit.version` at each pinned tag
+    (v1.16.2-ubuntu20.04, v1.17.8-ubuntu20.04, v1.18.1, v1.19.1; MANIFEST.md "gpu-operator").
+    """
+    _require_shared()
+    release = load_release(channel)
+    pin = release.charts["gpu-operator"]
+    data, folder = chart_data(pin.chart, pin.version, f"installer/releases/{channel}.yaml charts.gpu-operator")
+    shipped = str(_load(folder / data.defaults)["toolkit"]["version"])
+    match = re.match(r"v?(\d+\.\d+\.\d+)", shipped)
+    assert match, f"unexpected toolkit.version {shipped!r} in {folder}"
+    assert release.nvidia.container_toolkit == match.group(1)
 
 
-def test_the_key_check_catches_a_typo() -> None:
-    defaults = {"prometheus": {"prometheusSpec": {"retention": "10d", "resources": {}}}}
-    ours = {"prometheus": {"prometheusSpec": {"retension": "15d", "resources": {"limits": {"cpu": 1}}}}}
-    assert missing_paths(ours, defaults) == [".prometheus.prometheusSpec.retension"]
+def test_the_key_check_catches_a_typo_and_a_wrong_kind() -> None:
+    defaults = {"prometheus": {"prometheusSpec": {"retention": "10d", "resources": {}}}, "tolerations": []}
+    ours = {"prometheus": {"prometheusSpec": {"retension": "15d", "resources": {"limits": {"cpu": 1}}}},
+            "tolerations": {"key": "x"}}
+    assert key_problems(ours, defaults) == ["prometheus.prometheusSpec.retension: not in the chart's defaults",
+                                            "tolerations: a map where the chart's default is a list"]
+
+
+def test_documented_exceptions_only_open_their_own_paths() -> None:
+    data = UPSTREAM["nvidia-device-plugin"]
+    defaults = {"gfd": {"enabled": False}, "migStrategy": None}
+    assert key_problems({"nfd": {"enabled": True}}, defaults, data) == []
+    assert key_problems({"nfd": {"enabled": True, "worker": {}}}, defaults, data) == [
+        "nfd.worker: not in the chart's defaults"]
+    assert key_problems({"gfd": {"enabled": True, "nfd": {"enabled": True}}}, defaults, data) == [
+        "gfd.nfd: not in the chart's defaults"]
+
+
+def test_a_pin_without_upstream_data_fails_instead_of_skipping() -> None:
+    _require_shared()
+    with pytest.raises(pytest.fail.Exception, match="no upstream data at"):
+        chart_data("csi-driver-nfs", "v0.0.1", "a test pin")
+    with pytest.raises(pytest.fail.Exception, match="no upstream data known"):
+        chart_data("some-new-chart", "1.0.0", "a test pin")
+
+
+def test_helm_merge_drops_a_default_set_to_null() -> None:
+    assert helm_merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": None}, "l": [2]}) == {"a": {"c": 2}, "l": [2]}
 
 
 def test_every_chart_folder_is_pinned_and_documented() -> None:
     from stackhelpers import REPO
-
-    from installer.releases import all_releases
 
     folders = {p.name for p in (REPO / "charts").iterdir() if p.is_dir()}
     readme = (REPO / "charts" / "README.md").read_text()

@@ -10,17 +10,24 @@ does under strict field validation).
 from __future__ import annotations
 
 import copy
+import importlib.util
+import subprocess
+import sys
+import types
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import jsonschema
 import kvalidate
 import pytest
 import yaml
-from stackhelpers import CHANNELS, SHARED_SCHEMAS, containers
+from podsecurity import evaluate, parse_version, pods_of
+from stackhelpers import CHANNELS, PROFILES, SHARED_SCHEMAS, containers
 
-from installer.verify import demo_objects
+from installer.render import plain
+from installer.serving import LISTER_SCRIPT
+from installer.verify import DEMO_DIR, DEMO_MODEL, DEMO_NAMESPACE, demo_objects
 from stacks.training_crds import all_crds
 
 JOB_KINDS = {"TFJob": "kubeflow.org_tfjobs.yaml", "PyTorchJob": "kubeflow.org_pytorchjobs.yaml"}
@@ -118,3 +125,123 @@ def test_demo_objects_validate_and_keep_the_invariants(renders, channel: str) ->
             assert container["image"] in pinned
             assert {"cpu", "memory"} <= set(container["resources"]["limits"])
             assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+
+
+# --- the demo on the rendered platform ----------------------------------------------------------------
+
+DEMO_MATRIX = [(p, c) for p in PROFILES for c in CHANNELS]
+
+
+def _pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    return [pod["spec"] for _, pod in pods_of(obj)]
+
+
+def _claims(spec: dict[str, Any]) -> dict[str, str]:
+    """volume name -> PVC name."""
+    return {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes", [])
+            if "persistentVolumeClaim" in v}
+
+
+def _mount(container: dict[str, Any], spec: dict[str, Any], claim: str) -> str:
+    names = {name for name, pvc in _claims(spec).items() if pvc == claim}
+    (path,) = [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in names]
+    return path
+
+
+@pytest.mark.parametrize(("profile", "channel"), DEMO_MATRIX)
+def test_demo_meets_the_rendered_workspace_and_serving(renders, profile: str, channel: str) -> None:
+    """The demo's namespace, claims and class are the rendered Workspace's and Storage's, and the TFJob
+    exports where the rendered tf-serving looks: the same `models` claim, and --export relative to the
+    job's mount equal to the serving base path relative to the server's mount. TF Serving then finds
+    `<base path>/<number>/` (tensorflow/serving file_system_storage_path_source.cc ParseVersionNumber)."""
+    rendered = renders.get(profile, channel)
+    objects = {(r.inputs["kind"], r.inputs["metadata"].get("namespace"), r.inputs["metadata"]["name"]): plain(r.inputs)
+               for r in rendered.kubernetes_objects()}
+    demo = demo_objects(rendered.cfg)
+    namespace = {o["metadata"]["namespace"] for o in demo}
+    assert namespace == {DEMO_NAMESPACE}
+    assert ("Namespace", None, DEMO_NAMESPACE) in objects
+    platform_claims = {name for kind, ns, name in objects if kind == "PersistentVolumeClaim" and ns == DEMO_NAMESPACE}
+    demo_claims = {o["metadata"]["name"] for o in demo if o["kind"] == "PersistentVolumeClaim"}
+    classes = {name for kind, _, name in objects if kind == "StorageClass"}
+    for claim in (o for o in demo if o["kind"] == "PersistentVolumeClaim"):
+        assert claim["spec"]["storageClassName"] in classes, claim["spec"]["storageClassName"]
+    for obj in demo:
+        for spec in _pod_specs(obj):
+            assert set(_claims(spec).values()) <= platform_claims | demo_claims, obj["metadata"]["name"]
+
+    tfjob = next(o for o in demo if o["kind"] == "TFJob")
+    job_spec = tfjob["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]
+    trainer = job_spec["containers"][0]
+    export = next(a.split("=", 1)[1] for a in trainer["command"] if a.startswith("--export="))
+    job_mount = _mount(trainer, job_spec, "models")
+    if not rendered.cfg.spec.components.serving.enabled:
+        return
+    deployment = objects[("Deployment", DEMO_NAMESPACE, "tf-serving")]
+    pod = deployment["spec"]["template"]["spec"]
+    server = next(c for c in pod["containers"] if c.get("command") == ["tensorflow_model_server"])
+    server_mount = _mount(server, pod, "models")
+    lines = objects[("ConfigMap", DEMO_NAMESPACE, "tf-serving-config")]["data"]["models"].splitlines()
+    base = dict(line.split(" ", 1) for line in lines)[DEMO_MODEL]
+    assert PurePosixPath(export).relative_to(job_mount) == PurePosixPath(base).relative_to(server_mount)
+
+
+@pytest.mark.parametrize(("profile", "channel"), DEMO_MATRIX)
+def test_demo_pods_are_admitted_in_their_namespace(renders, profile: str, channel: str) -> None:
+    """Every demo pod (TFJob and PyTorchJob replicas, the demo's own serving) passes the Pod Security
+    level the rendered namespace enforces (kubernetes/pod-security-admission policy, tests/stacks/podsecurity.py)."""
+    rendered = renders.get(profile, channel)
+    namespace = next(plain(r.inputs) for r in rendered.kubernetes_objects()
+                     if r.inputs["kind"] == "Namespace" and r.inputs["metadata"]["name"] == DEMO_NAMESPACE)
+    level = namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+    version = parse_version(rendered.cfg.kubernetes_minor)
+    refused = [f"{o['kind']} {o['metadata']['name']} {label}: {v}" for o in demo_objects(rendered.cfg)
+               for label, pod in pods_of(o) for v in evaluate(pod, level, version)]
+    assert not refused, "\n".join(refused)
+
+
+def _load_train(monkeypatch: pytest.MonkeyPatch, archive: type) -> Any:
+    """train.py with a stand-in TensorFlow (the project venv has none): only export() is exercised."""
+    fake = types.ModuleType("tensorflow")
+    fake.keras = types.SimpleNamespace(Model=object, export=types.SimpleNamespace(ExportArchive=archive))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tensorflow", fake)
+    spec = importlib.util.spec_from_file_location("demo_train", DEMO_DIR / "train.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "serving_fn", lambda *a: (lambda body: body))
+    return module
+
+
+def test_train_publishes_a_complete_numeric_version_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the SavedModel is being written, tf-serving's lister (and TF Serving, which takes any
+    directory named by a number as a version) sees no version; afterwards `<export>/<number>/` holds
+    saved_model.pb and nothing half-written is left."""
+    base = tmp_path / "models" / DEMO_MODEL
+    script = tmp_path / "list-models.sh"
+    script.write_text(LISTER_SCRIPT)
+    configured = tmp_path / "configured"
+    configured.write_text(f"{DEMO_MODEL} {base}\n")
+    out = tmp_path / "models.config"
+    seen_while_writing: list[str] = []
+
+    class Archive:
+        def track(self, _: Any) -> None:
+            pass
+
+        def add_endpoint(self, **_: Any) -> None:
+            pass
+
+        def write_out(self, path: str) -> None:
+            Path(path).mkdir(parents=True)
+            (Path(path) / "saved_model.pb").write_bytes(b"\x08\x01")  # the variables would follow
+            subprocess.run(["/bin/sh", str(script), str(configured), str(out), "once"], check=True, timeout=30)
+            seen_while_writing.append(out.read_text())
+            (Path(path) / "variables").mkdir()
+
+    train = _load_train(monkeypatch, Archive)
+    target = train.export(types.SimpleNamespace(export=base, title_len=12), None, None, None)
+    assert seen_while_writing == ["model_config_list {\n}\n"]
+    assert target.parent == base and target.name.isdigit()
+    assert sorted(p.name for p in base.iterdir()) == [target.name]
+    assert sorted(p.name for p in target.iterdir()) == ["saved_model.pb", "variables"]

@@ -82,6 +82,8 @@ def _cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpus: str, dcgm: l
         "get --raw /api/v1/namespaces/jupyterhub/": "<html><form action='/hub/login'></form></html>",
         "get --raw /api/v1/namespaces/monitoring/": {"data": {"result": dcgm}},
         "get --raw /api/v1/namespaces/kubeflow-user/": {"model_version_status": [{"state": "AVAILABLE"}]},
+        "get deployment tf-serving -n kubeflow-user": {"status": {"conditions": [
+            {"type": "Available", "status": "True"}]}},
         "apply --server-side": "applied",
         "get tfjob issue-summarization": {"status": {"conditions": [{"type": "Succeeded", "status": "True"}]}},
         "get pytorchjob pytorchjob-smoke": {"status": {"conditions": [{"type": "Succeeded", "status": "True"}]}},
@@ -106,7 +108,7 @@ def test_checks_pass_on_a_healthy_cluster(renders, tmp_path: Path, monkeypatch: 
     assert details["gpus-allocatable"] == "2 GPU(s) allocatable"
     assert details["default-storage-class"] == "default StorageClass nfs"
     assert details["dcgm-metrics"] == "2 GPU series in Prometheus"
-    assert details["serving-answers"] == "model issue-summarization AVAILABLE"
+    assert details["serving-answers"] == "tf-serving Available; model issue-summarization AVAILABLE"
 
 
 def test_checks_name_what_is_wrong(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,3 +132,41 @@ def test_demo_trains_and_asks_for_a_title(renders, tmp_path: Path, monkeypatch: 
     assert details["tfjob-completes"] == "tfjob issue-summarization Succeeded"
     assert details["pytorchjob-completes"] == "pytorchjob pytorchjob-smoke Succeeded"
     assert details["serving-answers"] == "predicted title: 'Export button 500 error'"
+
+
+def _edit_table(tmp_path: Path, **changes: object) -> None:
+    import json
+
+    table = json.loads((tmp_path / "table.json").read_text())
+    for key, value in changes.items():
+        prefix = {"serving": "get --raw /api/v1/namespaces/kubeflow-user/",
+                  "deployment": "get deployment tf-serving -n kubeflow-user"}[key]
+        if value is None:
+            del table[prefix]
+        else:
+            table[prefix] = value
+    (tmp_path / "table.json").write_text(json.dumps(table))
+
+
+def test_a_fresh_platform_with_no_model_passes(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before any training tf-serving answers 404 for the model (tensorflow/serving
+    get_model_status_impl.cc: 'Could not find any versions of model'): that is healthy, not a failure."""
+    from installer.verify import verify
+
+    _cluster(tmp_path, monkeypatch, gpus="1", dcgm=[{"metric": {"gpu": "0"}}])
+    _edit_table(tmp_path, serving=None)
+    report = verify(renders.config("private-gpu", CHANNELS[-1]))
+    assert report.ok, report.as_dict()
+    detail = {c.name: c.detail for c in report.checks}["serving-answers"]
+    assert detail == "tf-serving Available; no version of model issue-summarization yet (train one: verify --demo)"
+
+
+def test_serving_not_available_fails(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from installer.verify import verify
+
+    _cluster(tmp_path, monkeypatch, gpus="1", dcgm=[{"metric": {"gpu": "0"}}])
+    _edit_table(tmp_path, deployment={"status": {"conditions": [{"type": "Available", "status": "False"}]}})
+    report = verify(renders.config("private-gpu", CHANNELS[-1]))
+    failed = {c.name: c.detail for c in report.checks if c.status == "failed"}
+    assert failed == {"serving-answers": "deployment tf-serving is not Available (see `kubectl -n kubeflow-user "
+                                          "describe deployment tf-serving`)"}

@@ -95,6 +95,12 @@ CASES = [
      'error: kfinstall.yaml:21:7: spec.components.serving.maxReplicas: 2 is below replicas (5). Fix: raise maxReplicas or lower replicas'),
     ("serving-bad-model-name", {"spec.components": {"serving": {"models": [{"name": "Issue_Model"}]}}}, {}, (),
      "error: kfinstall.yaml:21:9: spec.components.serving.models[0].name: must be a DNS label (lowercase letters, digits, '-') (got 'Issue_Model'). Fix: correct spec.components.serving.models[0].name"),
+    ("serving-model-path-injects-config", {"spec.components": {"serving": {"models": [
+        {"name": "m", "basePath": "/models/m' } config { name: 'x"}]}}}, {}, (),
+     """error: kfinstall.yaml:22:9: spec.components.serving.models[0].basePath: must be a path under /models/ (the models volume) of letters, digits, '.', '_', '-' and '/', without '..' (got "/models/m' } config { na..."). Fix: correct spec.components.serving.models[0].basePath"""),
+    ("serving-model-path-off-volume", {"spec.components": {"serving": {"models": [
+        {"name": "m", "basePath": "/models/../etc"}]}}}, {}, (),
+     "error: kfinstall.yaml:22:9: spec.components.serving.models[0].basePath: must be a path under /models/ (the models volume) of letters, digits, '.', '_', '-' and '/', without '..' (got '/models/../etc'). Fix: correct spec.components.serving.models[0].basePath"),
     ("bad-quantity", {"spec.components": {"jupyterhub": {"storageSize": "ten gigs"}}}, {}, (),
      "error: kfinstall.yaml:20:7: spec.components.jupyterhub.storageSize: 'ten gigs' is not a Kubernetes quantity such as 10Gi. Fix: correct spec.components.jupyterhub.storageSize"),
     ("gke-stack-outside-gcp", {"spec.gpu.stack": "gke"}, {}, (),
