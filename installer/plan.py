@@ -236,9 +236,7 @@ def _enabled_charts(cfg: ClusterConfig) -> list[str]:
     if spec.networking.metallb.enabled:
         charts.append("metallb")
     if spec.networking.ingress.enabled:
-        charts.append(cfg.release.ingress_controller)
-    if spec.networking.tls.enabled and spec.networking.ingress.host and spec.networking.tls.cert_file is None:
-        charts.append("cert-manager")  # issues the UI certificate from the site CA (stacks/tls.py)
+        charts.append("ingress-nginx")
     if spec.components.jupyterhub.enabled:
         charts.append("jupyterhub")
     if spec.components.monitoring.enabled:
@@ -257,11 +255,7 @@ def _enabled_images(cfg: ClusterConfig) -> list[str]:
     if components.serving.enabled:
         images.append("tensorflow-serving-gpu" if components.serving.gpu else "tensorflow-serving")
     if components.tensorboard.enabled:
-        images += ["tensorboard", "tensorboard-auth"]
-    if components.jupyterhub.enabled:
-        images.append("notebook")
-        if cfg.spec.gpu.enabled:
-            images.append("notebook-gpu")
+        images.append("tensorboard")
     return images
 
 
