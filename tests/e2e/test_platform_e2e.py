@@ -1,28 +1,52 @@
-"""End-to-end tier: the platform phase and `verify --demo` against a real cluster.
+"""End-to-end tier: the platform phase and the issue-summarization demo (`verify --demo`) on a real cluster.
 
-Runs only when KFINSTALL_E2E_SITE names a site folder (kfinstall.yaml, hosts.yml, secrets.yml)
-whose cluster is up and reachable (STATE/kubeconfig or $KUBECONFIG), and the Pulumi CLI with its
-provider plugins is installed. Otherwise every test is skipped with the exact reason.
+Preconditions (every one is checked; when one is missing every test is skipped and the reason printed):
+    KFINSTALL_E2E_SITE   a site folder with kfinstall.yaml, hosts.yml and secrets.yml (0600) whose cluster
+                         exists: hosts profiles after `kfinstall up` (or `--only hosts`), gcp after the
+                         infrastructure phase. Setting it to a folder without kfinstall.yaml is an error,
+                         not a skip.
+    a kubeconfig         STATE/kubeconfig (the hosts phase writes it) or $KUBECONFIG (gcp: after
+                         `gcloud container clusters get-credentials`), whose API server answers
+    kubectl              on PATH, matching the cluster's minor
+    the Pulumi CLI       with the provider plugins the installed SDKs need (installer.adapters.pulumi.preflight)
+The cluster must be able to pull the images the site's channel pins (installer/releases/<channel>.yaml)
+and offer a ReadWriteMany default StorageClass; a site with spec.gpu.enabled needs allocatable GPUs.
+On this project's build machine there is no cluster (no route past the lab bridge, no Kubernetes
+packages), so the tier is skipped here with that reason.
+
+What runs, in order: `up` of the platform converges (a second preview changes nothing); tf-serving is
+healthy whether or not a model exists yet (issue 12 item 2); `verify --demo` for real: the TFJob
+trains and exports, the PyTorchJob runs, tf-serving loads the new model and predicts a title; the
+tf-serving containers were not restarted to pick the model up.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.e2e
 SITE_ENV = "KFINSTALL_E2E_SITE"
+SERVING_PODS = ("get", "pods", "-n", "kubeflow-user", "-l", "app.kubernetes.io/name=tf-serving")
+
+
+def _skip(reason: str) -> None:
+    print(reason)
+    pytest.skip(reason)
 
 
 def _site() -> Path:
     value = os.environ.get(SITE_ENV)
     if not value:
-        reason = f"no cluster: set {SITE_ENV} to a site folder whose cluster is up to run the end-to-end tier"
-        print(reason)
-        pytest.skip(reason)
-    return Path(value)
+        _skip(f"no cluster: set {SITE_ENV} to a site folder whose cluster is up (see this module's docstring "
+              "for every precondition) to run the end-to-end tier")
+    site = Path(value)  # type: ignore[arg-type]
+    if not (site / "kfinstall.yaml").is_file():
+        pytest.fail(f"{SITE_ENV}={value} has no kfinstall.yaml: name a site folder (kfinstall init makes one)")
+    return site
 
 
 @pytest.fixture(scope="module")
@@ -33,19 +57,28 @@ def cfg():
 
 
 @pytest.fixture(scope="module")
-def ready(cfg):
-    """Both preflights pass: the Pulumi CLI/plugins and a reachable API server."""
+def kubectl(cfg):
+    """Both preflights pass: the Pulumi CLI/plugins and kubectl with a reachable API server."""
     from installer.adapters import pulumi as adapter
     from installer.errors import PreflightError
     from installer.verify import preflight as cluster_preflight
 
-    for check in (adapter.preflight, cluster_preflight):
-        try:
-            check(cfg)
-        except PreflightError as exc:
-            print(exc.message)
-            pytest.skip(exc.message)
+    try:
+        adapter.preflight(cfg)
+        return cluster_preflight(cfg)
+    except PreflightError as exc:
+        _skip(exc.message)
+
+
+@pytest.fixture(scope="module")
+def ready(cfg, kubectl):
     return cfg
+
+
+def _serving_restarts(kubectl: Any) -> dict[str, int]:
+    pods = kubectl.json(*SERVING_PODS)["items"]
+    return {f"{p['metadata']['name']}/{c['name']}": c.get("restartCount", 0)
+            for p in pods for c in p.get("status", {}).get("containerStatuses", [])}
 
 
 def test_platform_up_converges(ready) -> None:
@@ -58,10 +91,25 @@ def test_platform_up_converges(ready) -> None:
     assert not changed, f"a second run would still change: {changed}"
 
 
-def test_verify_demo_passes(ready) -> None:
+def test_serving_is_healthy_with_or_without_a_model(ready) -> None:
+    """The Deployment is Available on a fresh platform (no model yet) as after training."""
+    if not ready.spec.components.serving.enabled:
+        _skip("spec.components.serving.enabled is false on this site")
     from installer.verify import verify
 
+    report = verify(ready)
+    serving = {c.name: c for c in report.checks}["serving-answers"]
+    assert serving.status == "ok", serving.detail
+
+
+def test_verify_demo_passes_without_restarting_serving(ready, kubectl) -> None:
+    from installer.verify import verify
+
+    before = _serving_restarts(kubectl) if ready.spec.components.serving.enabled else {}
     report = verify(ready, demo=True)
     assert report.ok, report.as_dict()
     names = {c.name for c in report.checks if c.status == "ok"}
-    assert {"nodes-ready", "default-storage-class", "tfjob-completes", "serving-answers"} <= names
+    assert {"nodes-ready", "default-storage-class", "tfjob-completes", "pytorchjob-completes",
+            "serving-answers"} <= names
+    after = _serving_restarts(kubectl) if ready.spec.components.serving.enabled else {}
+    assert {pod: after[pod] for pod in before if pod in after} == {pod: n for pod, n in before.items() if pod in after}
