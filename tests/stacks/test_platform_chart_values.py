@@ -177,7 +177,8 @@ def _releases(renders, variant: str, channel: str) -> list[dict[str, Any]]:
     if variant == "private-gpu+device-plugin":
         if channel not in _DEVICE_PLUGIN:
             cfg = renders.config("private-gpu", channel, ("spec.gpu.stack=device-plugin",))
-            _DEVICE_PLUGIN[channel] = [plain(r.inputs) for r in evaluate(cfg) if r.typ == "kubernetes:helm.sh/v3:Release"]
+            records = evaluate(cfg)
+            _DEVICE_PLUGIN[channel] = [plain(r.inputs) for r in records if r.typ == "kubernetes:helm.sh/v3:Release"]
         return _DEVICE_PLUGIN[channel]
     return [plain(h.inputs) for h in renders.get(variant, channel).helm()]
 
