@@ -241,6 +241,30 @@ def test_container_toolkit_is_the_gpu_operators_default(channel: str) -> None:
     assert release.nvidia.container_toolkit == match.group(1)
 
 
+# The image of kubeflow/trainer's manifests/overlays/standalone at each tag (base deployment.yaml image
+# with the overlay's images[].newTag), as ../shared/schemas/MANIFEST.md's overlay table records it.
+TRAINING_OPERATOR_IMAGES = {
+    "v1.8.1": "kubeflow/training-operator:v1-04f9f13",
+    "v1.9.2": "ghcr.io/kubeflow/training-v1/training-operator:v1-3f15cb8",
+    "v1.9.4": "ghcr.io/kubeflow/training-v1/training-operator:v1-93c5489",
+}
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_training_operator_pin_is_its_releases_image_with_crds(channel: str) -> None:
+    """The operator image is the one upstream's standalone overlay ships at the recorded release, and the
+    TFJob/PyTorchJob CRDs of that release are in ../shared/schemas (the demo's jobs are validated on them)."""
+    pin = load_release(channel).images["training-operator"]
+    where = f"installer/releases/{channel}.yaml images.training-operator"
+    assert pin.release in TRAINING_OPERATOR_IMAGES, f"{where}: release {pin.release} has no recorded upstream image"
+    assert pin.ref == TRAINING_OPERATOR_IMAGES[pin.release], where
+    _require_shared()
+    for crd in ("kubeflow.org_tfjobs.yaml", "kubeflow.org_pytorchjobs.yaml"):
+        path = SHARED_SCHEMAS / "training-operator" / pin.release / crd
+        if not path.is_file():
+            pytest.fail(f"{where}: release {pin.release} has no upstream CRD at {path}")
+
+
 def test_the_key_check_catches_a_typo_and_a_wrong_kind() -> None:
     defaults = {"prometheus": {"prometheusSpec": {"retention": "10d", "resources": {}}}, "tolerations": []}
     ours = {"prometheus": {"prometheusSpec": {"retension": "15d", "resources": {"limits": {"cpu": 1}}}},
