@@ -33,6 +33,7 @@ from stackhelpers import CHANNELS, PROFILES, SHARED_SCHEMAS
 
 from installer.releases import all_releases, load_release
 from installer.render import evaluate, plain
+from installer.versions import minor_tuple
 
 
 def _bare(version: str) -> str:
@@ -216,7 +217,15 @@ def test_every_pin_has_upstream_data(channel: str, key: str) -> None:
     _, folder = chart_data(pin.chart, pin.version, where)
     chart_yaml = folder / "Chart.yaml"
     if chart_yaml.is_file():
-        assert _bare(str(yaml.safe_load(chart_yaml.read_text())["version"])) == _bare(pin.version), where
+        meta = yaml.safe_load(chart_yaml.read_text())
+        assert _bare(str(meta["version"])) == _bare(pin.version), where
+        # Helm refuses to install a chart whose kubeVersion the cluster does not satisfy.
+        if "kubeVersion" in meta:
+            floor = re.fullmatch(r">=\s*(\d+)\.(\d+)(\.\d+)?(-0)?", str(meta["kubeVersion"]).strip())
+            assert floor, f"{chart_yaml}: kubeVersion {meta['kubeVersion']!r} is not modelled here"
+            lowest = load_release(channel).kubernetes.minors()[0]
+            assert minor_tuple(lowest) >= (int(floor[1]), int(floor[2])), (
+                f"{where}: Kubernetes {lowest} (the channel's lowest) is below the chart's kubeVersion")
     if pin.app_version is not None:
         known = UPSTREAM_APP_VERSIONS.get(pin.chart, {})
         assert _bare(pin.version) in known, f"{where}: add upstream's appVersion of {pin.chart} {pin.version}"
