@@ -9,7 +9,8 @@ code at each):
   model_config_list, waits in ConnectAdaptersToManagerAndAwaitModelLoads until every listed model
   has a loaded version (servable_state_waiter_timeout defaults to InfiniteDuration, server_core.h).
   A listed model without a version therefore keeps both ports closed for ever.
-* An empty `model_config_list {}` loads nothing and waits for nothing, so the ports open.
+* An empty `model_config_list {}` loads nothing and waits for nothing (core/servable_state_monitor.cc
+  ShouldSendStateReachedNotification: an empty request list is reached at once), so the ports open.
 * With --model_config_file_poll_wait_seconds > 0 a thread re-reads the file
   (Server::PollFilesystemAndReloadConfig) and ServerCore::ReloadConfig adds new models of one
   model_config_list to the running server (AddModelsViaModelConfigList, non-first branch): no restart.
@@ -123,7 +124,8 @@ def replica_bounds(cfg: ClusterConfig) -> ReplicaBounds:
                 "the free GPUs stay Pending")
         return ReplicaBounds(min(low, cap), cap, note)
     slices = cfg.spec.gpu.time_slicing_replicas
-    note = (f"spec.components.serving.gpu: each serving replica takes one nvidia.com/gpu and kfinstall does not "
-            f"know how many GPUs the gpu hosts have; replicas beyond the free GPUs (x timeSlicingReplicas {slices}) "
-            f"stay Pending, so keep maxReplicas ({high}) at most that")
+    note = (f"spec.components.serving.gpu: each serving replica takes one nvidia.com/gpu, and kfinstall does not "
+            f"know how many GPUs the gpu hosts have: replicas beyond the free GPUs (each GPU counts "
+            f"spec.gpu.timeSlicingReplicas = {slices} times) stay Pending; keep "
+            f"spec.components.serving.maxReplicas ({high}) at or below that number")
     return ReplicaBounds(low, high, note)

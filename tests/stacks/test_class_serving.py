@@ -11,7 +11,9 @@ c491ba65, 2.19.1 eab9c352, 2.20.0 bc7e9d2b; the lines cited are the same at each
   AddModelsViaModelConfigList, first config, ConnectAdaptersToManagerAndAwaitModelLoads waits for
   ServableRequest::Latest of every listed model; server_core.h servable_state_waiter_timeout =
   InfiniteDuration. A listed model with no version keeps the ports closed for ever (the crash loop of
-  issue 12 item 2 under a TCP liveness probe). An empty model_config_list awaits nothing. Later
+  issue 12 item 2 under a TCP liveness probe). An empty model_config_list awaits nothing
+  (core/servable_state_monitor.cc ShouldSendStateReachedNotification: an empty request list is
+  reached at once, so ConnectSourcesWithFastInitialLoad returns and the ports open). Later
   configs of the same kind are accepted ("only legal to transition from one ModelConfigList to
   another") and new models are added to the running server (non-first branch: no restart).
 * tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc: a version is a child
@@ -337,6 +339,18 @@ def test_host_gpu_serving_says_in_plan_that_gpus_bound_replicas(renders) -> None
     cpu = renders.config("bare-metal", CHANNELS[-1])
     assert replica_bounds(cpu).note is None and not any(
         "nvidia.com/gpu" in w["message"] for w in build_plan(cpu).as_dict()["warnings"])
+
+
+def test_plan_text_prints_the_gpu_note(renders, tmp_path: Path) -> None:
+    """`kfinstall plan` (text) shows the note on stderr as a warning, as the JSON form lists it."""
+    import sys
+
+    cfg = _gpu_serving(renders, "private-gpu")
+    kfinstall = Path(sys.executable).parent / "kfinstall"
+    done = subprocess.run([str(kfinstall), "plan", "-i", str(cfg.site), "--set", "spec.components.serving.gpu=true"],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"warning: {replica_bounds(cfg).note}" in " ".join(done.stderr.split())
 
 
 def test_lister_script_is_plain_posix_sh() -> None:
