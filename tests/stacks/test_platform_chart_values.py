@@ -20,8 +20,10 @@ MANIFEST.md says was not collected (ingress-nginx), which is skipped with that r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,6 +233,49 @@ def test_every_pin_has_upstream_data(channel: str, key: str) -> None:
         assert _bare(pin.version) in known, f"{where}: add upstream's appVersion of {pin.chart} {pin.version}"
         assert pin.app_version == known[_bare(pin.version)], (
             f"{where}: appVersion {pin.app_version} is not chart {pin.version}'s ({known[_bare(pin.version)]})")
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a file's content (`git hash-object`): sha1 of "blob <size>\\0" + content."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def manifest_blobs() -> dict[str, str]:
+    """Local file -> upstream blob id, from MANIFEST.md's file table.
+
+    Rows read: | `file` | repository | path | tag | commit | size | `blob` | ... |
+    """
+    blobs = {}
+    for line in (SHARED_SCHEMAS / "MANIFEST.md").read_text().splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 7 and "/" in cells[0] and re.fullmatch(r"[0-9a-f]{40}", cells[6]):
+            blobs[cells[0]] = cells[6]
+    return blobs
+
+
+def test_git_blob_id_is_gits(tmp_path: Path) -> None:
+    sample = tmp_path / "sample"
+    sample.write_bytes(b"appVersion: 5.4.6\n\0binary")
+    out = subprocess.run(["git", "hash-object", str(sample)], capture_output=True, text=True, check=True).stdout
+    assert git_blob_id(sample.read_bytes()) == out.strip()
+
+
+@pytest.mark.parametrize(("channel", "key"), PINS)
+def test_the_upstream_files_read_are_the_recorded_blobs(channel: str, key: str) -> None:
+    """Every file the checks above read for a pin is byte-for-byte upstream's at the tag MANIFEST.md names."""
+    pin = load_release(channel).charts[key]
+    if pin.chart in NOT_COLLECTED:
+        pytest.skip(f"channel {channel}, chart {pin.chart} {pin.version}: {NOT_COLLECTED[pin.chart]}")
+    _require_shared()
+    data, folder = chart_data(pin.chart, pin.version, f"installer/releases/{channel}.yaml charts.{key}")
+    blobs = manifest_blobs()
+    for name in filter(None, (data.defaults, data.schema, "Chart.yaml")):
+        path = folder / name
+        if name == "Chart.yaml" and not path.is_file():
+            continue
+        local = path.relative_to(SHARED_SCHEMAS).as_posix()
+        assert local in blobs, f"MANIFEST.md records no blob for {local}"
+        assert git_blob_id(path.read_bytes()) == blobs[local], f"{local} is not the upstream file MANIFEST.md names"
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
