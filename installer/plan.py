@@ -256,6 +256,10 @@ def _enabled_images(cfg: ClusterConfig) -> list[str]:
         images.append("tensorflow-serving-gpu" if components.serving.gpu else "tensorflow-serving")
     if components.tensorboard.enabled:
         images.append("tensorboard")
+    if components.jupyterhub.enabled:
+        images.append("notebook")
+        if cfg.spec.gpu.enabled:
+            images.append("notebook-gpu")
     return images
 
 

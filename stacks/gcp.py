@@ -18,6 +18,18 @@ from stacks.base import k
 FILESTORE_SHARE = "kfinstall"
 # GKE picks the driver matching its node image; LATEST tracks the newest branch GKE supports.
 GPU_DRIVER_VERSION = "LATEST"
+# The access scopes GKE itself gives nodes that run as the Compute Engine default service account when
+# no scopes are asked for (GKE docs, "Access scopes in GKE"): image pulls, logging, monitoring, service
+# control, traces. Not cloud-platform: a pod that reached the node's token would act on the whole project.
+NODE_OAUTH_SCOPES = tuple(f"https://www.googleapis.com/auth/{scope}" for scope in (
+    "devstorage.read_only", "logging.write", "monitoring", "service.management.readonly", "servicecontrol",
+    "trace.append"))
+# Pods see the GKE metadata server instead of the node's: no node credentials, no kube-env.
+NODE_METADATA_MODE = "GKE_METADATA"
+# NetworkPolicy enforcement on the legacy dataplane (z2jh's singleuser egress policy blocks the
+# metadata address only where something enforces it). Dataplane V2 would need datapath_provider,
+# which the provider can only set by replacing the cluster.
+NETWORK_POLICY_PROVIDER = "CALICO"
 _KUBECONFIG = """apiVersion: v1
 kind: Config
 clusters:
@@ -80,13 +92,16 @@ class GkeCluster(pulumi.ComponentResource):
             f"{self._name}-cluster", name=self._cfg.name, location=gspec.region, node_locations=[gspec.zone],
             min_master_version=self._cfg.kubernetes_minor, remove_default_node_pool=True, initial_node_count=1,
             release_channel={"channel": "UNSPECIFIED"}, networking_mode="VPC_NATIVE", ip_allocation_policy={},
+            network_policy={"enabled": True, "provider": NETWORK_POLICY_PROVIDER},
+            addons_config={"network_policy_config": {"disabled": False}},
+            workload_identity_config={"workload_pool": f"{gspec.project}.svc.id.goog"},
             # kfinstall destroy must be able to remove what kfinstall up made; the state file guards it.
             deletion_protection=False, opts=self._opts())
 
     def _pool(self, suffix: str, machine_type: str, count: int,
               accelerator: dict[str, Any] | None) -> gcp.container.NodePool:
-        node_config: dict[str, Any] = {"machine_type": machine_type,
-                                       "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+        node_config: dict[str, Any] = {"machine_type": machine_type, "oauth_scopes": list(NODE_OAUTH_SCOPES),
+                                       "workload_metadata_config": {"mode": NODE_METADATA_MODE},
                                        "labels": {"kfinstall.io/pool": suffix}}
         if accelerator:
             node_config["guest_accelerators"] = [accelerator]
@@ -94,7 +109,10 @@ class GkeCluster(pulumi.ComponentResource):
             f"{self._name}-{suffix}-pool", name=f"{suffix}-pool", cluster=self.cluster.name,
             location=self._cfg.spec.gcp.region, node_locations=[self._cfg.spec.gcp.zone], node_count=count,
             node_config=k(node_config), management={"auto_repair": True, "auto_upgrade": True},
-            opts=self._opts([self.cluster]))
+            # Scopes cannot change on a pool (GKE replaces it), and a pool keeps its fixed name, so the
+            # old pool must go before its replacement is created; GKE reschedules the pods.
+            opts=pulumi.ResourceOptions.merge(self._opts([self.cluster]),
+                                              pulumi.ResourceOptions(delete_before_replace=True)))
 
     def _filestore(self) -> gcp.filestore.Instance:
         gspec = self._cfg.spec.gcp

@@ -4,15 +4,19 @@ volumes on the default StorageClass, GPU spawner profiles, hub secrets as Pulumi
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from installer.config.model import GpuProfile, LdapSpec
+from installer.config.resolved import ClusterConfig
 from installer.versions import parse
-from stacks.base import ComponentArgs, helm_release, namespace, secret
+from stacks import serving, workspace
+from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
 
 NAMESPACE = "jupyterhub"
 RELEASE = "jupyterhub"
@@ -20,6 +24,17 @@ RELEASE = "jupyterhub"
 # are the boundary (versions.md section 3.1), so the keys follow the channel's chart pin.
 LDAP2_FIRST_CHART_MAJOR = 4
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+# The account every user server runs as (singleuser.serviceAccountName). KubeSpawner mounts its token
+# only because it is named (automount_service_account_token None + service_account set); it holds
+# nothing but the jobs Role in the team namespace. All notebook users share it.
+USER_SERVICE_ACCOUNT = "notebook-user"
+JOBS_ROLE = "notebook-jobs"
+# kube-apiserver's secure port on kubeadm hosts (playbooks/roles/kubernetes defaults:
+# kubernetes_api_port, kubeadm's bindPort). The `kubernetes` Service (443) is DNATed by kube-proxy to
+# <advertise address>:6443 of each control-plane node before Calico evaluates the egress policy.
+KUBEADM_API_PORT = 6443
+PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,6 +43,8 @@ class JupyterhubArgs(ComponentArgs):
     ingress_class: str | None = None
     service_type: str = "LoadBalancer"
     """How proxy-public is exposed without an ingress host (NodePort where no LB controller exists)."""
+    jobs_namespace: str | None = None
+    """The team namespace (workspace.NAMESPACE) where notebooks submit TFJobs; None: no job access."""
 
 
 def _ldap_endpoint(ldap: LdapSpec) -> tuple[str, int, bool]:
@@ -45,6 +62,10 @@ def ldap_config(ldap: LdapSpec, chart_major: int, bind_password: pulumi.Input[st
         "lookup_dn_search_user": ldap.bind_dn, "lookup_dn_search_password": bind_password,
         "user_search_base": ldap.user_search_base, "user_attribute": ldap.user_attribute,
         "lookup_dn_user_dn_attribute": "cn",
+        # The login name (the uid admin_users lists) stays the JupyterHub username. ldapauthenticator
+        # 1.3.2 (chart 3.x) defaults this to True and would rename users to their cn; 2.x defaults
+        # to False. Set on every channel so the bundled version's default never decides.
+        "use_lookup_dn_username": False,
     }
     if ldap.allowed_groups:
         config["allowed_groups"] = list(ldap.allowed_groups)
@@ -54,6 +75,60 @@ def ldap_config(ldap: LdapSpec, chart_major: int, bind_password: pulumi.Input[st
         # 1.3.2 speaks StartTLS whenever use_ssl is false, so a plain ldap:// URL gets StartTLS too.
         config["use_ssl"] = tls
     return config
+
+
+def _to_pods(selector: dict[str, str], ports: list[int]) -> dict[str, Any]:
+    """An egress rule to pods with `selector` in the team namespace, on `ports` only."""
+    return {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": workspace.NAMESPACE}},
+                    "podSelector": {"matchLabels": dict(selector)}}],
+            "ports": [{"port": port, "protocol": "TCP"} for port in ports]}
+
+
+def api_server_egress(cfg: ClusterConfig) -> list[dict[str, Any]]:
+    """Egress to the Kubernetes API server behind the `kubernetes` Service, after its DNAT.
+
+    kubeadm: each control-plane node's advertise address (its inventory address) on 6443; a host
+    named by DNS name only falls back to the private ranges on that port. GKE: the cluster endpoint
+    is public (no private cluster config), so z2jh's nonPrivateIPs rule already allows it on 443.
+    """
+    if cfg.spec.profile == "gcp":
+        return []
+    blocks: list[str] = []
+    for host in cfg.inventory.in_role("kube_control_plane"):
+        try:
+            address = ipaddress.ip_address(host.address)
+        except ValueError:
+            blocks = list(PRIVATE_RANGES)
+            break
+        blocks.append(f"{address}/{address.max_prefixlen}")
+    if not blocks:
+        return []
+    return [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in dict.fromkeys(blocks)],
+             "ports": [{"port": KUBEADM_API_PORT, "protocol": "TCP"}]}]
+
+
+def notebook_egress(cfg: ClusterConfig, jobs_namespace: str | None) -> list[dict[str, Any]]:
+    """What user servers may reach beyond z2jh's own rules: TF Serving and the API server.
+
+    TensorBoard needs no rule: it is the hub service /services/tensorboard/ behind JupyterHub's proxy
+    (stacks/tensorboard.py admits only the proxy and the hub), and z2jh's singleuser policy already
+    lets user servers reach the proxy on 8000.
+    """
+    rules = []
+    if cfg.spec.components.serving.enabled:
+        rules.append(_to_pods(serving.SELECTOR, [serving.GRPC_PORT, serving.REST_PORT]))
+    if jobs_namespace:
+        rules += api_server_egress(cfg)
+    return rules
+
+
+def jobs_rules() -> list[dict[str, Any]]:
+    """Submit and follow training jobs in the team namespace; nothing else (no Secrets, no exec)."""
+    return [
+        {"apiGroups": ["kubeflow.org"], "resources": ["tfjobs", "pytorchjobs"],
+         "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+    ]
 
 
 def profile_list(profiles: list[GpuProfile], gpus_enabled: bool, gpu_image: str | None) -> list[dict[str, Any]]:
@@ -81,9 +156,27 @@ class Jupyterhub(pulumi.ComponentResource):
         self._name, self._args = name, args
         ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="baseline", component="jupyterhub")
         spec = args.cfg.spec.components.jupyterhub
+        jobs_access = self._jobs_access(ns) if args.jobs_namespace else []
         self.release = helm_release(self, args, RELEASE, ns=NAMESPACE, computed=self._values(), overrides=spec.values,
-                                    depends_on=[ns, *args.depends_on])
+                                    depends_on=[ns, *jobs_access, *args.depends_on])
         self.register_outputs({"namespace": NAMESPACE, "release": RELEASE})
+
+    def _jobs_access(self, ns: pulumi.Resource) -> list[pulumi.Resource]:
+        """The user servers' ServiceAccount and its Role in the team namespace (TFJob/PyTorchJob)."""
+        args, jobs_ns = self._args, self._args.jobs_namespace
+        meta = {"labels": labels("jupyterhub")}
+        account = k8s.core.v1.ServiceAccount(
+            f"{self._name}-user-sa", metadata=k({**meta, "name": USER_SERVICE_ACCOUNT, "namespace": NAMESPACE}),
+            opts=child_opts(self, args, [ns]))
+        role = k8s.rbac.v1.Role(
+            f"{self._name}-jobs-role", metadata=k({**meta, "name": JOBS_ROLE, "namespace": jobs_ns}),
+            rules=k(jobs_rules()), opts=child_opts(self, args, args.depends_on))
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{self._name}-jobs-binding", metadata=k({**meta, "name": JOBS_ROLE, "namespace": jobs_ns}),
+            role_ref=k({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": JOBS_ROLE}),
+            subjects=k([{"kind": "ServiceAccount", "name": USER_SERVICE_ACCOUNT, "namespace": NAMESPACE}]),
+            opts=child_opts(self, args, [role, account]))
+        return [account, role, binding]
 
     def _chart_major(self) -> int:
         return parse(self._args.cfg.release.charts["jupyterhub"].version)[0]
@@ -117,15 +210,23 @@ class Jupyterhub(pulumi.ComponentResource):
         cfg = self._args.cfg
         spec = cfg.spec.components.jupyterhub
         gpu_pin = cfg.release.images.get("notebook-gpu")
+        singleuser: dict[str, Any] = {
+            "storage": {"type": "dynamic", "capacity": spec.storage_size,
+                        "dynamic": {"storageClass": self._args.storage_class}},
+            "profileList": profile_list(list(spec.profiles), cfg.spec.gpu.enabled,
+                                        gpu_pin.ref if gpu_pin else None),
+            "networkPolicy": {"egress": notebook_egress(cfg, self._args.jobs_namespace)},
+        }
+        cpu_pin = cfg.release.images.get("notebook")
+        if cpu_pin:
+            # The demo is TensorFlow: CPU profiles get docker-stacks' tensorflow-notebook, not z2jh's sample.
+            singleuser["image"] = {"name": cpu_pin.image, "tag": cpu_pin.tag}
+        if self._args.jobs_namespace:
+            singleuser["serviceAccountName"] = USER_SERVICE_ACCOUNT
         values: dict[str, Any] = {
             "proxy": {"secretToken": secret(cfg, "jupyterhub_proxy_secret_token")},
             "hub": {"cookieSecret": secret(cfg, "jupyterhub_cookie_secret"), "config": self._auth()},
-            "singleuser": {
-                "storage": {"type": "dynamic", "capacity": spec.storage_size,
-                            "dynamic": {"storageClass": self._args.storage_class}},
-                "profileList": profile_list(list(spec.profiles), cfg.spec.gpu.enabled,
-                                            gpu_pin.ref if gpu_pin else None),
-            },
+            "singleuser": singleuser,
         }
         host = cfg.spec.networking.ingress.host
         if host and self._args.ingress_class:

@@ -24,6 +24,7 @@ from stacks.serving import Serving, ServingArgs
 from stacks.storage import FILESTORE_CLASS, NfsExport, Storage, StorageArgs, default_class_name, nfs_export
 from stacks.tensorboard import Tensorboard, TensorboardArgs
 from stacks.training import Training, TrainingArgs
+from stacks.workspace import NAMESPACE as WORKSPACE_NAMESPACE
 from stacks.workspace import Workspace, WorkspaceArgs
 
 KUBECONFIG_NAME = "kubeconfig"
@@ -79,12 +80,17 @@ def program(cfg: ClusterConfig) -> dict[str, Any]:
                            depends_on=[monitoring] if monitoring else []))
     if comps.training.enabled:
         Training("training", TrainingArgs(**base))
+    # The team namespace: where TFJobs, serving and TensorBoard meet; notebooks submit jobs into it.
+    notebook_jobs = comps.jupyterhub.enabled and comps.training.enabled
+    workspace = None
+    if comps.serving.enabled or comps.tensorboard.enabled or notebook_jobs:
+        workspace = Workspace("workspace", WorkspaceArgs(**base, storage_class=default_class, depends_on=[storage]))
     if comps.jupyterhub.enabled:
         Jupyterhub("jupyterhub", JupyterhubArgs(**base, storage_class=default_class, ingress_class=ingress,
                                                 service_type=networking.service_type,
-                                                depends_on=[storage, networking]))
-    if comps.serving.enabled or comps.tensorboard.enabled:
-        workspace = Workspace("workspace", WorkspaceArgs(**base, storage_class=default_class, depends_on=[storage]))
+                                                jobs_namespace=WORKSPACE_NAMESPACE if notebook_jobs else None,
+                                                depends_on=[storage, networking, *([workspace] if workspace else [])]))
+    if workspace is not None:
         if comps.serving.enabled:
             outputs["serving_endpoint"] = Serving("serving", ServingArgs(**base, depends_on=[workspace])).endpoint
         if comps.tensorboard.enabled:

@@ -112,3 +112,32 @@ def test_proxy_service_follows_what_can_answer_it(renders) -> None:
     assert _hub_values(renders.get("private-cloud", channel))["proxy"]["service"] == {"type": "NodePort"}
     assert _hub_values(renders.get("bare-metal", channel))["proxy"]["service"] == {"type": "LoadBalancer"}
     assert _hub_values(renders.get("private-gpu", channel))["proxy"]["service"] == {"type": "ClusterIP"}  # ingress host
+
+
+# The ldapauthenticator each pinned z2jh chart bundles (jupyterhub/zero-to-jupyterhub-k8s,
+# images/hub/requirements.txt at the chart's tag: 3.3.8 pins jupyterhub-ldapauthenticator==1.3.2;
+# 4.2.0, 4.3.0-4.3.5 and 4.4.0 pin 2.0.2), and that release's default for use_lookup_dn_username
+# (jupyterhub/ldapauthenticator, ldapauthenticator/ldapauthenticator.py: `Bool(True, ...)` at tag 1.3.2,
+# `Bool(False, ...)` at tag 2.0.2).
+BUNDLED_LDAPAUTHENTICATOR = {"3.3.8": "1.3.2", **{v: "2.0.2" for v in (
+    "4.2.0", "4.3.0", "4.3.1", "4.3.2", "4.3.3", "4.3.4", "4.3.5", "4.4.0")}}
+LOOKUP_DN_USERNAME_DEFAULT = {"1.3.2": True, "2.0.2": False}
+LDAP_PROFILES = [p for p in PROFILES if p != "lab"]
+
+
+@pytest.mark.parametrize("profile", LDAP_PROFILES)
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_ldap_usernames_stay_the_login_name_on_every_channel(renders, profile: str, channel: str) -> None:
+    """With lookup_dn, ldapauthenticator 1.3.2 (chart 3.3.8, channel 1.9) defaults use_lookup_dn_username
+    to True and names the JupyterHub user after lookup_dn_user_dn_attribute (the cn, "Jane Doe"), so
+    admin_users given as uids never match and user servers are named after the cn; 2.0.2 defaults to
+    False. kfinstall sets False on every channel, so the bundled version's default never decides."""
+    rendered = renders.get(profile, channel)
+    assert rendered.cfg.spec.auth.type == "ldap"
+    chart = rendered.cfg.release.charts["jupyterhub"].version
+    assert chart in BUNDLED_LDAPAUTHENTICATOR, (
+        f"chart {chart}: read images/hub/requirements.txt at that tag and add its ldapauthenticator here")
+    assert LOOKUP_DN_USERNAME_DEFAULT[BUNDLED_LDAPAUTHENTICATOR[chart]] in (True, False)
+    ldap = _hub_values(rendered)["hub"]["config"]["LDAPAuthenticator"]
+    assert ldap["lookup_dn"] is True and ldap["lookup_dn_user_dn_attribute"] == "cn"
+    assert ldap["use_lookup_dn_username"] is False
