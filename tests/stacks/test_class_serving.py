@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,8 +162,24 @@ def _lister(renders) -> str:
     return config["data"]["list-models.sh"]
 
 
-def _run_once(script: Path, models: Path, out: Path) -> None:
-    subprocess.run([SH, str(script), str(models), str(out), "once"], check=True, timeout=30)
+@dataclass
+class Lister:
+    """The rendered lister script in a temp dir, run by one shell: `once` (init container) or a loop."""
+
+    argv: list[str]
+    env: dict[str, str]
+    script: Path
+    models: Path
+    out: Path
+    root: Path
+
+    def once(self) -> None:
+        subprocess.run([*self.argv, str(self.script), str(self.models), str(self.out), "once"],
+                       check=True, timeout=30, env=self.env)
+
+    def loop(self, every: str) -> subprocess.Popen:
+        return subprocess.Popen([*self.argv, str(self.script), str(self.models), str(self.out), every],
+                                env=self.env, start_new_session=True)
 
 
 def _version(base: Path, name: str, complete: bool = True) -> Path:
@@ -179,8 +197,23 @@ def _listed(name: str, base: Path) -> str:
     return f"  config {{\n    name: '{name}'\n    base_path: '{base}'\n    model_platform: 'tensorflow'\n  }}\n"
 
 
-@pytest.fixture
-def lister(renders, tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+def _busybox_env(tmp_path: Path) -> tuple[list[str], dict[str, str]]:
+    """Like the pinned busybox image: every command the script runs is a busybox applet, nothing else on PATH."""
+    busybox = shutil.which("busybox")
+    if busybox is None:
+        reason = "busybox is not installed here: the lister ran with /bin/sh only (apt-get install busybox)"
+        print(reason)
+        pytest.skip(reason)
+    bin_dir = tmp_path / "busybox-bin"
+    bin_dir.mkdir()
+    for applet in ("sh", "cmp", "mv", "rm", "sleep", "printf", "cat", "echo", "test", "["):
+        (bin_dir / applet).symlink_to(busybox)
+    return [str(bin_dir / "sh")], {"PATH": str(bin_dir)}
+
+
+@pytest.fixture(params=["sh", "busybox"])
+def lister(request, renders, tmp_path: Path) -> Lister:
+    argv, env = ([SH], dict(os.environ)) if request.param == "sh" else _busybox_env(tmp_path)
     script = tmp_path / "list-models.sh"
     script.write_text(_lister(renders))
     root = tmp_path / "models"
@@ -189,66 +222,62 @@ def lister(renders, tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     models.write_text(f"issue-summarization {root / 'issue-summarization'}\nother {root / 'other'}\n")
     out = tmp_path / "run" / "models.config"
     out.parent.mkdir()
-    return script, models, out, root
+    return Lister(argv, env, script, models, out, root)
 
 
-def test_lister_writes_an_empty_list_with_no_model(lister) -> None:
+def test_lister_writes_an_empty_list_with_no_model(lister: Lister) -> None:
     """No model yet: `model_config_list {}`, which ServerCore loads without waiting (server_core.cc)."""
-    script, models, out, root = lister
-    _run_once(script, models, out)
-    assert out.read_text() == EMPTY
-    (root / "issue-summarization").mkdir()  # base path without versions: still nothing to list
-    _run_once(script, models, out)
-    assert out.read_text() == EMPTY
+    lister.once()
+    assert lister.out.read_text() == EMPTY
+    (lister.root / "issue-summarization").mkdir()  # base path without versions: still nothing to list
+    lister.once()
+    assert lister.out.read_text() == EMPTY
 
 
-def test_lister_lists_a_model_once_a_complete_numeric_version_exists(lister) -> None:
+def test_lister_lists_a_model_once_a_complete_numeric_version_exists(lister: Lister) -> None:
     """Only a directory named by digits is a version (ParseVersionNumber); it must hold saved_model.pb
     (the SavedModel loader's file), so an export still being written is not listed."""
-    script, models, out, root = lister
-    base = root / "issue-summarization"
+    base = lister.root / "issue-summarization"
     _version(base, "tmp-1")
     _version(base, ".1700000000.partial")
     _version(base, "1700000000", complete=False)
-    _run_once(script, models, out)
-    assert out.read_text() == EMPTY
+    lister.once()
+    assert lister.out.read_text() == EMPTY
     (base / "1700000000" / "saved_model.pb").write_bytes(b"\x08\x01")
-    _run_once(script, models, out)
-    assert out.read_text() == "model_config_list {\n" + _listed("issue-summarization", base) + "}\n"
-    _version(root / "other", "2")
-    _run_once(script, models, out)
-    assert out.read_text() == ("model_config_list {\n" + _listed("issue-summarization", base)
-                               + _listed("other", root / "other") + "}\n")
+    lister.once()
+    assert lister.out.read_text() == "model_config_list {\n" + _listed("issue-summarization", base) + "}\n"
+    _version(lister.root / "other", "2")
+    lister.once()
+    assert lister.out.read_text() == ("model_config_list {\n" + _listed("issue-summarization", base)
+                                      + _listed("other", lister.root / "other") + "}\n")
 
 
-def test_lister_replaces_the_file_atomically_and_only_on_change(lister) -> None:
+def test_lister_replaces_the_file_atomically_and_only_on_change(lister: Lister) -> None:
     """The server re-reads the whole file each poll (server.cc PollFilesystemAndReloadConfig): a new
     config arrives by rename (a new inode, no partial file, no temp file left); an unchanged one is
     not rewritten."""
-    script, models, out, root = lister
-    _run_once(script, models, out)
-    first = out.stat().st_ino
-    _run_once(script, models, out)
-    assert out.stat().st_ino == first, "unchanged config rewritten"
-    _version(root / "issue-summarization", "1")
-    _run_once(script, models, out)
-    assert out.stat().st_ino != first, "changed config not renamed into place"
-    assert sorted(p.name for p in out.parent.iterdir()) == ["models.config"]
+    lister.once()
+    first = lister.out.stat().st_ino
+    lister.once()
+    assert lister.out.stat().st_ino == first, "unchanged config rewritten"
+    _version(lister.root / "issue-summarization", "1")
+    lister.once()
+    assert lister.out.stat().st_ino != first, "changed config not renamed into place"
+    assert sorted(p.name for p in lister.out.parent.iterdir()) == ["models.config"]
 
 
-def test_lister_sidecar_picks_up_a_new_version_while_running(lister) -> None:
+def test_lister_sidecar_picks_up_a_new_version_while_running(lister: Lister) -> None:
     """The sidecar loop: a version written while it runs is listed within one interval, no restart."""
-    script, models, out, root = lister
-    proc = subprocess.Popen([SH, str(script), str(models), str(out), "1"], start_new_session=True)
+    proc = lister.loop("1")
     try:
         deadline = time.monotonic() + 10
-        while not out.exists() and time.monotonic() < deadline:
+        while not lister.out.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert out.read_text() == EMPTY
-        _version(root / "issue-summarization", "1")
-        while "issue-summarization" not in out.read_text() and time.monotonic() < deadline:
+        assert lister.out.read_text() == EMPTY
+        _version(lister.root / "issue-summarization", "1")
+        while "issue-summarization" not in lister.out.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert "name: 'issue-summarization'" in out.read_text()
+        assert "name: 'issue-summarization'" in lister.out.read_text()
         assert proc.poll() is None, "the sidecar exited"
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
