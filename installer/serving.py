@@ -113,16 +113,19 @@ def replica_bounds(cfg: ClusterConfig) -> ReplicaBounds:
     if not (serving.enabled and serving.gpu):
         return ReplicaBounds(low, high)
     if cfg.spec.profile == "gcp":
-        gpus = gke_serving_gpus(cfg)
-        cap = max(gpus, 1)  # an HPA needs maxReplicas >= 1; with no GPU node the pod stays Pending anyway
+        gpus, gcp = gke_serving_gpus(cfg), cfg.spec.gcp
+        if gpus == 0:  # an HPA still needs maxReplicas >= 1
+            return ReplicaBounds(1, 1, "spec.components.serving.gpu: the GKE GPU pool has no node "
+                                       "(spec.gcp.gpuNodeCount 0), so the serving pod stays Pending; "
+                                       "raise gpuNodeCount or set spec.components.serving.gpu: false")
         if high <= gpus:
             return ReplicaBounds(low, high)
-        gcp = cfg.spec.gcp
-        note = (f"spec.components.serving.maxReplicas {high} lowered to {cap}: each serving replica takes one "
-                f"nvidia.com/gpu and the GKE GPU pool has {gpus} (gpuCount {gcp.gpu_count} x gpuNodeCount "
+        floor = f" (replicas {low} to {gpus} too)" if low > gpus else ""
+        note = (f"spec.components.serving.maxReplicas {high} lowered to {gpus}{floor}: each serving replica takes "
+                f"one nvidia.com/gpu and the GKE GPU pool has {gpus} (gpuCount {gcp.gpu_count} x gpuNodeCount "
                 f"{gcp.gpu_node_count}); notebooks and TFJobs on GPUs leave fewer free, and replicas beyond "
                 "the free GPUs stay Pending")
-        return ReplicaBounds(min(low, cap), cap, note)
+        return ReplicaBounds(min(low, gpus), gpus, note)
     slices = cfg.spec.gpu.time_slicing_replicas
     note = (f"spec.components.serving.gpu: each serving replica takes one nvidia.com/gpu, and kfinstall does not "
             f"know how many GPUs the gpu hosts have: replicas beyond the free GPUs (each GPU counts "

@@ -52,6 +52,7 @@ from installer.serving import (
     LISTER_INTERVAL_S,
     MODEL_CONFIG_POLL_S,
     MODEL_LOAD_S,
+    ReplicaBounds,
     model_pickup_s,
     replica_bounds,
 )
@@ -343,6 +344,20 @@ def test_gke_gpu_serving_hpa_is_bounded_by_the_gpu_pool(renders) -> None:
     warnings = [w["message"] for w in build_plan(cfg).as_dict()["warnings"]]
     assert replica_bounds(cfg).note in warnings
     assert "maxReplicas 4 lowered to 2" in replica_bounds(cfg).note
+
+
+def test_gke_gpu_bounds_edge_cases(renders) -> None:
+    """Every replica fits (no note, bounds kept); the floor above the GPUs comes down too; no GPU node:
+    one replica (an HPA needs maxReplicas >= 1) and plan says it stays Pending."""
+    fits = _gpu_serving(renders, "gcp", "spec.gcp.gpuCount=2", "spec.gcp.gpuNodeCount=2")
+    assert replica_bounds(fits) == ReplicaBounds(1, 4, None)
+    floor = _gpu_serving(renders, "gcp", "spec.gcp.gpuCount=1", "spec.gcp.gpuNodeCount=2",
+                         "spec.components.serving.replicas=3", "spec.components.serving.maxReplicas=5")
+    assert (replica_bounds(floor).min_replicas, replica_bounds(floor).max_replicas) == (2, 2)
+    assert "(replicas 3 to 2 too)" in str(replica_bounds(floor).note)
+    none = _gpu_serving(renders, "gcp", "spec.gcp.gpuNodeCount=0")
+    assert (replica_bounds(none).min_replicas, replica_bounds(none).max_replicas) == (1, 1)
+    assert "stays Pending" in str(replica_bounds(none).note)
 
 
 def test_gke_gpu_pool_is_not_time_shared(renders) -> None:
