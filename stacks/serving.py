@@ -131,6 +131,9 @@ class Serving(pulumi.ComponentResource):
     def _deployment_spec(self) -> dict[str, Any]:
         spec = self._args.cfg.spec.components.serving
         pod: dict[str, Any] = {
+            # Nothing here talks to the API server; a SavedModel's graph can read files (ReadFile op),
+            # so no service account token is mounted for it to read.
+            "automountServiceAccountToken": False,
             "initContainers": [self._lister("model-config-init", "once")],
             "containers": [self._container(), self._lister("model-lister", str(LISTER_INTERVAL_S))],
             "volumes": [

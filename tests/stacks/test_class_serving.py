@@ -117,6 +117,7 @@ def test_model_server_is_healthy_with_no_model(renders, profile: str, channel: s
         assert "httpGet" not in probe and "exec" not in probe, f"{kind} must not depend on a model: {probe}"
         handler = probe.get("tcpSocket") or probe.get("grpc")
         assert handler and handler["port"] in ports, f"{kind} is not on a server port: {probe}"
+    assert deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
     startup = server["startupProbe"]
     assert startup["tcpSocket"]["port"] == int(flags["rest_api_port"]), "REST opens last in BuildAndStart"
     assert startup["periodSeconds"] * startup["failureThreshold"] >= MODEL_LOAD_S
