@@ -236,7 +236,9 @@ def _enabled_charts(cfg: ClusterConfig) -> list[str]:
     if spec.networking.metallb.enabled:
         charts.append("metallb")
     if spec.networking.ingress.enabled:
-        charts.append("ingress-nginx")
+        charts.append(cfg.release.ingress_controller)
+    if spec.networking.tls.enabled and spec.networking.ingress.host and spec.networking.tls.cert_file is None:
+        charts.append("cert-manager")  # issues the UI certificate from the site CA (stacks/tls.py)
     if spec.components.jupyterhub.enabled:
         charts.append("jupyterhub")
     if spec.components.monitoring.enabled:

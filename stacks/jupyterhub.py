@@ -17,6 +17,7 @@ from installer.config.resolved import ClusterConfig
 from installer.versions import parse
 from stacks import serving, workspace
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
+from stacks.tls import ingress_tls
 
 NAMESPACE = "jupyterhub"
 RELEASE = "jupyterhub"
@@ -230,7 +231,9 @@ class Jupyterhub(pulumi.ComponentResource):
         }
         host = cfg.spec.networking.ingress.host
         if host and self._args.ingress_class:
-            values["ingress"] = {"enabled": True, "ingressClassName": self._args.ingress_class, "hosts": [host]}
+            tls = ingress_tls(cfg)  # HTTPS for the host (stacks/tls.py); z2jh copies both into its Ingress
+            values["ingress"] = {"enabled": True, "ingressClassName": self._args.ingress_class, "hosts": [host],
+                                 "annotations": tls["annotations"], "tls": tls["tls"]}
             values["proxy"]["service"] = {"type": "ClusterIP"}
         else:
             values["proxy"]["service"] = {"type": self._args.service_type}

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
+from stacks.tls import ingress_tls
 
 NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
@@ -69,9 +70,13 @@ class Monitoring(pulumi.ComponentResource):
         }
         host = self._args.cfg.spec.networking.ingress.host
         if host and self._args.ingress_class:
+            tls = ingress_tls(self._args.cfg)  # HTTPS for the host (stacks/tls.py)
             values["grafana"]["ingress"] = {"enabled": True, "ingressClassName": self._args.ingress_class,
-                                            "hosts": [host], "path": "/grafana"}
+                                            "hosts": [host], "path": "/grafana",
+                                            "annotations": tls["annotations"], "tls": tls["tls"]}
             # Grafana builds redirects from domain + root_url; without domain it sends browsers to localhost.
-            values["grafana"]["grafana.ini"] = {"server": {"domain": host, "root_url": "%(protocol)s://%(domain)s/grafana",
+            # %(protocol)s is Grafana's own (http: TLS ends at the ingress), so the scheme is written out.
+            scheme = "https" if tls["tls"] else "http"
+            values["grafana"]["grafana.ini"] = {"server": {"domain": host, "root_url": f"{scheme}://%(domain)s/grafana",
                                                            "serve_from_sub_path": True}}
         return values

@@ -1,17 +1,47 @@
-"""Networking: MetalLB with the address pool from the model (bare metal) and an ingress controller."""
+"""Networking: MetalLB with the address pool from the model (bare metal) and an ingress controller.
+
+The controller is the one the channel pins: ingress-nginx up to 1.11, Traefik from 26.03 on, because
+ingress-nginx was retired in March 2026 and gets no more releases or security fixes (Kubernetes
+Steering and Security Response Committees' statement, kubernetes.io blog 2026-01-29). Traefik serves
+the same networking.k8s.io/v1 Ingress objects through its kubernetesIngress provider
+(https://doc.traefik.io/traefik/providers/kubernetes-ingress/), so every channel has one TLS path
+(stacks/tls.py).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer.config.resolved import ClusterConfig
+from installer.releases import Release
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace
+from stacks.tls import tls_enabled
 
 METALLB_NAMESPACE = "metallb-system"
-INGRESS_NAMESPACE = "ingress-nginx"
 POOL_NAME = "kfinstall"
+Controller = Literal["ingress-nginx", "traefik"]
+# Each controller's chart key in installer/releases, its namespace and the IngressClass name it gets
+# when spec.networking.ingress.className is empty.
+CONTROLLER_NAMESPACE: dict[Controller, str] = {"ingress-nginx": "ingress-nginx", "traefik": "traefik"}
+DEFAULT_CLASS: dict[Controller, str] = {"ingress-nginx": "nginx", "traefik": "traefik"}
+INGRESS_NAMESPACE = CONTROLLER_NAMESPACE["ingress-nginx"]
+
+
+def ingress_controller(release: Release) -> Controller:
+    """The controller a channel pins (a channel pins exactly one of them)."""
+    return "traefik" if release.ingress_controller == "traefik" else "ingress-nginx"
+
+
+def ingress_class(cfg: ClusterConfig) -> str | None:
+    """The IngressClass every UI Ingress names; None without an ingress controller."""
+    ingress = cfg.spec.networking.ingress
+    if not ingress.enabled:
+        return None
+    return ingress.class_name or DEFAULT_CLASS[ingress_controller(cfg.release)]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,13 +50,13 @@ class NetworkingArgs(ComponentArgs):
 
 
 class Networking(pulumi.ComponentResource):
-    """LoadBalancer addresses (MetalLB) and HTTP routing (ingress-nginx)."""
+    """LoadBalancer addresses (MetalLB) and HTTP(S) routing (the channel's ingress controller)."""
 
     def __init__(self, name: str, args: NetworkingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kfinstall:platform:Networking", name, None, opts)
         self._name, self._args = name, args
         net = args.cfg.spec.networking
-        self.ingress_class = net.ingress.class_name if net.ingress.enabled else None
+        self.ingress_class = ingress_class(args.cfg)
         if net.metallb.enabled:
             self._metallb(net.metallb.addresses)
         if net.ingress.enabled:
@@ -56,13 +86,33 @@ class Networking(pulumi.ComponentResource):
         return "LoadBalancer" if cfg.spec.networking.metallb.enabled or cfg.spec.profile == "gcp" else "NodePort"
 
     def _ingress(self) -> None:
-        ingress = self._args.cfg.spec.networking.ingress
-        ns = namespace(self, self._args, f"{self._name}-ingress-ns", INGRESS_NAMESPACE, level="baseline",
+        controller = ingress_controller(self._args.cfg.release)
+        ns_name = CONTROLLER_NAMESPACE[controller]
+        ns = namespace(self, self._args, f"{self._name}-ingress-ns", ns_name, level="baseline",
                        component="networking")
-        computed = {"controller": {
-            "ingressClassResource": {"name": ingress.class_name, "default": True},
-            "ingressClass": ingress.class_name,
+        computed = self._nginx_values() if controller == "ingress-nginx" else self._traefik_values()
+        helm_release(self, self._args, controller, ns=ns_name, computed=computed,
+                     depends_on=[ns, *self._args.depends_on])
+
+    def _nginx_values(self) -> dict[str, Any]:
+        # ingress-nginx redirects HTTP to HTTPS by itself for an Ingress with tls (ssl-redirect defaults to true).
+        return {"controller": {
+            "ingressClassResource": {"name": self.ingress_class, "default": True},
+            "ingressClass": self.ingress_class,
             "service": {"type": self.service_type},
         }}
-        helm_release(self, self._args, "ingress-nginx", ns=INGRESS_NAMESPACE, computed=computed,
-                     depends_on=[ns, *self._args.depends_on])
+
+    def _traefik_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "ingressClass": {"enabled": True, "isDefaultClass": True, "name": self.ingress_class},
+            # Only Ingresses naming this class (or none): the same selection ingress-nginx made.
+            "providers": {"kubernetesIngress": {"enabled": True, "ingressClass": self.ingress_class,
+                                                "publishedService": {"enabled": True}}},
+            "service": {"spec": {"type": self.service_type}},
+        }
+        if tls_enabled(self._args.cfg):
+            # Traefik does not redirect by itself: the web entry point sends every plain HTTP request
+            # to websecure (https://doc.traefik.io/traefik/routing/entrypoints/#redirection).
+            values["ports"] = {"web": {"http": {"redirections": {"entryPoint": {
+                "to": "websecure", "scheme": "https", "permanent": True}}}}}
+        return values

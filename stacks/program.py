@@ -17,12 +17,15 @@ import pulumi_kubernetes as k8s
 from installer.config.resolved import ClusterConfig
 from stacks.base import ComponentArgs
 from stacks.gpu import Gpu, GpuArgs
+from stacks.jupyterhub import NAMESPACE as JUPYTERHUB_NAMESPACE
 from stacks.jupyterhub import Jupyterhub, JupyterhubArgs
+from stacks.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from stacks.monitoring import Monitoring, MonitoringArgs
 from stacks.networking import Networking, NetworkingArgs
 from stacks.serving import Serving, ServingArgs
 from stacks.storage import FILESTORE_CLASS, NfsExport, Storage, StorageArgs, default_class_name, nfs_export
 from stacks.tensorboard import Tensorboard, TensorboardArgs
+from stacks.tls import Tls, TlsArgs
 from stacks.training import Training, TrainingArgs
 from stacks.workspace import NAMESPACE as WORKSPACE_NAMESPACE
 from stacks.workspace import Workspace, WorkspaceArgs
@@ -85,8 +88,9 @@ def program(cfg: ClusterConfig) -> dict[str, Any]:
     workspace = None
     if comps.serving.enabled or comps.tensorboard.enabled or notebook_jobs:
         workspace = Workspace("workspace", WorkspaceArgs(**base, storage_class=default_class, depends_on=[storage]))
+    hub = None
     if comps.jupyterhub.enabled:
-        Jupyterhub("jupyterhub", JupyterhubArgs(**base, storage_class=default_class, ingress_class=ingress,
+        hub = Jupyterhub("jupyterhub", JupyterhubArgs(**base, storage_class=default_class, ingress_class=ingress,
                                                 service_type=networking.service_type,
                                                 jobs_namespace=WORKSPACE_NAMESPACE if notebook_jobs else None,
                                                 depends_on=[storage, networking, *([workspace] if workspace else [])]))
@@ -96,7 +100,17 @@ def program(cfg: ClusterConfig) -> dict[str, Any]:
         if comps.tensorboard.enabled:
             Tensorboard("tensorboard", TensorboardArgs(**base, ingress_class=ingress,
                                                        depends_on=[workspace, networking]))
+    # Last: the operator's certificate goes into every UI namespace, so those must exist first.
+    ui: list[pulumi.Resource] = [c for c in (monitoring, hub) if c is not None]
+    Tls("tls", TlsArgs(**base, ui_namespaces=ui_namespaces(cfg), depends_on=ui))
     return outputs
+
+
+def ui_namespaces(cfg: ClusterConfig) -> list[str]:
+    """Namespaces holding an Ingress of a UI: JupyterHub's (TensorBoard is a hub service behind it) and Grafana's."""
+    comps = cfg.spec.components
+    enabled = ((comps.jupyterhub.enabled, JUPYTERHUB_NAMESPACE), (comps.monitoring.enabled, MONITORING_NAMESPACE))
+    return [ns for on, ns in enabled if on]
 
 
 def export_outputs(outputs: dict[str, Any]) -> None:

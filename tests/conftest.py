@@ -27,7 +27,7 @@ BASE_CLUSTER: dict[str, Any] = {
             "url": "ldaps://ldap.example.com:636",
             "bindDn": "cn=hub,dc=example,dc=com",
             "userSearchBase": "ou=people,dc=example,dc=com"}},
-        "networking": {"metallb": {"addresses": ["192.0.2.240/28"]}},
+        "networking": {"metallb": {"addresses": ["192.0.2.240/28"]}, "ingress": {"host": "ml.example.com"}},
     },
 }
 

@@ -32,6 +32,7 @@ from installer.config.pydantic_errors import add_validation_errors
 from installer.config.resolved import ClusterConfig
 from installer.config.rules import check_spec
 from installer.config.secrets import Secrets, load_secrets
+from installer.config.tlsfiles import load_tls_material
 from installer.config.yamlfile import LoadedYaml, load_yaml, preview_key
 from installer.paths import default_state_dir
 from installer.profiles import all_profiles
@@ -56,8 +57,12 @@ def load(
     spec = cluster.spec.model_dump(by_alias=True) if cluster else _spec_dict(merged)
     inventory = _inventory(site, spec, problems)
     secrets = _secrets(site, need_secrets, problems)
+    tls_material = None
     if cluster is not None:
         check_spec(cluster, inventory, secrets, need_secrets, problems, _positioner(doc), _origin(overrides, doc))
+        if cluster.spec.networking.tls.enabled:
+            tls_material = load_tls_material(site, cluster.spec.networking.tls, cluster.spec.networking.ingress.host,
+                                             problems)
     problems.raise_if_errors()
     assert cluster is not None and inventory is not None  # guaranteed by raise_if_errors
     return ClusterConfig(
@@ -69,6 +74,7 @@ def load(
         secrets=secrets,
         warnings=tuple(problems.warnings),
         state_dir=(state_dir or default_state_dir(site, cluster.metadata.name)).resolve(),
+        tls_material=tls_material,
     )
 
 

@@ -327,7 +327,13 @@ class MetallbSpec(Section):
 
 class IngressSpec(Section):
     enabled: bool = Field(True, description="Install an ingress controller.")
-    class_name: str = Field("nginx", description="IngressClass name.")
+    class_name: str | None = Field(
+        None,
+        description=(
+            "IngressClass name. Empty means the channel's controller's own name: nginx where the channel pins "
+            "ingress-nginx (1.9 to 1.11), traefik where it pins Traefik (26.03 on)."
+        ),
+    )
     host: str | None = Field(None, description="DNS name for JupyterHub, Grafana and TensorBoard ingresses.")
 
     @field_validator("host")
@@ -336,9 +342,44 @@ class IngressSpec(Section):
         return _checked(value, lambda v: None if is_dns_name(v) else f"{preview(v)} is not a DNS name")
 
 
+def _site_relative(value: str | None) -> str | None:
+    """A file inside the site folder, named relative to it (the site is what an operator copies around)."""
+    if value is None:
+        return None
+    if any(not c.isprintable() for c in value) or value.strip() == "":
+        raise ValueError(f"{preview(value)} is not a file name")
+    if value.startswith(("/", "~")) or ".." in value.replace("\\", "/").split("/"):
+        raise ValueError(f"{preview(value)} must be a path relative to the site folder, without '..'")
+    return value
+
+
+class TlsSpec(Section):
+    enabled: bool = Field(
+        True,
+        description=(
+            "Serve every UI (JupyterHub, Grafana, TensorBoard) over HTTPS at spec.networking.ingress.host, "
+            "and nothing over plain HTTP. Only the lab profile may turn it off."
+        ),
+    )
+    cert_file: str | None = Field(
+        None,
+        description=(
+            "Your certificate for spec.networking.ingress.host (PEM, leaf first, then the chain), relative to the "
+            "site folder. Empty: cert-manager issues one from the site CA that `kfinstall init` generated "
+            "(its certificate is site-ca.crt in the site folder: hand it to your users)."
+        ),
+    )
+    key_file: str | None = Field(
+        None, description="The PEM private key of certFile, relative to the site folder (keep it 0600)."
+    )
+
+    _check_files = field_validator("cert_file", "key_file")(classmethod(lambda cls, v: _site_relative(v)))
+
+
 class NetworkingSpec(Section):
     metallb: MetallbSpec = Field(default_factory=MetallbSpec, description="MetalLB (bare metal LoadBalancer Services).")
     ingress: IngressSpec = Field(default_factory=IngressSpec, description="The ingress controller.")
+    tls: TlsSpec = Field(default_factory=TlsSpec, description="HTTPS for every UI behind the ingress host.")
 
 
 class GpuProfile(Section):

@@ -10,6 +10,7 @@ from installer.config.inventory import Inventory
 from installer.config.model import ClusterFile, Spec
 from installer.config.problems import Problem
 from installer.config.secrets import Secrets
+from installer.config.tlsfiles import TlsMaterial
 from installer.profiles import Profile
 from installer.releases import Release
 from installer.versions import minor_of
@@ -29,6 +30,8 @@ class ClusterConfig:
     secrets: Secrets | None
     warnings: tuple[Problem, ...]
     state_dir: Path
+    tls_material: TlsMaterial | None = None
+    """The operator's certificate and key (spec.networking.tls.certFile/keyFile), checked; None otherwise."""
 
     @property
     def name(self) -> str:

@@ -53,6 +53,7 @@ def check_spec(
         lambda: _storage(cluster, problems, position),
         lambda: _package_mirror(cluster, problems, position),
         lambda: _metallb(cluster, problems, position),
+        lambda: _tls(cluster, problems, position),
         lambda: _gcp(cluster, problems, position),
         lambda: _serving(cluster, problems, position),
         lambda: _control_plane_endpoint(cluster, inventory, problems, position),
@@ -242,6 +243,38 @@ def _metallb(cluster: ClusterFile, problems: Problems, position: Position) -> No
             "MetalLB cannot announce addresses on GCP",
             "set it to false; GKE provides LoadBalancer Services",
         )
+
+
+def _tls(cluster: ClusterFile, problems: Problems, position: Position) -> None:
+    """Every UI over HTTPS at the ingress host; plain HTTP only in the lab profile (issue 12 item 9)."""
+    net = cluster.spec.networking
+    lab = cluster.spec.profile == "lab"
+    if not net.tls.enabled and not lab:
+        _err(problems, position, "spec.networking.tls.enabled",
+             "only the lab profile may serve UIs over plain HTTP (LDAP passwords would cross the network in clear)",
+             "remove spec.networking.tls.enabled: false; cert-manager then issues the UI certificate from the "
+             "site CA, or set spec.networking.tls.certFile and keyFile to your own")
+    if not net.tls.enabled:
+        return
+    if (net.tls.cert_file is None) != (net.tls.key_file is None):
+        given, missing = ("certFile", "keyFile") if net.tls.key_file is None else ("keyFile", "certFile")
+        _err(problems, position, f"spec.networking.tls.{given}", f"given without spec.networking.tls.{missing}",
+             f"set spec.networking.tls.{missing} too, or neither (cert-manager then issues one from the site CA)")
+    if not net.ingress.enabled:
+        _err(problems, position, "spec.networking.ingress.enabled",
+             "HTTPS is served by the ingress controller; without it the UIs would be plain HTTP Services",
+             "set spec.networking.ingress.enabled: true"
+             + ("" if not lab else ", or spec.networking.tls.enabled: false"))
+    elif not net.ingress.host:
+        _err(problems, position, "spec.networking.ingress.host",
+             "required with TLS: the UIs are served only at https://<host>/ (their certificate names it)",
+             "set a DNS name that resolves to the ingress controller's address, e.g. ml.example.com"
+             + ("" if not lab else ", or spec.networking.tls.enabled: false"))
+    if load_release(cluster.spec.channel).ingress_controller == "traefik" and net.ingress.class_name == "nginx":
+        _err(problems, position, "spec.networking.ingress.className",
+             f"channel {cluster.spec.channel} runs Traefik (ingress-nginx is retired); an IngressClass named nginx "
+             "would collide with ingress-nginx's own while an upgrade replaces it",
+             "delete the key (the class is then traefik) or choose another name")
 
 
 def _gcp(cluster: ClusterFile, problems: Problems, position: Position) -> None:

@@ -44,6 +44,8 @@ _GENERATED: dict[str, tuple[str, str]] = {
     "jupyterhub_crypt_key": ("hex", "encrypts JupyterHub auth_state (CryptKeeper)"),
     "grafana_admin_password": ("urlsafe", "Grafana admin login"),
     "lab_user_password": ("urlsafe", "shared password of the dummy authenticator (lab profile only)"),
+    "site_ca": ("site-ca", "the site CA that signs every UI's HTTPS certificate (base64 of its key and "
+                "certificate; the certificate alone is site-ca.crt in the site folder)"),
 }
 # Provided by the operator, never generated: they belong to systems kfinstall does not own.
 _PROVIDED: dict[str, str] = {
@@ -73,6 +75,7 @@ class Secrets(BaseModel):
     jupyterhub_crypt_key: SecretStr
     grafana_admin_password: SecretStr
     lab_user_password: SecretStr
+    site_ca: SecretStr
     ldap_bind_password: SecretStr = SecretStr("")
 
     def values(self) -> list[str]:
@@ -287,6 +290,10 @@ def _is_empty(value: Any) -> bool:
 
 
 def _new_value(kind: str) -> str:
+    if kind == "site-ca":
+        from installer.config.siteca import new_site_ca  # cryptography loads only when a CA is made
+
+        return new_site_ca()
     return secrets.token_hex(32) if kind == "hex" else secrets.token_urlsafe(32)
 
 
@@ -401,7 +408,7 @@ def _appended(text: str, created: dict[str, str]) -> str | None:
         return None
     lines = [text if not text or text.endswith("\n") else text + "\n"]
     for key, value in created.items():
-        lines.append(f"# {_GENERATED[key][1]}\n{key}: '{value}'\n")  # tokens: [A-Za-z0-9_-] only
+        lines.append(f"# {_GENERATED[key][1]}\n{key}: '{value}'\n")  # tokens and base64: no quote
     for key, purpose in _PROVIDED.items():
         if not re.search(rf"(?m)^{re.escape(key)}\s*:", text):
             lines.append(f"# {purpose} (you provide this one)\n{key}: ''\n")

@@ -87,6 +87,12 @@ class Release(BaseModel):
     charts: dict[str, ChartPin]
     images: dict[str, ImagePin]
 
+    @property
+    def ingress_controller(self) -> str:
+        """The ingress controller's chart key: traefik where the channel pins it (26.03 on, ingress-nginx
+        being retired), else ingress-nginx. A channel pins one of the two."""
+        return "traefik" if "traefik" in self.charts else "ingress-nginx"
+
 
 def channel_names() -> list[str]:
     """All channel names, oldest first (by the `order` field, not by string sorting)."""

@@ -12,7 +12,8 @@ from installer.versions import minor_tuple, parse
 
 EXPECTED_CHANNELS = ["1.9", "1.10", "1.11", "26.03", "26.03.1"]
 REQUIRED_CHARTS = {"gpu-operator", "nvidia-device-plugin", "dcgm-exporter", "csi-driver-nfs", "metallb",
-                   "ingress-nginx", "jupyterhub", "kube-prometheus-stack"}
+                   "jupyterhub", "kube-prometheus-stack", "cert-manager"}
+INGRESS_CONTROLLERS = {"ingress-nginx", "traefik"}
 REQUIRED_IMAGES = {"training-operator", "tensorflow-serving", "tensorflow-serving-gpu", "tensorboard",
                    "local-path-provisioner"}
 
@@ -25,6 +26,7 @@ def test_channels_in_order() -> None:
 def test_channel_pins_are_complete(channel: str) -> None:
     release = load_release(channel)
     assert REQUIRED_CHARTS <= set(release.charts)
+    assert len(INGRESS_CONTROLLERS & set(release.charts)) == 1, "exactly one ingress controller per channel"
     assert REQUIRED_IMAGES <= set(release.images)
     for pin in release.images.values():
         assert pin.tag and pin.tag != "latest"

@@ -30,17 +30,17 @@ GPU_HOSTS = {"all.children.gpu": {"hosts": {"n1": None, "cp1": None}}}
 # (id, cluster changes, hosts changes, sets, expected exact line)
 CASES = [
     ("unknown-key-did-you-mean", {"spec.gpu.driverBrach": "580"}, {}, (),
-     "error: kfinstall.yaml:19:5: spec.gpu.driverBrach: unknown key 'driverBrach'. Fix: did you mean 'driverBranch'?"),
+     "error: kfinstall.yaml:21:5: spec.gpu.driverBrach: unknown key 'driverBrach'. Fix: did you mean 'driverBranch'?"),
     ("unknown-top-key", {"spek": {}}, {}, (),
-     "error: kfinstall.yaml:18:1: spek: unknown key 'spek'. Fix: did you mean 'spec'?"),
+     "error: kfinstall.yaml:20:1: spek: unknown key 'spek'. Fix: did you mean 'spec'?"),
     ("unknown-key-no-close-match", {"spec.storage.zzz": 1}, {}, (),
-     "error: kfinstall.yaml:19:5: spec.storage.zzz: unknown key 'zzz'. Fix: remove it; allowed keys here: defaultClass, nfs, gluster"),
+     "error: kfinstall.yaml:21:5: spec.storage.zzz: unknown key 'zzz'. Fix: remove it; allowed keys here: defaultClass, nfs, gluster"),
     ("wrong-type-bool", {"spec.gpu.enabled": "maybe"}, {}, (),
-     "error: kfinstall.yaml:19:5: spec.gpu.enabled: Input should be a valid boolean, unable to interpret input (got 'maybe'). Fix: correct spec.gpu.enabled"),
+     "error: kfinstall.yaml:21:5: spec.gpu.enabled: Input should be a valid boolean, unable to interpret input (got 'maybe'). Fix: correct spec.gpu.enabled"),
     ("wrong-type-int", {"spec.gpu.timeSlicingReplicas": "many"}, {}, (),
-     "error: kfinstall.yaml:19:5: spec.gpu.timeSlicingReplicas: Input should be a valid integer, unable to parse string as an integer (got 'many'). Fix: correct spec.gpu.timeSlicingReplicas"),
+     "error: kfinstall.yaml:21:5: spec.gpu.timeSlicingReplicas: Input should be a valid integer, unable to parse string as an integer (got 'many'). Fix: correct spec.gpu.timeSlicingReplicas"),
     ("int-out-of-range", {"spec.gpu.timeSlicingReplicas": 0}, {}, (),
-     'error: kfinstall.yaml:19:5: spec.gpu.timeSlicingReplicas: Input should be greater than or equal to 1 (got 0). Fix: correct spec.gpu.timeSlicingReplicas'),
+     'error: kfinstall.yaml:21:5: spec.gpu.timeSlicingReplicas: Input should be greater than or equal to 1 (got 0). Fix: correct spec.gpu.timeSlicingReplicas'),
     ("wrong-type-list", {"spec.auth.admins": "alice"}, {}, (),
      "error: kfinstall.yaml:14:5: spec.auth.admins: Input should be a valid list (got 'alice'). Fix: correct spec.auth.admins"),
     ("literal-choice", {"spec.auth.type": "oauth"}, {}, (),
@@ -62,17 +62,17 @@ CASES = [
     ("unknown-profile", {"spec.profile": "baremetal"}, {}, (),
      "error: kfinstall.yaml:6:3: spec.profile: unknown profile 'baremetal'. Fix: did you mean 'bare-metal'? profiles: bare-metal, gcp, lab, private-cloud, private-gpu"),
     ("k8s-version-above-range", {"spec.kubernetes": {"version": "1.36"}}, {}, (),
-     "error: kfinstall.yaml:19:5: spec.kubernetes.version: 1.36 is outside channel 26.03's range 1.34-1.35. Fix: use a version from 1.34 to 1.35, or another channel (kfinstall channels)"),
+     "error: kfinstall.yaml:21:5: spec.kubernetes.version: 1.36 is outside channel 26.03's range 1.34-1.35. Fix: use a version from 1.34 to 1.35, or another channel (kfinstall channels)"),
     ("k8s-version-below-range", {"spec.kubernetes": {"version": "1.29.4"}}, {}, (),
-     "error: kfinstall.yaml:19:5: spec.kubernetes.version: 1.29.4 is outside channel 26.03's range 1.34-1.35. Fix: use a version from 1.34 to 1.35, or another channel (kfinstall channels)"),
+     "error: kfinstall.yaml:21:5: spec.kubernetes.version: 1.29.4 is outside channel 26.03's range 1.34-1.35. Fix: use a version from 1.34 to 1.35, or another channel (kfinstall channels)"),
     ("k8s-version-not-a-version", {"spec.kubernetes": {"version": "latest"}}, {}, (),
-     "error: kfinstall.yaml:19:5: spec.kubernetes.version: 'latest' is not a version. Fix: write a minor such as 1.34"),
+     "error: kfinstall.yaml:21:5: spec.kubernetes.version: 'latest' is not a version. Fix: write a minor such as 1.34"),
     ("bad-pod-cidr", {"spec.kubernetes": {"podSubnet": "10.244.0.0/33"}}, {}, (),
-     "error: kfinstall.yaml:19:5: spec.kubernetes.podSubnet: '10.244.0.0/33' does not appear to be an IPv4 or IPv6 network. Fix: correct spec.kubernetes.podSubnet"),
+     "error: kfinstall.yaml:21:5: spec.kubernetes.podSubnet: '10.244.0.0/33' does not appear to be an IPv4 or IPv6 network. Fix: correct spec.kubernetes.podSubnet"),
     ("removed-key-renamed", {"spec.gpu.driverVersion": "550.1"}, {}, (),
-     'error: kfinstall.yaml:19:5: spec.gpu.driverVersion: was removed in kfinstall 0.1.0 (drivers are pinned by branch; the channel picks the patch). Fix: rename it to spec.gpu.driverBranch'),
+     'error: kfinstall.yaml:21:5: spec.gpu.driverVersion: was removed in kfinstall 0.1.0 (drivers are pinned by branch; the channel picks the patch). Fix: rename it to spec.gpu.driverBranch'),
     ("removed-key-dropped", {"spec.storage.heketi": {"url": "http://heketi"}}, {}, (),
-     'error: kfinstall.yaml:19:5: spec.storage.heketi: was removed in kfinstall 0.1.0 (Heketi is archived upstream; spec.storage.gluster builds the volume with Ansible). Fix: delete the key'),
+     'error: kfinstall.yaml:21:5: spec.storage.heketi: was removed in kfinstall 0.1.0 (Heketi is archived upstream; spec.storage.gluster builds the volume with Ansible). Fix: delete the key'),
     ("wrong-api-version", {"apiVersion": "kfinstall.io/v1"}, {}, (),
      "error: kfinstall.yaml:1:1: apiVersion: 'kfinstall.io/v1' is not allowed. Fix: use one of 'kfinstall.io/v1alpha1'"),
     ("wrong-kind", {"kind": "Install"}, {}, (),
@@ -88,23 +88,23 @@ CASES = [
     ("metallb-bad-address", {"spec.networking.metallb.addresses": ["192.0.2.999/28"]}, {}, (),
      "error: kfinstall.yaml:17:9: spec.networking.metallb.addresses[0]: '192.0.2.999/28' does not appear to be an IPv4 or IPv6 network. Fix: correct spec.networking.metallb.addresses[0]"),
     ("mirror-without-url", {"spec.kubernetes": {"packageSource": "mirror"}}, {}, (),
-     'error: kfinstall.yaml:18:3: spec.kubernetes.packageMirror: required when spec.kubernetes.packageSource is mirror. Fix: set the base URL of your package mirror, e.g. https://mirror.example.internal/kubernetes'),
+     'error: kfinstall.yaml:20:3: spec.kubernetes.packageMirror: required when spec.kubernetes.packageSource is mirror. Fix: set the base URL of your package mirror, e.g. https://mirror.example.internal/kubernetes'),
     ("default-class-disabled", {"spec.storage": {"defaultClass": "gluster"}}, {}, (),
-     'error: kfinstall.yaml:19:5: spec.storage.defaultClass: gluster is not enabled. Fix: enable spec.storage.gluster or choose an enabled backend'),
+     'error: kfinstall.yaml:21:5: spec.storage.defaultClass: gluster is not enabled. Fix: enable spec.storage.gluster or choose an enabled backend'),
     ("serving-replicas", {"spec.components": {"serving": {"replicas": 5, "maxReplicas": 2}}}, {}, (),
-     'error: kfinstall.yaml:21:7: spec.components.serving.maxReplicas: 2 is below replicas (5). Fix: raise maxReplicas or lower replicas'),
+     'error: kfinstall.yaml:23:7: spec.components.serving.maxReplicas: 2 is below replicas (5). Fix: raise maxReplicas or lower replicas'),
     ("serving-bad-model-name", {"spec.components": {"serving": {"models": [{"name": "Issue_Model"}]}}}, {}, (),
-     "error: kfinstall.yaml:21:9: spec.components.serving.models[0].name: must be a DNS label (lowercase letters, digits, '-') (got 'Issue_Model'). Fix: correct spec.components.serving.models[0].name"),
+     "error: kfinstall.yaml:23:9: spec.components.serving.models[0].name: must be a DNS label (lowercase letters, digits, '-') (got 'Issue_Model'). Fix: correct spec.components.serving.models[0].name"),
     ("serving-model-path-injects-config", {"spec.components": {"serving": {"models": [
         {"name": "m", "basePath": "/models/m' } config { name: 'x"}]}}}, {}, (),
-     """error: kfinstall.yaml:22:9: spec.components.serving.models[0].basePath: must be a path under /models/ (the models volume) of letters, digits, '.', '_', '-' and '/', without '..' (got "/models/m' } config { na..."). Fix: correct spec.components.serving.models[0].basePath"""),
+     """error: kfinstall.yaml:24:9: spec.components.serving.models[0].basePath: must be a path under /models/ (the models volume) of letters, digits, '.', '_', '-' and '/', without '..' (got "/models/m' } config { na..."). Fix: correct spec.components.serving.models[0].basePath"""),
     ("serving-model-path-off-volume", {"spec.components": {"serving": {"models": [
         {"name": "m", "basePath": "/models/../etc"}]}}}, {}, (),
-     "error: kfinstall.yaml:22:9: spec.components.serving.models[0].basePath: must be a path under /models/ (the models volume) of letters, digits, '.', '_', '-' and '/', without '..' (got '/models/../etc'). Fix: correct spec.components.serving.models[0].basePath"),
+     "error: kfinstall.yaml:24:9: spec.components.serving.models[0].basePath: must be a path under /models/ (the models volume) of letters, digits, '.', '_', '-' and '/', without '..' (got '/models/../etc'). Fix: correct spec.components.serving.models[0].basePath"),
     ("bad-quantity", {"spec.components": {"jupyterhub": {"storageSize": "ten gigs"}}}, {}, (),
-     "error: kfinstall.yaml:20:7: spec.components.jupyterhub.storageSize: 'ten gigs' is not a Kubernetes quantity such as 10Gi. Fix: correct spec.components.jupyterhub.storageSize"),
+     "error: kfinstall.yaml:22:7: spec.components.jupyterhub.storageSize: 'ten gigs' is not a Kubernetes quantity such as 10Gi. Fix: correct spec.components.jupyterhub.storageSize"),
     ("gke-stack-outside-gcp", {"spec.gpu.stack": "gke"}, {}, (),
-     'error: kfinstall.yaml:19:5: spec.gpu.stack: gke drivers exist only on the gcp profile. Fix: use gpu-operator or device-plugin'),
+     'error: kfinstall.yaml:21:5: spec.gpu.stack: gke drivers exist only on the gcp profile. Fix: use gpu-operator or device-plugin'),
     # inventory rules
     ("duplicate-address", {}, {"all.hosts.n2": {"ansible_host": "192.0.2.21"}}, (),
      "error: hosts.yml: all.hosts.n2.ansible_host: address 192.0.2.21 is also used by host n1. Fix: give every host its own ansible_host address"),
@@ -141,7 +141,7 @@ def test_bad_input_is_reported_exactly(make_site, cluster, hosts, sets, expected
     assert_problem(problems_of(site, sets), expected)
 
 
-GCP_CLUSTER = {"spec.profile": "gcp", "spec.gcp": {"project": "p"}, "spec.networking": {}}
+GCP_CLUSTER = {"spec.profile": "gcp", "spec.gcp": {"project": "p"}, "spec.networking": {"ingress": {"host": "ml.example.com"}}}
 
 
 def test_yaml_syntax_error_in_cluster_file_gives_line_and_column(make_site) -> None:
@@ -225,7 +225,7 @@ def test_gcp_profile_without_hosts_is_valid(make_site) -> None:
 
 def test_gcp_profile_requires_project(make_site) -> None:
     lines = problems_of(make_site(cluster={**GCP_CLUSTER, "spec.gcp": {}}, hosts_text="all: {}\n"))
-    assert_problem(lines, "error: kfinstall.yaml:15:3: spec.gcp.project: required for the gcp profile. Fix: set your GCP project id")
+    assert_problem(lines, "error: kfinstall.yaml:17:3: spec.gcp.project: required for the gcp profile. Fix: set your GCP project id")
 
 
 def test_even_number_of_control_plane_hosts_is_a_warning(make_site) -> None:
@@ -313,7 +313,7 @@ def test_cli_exits_2_with_one_line_per_problem(make_site, capfd) -> None:
     err = capfd.readouterr().err.strip().splitlines()
     assert err[:2] == [
         "error: kfinstall.yaml:7:3: spec.channel: unknown channel '9.9'. Fix: did you mean '1.9'? channels: 1.9, 1.10, 1.11, 26.03, 26.03.1",
-        "error: kfinstall.yaml:19:5: spec.gpu.driverBrach: unknown key 'driverBrach'. Fix: did you mean 'driverBranch'?",
+        "error: kfinstall.yaml:21:5: spec.gpu.driverBrach: unknown key 'driverBrach'. Fix: did you mean 'driverBranch'?",
     ]
     assert err[-1] == "2 problem(s); nothing was changed."
 
@@ -325,7 +325,7 @@ def test_validate_json_lists_problems(make_site) -> None:
     data = json.loads(result.stdout)
     assert data["valid"] is False
     assert data["problems"][0]["key"] == "spec.gpu.enabled"
-    assert data["problems"][0]["line"] == 19
+    assert data["problems"][0]["line"] == 21
 
 
 def test_loading_leaves_the_ansible_environment_alone(make_site, monkeypatch) -> None:
