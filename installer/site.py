@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.config.secrets import check_secrets, generate_secrets
+from installer.config.problems import Problems
+from installer.config.secrets import check_secrets, generate_secrets, load_secrets
+from installer.config.siteca import CA_FILE, site_ca_certificate
 from installer.errors import ConfigError
 from installer.owned import NewFile, open_folder
 from installer.paths import data_dir
@@ -17,6 +19,10 @@ class InitResult:
     kept: list[Path] = field(default_factory=list)
     generated_secrets: list[str] = field(default_factory=list)
     secrets_path: Path = Path()
+    ca_certificate: Path | None = None
+    """site-ca.crt when it holds the site CA of secrets.yml (written now or before); None otherwise."""
+    ca_certificate_differs: bool = False
+    """A site-ca.crt kfinstall did not write (or an older CA's) is in the way; it was kept."""
 
 
 def init_site(profile: str, directory: Path) -> InitResult:
@@ -45,7 +51,32 @@ def init_site(profile: str, directory: Path) -> InitResult:
             else:
                 result.kept.append(directory / rel)
     result.generated_secrets = generate_secrets(result.secrets_path)
+    _export_ca_certificate(directory, result)
     return result
+
+
+def _export_ca_certificate(directory: Path, result: InitResult) -> None:
+    """Write the site CA's certificate (public) beside secrets.yml for operators to hand to users.
+
+    Only the certificate leaves secrets.yml; an existing site-ca.crt is never replaced (it may be the
+    operator's, or the certificate of a CA users already trust).
+    """
+    secrets = load_secrets(result.secrets_path, str(result.secrets_path), Problems())
+    pem = site_ca_certificate(secrets.site_ca.get_secret_value()) if secrets is not None else None
+    if pem is None:
+        return
+    path = directory / CA_FILE
+    with open_folder(directory, create=False) as folder:
+        # 0644: a CA certificate is public, made to be copied into browsers and trust stores.
+        if folder.create(CA_FILE, NewFile(pem.encode("ascii"), 0o644), []):
+            result.ca_certificate = path
+            return
+    try:
+        same = path.read_text(encoding="ascii") == pem
+    except (OSError, UnicodeDecodeError):
+        same = False
+    result.ca_certificate = path if same else None
+    result.ca_certificate_differs = not same
 
 
 def _missing_sample_files(sample: Path, directory: Path, result: InitResult) -> list[tuple[str, Path]]:

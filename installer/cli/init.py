@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from installer.cli.common import stdout, vault_password_option
+from installer.config.siteca import CA_FILE
 from installer.profiles import profile_names
 from installer.site import init_site
 
@@ -42,6 +43,12 @@ def init(profile_name: str, directory: Path) -> None:
     stdout.print(f"secrets {result.secrets_path} ({mode:04o}); generated: {generated}", markup=False)
     if mode & 0o077:  # kept as the operator left it: init replaces the file only to add a key
         stdout.print(f"warning: {result.secrets_path} is readable by others; run chmod 600 on it", markup=False)
+    if result.ca_certificate is not None:
+        stdout.print(f"site CA certificate {result.ca_certificate}: give it to your users' browsers to trust "
+                     "the UIs' HTTPS certificates (its key stays in secrets.yml)", markup=False)
+    elif result.ca_certificate_differs:
+        stdout.print(f"warning: {directory / CA_FILE} is not the site CA in secrets.yml; kept as it is "
+                     "(move it away and run init again to export the site CA)", markup=False)
     stdout.print(
         f"next: edit {directory}/hosts.yml and kfinstall.yaml, then "
         f"`kfinstall inventory validate -i {directory}` and `kfinstall plan -i {directory}`",
