@@ -286,6 +286,35 @@ def test_lister_sidecar_picks_up_a_new_version_while_running(lister: Lister) -> 
         proc.wait(timeout=10)
 
 
+def _model_server_config() -> Any:
+    """tensorflow_serving's own ModelServerConfig message (pip install --no-deps tensorflow-serving-api)."""
+    try:
+        from tensorflow_serving.config import model_server_config_pb2
+    except ImportError:
+        reason = ("tensorflow_serving's protos are not importable here (pip install --no-deps "
+                  "tensorflow-serving-api): the lister's output was checked by its text only")
+        print(reason)
+        pytest.skip(reason)
+    return model_server_config_pb2.ModelServerConfig
+
+
+def test_lister_output_parses_as_upstreams_model_server_config(lister: Lister) -> None:
+    """What the server parses (server.cc ParseProtoTextFile<ModelServerConfig>): the empty list sets the
+    model_config_list case with no model (so ServerCore::ReloadConfig takes the ModelConfigList path,
+    not 'Taking no action for empty config'), and a listed model carries name, base path and platform."""
+    from google.protobuf import text_format
+
+    message = _model_server_config()
+    lister.once()
+    empty = text_format.Parse(lister.out.read_text(), message())
+    assert empty.WhichOneof("config") == "model_config_list" and not empty.model_config_list.config
+    _version(lister.root / "issue-summarization", "7")
+    lister.once()
+    (model,) = text_format.Parse(lister.out.read_text(), message()).model_config_list.config
+    assert (model.name, model.base_path, model.model_platform) == (
+        "issue-summarization", str(lister.root / "issue-summarization"), "tensorflow")
+
+
 # --- verify --demo waits as long as the Deployment needs ----------------------------------------------
 
 @pytest.mark.parametrize("channel", CHANNELS)
