@@ -14,6 +14,17 @@ the dry-run and the run record show. Each migration is a function that computes 
 - pod-security-labels: from the channel named in upgrade-rules.yml on, platform namespaces carry
   Pod Security Admission labels; a server-side dry run of the target levels on every existing
   namespace lists the running pods that would violate them, and the hop is refused if any would.
+- ingress-nginx-to-traefik: the hop onto the first channel that pins Traefik instead of the retired
+  ingress-nginx (Kubernetes Steering and Security Response Committees' statement, kubernetes.io blog
+  2026-01-29). Before anything changes, Ingresses only ingress-nginx serves that kfinstall does not
+  manage refuse the hop (they would go dark). The order is Pulumi's: the Traefik release is created
+  and awaited (helm.v3.Release waits for its resources unless skipAwait), the UI Ingresses, which
+  depend on the Networking component, then name Traefik's class, and the ingress-nginx release and
+  namespace, gone from the program, are deleted last (Pulumi deletes what a program no longer
+  declares after its creates and updates; pulumi/pulumi#9979). The controller Service is new, so its
+  LoadBalancer address changes: MetalLB gives one address to two Services only with the
+  allow-shared-ip annotation and ports that do not overlap (metallb.io usage, "IP address sharing"),
+  and both controllers listen on 80 and 443. The hop records the old address and pauses for DNS.
 """
 
 from __future__ import annotations
@@ -33,6 +44,12 @@ KPS_CHART = "kube-prometheus-stack"
 KPS_CRDS = "kube-prometheus-stack-crds"
 TRAINING_STANDALONE = "training-operator-standalone"
 POD_SECURITY = "pod-security-labels"
+INGRESS_SWITCH = "ingress-nginx-to-traefik"
+# ingress-nginx's controller Service: <release>-controller for the release kfinstall names ingress-nginx.
+NGINX_NAMESPACE = "ingress-nginx"
+NGINX_SERVICE = "ingress-nginx-controller"
+# The IngressClass each controller's release creates when spec.networking.ingress.className is empty.
+DEFAULT_CLASS = {"ingress-nginx": "nginx", "traefik": "traefik"}
 # prometheus-operator's CRDs as shipped in the chart at charts/crds/crds/ (group monitoring.coreos.com).
 KPS_CRD_NAMES = tuple(
     f"{plural}.monitoring.coreos.com"
@@ -73,6 +90,8 @@ def migrations_for(old: Release, new: Release, rules: UpgradeRules) -> tuple[str
         names.append(TRAINING_STANDALONE)
     if channel_at_or_after(new, rules.pod_security.labels_from_channel):
         names.append(POD_SECURITY)
+    if (old.ingress_controller, new.ingress_controller) == ("ingress-nginx", "traefik"):
+        names.append(INGRESS_SWITCH)
     if chart_major(old, KPS_CHART) != chart_major(new, KPS_CHART):
         names.append(KPS_CRDS)
     return tuple(names)
@@ -256,10 +275,67 @@ def pod_security_warnings(stderr: str) -> list[str]:
     return [line.removeprefix("Warning:").strip() for line in stderr.splitlines() if line.startswith("Warning:")]
 
 
+# ingress-nginx -> Traefik ------------------------------------------------------------------------
+
+
+def ingress_list_command(kubeconfig: Path) -> list[str]:
+    return ["kubectl", "--kubeconfig", str(kubeconfig), "get", "ingress", "--all-namespaces", "-o", "json"]
+
+
+def old_address_command(kubeconfig: Path) -> list[str]:
+    return ["kubectl", "--kubeconfig", str(kubeconfig), "get", "service", "--namespace", NGINX_NAMESPACE,
+            NGINX_SERVICE, "-o", "jsonpath={.status.loadBalancer.ingress[*]['ip','hostname']}"]
+
+
+def _ingress_class(item: Mapping[str, Any]) -> str | None:
+    spec, meta = item.get("spec") or {}, item.get("metadata") or {}
+    cls = spec.get("ingressClassName") or (meta.get("annotations") or {}).get("kubernetes.io/ingress.class")
+    return str(cls) if cls else None
+
+
+def stranded_ingresses(listing: Mapping[str, Any], old_class: str, releases: set[str]) -> list[str]:
+    """namespace/name of each Ingress only the old controller serves and kfinstall does not manage.
+
+    kfinstall's own are its objects (managed-by kfinstall) and those its Helm releases render (Helm's
+    meta.helm.sh/release-name annotation names one of the channel's chart keys, which kfinstall uses
+    as release names): the hop moves those to the new class. An Ingress with no class at all is served
+    by the default class, which the new controller's IngressClass becomes.
+    """
+    stranded = []
+    for item in listing.get("items") or []:
+        if not isinstance(item, Mapping) or _ingress_class(item) != old_class:
+            continue
+        meta = item.get("metadata") or {}
+        if (meta.get("labels") or {}).get("app.kubernetes.io/managed-by") == "kfinstall":
+            continue
+        if (meta.get("annotations") or {}).get("meta.helm.sh/release-name") in releases:
+            continue
+        stranded.append(f"{meta.get('namespace')}/{meta.get('name')}")
+    return sorted(stranded)
+
+
+def ingress_switch_check(listing: Mapping[str, Any], old_class: str, new_class: str, releases: set[str]) -> None:
+    """PreflightError when Ingresses of the operator's would stop being served once ingress-nginx is gone."""
+    stranded = stranded_ingresses(listing, old_class, releases)
+    if stranded:
+        raise PreflightError(
+            f"ingress-nginx is replaced by Traefik in this hop and serves Ingresses kfinstall does not manage "
+            f"(IngressClass {old_class}): {', '.join(stranded)}. Move them to IngressClass {new_class} "
+            f"(spec.ingressClassName) or delete them, then run the upgrade again"
+        )
+
+
+def ingress_switch_pause(index: int) -> str:
+    return (f"after hop {index}: the ingress controller's address changes (a new LoadBalancer Service); point "
+            "DNS for spec.networking.ingress.host at the address of Service traefik in namespace traefik")
+
+
 MIGRATIONS: dict[str, str] = {
     "z2jh-values-3-to-4": "JupyterHub chart 3 -> 4 values: slug_scheme escape, KubeSpawner 6 PVC names, allow config",
     KPS_CRDS: "apply the target kube-prometheus-stack operator CRDs by server-side apply before the chart",
     TRAINING_STANDALONE: "keep training-operator v1 standalone; never delete kubeflow.org job CRDs in use",
     POD_SECURITY: "Pod Security Admission levels of the target program, dry-run on the server first (refused when "
     "running pods would violate them)",
+    INGRESS_SWITCH: "replace the retired ingress-nginx by Traefik: refused while it serves Ingresses kfinstall does "
+    "not manage; Traefik serves before ingress-nginx is removed; the ingress address changes (DNS pause)",
 }

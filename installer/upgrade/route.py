@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from installer.errors import PreflightError
 from installer.releases import Release, all_releases
-from installer.upgrade.migrations import migrations_for
+from installer.upgrade.migrations import INGRESS_SWITCH, ingress_switch_pause, migrations_for
 from installer.upgrade.rules import UpgradeRules, load_rules
 from installer.versions import is_version, minor_of, minor_tuple
 
@@ -363,6 +363,8 @@ def _platform_hop(index: int, old: Release, new: Release, kubernetes: str, rules
     pauses = [f"before hop {index}: {len(changes)} component change(s) on channel {new.channel}"]
     if any(c.component == "nvidia-driver" for c in changes):
         pauses.append(f"during hop {index}: GPU nodes are drained and rebooted one at a time for the new driver branch")
+    if INGRESS_SWITCH in migrations:
+        pauses.append(ingress_switch_pause(index))
     return Hop(
         index=index,
         kind="platform",

@@ -12,6 +12,7 @@ the installed versions and only the missing hops remain.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import sys
 import tempfile
@@ -299,6 +300,27 @@ def program_crds(cfg: ClusterConfig) -> set[str]:
     return {str(body["metadata"]["name"]) for body in all_crds().values()}
 
 
+def ingress_switch(installed: ClusterConfig, target: ClusterConfig, kubeconfig: Path,
+                   probe: Probe) -> dict[str, Any]:
+    """Check nothing of the operator's would go dark; record the old controller's address for the DNS pause."""
+    old_class = installed.spec.networking.ingress.class_name or migrations.DEFAULT_CLASS["ingress-nginx"]
+    new_class = target.spec.networking.ingress.class_name or migrations.DEFAULT_CLASS["traefik"]
+    rc, listed, err = probe(migrations.ingress_list_command(kubeconfig))
+    if rc != 0:
+        raise PreflightError(f"ingress switch: cannot list Ingresses: {err.strip() or 'no output'}")
+    try:
+        listing = json.loads(listed)
+    except ValueError:
+        raise PreflightError("ingress switch: kubectl did not answer with a JSON list of Ingresses") from None
+    migrations.ingress_switch_check(listing if isinstance(listing, dict) else {}, old_class, new_class,
+                                    set(target.release.charts) | set(installed.release.charts))
+    rc, address, _ = probe(migrations.old_address_command(kubeconfig))
+    return {"controller": {"from": "ingress-nginx", "to": "traefik"},
+            "ingressClass": {"from": old_class, "to": new_class},
+            "oldAddress": address.strip() if rc == 0 and address.strip() else None,
+            "host": target.spec.networking.ingress.host}
+
+
 def migrated_config(target: ClusterConfig, hop: Hop) -> ClusterConfig:
     """The hop's configuration-level migrations applied to what the platform phase deploys."""
     if not any(rule.migration in hop.migrations for rule in load_rules().jupyterhub.major_migrations):
@@ -335,6 +357,8 @@ def run_migrations(
             )
         elif name == migrations.POD_SECURITY:
             notes[name] = pod_security_check(levels(ctx, hop), kubeconfig, probe)
+        elif name == migrations.INGRESS_SWITCH:
+            notes[name] = ingress_switch(ctx.cfg, target, kubeconfig, probe)
         else:  # a JupyterHub chart major migration named in upgrade-rules.yml
             target = migrated_config(target, hop)
             notes[name] = {"values": target.spec.components.jupyterhub.values}

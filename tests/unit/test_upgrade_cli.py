@@ -10,7 +10,9 @@ from click.testing import CliRunner, Result
 
 from installer.cli import cli
 from installer.errors import ConfigError, PreflightError
+from installer.releases import load_release
 from installer.state import State, write_state
+from installer.upgrade.route import release_changes
 
 
 def _invoke(*args: str) -> Result:
@@ -42,7 +44,8 @@ def test_dry_run_text_prints_every_hop_with_its_parts(make_site) -> None:
     assert any(line.startswith("    migration: z2jh-values-3-to-4: ") for line in lines)
     backups = "    backups: etcd-snapshot, pki-kubeadm-config, jupyterhub-db, pulumi-stack, resolved-config"
     assert lines.count(backups) == 5
-    assert "    pause: before hop 3: 19 component change(s) on channel 1.10" in lines
+    changes = len(release_changes(load_release("1.9"), load_release("1.10")))
+    assert f"    pause: before hop 3: {changes} component change(s) on channel 1.10" in lines
     assert lines[-2] == ("note: Kubernetes stays at 1.32: channel 1.11's default minor 1.34 never triggers an upgrade; "
                          "set spec.kubernetes.version to move on")
     assert lines[-1] == "nothing was changed (--dry-run)"

@@ -56,7 +56,8 @@ ROUTES: dict[tuple[str, str], list[tuple[str, str, str, str, str]]] = {
 MIGRATIONS = {
     ("1.9", "1.10"): ("z2jh-values-3-to-4", "pod-security-labels", "kube-prometheus-stack-crds"),
     ("1.10", "1.11"): ("training-operator-standalone", "pod-security-labels", "kube-prometheus-stack-crds"),
-    ("1.11", "26.03"): ("training-operator-standalone", "pod-security-labels", "kube-prometheus-stack-crds"),
+    ("1.11", "26.03"): ("training-operator-standalone", "pod-security-labels", "ingress-nginx-to-traefik",
+                        "kube-prometheus-stack-crds"),
     ("26.03", "26.03.1"): ("training-operator-standalone", "pod-security-labels"),
 }
 
@@ -228,9 +229,11 @@ def test_platform_hop_lists_every_changed_pin() -> None:
     assert [c.text() for c in hop.changes] == [
         "kubeflow kubeflow/community-distribution@26.03 -> kubeflow/community-distribution@release-26.03.1",
         "containerd 2.1.4 -> 2.2.0",
+        "chart/cert-manager v1.20.3 -> v1.21.1",
         "chart/dcgm-exporter 4.8.1 -> 4.8.2",
         "chart/nvidia-device-plugin 0.19.0 -> 0.19.3",
-    ]
+        "chart/traefik 41.2.0 -> 41.3.0",
+    ] + [c.text() for c in hop.changes if c.component.startswith("image/notebook")]
     assert Change("containerd", "2.1.4", "2.2.0") in hop.changes
     assert [c.component for c in hop.node_changes] == ["containerd"]
 
