@@ -44,7 +44,8 @@ KIND_ORDER = ("Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodD
 COMPONENT_ORDER = ("gke", "storage", "networking", "monitoring", "gpu", "training", "jupyterhub", "workspace",
                    "serving", "tensorboard", "stack")
 _SECRET_KEYS = ("pulumi_passphrase", "jupyterhub_proxy_secret_token", "jupyterhub_cookie_secret",
-                "jupyterhub_crypt_key", "grafana_admin_password", "lab_user_password", "ldap_bind_password")
+                "jupyterhub_crypt_key", "grafana_admin_password", "lab_user_password", "ldap_bind_password",
+                "site_ca")
 
 
 @dataclass(frozen=True)
