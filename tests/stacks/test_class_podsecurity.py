@@ -13,6 +13,8 @@ cluster's own minor, cfg.kubernetes_minor).
 
 from __future__ import annotations
 
+import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -137,3 +139,26 @@ def test_the_check_refuses_z2jh_block_cloud_metadata_in_a_baseline_namespace(ren
         assert {("container 'block-cloud-metadata'", "privileged"),
                 ("container 'block-cloud-metadata'", "capabilities_baseline")} <= found, (user_pod.workload, found)
 
+
+
+def test_the_check_names_a_refused_stack_object_and_an_unknown_namespace(renders) -> None:
+    """The rendered-object path of the check can fail: a rendered Deployment given hostNetwork in a
+    restricted namespace is refused (check_hostNamespaces.go), and a pod in a namespace nobody labels
+    or lists in UNLABELLED_LEVELS is named instead of passing."""
+    rendered = renders.get("lab", CHANNELS[-1])
+    records = []
+    for record in rendered.records:
+        inputs = plain(record.inputs)
+        if record.is_kubernetes_object and inputs["metadata"].get("name") == "training-operator" \
+                and inputs["kind"] == "Deployment":
+            inputs["spec"]["template"]["spec"]["hostNetwork"] = True
+            records.append(replace(record, inputs=inputs))
+            moved = copy.deepcopy(inputs)
+            moved["metadata"]["namespace"] = "somewhere-else"
+            records.append(replace(record, inputs=moved))
+        else:
+            records.append(record)
+    refusals = _refusals(rendered.cfg, records, "lab", CHANNELS[-1])
+    assert any("Deployment/training-operator in namespace kubeflow (enforce restricted" in r
+               and "pod: hostNetwork=True (PSA check hostNamespaces)" in r for r in refusals), refusals
+    assert any("namespace somewhere-else is neither created by the platform" in r for r in refusals), refusals
