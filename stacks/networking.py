@@ -88,8 +88,10 @@ class Networking(pulumi.ComponentResource):
     def _ingress(self) -> None:
         controller = ingress_controller(self._args.cfg.release)
         ns_name = CONTROLLER_NAMESPACE[controller]
-        ns = namespace(self, self._args, f"{self._name}-ingress-ns", ns_name, level="baseline",
-                       component="networking")
+        # Each controller's namespace has its own logical name: on the hop to Traefik, ingress-nginx's is
+        # deleted with its release after Traefik serves, instead of being replaced (renamed) in place.
+        logical = f"{self._name}-ingress-ns" if controller == "ingress-nginx" else f"{self._name}-{controller}-ns"
+        ns = namespace(self, self._args, logical, ns_name, level="baseline", component="networking")
         computed = self._nginx_values() if controller == "ingress-nginx" else self._traefik_values()
         helm_release(self, self._args, controller, ns=ns_name, computed=computed,
                      depends_on=[ns, *self._args.depends_on])

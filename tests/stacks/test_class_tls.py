@@ -285,3 +285,19 @@ def test_an_operators_certificate_is_written_into_each_ui_namespace(tmp_path: Pa
         assert SECRET_SIG_KEY in sent or (isinstance(key_sent, dict) and SECRET_SIG_KEY in key_sent), (
             "the private key must reach Pulumi as a secret")
         assert plain(sent)["tls.key"] == key_text
+
+
+def test_the_switch_adds_traefik_beside_ingress_nginx_instead_of_replacing_it(renders) -> None:
+    """Across 1.11 -> 26.03 no resource keeps its logical name while changing its Kubernetes name: a renamed
+    namespace would be a Pulumi replacement (delete of ingress-nginx's namespace tied to Traefik's create),
+    while new logical names let Pulumi create Traefik first and delete ingress-nginx's last."""
+    def names(channel: str) -> dict[str, str]:
+        rendered = renders.get("bare-metal", channel)
+        return {r.name: f"{plain(r.inputs).get('kind')}/{plain(r.inputs)['metadata']['name']}"
+                for r in rendered.kubernetes_objects() if r.inputs.get("kind") == "Namespace"}
+
+    before, after = names("1.11"), names("26.03")
+    renamed = {name: (before[name], after[name]) for name in before.keys() & after.keys()
+               if before[name] != after[name]}
+    assert not renamed, renamed
+    assert "Namespace/ingress-nginx" in before.values() and "Namespace/traefik" in after.values()
