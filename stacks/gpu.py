@@ -59,6 +59,17 @@ def gpu_pod_settings(cfg: ClusterConfig) -> dict[str, Any]:
     return settings
 
 
+def gpu_daemonset_values(cfg: ClusterConfig) -> dict[str, Any]:
+    """Chart values that put a GPU DaemonSet (device plugin, GFD, dcgm-exporter) on the `nvidia` runtime
+    and only on nodes that have it: the DaemonSet controller places pods by the template's own
+    nodeSelector, not the RuntimeClass's, so without it every other node keeps a Pending pod."""
+    runtime_class = gpu_runtime_class(cfg)
+    if runtime_class is None:
+        return {}
+    key, value = GPU_NODE_LABEL
+    return {"runtimeClassName": runtime_class, "nodeSelector": {key: value}}
+
+
 @dataclass(frozen=True, kw_only=True)
 class GpuArgs(ComponentArgs):
     monitoring_release: str | None = None
@@ -104,17 +115,33 @@ class Gpu(pulumi.ComponentResource):
         }
         if gpu.mig.config:
             computed["migManager"] = {"config": {"default": gpu.mig.config}}
+        # The operator creates this RuntimeClass (handler = name) and sets it on its operands; naming it
+        # here keeps it the class gpu_pod_settings gives GPU pods, whatever the chart's default becomes.
+        computed["operator"] = {"runtimeClass": RUNTIME_CLASS}
         release = helm_release(self, self._args, "gpu-operator", ns=NAMESPACE, computed=computed, depends_on=deps)
         return [release]
 
     def _device_plugin(self, deps: list[pulumi.Resource]) -> list[pulumi.Resource]:
-        gpu = self._args.cfg.spec.gpu
-        computed = {"migStrategy": gpu.mig.strategy, **self._sharing()}
+        cfg = self._args.cfg
+        deps = [*deps, self._runtime_class()]
+        on_gpu_nodes = gpu_daemonset_values(cfg)
+        computed = {"migStrategy": cfg.spec.gpu.mig.strategy, **self._sharing(), **on_gpu_nodes}
         plugin = helm_release(self, self._args, "nvidia-device-plugin", ns=NAMESPACE, computed=computed,
                               depends_on=deps)
-        dcgm = helm_release(self, self._args, "dcgm-exporter", ns=NAMESPACE, depends_on=deps)
+        dcgm = helm_release(self, self._args, "dcgm-exporter", ns=NAMESPACE, computed=on_gpu_nodes,
+                            depends_on=deps)
         monitor = self._service_monitor([dcgm, *self._args.depends_on])
         return [plugin, dcgm, monitor]
+
+    def _runtime_class(self) -> pulumi.Resource:
+        """RuntimeClass `nvidia` for the bare device plugin (the operator makes its own). Its scheduling
+        keeps every pod naming it on nodes whose containerd has the handler, and adds the GPU toleration."""
+        key, value = GPU_NODE_LABEL
+        return k8s.node.v1.RuntimeClass(
+            f"{self._name}-runtime-class", metadata=k({"name": RUNTIME_CLASS, "labels": labels("gpu")}),
+            handler=RUNTIME_CLASS,
+            scheduling=k({"nodeSelector": {key: value}, "tolerations": [dict(GPU_TOLERATION)]}),
+            opts=child_opts(self, self._args, self._args.depends_on))
 
     def _release_label(self) -> dict[str, str]:
         release = self._args.monitoring_release

@@ -15,17 +15,16 @@ import pulumi_kubernetes as k8s
 from installer.config.model import GpuProfile, LdapSpec
 from installer.config.resolved import ClusterConfig
 from installer.versions import parse
-from stacks import serving, tensorboard, workspace
+from stacks import serving, workspace
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
+from stacks.gpu import gpu_pod_settings
 from stacks.tls import ingress_tls
-from stacks.values import merge
 
 NAMESPACE = "jupyterhub"
 RELEASE = "jupyterhub"
 # z2jh 4.x bundles ldapauthenticator 2.x (tls_strategy); 3.x bundles 1.3.2 (use_ssl). Chart majors
 # are the boundary (versions.md section 3.1), so the keys follow the channel's chart pin.
 LDAP2_FIRST_CHART_MAJOR = 4
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 # The account every user server runs as (singleuser.serviceAccountName). KubeSpawner mounts its token
 # only because it is named (automount_service_account_token None + service_account set); it holds
 # nothing but the jobs Role in the team namespace. All notebook users share it.
@@ -133,15 +132,23 @@ def jobs_rules() -> list[dict[str, Any]]:
     ]
 
 
-def profile_list(profiles: list[GpuProfile], gpus_enabled: bool, gpu_image: str | None) -> list[dict[str, Any]]:
-    """Spawner profiles; GPU ones only when the cluster has a GPU stack (they could never schedule)."""
+def profile_list(profiles: list[GpuProfile], gpus_enabled: bool, gpu_image: str | None,
+                 gpu_pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """Spawner profiles; GPU ones only when the cluster has a GPU stack (they could never schedule).
+
+    `gpu_pod` is stacks.gpu.gpu_pod_settings: GPU servers tolerate the GPU taint and run under the
+    `nvidia` RuntimeClass where containerd's default runtime is runc (KubeSpawner merges
+    extra_pod_config into the pod spec: jupyterhub/kubespawner kubespawner/objects.py make_pod).
+    """
     out = []
     for index, profile in enumerate(p for p in profiles if gpus_enabled or p.gpus == 0):
         override: dict[str, Any] = {"cpu_limit": profile.cpu, "cpu_guarantee": profile.cpu / 4,
                                     "mem_limit": profile.memory, "mem_guarantee": profile.memory}
         if profile.gpus:
             override["extra_resource_limits"] = {"nvidia.com/gpu": str(profile.gpus)}
-            override["tolerations"] = [GPU_TOLERATION]
+            override["tolerations"] = list(gpu_pod["tolerations"])
+            if "runtimeClassName" in gpu_pod:
+                override["extra_pod_config"] = {"runtimeClassName": gpu_pod["runtimeClassName"]}
             if gpu_image:
                 override["image"] = gpu_image
         out.append({"display_name": profile.name, "slug": profile.name, "default": index == 0,
@@ -216,7 +223,7 @@ class Jupyterhub(pulumi.ComponentResource):
             "storage": {"type": "dynamic", "capacity": spec.storage_size,
                         "dynamic": {"storageClass": self._args.storage_class}},
             "profileList": profile_list(list(spec.profiles), cfg.spec.gpu.enabled,
-                                        gpu_pin.ref if gpu_pin else None),
+                                        gpu_pin.ref if gpu_pin else None, gpu_pod_settings(cfg)),
             "networkPolicy": {"egress": notebook_egress(cfg, self._args.jobs_namespace)},
         }
         cpu_pin = cfg.release.images.get("notebook")
@@ -238,7 +245,4 @@ class Jupyterhub(pulumi.ComponentResource):
             values["proxy"]["service"] = {"type": "ClusterIP"}
         else:
             values["proxy"]["service"] = {"type": self._args.service_type}
-        if cfg.spec.components.tensorboard.enabled:
-            # TensorBoard is the hub service `tensorboard`, behind the hub's login (stacks/tensorboard.py).
-            values = merge(values, tensorboard.hub_values(cfg))
         return values
