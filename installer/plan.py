@@ -257,7 +257,7 @@ def _enabled_images(cfg: ClusterConfig) -> list[str]:
     if components.serving.enabled:
         images.append("tensorflow-serving-gpu" if components.serving.gpu else "tensorflow-serving")
     if components.tensorboard.enabled:
-        images.append("tensorboard")
+        images += ["tensorboard", "tensorboard-auth"]
     if components.jupyterhub.enabled:
         images.append("notebook")
         if cfg.spec.gpu.enabled:

@@ -2,8 +2,8 @@
 (stacks.serving), `verify --demo` (how long to wait for a model) and `plan` (the GPU note) share
 one definition instead of three copies.
 
-Upstream facts (tensorflow/serving at the pinned tags 2.17.0, 2.19.0, 2.19.1 and 2.20.0, the same
-code at each):
+Upstream facts (tensorflow/serving at every tag the channels pin as images.tensorflow-serving in
+installer/releases/, the same code at each; tests/stacks/test_class_serving.py names the tags):
 * model_servers/server.cc Server::BuildAndStart calls ServerCore::Create before it opens the gRPC
   port and then the REST port; ServerCore::Create (server_core.cc) loads the first config and, for a
   model_config_list, waits in ConnectAdaptersToManagerAndAwaitModelLoads until every listed model

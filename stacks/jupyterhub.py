@@ -15,10 +15,11 @@ import pulumi_kubernetes as k8s
 from installer.config.model import GpuProfile, LdapSpec
 from installer.config.resolved import ClusterConfig
 from installer.versions import parse
-from stacks import serving, workspace
+from stacks import serving, tensorboard, workspace
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
 from stacks.gpu import gpu_pod_settings
 from stacks.tls import ingress_tls
+from stacks.values import merge
 
 NAMESPACE = "jupyterhub"
 RELEASE = "jupyterhub"
@@ -245,4 +246,7 @@ class Jupyterhub(pulumi.ComponentResource):
             values["proxy"]["service"] = {"type": "ClusterIP"}
         else:
             values["proxy"]["service"] = {"type": self._args.service_type}
+        if cfg.spec.components.tensorboard.enabled:
+            # TensorBoard is the hub service `tensorboard`, behind the hub's login (stacks/tensorboard.py).
+            values = merge(values, tensorboard.hub_values(cfg))
         return values

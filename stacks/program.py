@@ -98,8 +98,7 @@ def program(cfg: ClusterConfig) -> dict[str, Any]:
         if comps.serving.enabled:
             outputs["serving_endpoint"] = Serving("serving", ServingArgs(**base, depends_on=[workspace])).endpoint
         if comps.tensorboard.enabled:
-            Tensorboard("tensorboard", TensorboardArgs(**base, ingress_class=ingress,
-                                                       depends_on=[workspace, networking]))
+            Tensorboard("tensorboard", TensorboardArgs(**base, depends_on=[workspace]))
     # Last: the operator's certificate goes into every UI namespace, so those must exist first.
     ui: list[pulumi.Resource] = [c for c in (monitoring, hub) if c is not None]
     Tls("tls", TlsArgs(**base, ui_namespaces=ui_namespaces(cfg), depends_on=ui))

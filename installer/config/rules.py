@@ -56,6 +56,7 @@ def check_spec(
         lambda: _tls(cluster, problems, position),
         lambda: _gcp(cluster, problems, position),
         lambda: _serving(cluster, problems, position),
+        lambda: _tensorboard_login(cluster, problems, position),
         lambda: _control_plane_endpoint(cluster, inventory, problems, position),
     ]
     for rule in rules:
@@ -308,6 +309,19 @@ def _serving(cluster: ClusterFile, problems: Problems, position: Position) -> No
             "spec.components.serving.gpu",
             "GPU serving needs the GPU stack",
             "set spec.gpu.enabled: true or spec.components.serving.gpu: false",
+        )
+
+
+def _tensorboard_login(cluster: ClusterFile, problems: Problems, position: Position) -> None:
+    # TensorBoard has no login of its own; kfinstall serves it only as a JupyterHub service.
+    components = cluster.spec.components
+    if components.tensorboard.enabled and not components.jupyterhub.enabled:
+        _err(
+            problems,
+            position,
+            "spec.components.tensorboard.enabled",
+            "TensorBoard is served only behind JupyterHub's login, and JupyterHub is disabled",
+            "set spec.components.jupyterhub.enabled: true, or spec.components.tensorboard.enabled: false",
         )
 
 

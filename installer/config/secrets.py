@@ -42,6 +42,8 @@ _GENERATED: dict[str, tuple[str, str]] = {
     "jupyterhub_proxy_secret_token": ("hex", "JupyterHub proxy API token (z2jh proxy.secretToken)"),
     "jupyterhub_cookie_secret": ("hex", "JupyterHub cookie signing key (z2jh hub.cookieSecret)"),
     "jupyterhub_crypt_key": ("hex", "encrypts JupyterHub auth_state (CryptKeeper)"),
+    "jupyterhub_tensorboard_api_token": ("hex", "API token and OAuth client secret of the JupyterHub service "
+                                         "`tensorboard` (TensorBoard's login proxy)"),
     "grafana_admin_password": ("urlsafe", "Grafana admin login"),
     "lab_user_password": ("urlsafe", "shared password of the dummy authenticator (lab profile only)"),
     "site_ca": ("site-ca", "the site CA that signs every UI's HTTPS certificate (base64 of its key and "
@@ -73,6 +75,7 @@ class Secrets(BaseModel):
     jupyterhub_proxy_secret_token: SecretStr
     jupyterhub_cookie_secret: SecretStr
     jupyterhub_crypt_key: SecretStr
+    jupyterhub_tensorboard_api_token: SecretStr
     grafana_admin_password: SecretStr
     lab_user_password: SecretStr
     site_ca: SecretStr

@@ -104,8 +104,16 @@ NOT_COLLECTED_VERSIONS = {
 
 
 def not_collected(chart: str, version: str) -> str | None:
-    """Why a pin has no upstream data to check against, or None when it must have some."""
-    return NOT_COLLECTED.get(chart) or NOT_COLLECTED_VERSIONS.get((chart, version))
+    """Why a pin has no upstream data to check against, or None when it must have some.
+
+    A version exception holds only while its data folder is absent: once collected, it is checked.
+    """
+    if chart in NOT_COLLECTED:
+        return NOT_COLLECTED[chart]
+    data = UPSTREAM.get(chart)
+    if data is not None and (data.version_dir(version) / data.defaults).is_file():
+        return None
+    return NOT_COLLECTED_VERSIONS.get((chart, version))
 # appVersion of jupyterhub/Chart.yaml at each tag (jupyterhub/zero-to-jupyterhub-k8s, read at tags 3.3.8,
 # 4.2.0, 4.3.2, 4.3.5 and 4.4.0; MANIFEST.md "jupyterhub 4.3.5" lists the 4.3.x ones).
 UPSTREAM_APP_VERSIONS = {
@@ -358,6 +366,16 @@ def test_a_pin_without_upstream_data_fails_instead_of_skipping() -> None:
         chart_data("csi-driver-nfs", "v0.0.1", "a test pin")
     with pytest.raises(pytest.fail.Exception, match="no upstream data known"):
         chart_data("some-new-chart", "1.0.0", "a test pin")
+
+
+def test_a_version_exception_lapses_once_its_data_is_collected() -> None:
+    _require_shared()
+    NOT_COLLECTED_VERSIONS[("cert-manager", "v1.21.1")] = "a test exception"
+    try:
+        assert not_collected("cert-manager", "v1.21.1") is None  # ../shared/schemas holds v1.21.1
+    finally:
+        del NOT_COLLECTED_VERSIONS[("cert-manager", "v1.21.1")]
+    assert not_collected("ingress-nginx", "4.14.1")
 
 
 def test_helm_merge_drops_a_default_set_to_null() -> None:

@@ -153,6 +153,18 @@ def test_the_metadata_address_stays_blocked_by_the_user_network_policy(renders, 
                                      pod_labels={"k8s-app": "kube-dns"}))
 
 
+def test_the_policy_model_sees_each_way_the_metadata_address_could_open(renders) -> None:
+    """The two guard tests above passed before the fix too (z2jh's defaults already blocked it), so this
+    shows they can fail: each value that would open 169.254.169.254:80 is seen as opening it."""
+    values = merged_values(renders.get("bare-metal", CHANNELS[-1]))
+    metadata = Destination(port=80, ip=values["singleuser"]["cloudMetadata"]["ip"])
+    assert not allows(singleuser_egress(values), metadata)
+    for change in ({"egressAllowRules": {"cloudMetadataServer": True}}, {"enabled": False},
+                   {"egress": [{"to": [{"ipBlock": {"cidr": "169.254.0.0/16"}}]}]}):
+        opened = _merge(values, {"singleuser": {"networkPolicy": change}})
+        assert allows(singleuser_egress(opened), metadata), change
+
+
 @pytest.mark.parametrize("profile", HOST_PROFILES)
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_hosts_run_calico_which_enforces_network_policy(renders, profile: str, channel: str) -> None:

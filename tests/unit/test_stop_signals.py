@@ -178,7 +178,9 @@ def test_a_stop_signal_stops_ansible_keeps_the_record_and_holds_the_lock(
 def test_sigterm_stops_a_cluster_backup_the_same_way(make_site, silent_ports: list[int]) -> None:
     """`backup --cluster` runs playbooks/backup.yml under the lock too (it passed a cancel that never fired)."""
     # Without JupyterHub there is no hub database to dump, so no kubeconfig is needed: Ansible runs first.
-    site = _site(make_site, silent_ports, **{"spec.components.jupyterhub.enabled": False})
+    # (TensorBoard goes too: it is served only behind JupyterHub's login.)
+    site = _site(make_site, silent_ports, **{"spec.components.jupyterhub.enabled": False,
+                                             "spec.components.tensorboard.enabled": False})
     stopped = _stop_while_ansible_runs(site, silent_ports, ["backup", "--cluster"], signal.SIGTERM, targets=1)
     assert stopped.returncode == 143, stopped.stderr
     assert stopped.lock_free_with_children == [] and stopped.left == []

@@ -164,7 +164,7 @@ def test_backup_with_cluster_checks_host_keys_once_and_records_the_pinned_keys(m
 
     monkeypatch.setattr(ssh, "check_host_keys", check)
     monkeypatch.setattr(ansible, "run_playbook", playbook)
-    site = make_site({"spec.components.jupyterhub.enabled": False})
+    site = make_site({"spec.components.jupyterhub.enabled": False, "spec.components.tensorboard.enabled": False})
     result = CliRunner().invoke(backup, ["-i", str(site), "--cluster", "-o", "json"])
     assert result.exit_code == 0, result.output
     assert len(checks) == 1
@@ -183,7 +183,8 @@ def test_backup_with_cluster_shows_pinned_keys_and_the_off_warning_like_up(make_
 
     monkeypatch.setattr(ssh, "check_host_keys", check)
     monkeypatch.setattr(ansible, "run_playbook", lambda *a, **k: ansible.PlaybookResult("successful", 0, 0.1))
-    site = make_site({"spec.components.jupyterhub.enabled": False, "spec.ssh.hostKeyChecking": "off"})
+    site = make_site({"spec.components.jupyterhub.enabled": False, "spec.components.tensorboard.enabled": False,
+                      "spec.ssh.hostKeyChecking": "off"})
     result = CliRunner().invoke(backup, ["-i", str(site), "--cluster", "-o", "json"])
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)

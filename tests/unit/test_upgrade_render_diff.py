@@ -91,6 +91,8 @@ def _records(cfg: Any) -> dict[str, Any]:
 def _pins(release: Release) -> dict[str, str]:
     pins = {f"chart/{name}": pin.version for name, pin in release.charts.items()}
     pins.update({f"image/{name}": pin.ref for name, pin in release.images.items()})
+    # Charts that take an image as name + tag (z2jh singleuser.image) move the tag alone.
+    pins.update({f"image-tag/{name}": pin.tag for name, pin in release.images.items()})
     pins.update({f"cni/{name}": version for name, version in release.kubernetes.cni.items()})
     pins["kube-vip"] = release.kubernetes.kube_vip.ref
     return pins
