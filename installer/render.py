@@ -132,8 +132,11 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
-def evaluate(cfg: ClusterConfig) -> list[Recorded]:
-    """Run `stacks.program(cfg)` under mocks; every registered resource, in registration order."""
+def evaluate(cfg: ClusterConfig, installed: dict[str, Any] | None = None) -> list[Recorded]:
+    """Run `stacks.program(cfg)` under mocks; every registered resource, in registration order.
+
+    `installed` stands for the outputs of a previous deployment (None: a new stack, as `render` shows).
+    """
     from stacks.program import export_outputs, program
 
     mocks = PlatformMocks()
@@ -142,7 +145,7 @@ def evaluate(cfg: ClusterConfig) -> list[Recorded]:
 
     @pulumi.runtime.test
     def run() -> None:
-        export_outputs(program(cfg))
+        export_outputs(program(cfg, installed))
 
     run()
     return _join(monitor, mocks)

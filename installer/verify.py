@@ -133,10 +133,7 @@ def preflight(cfg: ClusterConfig) -> Kubectl:
 
 def demo_objects(cfg: ClusterConfig, epochs: int = 60) -> list[dict[str, Any]]:
     """The demo's objects for this site: code ConfigMap plus the templated manifests."""
-    storage = cfg.spec.storage
-    default_class = {"nfs": storage.nfs.storage_class, "gluster": storage.gluster.storage_class,
-                     "filestore": "filestore"}[storage.default_class]
-    variables = {"NAMESPACE": DEMO_NAMESPACE, "STORAGE_CLASS": default_class, "EPOCHS": str(epochs),
+    variables = {"NAMESPACE": DEMO_NAMESPACE, "STORAGE_CLASS": _platform_class(cfg), "EPOCHS": str(epochs),
                  "TENSORFLOW_IMAGE": cfg.release.images["tensorboard"].ref,
                  "SERVING_IMAGE": cfg.release.images["tensorflow-serving"].ref}
     code = {"apiVersion": "v1", "kind": "ConfigMap",
@@ -172,12 +169,31 @@ def _gpus(k: Kubectl, cfg: ClusterConfig) -> str:
     return f"{total} GPU(s) allocatable"
 
 
+def _platform_class(cfg: ClusterConfig) -> str:
+    """The class of the platform's shared volumes (spec.storage.defaultClass), as stacks/storage.py names it."""
+    storage = cfg.spec.storage
+    return {"nfs": storage.nfs.storage_class, "gluster": storage.gluster.storage_class,
+            "filestore": "filestore"}[storage.default_class]
+
+
 def _default_class(k: Kubectl, cfg: ClusterConfig) -> str:
+    """Exactly one default class: kfinstall's on hosts; on GKE, GKE's own (Filestore stays a named class).
+
+    stacks/storage.py marks spec.storage.defaultClass default on hosts and marks nothing on gcp, where
+    GKE ships its default class; every volume the platform creates names its class either way.
+    """
     classes = k.json("get", "storageclass")["items"]
     defaults = [c["metadata"]["name"] for c in classes
                 if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"]
     if len(defaults) != 1:
         raise CheckFailed(f"expected exactly one default StorageClass, found {defaults or 'none'}")
+    ours = _platform_class(cfg)
+    if cfg.spec.profile == "gcp" and defaults[0] == ours:
+        raise CheckFailed(f"{ours} is marked default: on GKE the default stays GKE's own class; "
+                          f"remove the annotation from {ours} and mark GKE's class (standard-rwo) default")
+    if cfg.spec.profile != "gcp" and defaults[0] != ours:
+        raise CheckFailed(f"the default StorageClass is {defaults[0]}, not {ours} (spec.storage.defaultClass); "
+                          f"remove the default annotation from {defaults[0]}")
     return f"default StorageClass {defaults[0]}"
 
 

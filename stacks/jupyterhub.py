@@ -47,6 +47,8 @@ class JupyterhubArgs(ComponentArgs):
     """How proxy-public is exposed without an ingress host (NodePort where no LB controller exists)."""
     jobs_namespace: str | None = None
     """The team namespace (workspace.NAMESPACE) where notebooks submit TFJobs; None: no job access."""
+    db_storage_class: str | None = None
+    """Class of the hub's SQLite claim (hub.db.pvc.storageClassName); None leaves the chart's unset."""
 
 
 def _ldap_endpoint(ldap: LdapSpec) -> tuple[str, int, bool]:
@@ -238,6 +240,9 @@ class Jupyterhub(pulumi.ComponentResource):
             "hub": {"cookieSecret": secret(cfg, "jupyterhub_cookie_secret"), "config": self._auth()},
             "singleuser": singleuser,
         }
+        if self._args.db_storage_class:
+            # SQLite on a block or node-local disk, not the NFS home class (stacks/storage.py volume_classes).
+            values["hub"]["db"] = {"pvc": {"storageClassName": self._args.db_storage_class}}
         host = cfg.spec.networking.ingress.host
         if host and self._args.ingress_class:
             tls = ingress_tls(cfg)  # HTTPS for the host (stacks/tls.py); z2jh copies both into its Ingress

@@ -21,7 +21,7 @@ DASHBOARD = Path(__file__).resolve().parent / "dashboards" / "gpu.json"
 @dataclass(frozen=True, kw_only=True)
 class MonitoringArgs(ComponentArgs):
     storage_class: str
-    """StorageClass of Prometheus's volume (the cluster default)."""
+    """StorageClass of Prometheus' TSDB: node-local or block storage, never NFS (storage.volume_classes)."""
     ingress_class: str | None = None
 
 

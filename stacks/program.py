@@ -7,6 +7,7 @@ before the GPU stack's ServiceMonitor, training-operator CRDs before its control
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,18 @@ from stacks.monitoring import NAMESPACE as MONITORING_NAMESPACE
 from stacks.monitoring import Monitoring, MonitoringArgs
 from stacks.networking import Networking, NetworkingArgs
 from stacks.serving import Serving, ServingArgs
-from stacks.storage import FILESTORE_CLASS, NfsExport, Storage, StorageArgs, default_class_name, nfs_export
+from stacks.storage import (
+    FILESTORE_CLASS,
+    HUB_DB_VOLUME,
+    PROMETHEUS_VOLUME,
+    VOLUME_CLASSES_OUTPUT,
+    NfsExport,
+    Storage,
+    StorageArgs,
+    default_class_name,
+    nfs_export,
+    volume_classes,
+)
 from stacks.tensorboard import Tensorboard, TensorboardArgs
 from stacks.tls import Tls, TlsArgs
 from stacks.training import Training, TrainingArgs
@@ -63,8 +75,12 @@ def filestore_mount_options(cfg: ClusterConfig) -> list[str]:
     return list(cfg.spec.storage.nfs.mount_options)
 
 
-def program(cfg: ClusterConfig) -> dict[str, Any]:
-    """Declare the whole platform; returns the stack outputs (plain values or Outputs)."""
+def program(cfg: ClusterConfig, installed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Declare the whole platform; returns the stack outputs (plain values or Outputs).
+
+    `installed`: the outputs of the stack's last deployment (None for render or a new stack), so
+    volumes whose class cannot change keep the one they were created with (storage.volume_classes).
+    """
     cluster = _cluster(cfg)
     base: dict[str, Any] = {"cfg": cfg, "provider": cluster.provider}
     comps = cfg.spec.components
@@ -72,10 +88,13 @@ def program(cfg: ClusterConfig) -> dict[str, Any]:
     storage = Storage("storage", StorageArgs(**base, nfs=cluster.nfs))
     networking = Networking("networking", NetworkingArgs(**base))
     ingress = networking.ingress_class
-    outputs: dict[str, Any] = {"default_storage_class": default_class, "ingress_class": ingress}
+    classes = volume_classes(ComponentArgs(cfg=cfg), installed)
+    outputs: dict[str, Any] = {"default_storage_class": default_class, "ingress_class": ingress,
+                               VOLUME_CLASSES_OUTPUT: classes}
     monitoring = None
     if comps.monitoring.enabled:
-        monitoring = Monitoring("monitoring", MonitoringArgs(**base, storage_class=default_class, ingress_class=ingress,
+        monitoring = Monitoring("monitoring", MonitoringArgs(**base, storage_class=classes[PROMETHEUS_VOLUME],
+                                                            ingress_class=ingress,
                                                             depends_on=[storage, networking]))
         outputs["monitoring_release"] = monitoring.release_name
     if cfg.spec.gpu.enabled and cfg.spec.gpu.stack != "gke":
@@ -91,6 +110,7 @@ def program(cfg: ClusterConfig) -> dict[str, Any]:
     hub = None
     if comps.jupyterhub.enabled:
         hub = Jupyterhub("jupyterhub", JupyterhubArgs(**base, storage_class=default_class, ingress_class=ingress,
+                                                db_storage_class=classes[HUB_DB_VOLUME] or None,
                                                 service_type=networking.service_type,
                                                 jobs_namespace=WORKSPACE_NAMESPACE if notebook_jobs else None,
                                                 depends_on=[storage, networking, *([workspace] if workspace else [])]))

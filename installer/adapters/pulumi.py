@@ -177,13 +177,22 @@ def engine_env(cfg: ClusterConfig) -> dict[str, str]:
             "PULUMI_CONFIG_PASSPHRASE": cfg.secrets.pulumi_passphrase.get_secret_value()}
 
 
-def _inline_program(cfg: ClusterConfig) -> Callable[[], None]:
+def _inline_program(cfg: ClusterConfig, installed: dict[str, Any] | None = None) -> Callable[[], None]:
     def run() -> None:
         from stacks.program import export_outputs, program
 
-        export_outputs(program(cfg))
+        export_outputs(program(cfg, installed))
 
     return run
+
+
+def _installed_outputs(stack: Any) -> dict[str, Any]:
+    """The outputs of the stack's last deployment ({} for a new stack): what the program keeps as it is.
+
+    Some things a deployment made cannot change afterwards (a claim's StorageClass); the program
+    reads them from here rather than from the cluster (stacks.storage.volume_classes).
+    """
+    return {key: out.value for key, out in stack.outputs().items() if not out.secret}
 
 
 def _stack(cfg: ClusterConfig, found: Preflight) -> Any:
@@ -251,11 +260,12 @@ def _operation(cfg: ClusterConfig, found: Preflight, operation: str, on_output: 
                started: float) -> StackSummary:
     """One Automation API call; the `pulumi` CLI it starts is a child of this process (same process group)."""
     stack = _stack(cfg, found)
+    program = _inline_program(cfg, _installed_outputs(stack)) if operation != "destroy" else None
     if operation == "preview":
-        preview = stack.preview(on_output=on_output, color="never", diff=False)
+        preview = stack.preview(on_output=on_output, color="never", diff=False, program=program)
         return StackSummary("preview", "succeeded", dict(preview.change_summary or {}),
                             duration_s=time.monotonic() - started)
-    result = (stack.up(on_output=on_output, color="never") if operation == "up"
+    result = (stack.up(on_output=on_output, color="never", program=program) if operation == "up"
               else stack.destroy(on_output=on_output, color="never"))
     summary = result.summary
     return StackSummary(operation, summary.result, dict(summary.resource_changes or {}),

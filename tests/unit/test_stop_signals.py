@@ -352,7 +352,7 @@ def test_sigterm_ends_a_standalone_verify_and_its_kubectl(make_site, tmp_path: P
 # A pulumi CLI that behaves as the real one does on Ctrl-C (pkg/backend/display: the first SIGINT cancels the
 # update cleanly, "^C received; cancelling. If you would like to terminate immediately, press ^C again.",
 # saves the state and exits non-zero; a second ends it at once; newer CLIs treat SIGTERM the same way).
-# It logs every signal it gets. Every other command succeeds silently.
+# It logs every signal it gets. `stack output` prints {}; every other command succeeds silently.
 STAND_IN_PULUMI = """#!{python}
 import json, pathlib, signal, sys, time
 args = sys.argv[1:]
@@ -362,6 +362,9 @@ if "version" in args:
     sys.exit(0)
 if "whoami" in args:
     print(json.dumps({{"user": "test", "url": "file://", "organizations": []}}) if "--json" in args else "test")
+    sys.exit(0)
+if "stack" in args and "output" in args:  # a new stack has no outputs (read before up and preview)
+    print("{{}}")
     sys.exit(0)
 if not ({{"up", "destroy", "preview"}} & set(args)):
     sys.exit(0)
