@@ -10,6 +10,12 @@ Why a pod without the class gets no GPU, from upstream:
 - NVIDIA/k8s-device-plugin deployments/helm/nvidia-device-plugin/templates/daemonset-device-plugin.yml
   (v0.16.2 .. v0.19.3): the plugin container carries NVIDIA_VISIBLE_DEVICES=all and loads NVML from
   the injected libraries; `runtimeClassName` is rendered only when the value is set (default null).
+  A GPU workload gets its devices the same way: the plugin's default device-list strategy is `envvar`
+  (cmd/nvidia-device-plugin/main.go, api/config/v1/consts.go), so Allocate only sets
+  NVIDIA_VISIBLE_DEVICES (internal/plugin/server.go) and the nvidia runtime does the injection.
+- NVIDIA's GPU Operator CDI page (docs.nvidia.com/datacenter/cloud-native/gpu-operator/latest/cdi.html):
+  from v25.10.0 containerd's own CDI support injects GPUs, and workloads that set
+  `runtimeClassName: nvidia` need no change; before it (channels 1.9, 1.10) the runtime is required.
 - NVIDIA/dcgm-exporter deployment/templates/daemonset.yaml (3.3.7-3.5.0 .. 4.5.3-4.8.2): same
   `runtimeClassName` value (default ""); its image sets NVIDIA_VISIBLE_DEVICES=all
   (docker/Dockerfile.ubuntu22.04 at 3.3.7-3.5.0, docker/Dockerfile at 4.5.3-4.8.2).
