@@ -19,7 +19,6 @@ from stacks import serving, tensorboard, workspace
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
 from stacks.gpu import gpu_pod_settings
 from stacks.tls import ingress_tls
-from stacks.values import merge
 
 NAMESPACE = "jupyterhub"
 RELEASE = "jupyterhub"
@@ -253,5 +252,5 @@ class Jupyterhub(pulumi.ComponentResource):
             values["proxy"]["service"] = {"type": self._args.service_type}
         if cfg.spec.components.tensorboard.enabled:
             # TensorBoard is the hub service `tensorboard`, behind the hub's login (stacks/tensorboard.py).
-            values = merge(values, tensorboard.hub_values(cfg))
+            values = tensorboard.with_hub_service(values, cfg)
         return values

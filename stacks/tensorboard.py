@@ -61,7 +61,7 @@ HUB_IMAGE_UID = 1000
 
 
 def hub_values(cfg: ClusterConfig) -> dict[str, Any]:
-    """What the z2jh release needs for the `tensorboard` service; merged into the hub's values.
+    """What the z2jh release needs for the `tensorboard` service (jupyterhub.py adds it: `with_hub_service`).
 
     - hub.services.tensorboard: an external service with a url, so JupyterHub routes
       /services/tensorboard/ to it and registers its OAuth client (redirect /services/tensorboard/
@@ -91,6 +91,24 @@ def hub_values(cfg: ClusterConfig) -> dict[str, Any]:
         },
         "proxy": {"chp": {"networkPolicy": {"egress": [to_tensorboard]}}},
     }
+
+
+def with_hub_service(values: dict[str, Any], cfg: ClusterConfig) -> dict[str, Any]:
+    """The z2jh values plus `hub_values`: maps merge, rule lists are extended (rules set before stay)."""
+    return _extend(values, hub_values(cfg))
+
+
+def _extend(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict):
+            out[key] = _extend(old, value)
+        elif isinstance(old, list) and isinstance(value, list):
+            out[key] = [*old, *value]
+        else:
+            out[key] = value
+    return out
 
 
 def _pods_in(namespace: str, match: dict[str, str]) -> dict[str, Any]:

@@ -214,6 +214,22 @@ def test_z2jh_network_policies_let_proxy_and_hub_talk_to_it(renders, profile: st
     assert to_pod in values["hub"]["networkPolicy"]["egress"]
 
 
+def test_the_hub_fragment_extends_rules_set_before_it(renders) -> None:
+    """Helm and kfinstall's merge replace lists, so the fragment is added rule by rule: a rule the hub's
+    values already carry stays, maps beside it stay, and the service joins other services."""
+    from stacks import tensorboard
+
+    cfg = renders.config("lab", CHANNELS[-1])
+    earlier = {"hub": {"networkPolicy": {"egress": [{"ports": [{"port": 636}]}]}, "services": {"other": {}}},
+               "proxy": {"chp": {"networkPolicy": {"egress": [{"ports": [{"port": 1}]}]}}, "secretToken": "x"}}
+    values = plain(tensorboard.with_hub_service(earlier, cfg))
+    assert values["hub"]["networkPolicy"]["egress"][0] == {"ports": [{"port": 636}]}
+    assert len(values["hub"]["networkPolicy"]["egress"]) == 2
+    assert values["proxy"]["chp"]["networkPolicy"]["egress"][0] == {"ports": [{"port": 1}]}
+    assert values["proxy"]["secretToken"] == "x" and set(values["hub"]["services"]) == {"other", "tensorboard"}
+    assert earlier["hub"]["networkPolicy"]["egress"] == [{"ports": [{"port": 636}]}]  # the input is not changed
+
+
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_login_proxy_image_is_the_pinned_charts_hub_image(channel: str) -> None:
     """The proxy runs the hub image of the channel's z2jh chart: hub.image.name in the chart's
