@@ -342,6 +342,25 @@ def test_training_operator_pin_is_its_releases_image_with_crds(channel: str) -> 
             pytest.fail(f"{where}: release {pin.release} has no upstream CRD at {path}")
 
 
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_a_z2jh_image_pin_is_the_pinned_charts_build(channel: str) -> None:
+    """An image pin of one of z2jh's own images (the hub image, for TensorBoard's login proxy) is the
+    build the pinned chart runs: z2jh's chartpress publishes quay.io/jupyterhub/k8s-<image> tagged with
+    the chart version and writes that tag into the packaged values.yaml (jupyterhub/zero-to-jupyterhub-k8s
+    chartpress.yaml `imagePrefix: quay.io/jupyterhub/k8s-`; jupyterhub/values.yaml `hub.image.name` at every
+    pinned tag, its tag "set-by-chartpress" in git)."""
+    _require_shared()
+    release = load_release(channel)
+    chart = release.charts["jupyterhub"]
+    _, folder = chart_data(chart.chart, chart.version, f"installer/releases/{channel}.yaml charts.jupyterhub")
+    hub_image = _load(folder / "values.yaml")["hub"]["image"]["name"]
+    prefix = hub_image.rpartition("/")[0] + "/k8s-"
+    for key, pin in release.images.items():
+        if pin.image.startswith(prefix):
+            assert pin.tag == chart.version, (
+                f"installer/releases/{channel}.yaml images.{key}: {pin.ref} is not chart {chart.version}'s build")
+
+
 def test_the_key_check_catches_a_typo_and_a_wrong_kind() -> None:
     defaults = {"prometheus": {"prometheusSpec": {"retention": "10d", "resources": {}}}, "tolerations": []}
     ours = {"prometheus": {"prometheusSpec": {"retension": "15d", "resources": {"limits": {"cpu": 1}}}},
