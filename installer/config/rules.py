@@ -212,6 +212,27 @@ def _storage(cluster: ClusterFile, problems: Problems, position: Position) -> No
             "the gcp profile uses Filestore, not host NFS or GlusterFS",
             "set spec.storage.nfs.enabled and spec.storage.gluster.enabled to false",
         )
+    _storage_class_names(cluster, problems, position)
+
+
+# Class names kfinstall gives its own classes on hosts (stacks/storage.py NODE_LOCAL_CLASS).
+RESERVED_HOST_CLASSES = ("node-local",)
+
+
+def _storage_class_names(cluster: ClusterFile, problems: Problems, position: Position) -> None:
+    """Two StorageClasses of one name would overwrite each other: the enabled backends' names must differ."""
+    storage = cluster.spec.storage
+    seen: dict[str, str] = {}
+    for backend in ("nfs", "gluster"):
+        if not getattr(storage, backend).enabled:
+            continue
+        path, name = f"spec.storage.{backend}.storageClass", getattr(storage, backend).storage_class
+        if name in RESERVED_HOST_CLASSES:
+            _err(problems, position, path, f"{name!r} is the node-local class kfinstall makes for Prometheus and "
+                 "the hub database", "choose another name, such as nfs or gluster-rwx")
+        elif name in seen:
+            _err(problems, position, path, f"{name!r} is also {seen[name]}", "give each backend its own class name")
+        seen.setdefault(name, path)
 
 
 def _package_mirror(cluster: ClusterFile, problems: Problems, position: Position) -> None:

@@ -293,8 +293,10 @@ def test_claim_classes_follow_the_plan_what_was_recorded_or_what_an_older_kfinst
     A bound PVC's spec is immutable except resources.requests (kubernetes/kubernetes pkg/apis/core/
     validation ValidatePersistentVolumeClaimUpdate), and Helm patches hub-db-dir with the new class,
     so the jupyterhub release would fail on every `up`. prometheus-operator would instead delete and
-    recreate its StatefulSet (pkg/prometheus/server/operator.go, "recreating StatefulSet because the
-    update operation wasn't possible") and the old claim, same name, would be reused on its old class.
+    recreate its StatefulSet (prometheus-operator/prometheus-operator pkg/prometheus/server/operator.go,
+    "recreating StatefulSet because the update operation wasn't possible", at v0.75.2, v0.81.0, v0.86.2
+    and v0.89.0, the operators of kube-prometheus-stack 61.9.0 to 82.18.0) and the old claim, same
+    name, would be reused on its old class.
     """
     args = type("Args", (), {"cfg": renders.config("bare-metal", CHANNELS[-1])})()
     fresh = volume_classes(args, None)
@@ -478,3 +480,19 @@ def test_docs_say_what_losing_the_node_means() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "storage.md").read_text()
     for needed in (NODE_LOCAL_CLASS, GKE_BLOCK_CLASS, "Pending", "hub-db-dir", "delete pvc"):
         assert needed in text, needed
+
+
+@pytest.mark.parametrize(("sets", "key", "words"), [
+    (("spec.storage.nfs.storageClass=node-local",), "spec.storage.nfs.storageClass", "node-local class kfinstall"),
+    (("spec.storage.gluster.storageClass=nfs",), "spec.storage.gluster.storageClass", "is also spec.storage.nfs"),
+])
+def test_a_class_name_kfinstall_uses_twice_is_refused(renders, sets: tuple[str, ...], key: str, words: str) -> None:
+    """Two StorageClass objects of one name would replace each other: refused as bad input (exit 2)."""
+    from installer.config.problems import InvalidConfig
+    from installer.config.rules import RESERVED_HOST_CLASSES
+
+    assert NODE_LOCAL_CLASS in RESERVED_HOST_CLASSES
+    with pytest.raises(InvalidConfig) as refused:
+        renders.config("private-gpu", CHANNELS[-1], sets)
+    problems = [p for p in refused.value.problems if p.key == key]
+    assert problems and words in problems[0].message, refused.value.lines()
