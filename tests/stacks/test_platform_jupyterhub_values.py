@@ -108,10 +108,16 @@ def test_allow_all_only_where_jupyterhub_knows_it(renders, channel: str) -> None
 
 
 def test_proxy_service_follows_what_can_answer_it(renders) -> None:
+    """Outside the lab every UI is HTTPS behind the ingress host (rules require the host there), so
+    proxy-public stays ClusterIP; the lab has no host and no LoadBalancer controller: NodePort."""
     channel = CHANNELS[-1]
-    assert _hub_values(renders.get("private-cloud", channel))["proxy"]["service"] == {"type": "NodePort"}
-    assert _hub_values(renders.get("bare-metal", channel))["proxy"]["service"] == {"type": "LoadBalancer"}
-    assert _hub_values(renders.get("private-gpu", channel))["proxy"]["service"] == {"type": "ClusterIP"}  # ingress host
+    for profile in ("bare-metal", "private-cloud", "private-gpu", "gcp"):
+        rendered = renders.get(profile, channel)
+        assert rendered.cfg.spec.networking.ingress.host, profile
+        assert _hub_values(rendered)["proxy"]["service"] == {"type": "ClusterIP"}, profile
+    lab = renders.get("lab", channel)
+    assert not lab.cfg.spec.networking.ingress.host and not lab.cfg.spec.networking.metallb.enabled
+    assert _hub_values(lab)["proxy"]["service"] == {"type": "NodePort"}
 
 
 # The ldapauthenticator each pinned z2jh chart bundles (jupyterhub/zero-to-jupyterhub-k8s,
