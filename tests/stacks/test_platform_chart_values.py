@@ -181,6 +181,9 @@ def key_problems(values: Any, defaults: Any, data: ChartData | None = None, path
             problems.append(f"{here}: not in the chart's defaults")
         elif defaults[key] is not None and value is not None and _kind(value) != _kind(defaults[key]):
             problems.append(f"{here}: a {_kind(value)} where the chart's default is a {_kind(defaults[key])}")
+        elif isinstance(defaults[key], bool) and not isinstance(value, bool):
+            # Go templates treat any non-empty string as true: enabled: "false" would switch a thing on.
+            problems.append(f"{here}: {value!r} where the chart's default is a boolean")
         else:
             problems += key_problems(value, defaults[key], data, here)
     return problems
@@ -367,6 +370,8 @@ def test_the_key_check_catches_a_typo_and_a_wrong_kind() -> None:
             "tolerations": {"key": "x"}}
     assert key_problems(ours, defaults) == ["prometheus.prometheusSpec.retension: not in the chart's defaults",
                                             "tolerations: a map where the chart's default is a list"]
+    assert key_problems({"crds": {"enabled": "false"}}, {"crds": {"enabled": True}}) == [
+        "crds.enabled: 'false' where the chart's default is a boolean"]
 
 
 def test_documented_exceptions_only_open_their_own_paths() -> None:
