@@ -10,6 +10,11 @@ and controllers/object_controls.go transformRuntimeClass) and sets it on its own
 bare device plugin kfinstall creates it here, restricted to nodes Ansible labels GPU_NODE_LABEL.
 Every GPU pod kfinstall writes takes `gpu_pod_settings(cfg)`. GKE needs no class: its nodes run
 GPU containers through GKE's own driver installer and device plugin.
+
+Why a class rather than nvidia as containerd's default on GPU hosts: the NVIDIA hook then runs only
+for pods that ask for it, so a CPU pod on a GPU host whose image sets NVIDIA_VISIBLE_DEVICES=all
+(every CUDA image does) does not get every GPU past the scheduler, and the node's system pods
+(CNI, kube-proxy, CSI) do not depend on the toolkit; both GPU stacks then work the same way.
 """
 
 from __future__ import annotations
