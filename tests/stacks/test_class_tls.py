@@ -146,6 +146,12 @@ def test_every_ui_ingress_serves_tls_for_its_host(renders, profile: str, channel
         assert "grafana" in names, f"Grafana is not behind the ingress host on {profile}/{channel}"
     problems = [p for ingress in ingresses for p in _tls_problems(ingress, objects, releases)]
     assert not problems, "\n".join(problems)
+    if "grafana" in names:
+        # Grafana builds redirects and links from server.root_url; %(protocol)s there is Grafana's own
+        # server.protocol (http behind a TLS-terminating ingress), so the public scheme must be written out
+        # (grafana/grafana conf/defaults.ini [server] root_url; docs "Configure Grafana", root_url).
+        server = releases["kube-prometheus-stack"]["values"]["grafana"]["grafana.ini"]["server"]
+        assert server["root_url"].startswith("https://"), server
 
 
 def _chart_services(releases: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
