@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 
 from installer.config.resolved import ClusterConfig
 from installer.config.siteca import split_site_ca
+from installer.versions import parse
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
 
 CERT_MANAGER_NAMESPACE = "cert-manager"
@@ -33,6 +34,7 @@ CLUSTER_ISSUER = "kfinstall-site-ca"
 CA_SECRET = "kfinstall-site-ca"  # noqa: S105 - a Secret object name
 UI_TLS_SECRET = "kfinstall-ui-tls"  # noqa: S105 - a Secret object name
 ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+CRDS_VALUE_SINCE = (1, 15)
 PLACEHOLDER_PEM = "<site_ca>"
 
 
@@ -62,6 +64,17 @@ def ingress_tls(cfg: ClusterConfig) -> dict[str, Any]:
     return {"annotations": annotations, "tls": [{"hosts": [host], "secretName": UI_TLS_SECRET}]}
 
 
+def crd_values(version: str) -> dict[str, Any]:
+    """The chart values that make the chart install cert-manager's CRDs (the ClusterIssuer needs its type).
+
+    `crds.enabled` (with `crds.keep`, default true: CRDs survive an uninstall) arrived in chart v1.15.0
+    (cert-manager v1.15.0 release notes); earlier charts read only `installCRDs`, deprecated since.
+    """
+    if parse(version)[:2] < CRDS_VALUE_SINCE:
+        return {"installCRDs": True}
+    return {"crds": {"enabled": True}}
+
+
 def _ca_pair(bundle: str) -> tuple[str, str]:
     """(certificate PEM, key PEM) of secrets.yml's site_ca; placeholders for a render without secrets.yml."""
     return split_site_ca(bundle) or (PLACEHOLDER_PEM, PLACEHOLDER_PEM)
@@ -89,10 +102,9 @@ class Tls(pulumi.ComponentResource):
         args = self._args
         ns = namespace(self, args, f"{self._name}-cert-manager-ns", CERT_MANAGER_NAMESPACE, level="baseline",
                        component="tls")
-        # crds.enabled: the chart installs and keeps (helm.sh/resource-policy: keep) its CRDs, so the
-        # ClusterIssuer below has its type (cert-manager chart values.yaml, `crds`).
         release = helm_release(self, args, CERT_MANAGER_CHART, ns=CERT_MANAGER_NAMESPACE,
-                               computed={"crds": {"enabled": True}}, depends_on=[ns])
+                               computed=crd_values(args.cfg.release.charts[CERT_MANAGER_CHART].version),
+                               depends_on=[ns])
         pair = secret(args.cfg, "site_ca").apply(_ca_pair)
         ca = k8s.core.v1.Secret(
             f"{self._name}-site-ca", metadata=k({"name": CA_SECRET, "namespace": CERT_MANAGER_NAMESPACE,

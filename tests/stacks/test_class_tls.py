@@ -307,3 +307,17 @@ def test_the_switch_adds_traefik_beside_ingress_nginx_instead_of_replacing_it(re
                if before[name] != after[name]}
     assert not renamed, renamed
     assert "Namespace/ingress-nginx" in before.values() and "Namespace/traefik" in after.values()
+
+
+@pytest.mark.parametrize("channel", CHANNELS)
+def test_cert_manager_installs_its_crds_with_the_key_its_chart_reads(renders, channel: str) -> None:
+    """The ClusterIssuer needs cert-manager's CRDs from the chart: charts from v1.15.0 read `crds.enabled`
+    (cert-manager v1.15.0 release notes: CRDs kept on uninstall, `crds.keep`), older ones only `installCRDs`
+    (Kubeflow 1.9's pin v1.14.5). An unknown key is ignored by an old chart without a values schema."""
+    version = load_release(channel).charts["cert-manager"].version
+    values = _releases(renders.get("bare-metal", channel).records)["cert-manager"]["values"]
+    major, minor = (int(part) for part in version.lstrip("v").split(".")[:2])
+    if (major, minor) >= (1, 15):
+        assert values.get("crds", {}).get("enabled") is True and "installCRDs" not in values, values
+    else:
+        assert values.get("installCRDs") is True and "crds" not in values, values
