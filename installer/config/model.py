@@ -334,7 +334,8 @@ class IngressSpec(Section):
             "ingress-nginx (1.9 to 1.11), traefik where it pins Traefik (26.03 on)."
         ),
     )
-    host: str | None = Field(None, description="DNS name for JupyterHub, Grafana and TensorBoard ingresses.")
+    host: str | None = Field(None, description="DNS name for the JupyterHub and Grafana ingresses "
+                             "(TensorBoard is JupyterHub's /services/tensorboard/).")
 
     @field_validator("host")
     @classmethod
@@ -459,7 +460,8 @@ class MonitoringSpec(Section):
 
 
 class TensorboardSpec(Section):
-    enabled: bool = Field(True, description="A TensorBoard reading event logs from the shared volume.")
+    enabled: bool = Field(True, description="A TensorBoard reading event logs from the shared volume, "
+                          "behind JupyterHub's login at /services/tensorboard/ (needs JupyterHub).")
     logs_storage_size: str = Field("20Gi", description="Size of the shared training-logs volume.")
     _check_size = field_validator("logs_storage_size")(classmethod(lambda cls, v: _quantity(v)))
 
