@@ -23,7 +23,6 @@ import pulumi_kubernetes as k8s
 
 from installer.config.resolved import ClusterConfig
 from installer.config.siteca import split_site_ca
-from installer.versions import parse
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
 
 CERT_MANAGER_NAMESPACE = "cert-manager"
@@ -34,7 +33,6 @@ CLUSTER_ISSUER = "kfinstall-site-ca"
 CA_SECRET = "kfinstall-site-ca"  # noqa: S105 - a Secret object name
 UI_TLS_SECRET = "kfinstall-ui-tls"  # noqa: S105 - a Secret object name
 ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
-CRDS_VALUE_SINCE = (1, 15)
 PLACEHOLDER_PEM = "<site_ca>"
 
 
@@ -64,15 +62,15 @@ def ingress_tls(cfg: ClusterConfig) -> dict[str, Any]:
     return {"annotations": annotations, "tls": [{"hosts": [host], "secretName": UI_TLS_SECRET}]}
 
 
-def crd_values(version: str) -> dict[str, Any]:
-    """The chart values that make the chart install cert-manager's CRDs (the ClusterIssuer needs its type).
+def crd_values() -> dict[str, Any]:
+    """The chart value that makes cert-manager's chart install its CRDs (the ClusterIssuer needs its type).
 
-    `crds.enabled` (with `crds.keep`, default true: CRDs survive an uninstall) arrived in chart v1.15.0
-    (cert-manager v1.15.0 release notes); earlier charts read only `installCRDs`, deprecated since.
+    `installCRDs` is the one key every pinned chart reads: the 1.14 chart (channel 1.9) knows nothing
+    else, and from 1.15 on it is deprecated but kept, equal to `crds.enabled` plus `crds.keep` (CRDs
+    survive an uninstall; cert-manager 1.15's release notes, chart templates `or .Values.crds.enabled
+    .Values.installCRDs`). One key on every channel also keeps upgrades from rewriting the value.
     """
-    if parse(version)[:2] < CRDS_VALUE_SINCE:
-        return {"installCRDs": True}
-    return {"crds": {"enabled": True}}
+    return {"installCRDs": True}
 
 
 def _ca_pair(bundle: str) -> tuple[str, str]:
@@ -103,7 +101,7 @@ class Tls(pulumi.ComponentResource):
         ns = namespace(self, args, f"{self._name}-cert-manager-ns", CERT_MANAGER_NAMESPACE, level="baseline",
                        component="tls")
         release = helm_release(self, args, CERT_MANAGER_CHART, ns=CERT_MANAGER_NAMESPACE,
-                               computed=crd_values(args.cfg.release.charts[CERT_MANAGER_CHART].version),
+                               computed=crd_values(),
                                depends_on=[ns])
         pair = secret(args.cfg, "site_ca").apply(_ca_pair)
         ca = k8s.core.v1.Secret(

@@ -311,13 +311,13 @@ def test_the_switch_adds_traefik_beside_ingress_nginx_instead_of_replacing_it(re
 
 @pytest.mark.parametrize("channel", CHANNELS)
 def test_cert_manager_installs_its_crds_with_the_key_its_chart_reads(renders, channel: str) -> None:
-    """The ClusterIssuer needs cert-manager's CRDs from the chart: charts from v1.15.0 read `crds.enabled`
-    (cert-manager v1.15.0 release notes: CRDs kept on uninstall, `crds.keep`), older ones only `installCRDs`
-    (Kubeflow 1.9's pin v1.14.5). An unknown key is ignored by an old chart without a values schema."""
-    version = load_release(channel).charts["cert-manager"].version
+    """The ClusterIssuer needs cert-manager's CRDs from the chart. `crds.enabled` only exists from the 1.15
+    chart on (cert-manager 1.15's release notes); the 1.14 chart (Kubeflow 1.9's pin) reads only
+    `installCRDs`, which later charts keep as `crds.enabled` plus `crds.keep` (../shared/schemas/MANIFEST.md,
+    cert-manager notes: both keys in both stored versions' defaults and schemas)."""
     values = _releases(renders.get("bare-metal", channel).records)["cert-manager"]["values"]
-    major, minor = (int(part) for part in version.lstrip("v").split(".")[:2])
-    if (major, minor) >= (1, 15):
-        assert values.get("crds", {}).get("enabled") is True and "installCRDs" not in values, values
-    else:
-        assert values.get("installCRDs") is True and "crds" not in values, values
+    assert values.get("installCRDs") is True, values
+    version = load_release(channel).charts["cert-manager"].version
+    schema = SHARED_SCHEMAS / "cert-manager" / version / "values.yaml"
+    if schema.is_file():
+        assert "installCRDs" in yaml.safe_load(schema.read_text()), f"cert-manager {version} dropped installCRDs"
