@@ -120,6 +120,33 @@ def test_a_secrets_file_from_before_the_site_ca_gets_one_appended(kfinstall, tmp
     assert site_ca_certificate(yaml.safe_load(text)["site_ca"]) == (site / CA_FILE).read_text()
 
 
+def test_an_encrypted_secrets_file_gets_the_site_ca_and_stays_encrypted(kfinstall, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    from installer.config.secrets import VAULT_PASSWORD_ENV
+
+    monkeypatch.setenv(VAULT_PASSWORD_ENV, "unset")
+    monkeypatch.delenv(VAULT_PASSWORD_ENV)
+    site = tmp_path / "site"
+    assert kfinstall("init", "--profile", "lab", str(site))[0] == 0
+    path = site / "secrets.yml"
+    plain = "".join(line for line in path.read_text().splitlines(keepends=True) if not line.startswith("site_ca:"))
+    lib = VaultLib([("default", VaultSecret(b"vault password for tests"))])
+    path.write_bytes(lib.encrypt(plain.encode(), VaultSecret(b"vault password for tests"), vault_id="prod"))
+    (site / CA_FILE).unlink()
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text("vault password for tests\n")
+    code, output = kfinstall("init", "--profile", "lab", str(site), "--vault-password-file", str(password_file))
+    assert code == 0, output
+    assert path.read_bytes().startswith(b"$ANSIBLE_VAULT;1.2;AES256;prod\n")
+    after = lib.decrypt(path.read_bytes()).decode()
+    assert after.startswith(plain)
+    bundle = yaml.safe_load(after)["site_ca"]
+    assert site_ca_certificate(bundle) == (site / CA_FILE).read_text()
+    assert bundle not in output
+
+
 def test_a_hand_edited_site_ca_value_is_not_exported() -> None:
     assert site_ca_certificate(base64.b64encode(b"not a certificate").decode()) is None
     assert site_ca_certificate("!!not base64!!") is None
