@@ -37,7 +37,6 @@ KUBEADM_API_PORT = 6443
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class JupyterhubArgs(ComponentArgs):
     storage_class: str

@@ -37,11 +37,16 @@ def test_platform_objects_go_through_the_gke_provider(renders) -> None:
     assert "server: https://203.0.113.10" in kubeconfig and "gke-gcloud-auth-plugin" in kubeconfig
 
 
-def test_filestore_backs_the_default_class(renders) -> None:
+def test_filestore_backs_the_shared_volumes_without_being_the_default_class(renders) -> None:
+    """GKE ships its own default class (GKE docs, "Persistent volumes and dynamic provisioning"), so the
+    Filestore class is named by the claims that need ReadWriteMany and is never a second default."""
     rendered = renders.get("gcp", CHANNELS[-1])
     classes = {r.inputs["metadata"]["name"]: plain(r.inputs) for r in rendered.kubernetes_objects()
                if r.inputs["kind"] == "StorageClass"}
     filestore = classes["filestore"]
     assert filestore["parameters"]["server"] == "10.0.0.2"  # the mock's Filestore address, read from its output
-    assert filestore["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert filestore["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "false"
+    claims = [plain(r.inputs) for r in rendered.kubernetes_objects() if r.inputs["kind"] == "PersistentVolumeClaim"]
+    assert {c["metadata"]["name"] for c in claims if c["spec"]["storageClassName"] == "filestore"} >= {
+        "models", "training-logs"}
     assert "nfsvers=3" in filestore["mountOptions"]  # basic tiers serve NFSv3 only
