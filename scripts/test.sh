@@ -11,6 +11,9 @@ if ! command -v busybox >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >
   echo "[test] installing busybox"
   { apt-get -q update && DEBIAN_FRONTEND=noninteractive apt-get -q -y install busybox; } >/dev/null || true
 fi
+# TF Serving's own ModelServerConfig message parses the lister's output (the package's protos only:
+# --no-deps keeps TensorFlow out; protobuf is already here through pulumi).
+.venv/bin/python -m pip install -q --no-deps tensorflow-serving-api==2.21.0 2>&1 | grep -v '^WARNING: Location' || true
 echo "[test] ruff check installer stacks"
 .venv/bin/ruff check -q installer stacks
 echo "[test] mypy installer stacks"
