@@ -23,7 +23,7 @@ from functools import cache
 from typing import Any
 
 import yaml
-from stackhelpers import SHARED_SCHEMAS
+from stackhelpers import SHARED_SCHEMAS, helm_merge
 
 # Folder of a chart in ../shared/schemas when it differs from the chart name (MANIFEST.md, "Tag naming").
 _SCHEMA_FOLDER = {"jupyterhub": "jupyterhub-chart"}
@@ -47,19 +47,6 @@ class ChartPod:
 
 
 # ---- values -------------------------------------------------------------------------------------
-
-def helm_merge(base: Any, override: Any) -> Any:
-    """Helm's coalescing of user values over chart defaults: maps merge, a null deletes, the rest replaces."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            if value is None:
-                out.pop(key, None)
-            else:
-                out[key] = helm_merge(base.get(key), value)
-        return out
-    return copy.deepcopy(override)
-
 
 @cache
 def _defaults_text(chart: str, version: str) -> str:

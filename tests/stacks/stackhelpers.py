@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,19 @@ class RenderCache:
             records = evaluate(cfg)
             self._done[key] = Rendered(cfg, records, out, write(cfg, records, out))
         return self._done[key]
+
+
+def helm_merge(base: Any, override: Any) -> Any:
+    """Helm's coalescing of user values over chart defaults: maps merge, a null deletes, the rest replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            if value is None:
+                out.pop(key, None)
+            else:
+                out[key] = helm_merge(base.get(key), value)
+        return out
+    return copy.deepcopy(override)
 
 
 def docs(path: Path) -> list[Any]:

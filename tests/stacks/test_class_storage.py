@@ -12,7 +12,6 @@ makes of those values comes from its upstream templates, cited in each test.
 
 from __future__ import annotations
 
-import copy
 import importlib
 import json
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from stackhelpers import CHANNELS, PROFILES, SHARED_SCHEMAS
+from stackhelpers import CHANNELS, PROFILES, SHARED_SCHEMAS, helm_merge
 
 from installer.render import evaluate, plain
 from stacks.storage import (
@@ -63,19 +62,6 @@ def _dig(values: Any, path: str) -> Any:
             return None
         values = values.get(key)
     return values
-
-
-def _helm_merge(base: Any, override: Any) -> Any:
-    """Helm's coalescing of values over chart defaults: maps merge, a null deletes, the rest replaces."""
-    if isinstance(base, dict) and isinstance(override, dict):
-        out = dict(base)
-        for key, value in override.items():
-            if value is None:
-                out.pop(key, None)
-            else:
-                out[key] = _helm_merge(base.get(key), value)
-        return out
-    return copy.deepcopy(override)
 
 
 def _local_path_kind(rendered: Any, provisioner: str) -> str | None:
@@ -411,7 +397,7 @@ def _kps_values(rendered: Any) -> dict[str, Any] | None:
     defaults = SHARED_SCHEMAS / "kube-prometheus-stack" / kps["version"] / "values.yaml"
     if not defaults.is_file():
         pytest.skip(f"upstream defaults {defaults} are absent")
-    return _helm_merge(yaml.safe_load(defaults.read_text()), kps["values"])
+    return helm_merge(yaml.safe_load(defaults.read_text()), kps["values"])
 
 
 def _on(values: dict[str, Any], path: str) -> bool:
