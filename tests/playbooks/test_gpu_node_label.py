@@ -47,10 +47,14 @@ esac
 """
 
 
-def _label_run(tmp_path: Path, gpu_enabled: bool) -> dict[str, dict[str, Any]]:
-    """host -> the label task's result, from one ansible-playbook run with the json callback."""
+def _label_run(tmp_path: Path, gpu_enabled: bool, nodename: str | None = None) -> dict[str, dict[str, Any]]:
+    """host -> the label task's result, from one ansible-playbook run with the json callback.
+
+    `nodename`: the hostname every host reports (a play var; facts are not gathered then)."""
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(INVENTORY))
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(PLAY, sort_keys=False))
+    play = PLAY if nodename is None else [
+        {**PLAY[0], "gather_facts": False, "vars": {"ansible_facts": {"nodename": nodename}}}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
     kubectl = tmp_path / "kubectl"
     kubectl.write_text(FAKE_KUBECTL.format(log=tmp_path / "calls.log"))
     kubectl.chmod(0o755)
@@ -83,3 +87,18 @@ def test_gpu_support_off_takes_the_label_off_everywhere(tmp_path: Path) -> None:
     hosts = _label_run(tmp_path, gpu_enabled=False)
     removals = {name: result["cmd"][-1] for name, result in hosts.items()}
     assert removals == {name: f"{key}-" for name in ("cp1", "gpu1", "cpu1")}
+
+
+@pytest.mark.slow
+def test_the_label_names_the_node_as_kubeadm_registered_it(tmp_path: Path) -> None:
+    """A host whose hostname has capitals or stray space is labelled under the name kubeadm gave its node.
+
+    kubeadm (no nodeRegistration.name in templates/kubeadm-config.yaml.j2 or on `kubeadm join`) and the
+    kubelet name the node nodeutil.GetHostname(""): os.Hostname, TrimSpace, then strings.ToLower
+    (kubernetes/kubernetes staging/src/k8s.io/component-helpers/node/util/hostname.go, called from
+    cmd/kubeadm/app/util/config SetNodeRegistrationDynamicDefaults). ansible_facts.nodename is uname's
+    nodename as it is, so `kubectl label node GPU-01` answered NotFound and failed the play.
+    """
+    key, value = GPU_NODE_LABEL
+    hosts = _label_run(tmp_path, gpu_enabled=True, nodename=" GPU-01.Example ")
+    assert hosts["gpu1"]["cmd"][-3:] == ["gpu-01.example", f"{key}={value}", "--overwrite"]
