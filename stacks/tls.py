@@ -33,6 +33,11 @@ CLUSTER_ISSUER = "kfinstall-site-ca"
 CA_SECRET = "kfinstall-site-ca"  # noqa: S105 - a Secret object name
 UI_TLS_SECRET = "kfinstall-ui-tls"  # noqa: S105 - a Secret object name
 ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+# ingress-shim copies this into the Certificate's spec.usages. Without it cert-manager issues no extended key
+# usage at all (DefaultKeyUsages, pkg/apis/certmanager/v1/types.go), and macOS/iOS refuse a TLS server
+# certificate without serverAuth (Apple HT210176). The first two are cert-manager's defaults, kept.
+USAGES_ANNOTATION = "cert-manager.io/usages"
+SERVER_USAGES = "digital signature,key encipherment,server auth"
 PLACEHOLDER_PEM = "<site_ca>"
 
 
@@ -58,7 +63,7 @@ def ingress_tls(cfg: ClusterConfig) -> dict[str, Any]:
     if not tls_enabled(cfg):
         return {"annotations": {}, "tls": []}
     host = cfg.spec.networking.ingress.host
-    annotations = {ISSUER_ANNOTATION: CLUSTER_ISSUER} if uses_site_ca(cfg) else {}
+    annotations = {ISSUER_ANNOTATION: CLUSTER_ISSUER, USAGES_ANNOTATION: SERVER_USAGES} if uses_site_ca(cfg) else {}
     return {"annotations": annotations, "tls": [{"hosts": [host], "secretName": UI_TLS_SECRET}]}
 
 

@@ -154,6 +154,43 @@ def test_every_ui_ingress_serves_tls_for_its_host(renders, profile: str, channel
         assert server["root_url"].startswith("https://"), server
 
 
+USAGES_ANNOTATION = "cert-manager.io/usages"
+# The usage names cert-manager's API accepts (cert-manager/cert-manager pkg/apis/certmanager/v1/types.go,
+# KeyUsage constants, identical at v1.14.5, v1.16.1, v1.20.3, v1.21.1).
+CERT_MANAGER_USAGES = {"signing", "digital signature", "content commitment", "key encipherment", "key agreement",
+                       "data encipherment", "cert sign", "crl sign", "encipher only", "decipher only", "any",
+                       "server auth", "client auth", "code signing", "email protection", "s/mime",
+                       "ipsec end system", "ipsec tunnel", "ipsec user", "timestamping", "ocsp signing",
+                       "microsoft sgc", "netscape sgc"}
+
+
+@pytest.mark.parametrize(("profile", "channel"), OUTSIDE_LAB)
+def test_site_ca_certificates_carry_the_server_auth_usage_browsers_require(renders, profile: str,
+                                                                           channel: str) -> None:
+    """A certificate cert-manager issues for an Ingress carries the serverAuth extended key usage.
+
+    Without `spec.usages` a Certificate gets cert-manager's defaults, "digital signature" and "key
+    encipherment", and no extended key usage at all; cert-manager leaves serverAuth out on purpose and says
+    macOS browsers then always warn (cert-manager/cert-manager pkg/apis/certmanager/v1/types.go
+    DefaultKeyUsages, pkg/util/pki/csr.go KeyUsagesForCertificateOrCertificateRequest, tags v1.14.5 to
+    v1.21.1; Apple HT210176: TLS server certificates must contain an EKU with id-kp-serverAuth). The CA
+    issuer signs the usages the request names (pkg/issuer/ca). ingress-shim copies the Ingress annotation
+    `cert-manager.io/usages` into the Certificate (pkg/controller/certificate-shim/helper.go, same tags).
+    """
+    rendered = renders.get(profile, channel)
+    objects, releases = _objects(rendered), _releases(rendered.records)
+    shimmed = [i for i in _ui_ingresses(objects, releases)
+               if (i["metadata"].get("annotations") or {}).get(SHIM_ANNOTATION)]
+    if not shimmed:
+        pytest.skip(f"{profile}/{channel}: no Ingress asks cert-manager for a certificate (operator's own)")
+    for ingress in shimmed:
+        annotations = ingress["metadata"]["annotations"]
+        usages = [u.strip() for u in str(annotations.get(USAGES_ANNOTATION, "")).split(",") if u.strip()]
+        where = f"Ingress {ingress['metadata']['namespace']}/{ingress['metadata']['name']}"
+        assert "server auth" in usages, f"{where}: {USAGES_ANNOTATION}={usages} has no server auth"
+        assert set(usages) <= CERT_MANAGER_USAGES, f"{where}: {sorted(set(usages) - CERT_MANAGER_USAGES)}"
+
+
 def _chart_services(releases: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     """(UI Service, type) for the Services the UI charts create, with each chart's default type."""
     services = []
