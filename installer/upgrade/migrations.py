@@ -24,13 +24,16 @@ the dry-run and the run record show. Each migration is a function that computes 
   declares after its creates and updates; pulumi/pulumi#9979). The controller Service is new, so its
   LoadBalancer address changes: MetalLB gives one address to two Services only with the
   allow-shared-ip annotation and ports that do not overlap (metallb.io usage, "IP address sharing"),
-  and both controllers listen on 80 and 443. The hop records the old address and pauses for DNS.
+  and both controllers listen on 80 and 443. The hop records the old address and pauses for DNS. Helm
+  waits for a LoadBalancer Service's address (helm/helm pkg/kube/ready.go serviceReady), so a MetalLB pool
+  with no free address refuses the hop before any change (Traefik's release would never become ready).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -323,6 +326,71 @@ def ingress_switch_check(listing: Mapping[str, Any], old_class: str, new_class: 
             f"(IngressClass {old_class}): {', '.join(stranded)}. Move them to IngressClass {new_class} "
             f"(spec.ingressClassName) or delete them, then run the upgrade again"
         )
+
+
+def service_list_command(kubeconfig: Path) -> list[str]:
+    return ["kubectl", "--kubeconfig", str(kubeconfig), "get", "service", "--all-namespaces", "-o", "json"]
+
+
+IpRange = tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ipaddress.IPv4Address | ipaddress.IPv6Address]
+
+
+def _pool_ranges(entries: Iterable[str]) -> list[IpRange]:
+    """(first, last) of each pool entry: a CIDR or an a-b range (installer.config.model's PoolEntry)."""
+    ranges: list[IpRange] = []
+    for entry in entries:
+        if "-" in entry:
+            first, last = (ipaddress.ip_network(part.strip(), strict=False) for part in entry.split("-", 1))
+            ranges.append((first.network_address, last.broadcast_address))
+        else:
+            net = ipaddress.ip_network(entry.strip(), strict=False)
+            ranges.append((net.network_address, net.broadcast_address))
+    return ranges
+
+
+def _assigned_addresses(listing: Mapping[str, Any]) -> set[str]:
+    """The addresses LoadBalancer Services hold (status.loadBalancer.ingress[].ip)."""
+    held = set()
+    for item in listing.get("items") or []:
+        if not isinstance(item, Mapping) or (item.get("spec") or {}).get("type") != "LoadBalancer":
+            continue
+        for entry in ((item.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
+            if isinstance(entry, Mapping) and entry.get("ip"):
+                held.add(str(entry["ip"]))
+    return held
+
+
+def free_pool_addresses(pool: Iterable[str], services: Mapping[str, Any]) -> int:
+    """How many addresses of the MetalLB pool no LoadBalancer Service holds."""
+    ranges = _pool_ranges(pool)
+    total = sum(int(last) - int(first) + 1 for first, last in ranges if int(last) >= int(first))
+    used = 0
+    for text in _assigned_addresses(services):
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        used += any(first.version == address.version and int(first) <= int(address) <= int(last)
+                    for first, last in ranges)
+    return total - used
+
+
+def pool_capacity_check(pool: list[str], services: Mapping[str, Any]) -> None:
+    """PreflightError when the MetalLB pool has no address left for Traefik's Service.
+
+    Traefik's LoadBalancer Service is created while ingress-nginx's still holds its address (the old one
+    goes last), and helm.v3.Release waits until a LoadBalancer Service has an ingress address (Helm
+    pkg/kube/ready.go serviceReady). With a full pool the Traefik release never becomes ready and the
+    hop fails after its timeout; caught here, before anything changes.
+    """
+    if free_pool_addresses(pool, services) >= 1:
+        return
+    raise PreflightError(
+        "ingress switch: MetalLB's pool has no free address for Traefik's Service, which must get one while "
+        "ingress-nginx still holds its own (the old controller is removed only after Traefik serves). Add at "
+        "least one address to spec.networking.metallb.addresses in kfinstall.yaml (the hop applies the larger "
+        "pool), then run the upgrade again"
+    )
 
 
 def ingress_switch_pause(index: int) -> str:

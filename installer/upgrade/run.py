@@ -300,6 +300,17 @@ def program_crds(cfg: ClusterConfig) -> set[str]:
     return {str(body["metadata"]["name"]) for body in all_crds().values()}
 
 
+def _service_listing(kubeconfig: Path, probe: Probe) -> dict[str, Any]:
+    rc, listed, err = probe(migrations.service_list_command(kubeconfig))
+    if rc != 0:
+        raise PreflightError(f"ingress switch: cannot list Services: {err.strip() or 'no output'}")
+    try:
+        listing = json.loads(listed)
+    except ValueError:
+        raise PreflightError("ingress switch: kubectl did not answer with a JSON list of Services") from None
+    return listing if isinstance(listing, dict) else {}
+
+
 def ingress_switch(installed: ClusterConfig, target: ClusterConfig, kubeconfig: Path,
                    probe: Probe) -> dict[str, Any]:
     """Check nothing of the operator's would go dark; record the old controller's address for the DNS pause."""
@@ -315,6 +326,8 @@ def ingress_switch(installed: ClusterConfig, target: ClusterConfig, kubeconfig: 
     migrations.ingress_switch_check(listing if isinstance(listing, dict) else {}, old_class, new_class,
                                     set(target.release.charts) | set(installed.release.charts))
     rc, address, _ = probe(migrations.old_address_command(kubeconfig))
+    if target.spec.networking.metallb.enabled:
+        migrations.pool_capacity_check(target.spec.networking.metallb.addresses, _service_listing(kubeconfig, probe))
     return {"controller": {"from": "ingress-nginx", "to": "traefik"},
             "ingressClass": {"from": old_class, "to": new_class},
             "oldAddress": address.strip() if rc == 0 and address.strip() else None,

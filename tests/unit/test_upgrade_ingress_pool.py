@@ -1,0 +1,93 @@
+"""The ingress switch (1.11 -> 26.03) needs a free MetalLB address for Traefik's Service (issue 12 item 10).
+
+Upstream facts:
+- Pulumi creates the Traefik release before it deletes ingress-nginx's (what a program no longer declares
+  is deleted after its creates and updates, pulumi/pulumi#9979), so both controllers' LoadBalancer
+  Services exist at once, and MetalLB gives two Services one address only with `metallb.io/allow-shared-ip`
+  and ports that do not overlap (metallb.io/usage, "IP address sharing"); both take 80 and 443.
+- helm.v3.Release waits for its resources (skipAwait false), and Helm calls a LoadBalancer Service ready
+  only once `status.loadBalancer.ingress` is set (helm/helm pkg/kube/ready.go, ReadyChecker.serviceReady).
+So with every pool address held, Traefik's Service stays <pending>, its release times out and the hop fails
+half-way; the switch must refuse before any change instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from installer.config.load import load
+from installer.errors import PreflightError
+from installer.phases.base import RunContext
+from installer.runs import RunRecord
+from installer.upgrade.facts import ClusterFacts, NodeFacts, Z2jhSettings
+from installer.upgrade.migrations import INGRESS_SWITCH, free_pool_addresses
+from installer.upgrade.route import plan_route
+from installer.upgrade.run import hop_config, run_migrations
+
+
+def _service(ns: str, name: str, kind: str, ips: list[str]) -> dict[str, Any]:
+    return {"metadata": {"namespace": ns, "name": name}, "spec": {"type": kind},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}}
+
+
+NGINX = _service("ingress-nginx", "ingress-nginx-controller", "LoadBalancer", ["192.0.2.240"])
+
+
+def test_free_addresses_count_cidrs_and_ranges_minus_what_services_hold() -> None:
+    services = {"items": [NGINX, _service("team", "db", "LoadBalancer", ["192.0.2.241"]),
+                          _service("team", "other-pool", "LoadBalancer", ["198.51.100.7"]),
+                          _service("team", "plain", "ClusterIP", []), "not an object"]}
+    assert free_pool_addresses(["192.0.2.240/32"], services) == 0
+    assert free_pool_addresses(["192.0.2.240/31"], services) == 0
+    assert free_pool_addresses(["192.0.2.240-192.0.2.243"], services) == 2
+    assert free_pool_addresses(["192.0.2.240/28", "2001:db8::/127"], services) == 16 - 2 + 2
+
+
+def _run(make_site, pool: list[str], services: dict[str, Any], services_rc: int = 0) -> list[list[str]]:  # noqa: ANN001
+    site: Path = make_site({"spec.channel": "26.03", "spec.kubernetes.version": "1.34",
+                            "spec.networking.metallb.enabled": True, "spec.networking.metallb.addresses": pool})
+    cfg = load(site)
+    hop = plan_route("1.11", "1.34", "26.03").hops[0]
+    hop = type(hop)(**{**hop.__dict__, "migrations": (INGRESS_SWITCH,)})  # the switch alone
+    ctx = RunContext(cfg=cfg, record=RunRecord.start(cfg, "test"), console=Console(file=io.StringIO()))
+    probes: list[list[str]] = []
+
+    def probe(argv: list[str]) -> tuple[int, str, str]:
+        probes.append(argv)
+        if "ingress" in argv:
+            return 0, json.dumps({"items": []}), ""
+        if "--all-namespaces" in argv:
+            return services_rc, json.dumps(services), "forbidden" if services_rc else ""
+        return 0, "192.0.2.240", ""
+
+    def command(argv: list[str]) -> None:
+        raise AssertionError(f"the switch changes nothing itself: {argv}")
+
+    node = NodeFacts("cp1", True, True, "v1.34.3", "2.1.4", 2, True)
+    facts = ClusterFacts(nodes=(node,), apiserver_versions=("v1.34.3",), z2jh=Z2jhSettings("escape", True))
+    run_migrations(ctx, hop, hop_config(cfg, hop), facts, command=command, probe=probe)
+    return probes
+
+
+def test_a_full_pool_refuses_the_hop_before_any_change(make_site) -> None:  # noqa: ANN001
+    with pytest.raises(PreflightError) as refused:
+        _run(make_site, ["192.0.2.240/32"], {"items": [NGINX]})
+    message = str(refused.value)
+    assert "no free address for Traefik's Service" in message
+    assert "spec.networking.metallb.addresses" in message
+
+
+def test_a_pool_with_a_free_address_lets_the_hop_go_on(make_site) -> None:  # noqa: ANN001
+    probes = _run(make_site, ["192.0.2.240-192.0.2.241"], {"items": [NGINX]})
+    assert probes[-1][3:] == ["get", "service", "--all-namespaces", "-o", "json"]
+
+
+def test_services_that_cannot_be_listed_refuse_the_hop(make_site) -> None:  # noqa: ANN001
+    with pytest.raises(PreflightError, match="cannot list Services: forbidden"):
+        _run(make_site, ["192.0.2.240/28"], {}, services_rc=1)
