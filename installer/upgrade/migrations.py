@@ -394,8 +394,13 @@ def pool_capacity_check(pool: list[str], services: Mapping[str, Any]) -> None:
 
 
 def ingress_switch_pause(index: int) -> str:
+    # Without MetalLB or GKE the controller's Service is a NodePort (stacks/networking.py service_type):
+    # Traefik's gets newly allocated node ports, and ingress-nginx's, which the operator's own load balancer
+    # points at, are released with it.
     return (f"after hop {index}: the ingress controller's address changes (a new LoadBalancer Service); point "
-            "DNS for spec.networking.ingress.host at the address of Service traefik in namespace traefik")
+            "DNS for spec.networking.ingress.host at the address of Service traefik in namespace traefik. Where "
+            "that Service is a NodePort (no MetalLB, not GKE), point your load balancer at its new node ports for "
+            "80 and 443 instead (`kubectl -n traefik get service traefik`): ingress-nginx's node ports go with it")
 
 
 MIGRATIONS: dict[str, str] = {

@@ -91,3 +91,12 @@ def test_a_pool_with_a_free_address_lets_the_hop_go_on(make_site) -> None:  # no
 def test_services_that_cannot_be_listed_refuse_the_hop(make_site) -> None:  # noqa: ANN001
     with pytest.raises(PreflightError, match="cannot list Services: forbidden"):
         _run(make_site, ["192.0.2.240/28"], {}, services_rc=1)
+
+
+def test_the_pause_tells_a_node_port_site_to_move_its_load_balancer() -> None:
+    """Without MetalLB or GKE the controller's Service is a NodePort (stacks/networking.py); node ports are
+    allocated per Service from the cluster's range (Kubernetes docs, Service type NodePort), so Traefik's
+    differ from ingress-nginx's and the operator's load balancer must follow, not DNS."""
+    hop = plan_route("1.11", "1.34", "26.03").hops[0]
+    pause = next(p for p in hop.pauses if "ingress controller's address changes" in p)
+    assert "node ports" in pause and "kubectl -n traefik get service traefik" in pause
