@@ -15,6 +15,7 @@ from stacks.tls import ingress_tls
 NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
 GRAFANA_SECRET = "grafana-admin"  # noqa: S105 - a Secret object name
+HPA_ALERT = "KubeHpaMaxedOut"
 DASHBOARD = Path(__file__).resolve().parent / "dashboards" / "gpu.json"
 
 
@@ -39,6 +40,7 @@ class Monitoring(pulumi.ComponentResource):
         spec = args.cfg.spec.components.monitoring
         self.release = helm_release(self, args, RELEASE, ns=NAMESPACE, computed=self._values(), overrides=spec.values,
                                     depends_on=[ns, admin, dashboard, *args.depends_on])
+        self._hpa_rule()
         self.register_outputs({"release": RELEASE, "namespace": NAMESPACE})
 
     def _admin_secret(self, ns: pulumi.Resource) -> k8s.core.v1.Secret:
@@ -58,6 +60,30 @@ class Monitoring(pulumi.ComponentResource):
             data={"kfinstall-gpu.json": DASHBOARD.read_text(encoding="utf-8")},
             opts=child_opts(self, self._args, [ns]))
 
+    def _hpa_rule(self) -> k8s.apiextensions.CustomResource:
+        """KubeHpaMaxedOut that stays quiet for an HPA whose floor is its ceiling.
+
+        The chart's rule (templates/prometheus/rules-1.14/kubernetes-apps.yaml up to chart 82.10.1, so
+        channels 1.9-1.11) is current == max for 15m: an HPA with minReplicas == maxReplicas (allowed by
+        the model; on gcp replica_bounds caps both at the GPU pool) fires it for ever. The chart's copy
+        is disabled (_values) and this one adds upstream's later guard (chart 82.10.2) on every channel.
+        """
+        ksm = 'job="kube-state-metrics"'
+        expr = (f"kube_horizontalpodautoscaler_status_current_replicas{{{ksm}}}\n"
+                f"  == kube_horizontalpodautoscaler_spec_max_replicas{{{ksm}}}\n"
+                f"and kube_horizontalpodautoscaler_spec_max_replicas{{{ksm}}}\n"
+                f"  != kube_horizontalpodautoscaler_spec_min_replicas{{{ksm}}}\n")
+        rule = {"alert": HPA_ALERT, "expr": expr, "for": "15m", "labels": {"severity": "warning"},
+                "annotations": {"summary": "HPA is running at max replicas",
+                                "description": "HPA {{ $labels.namespace }}/{{ $labels.horizontalpodautoscaler }} "
+                                               "has been running at max replicas for longer than 15 minutes."}}
+        return k8s.apiextensions.CustomResource(
+            f"{self._name}-hpa-rule", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+            metadata=k({"name": "kfinstall-hpa", "namespace": NAMESPACE,
+                        "labels": {**labels("monitoring"), "release": RELEASE}}),
+            spec=k({"groups": [{"name": "kfinstall-hpa", "rules": [rule]}]}),
+            opts=child_opts(self, self._args, [self.release]))
+
     def _values(self) -> dict[str, Any]:
         spec = self._args.cfg.spec.components.monitoring
         claim = {"spec": {"storageClassName": self._args.storage_class, "accessModes": ["ReadWriteOnce"],
@@ -65,6 +91,7 @@ class Monitoring(pulumi.ComponentResource):
         values: dict[str, Any] = {
             "prometheus": {"prometheusSpec": {"retention": spec.retention,
                                               "storageSpec": {"volumeClaimTemplate": claim}}},
+            "defaultRules": {"disabled": {HPA_ALERT: True}},  # kfinstall's own, guarded copy: _hpa_rule
             "grafana": {"admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user",
                                   "passwordKey": "admin-password"}},
         }
