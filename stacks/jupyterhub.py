@@ -5,7 +5,9 @@ volumes on the default StorageClass, GPU spawner profiles, hub secrets as Pulumi
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +37,9 @@ JOBS_ROLE = "notebook-jobs"
 # <advertise address>:6443 of each control-plane node before Calico evaluates the egress policy.
 KUBEADM_API_PORT = 6443
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+# Kubernetes quantity suffixes (the ones installer/config/model.py _QUANTITY admits), in bytes.
+QUANTITY_BYTES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+                  "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +138,19 @@ def jobs_rules() -> list[dict[str, Any]]:
     ]
 
 
+def memory_bytes(quantity: str) -> int:
+    """A memory quantity of the model (e.g. 16Gi) in bytes, the form KubeSpawner's mem_limit takes.
+
+    mem_limit/mem_guarantee are JupyterHub's ByteSpecification (jupyterhub/traitlets.py, 4.1.6 to
+    5.5.0): an int, or a number with one of K, M, G, T (binary). "16Gi" is refused with TraitError
+    when KubeSpawner applies the profile, so every start of that profile failed.
+    """
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)", quantity)
+    if not match or match.group(2) not in QUANTITY_BYTES:
+        raise ValueError(f"{quantity!r} is not a Kubernetes memory quantity such as 16Gi")
+    return int(Decimal(match.group(1)) * QUANTITY_BYTES[match.group(2)])
+
+
 def profile_list(profiles: list[GpuProfile], gpus_enabled: bool, gpu_image: str | None,
                  gpu_pod: dict[str, Any]) -> list[dict[str, Any]]:
     """Spawner profiles; GPU ones only when the cluster has a GPU stack (they could never schedule).
@@ -144,7 +162,8 @@ def profile_list(profiles: list[GpuProfile], gpus_enabled: bool, gpu_image: str 
     out = []
     for index, profile in enumerate(p for p in profiles if gpus_enabled or p.gpus == 0):
         override: dict[str, Any] = {"cpu_limit": profile.cpu, "cpu_guarantee": profile.cpu / 4,
-                                    "mem_limit": profile.memory, "mem_guarantee": profile.memory}
+                                    "mem_limit": memory_bytes(profile.memory),
+                                    "mem_guarantee": memory_bytes(profile.memory)}
         if profile.gpus:
             override["extra_resource_limits"] = {"nvidia.com/gpu": str(profile.gpus)}
             override["tolerations"] = list(gpu_pod["tolerations"])
