@@ -22,6 +22,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import SecretStr
 
 from installer.config.model import TlsSpec
@@ -62,6 +63,7 @@ def load_tls_material(site: Path, tls: TlsSpec, host: str | None, problems: Prob
     ok = _key_matches(leaf, key, tls, problems)
     ok = _names_host(leaf, host, tls.cert_file, problems) and ok
     ok = _valid_now(leaf, tls.cert_file, problems, now or datetime.datetime.now(datetime.UTC)) and ok
+    ok = _serves_tls(leaf, tls.cert_file, problems) and ok
     _warn_readable_key(site / tls.key_file, tls.key_file, problems)
     if not ok:
         return None
@@ -176,6 +178,21 @@ def _valid_now(leaf: x509.Certificate, name: str, problems: Problems, now: datet
         problems.warn(name, CERT_KEY, f"the certificate expires on {after:%Y-%m-%d} UTC",
                       "renew it soon; browsers refuse it after that day")
     return True
+
+
+def _serves_tls(leaf: x509.Certificate, name: str, problems: Problems) -> bool:
+    """False when an extendedKeyUsage extension leaves out TLS server use (serverAuth or any): browsers refuse
+    such a certificate for a web site (RFC 5280 4.2.1.12: with the extension, only the listed uses)."""
+    try:
+        usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True
+    if ExtendedKeyUsageOID.SERVER_AUTH in usages or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in usages:
+        return True
+    problems.error(name, CERT_KEY, "the certificate's extendedKeyUsage does not include TLS server use "
+                   "(serverAuth): browsers refuse it for a web site",
+                   "issue a server certificate (extendedKeyUsage serverAuth) for the ingress host")
+    return False
 
 
 def _warn_readable_key(path: Path, name: str, problems: Problems) -> None:
