@@ -145,7 +145,10 @@ class Serving(pulumi.ComponentResource):
             pod.update(gpu_pod_settings(self._args.cfg))
         # No `replicas`: the HPA owns the scale. On create the API server defaults it to 1 and the HPA
         # raises it to minReplicas; an applied `replicas` would reset the HPA's scale on every update.
-        # maxUnavailable 0: a new pod must be Ready (the models listed at its start loaded) before an old one goes.
+        # CPU: maxUnavailable 0, a new pod must be Ready (the models listed at its start loaded) before an
+        # old one goes. GPU: no surge, an old pod gives up its GPU first: the scheduler never overcommits
+        # nvidia.com/gpu, so with every GPU in use a surge pod stays Pending and the rollout never ends.
+        rolling = {"maxUnavailable": 1, "maxSurge": 0} if spec.gpu else {"maxUnavailable": 0, "maxSurge": 1}
         return {"selector": {"matchLabels": SELECTOR},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": rolling},
                 "template": {"metadata": {"labels": {**labels("serving", NAME), **SELECTOR}}, "spec": pod}}
