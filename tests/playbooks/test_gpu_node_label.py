@@ -102,3 +102,15 @@ def test_the_label_names_the_node_as_kubeadm_registered_it(tmp_path: Path) -> No
     key, value = GPU_NODE_LABEL
     hosts = _label_run(tmp_path, gpu_enabled=True, nodename=" GPU-01.Example ")
     assert hosts["gpu1"]["cmd"][-3:] == ["gpu-01.example", f"{key}={value}", "--overwrite"]
+
+
+def test_every_kubectl_call_on_a_node_uses_the_registered_name() -> None:
+    """The control-plane untaint (0050-cni.yml) named the node by uname's nodename too: for a capitalised
+    hostname kubectl answered NotFound, which that task's failed_when ignores ('not found'), so a control
+    plane that is also a worker silently kept its NoSchedule taint. Each kubectl call that names a node
+    uses _kubernetes_node_name (GetHostname's trimmed, lower-cased name, see the test above)."""
+    tasks = sorted((PLAYBOOKS / "roles" / "kubernetes" / "tasks").glob("*.yml"))
+    naming = [path.name for path in tasks if "nodename" in path.read_text()]
+    assert naming == [], f"kubectl names a node by ansible_facts.nodename in {naming}"
+    role_vars = yaml.safe_load((PLAYBOOKS / "roles" / "kubernetes" / "vars" / "main.yml").read_text())
+    assert role_vars["_kubernetes_node_name"].replace(" ", "") == "{{ansible_facts.nodename|trim|lower}}"
