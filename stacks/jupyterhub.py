@@ -36,6 +36,7 @@ JOBS_ROLE = "notebook-jobs"
 # kubernetes_api_port, kubeadm's bindPort). The `kubernetes` Service (443) is DNATed by kube-proxy to
 # <advertise address>:6443 of each control-plane node before Calico evaluates the egress policy.
 KUBEADM_API_PORT = 6443
+GKE_API_PORT = 443
 PRIVATE_RANGES = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
 # Kubernetes quantity suffixes (the ones installer/config/model.py _QUANTITY admits), in bytes.
 QUANTITY_BYTES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
@@ -95,11 +96,15 @@ def api_server_egress(cfg: ClusterConfig) -> list[dict[str, Any]]:
     """Egress to the Kubernetes API server behind the `kubernetes` Service, after its DNAT.
 
     kubeadm: each control-plane node's advertise address (its inventory address) on 6443; a host
-    named by DNS name only falls back to the private ranges on that port. GKE: the cluster endpoint
-    is public (no private cluster config), so z2jh's nonPrivateIPs rule already allows it on 443.
+    named by DNS name only falls back to the private ranges on that port. GKE: clusters created since
+    March 2022 reach their control plane over Private Service Connect, at an internal address in the
+    cluster's VPC even when the cluster also has a public endpoint (GKE docs "About Private Service
+    Connect"; Google Cloud blog "New control plane connectivity and isolation options", 2022-12-21).
+    That address is not known before the cluster exists, so the private ranges are allowed on 443 only.
     """
     if cfg.spec.profile == "gcp":
-        return []
+        return [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in PRIVATE_RANGES],
+                 "ports": [{"port": GKE_API_PORT, "protocol": "TCP"}]}]
     blocks: list[str] = []
     for host in cfg.inventory.in_role("kube_control_plane"):
         try:

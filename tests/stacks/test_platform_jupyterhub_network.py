@@ -216,14 +216,18 @@ def test_notebooks_reach_the_api_server_behind_the_kubernetes_service(renders, p
     """In-cluster clients dial the `kubernetes` Service (443); kube-proxy DNATs it to the endpoints,
     and the CNI applies egress policy to the translated address. kubeadm: each control-plane node's
     advertise address (kubeadm-config.yaml.j2 localAPIEndpoint.advertiseAddress, the inventory
-    address) on bindPort 6443 (the kubernetes role's kubernetes_api_port). GKE: the cluster
-    endpoint, public without a private cluster config, on 443, which nonPrivateIPs already allows."""
+    address) on bindPort 6443 (the kubernetes role's kubernetes_api_port). GKE: since March 2022
+    nodes and pods reach the control plane over Private Service Connect at an internal address in the
+    cluster's VPC, even beside a public endpoint (cloud.google.com/kubernetes-engine/docs/concepts/
+    private-service-connect; Google Cloud blog "New control plane connectivity and isolation options
+    for your GKE clusters", 2022-12-21), so a private address on 443 must be open, and only 443."""
     rendered, rules = _egress(renders, profile, channel)
     if profile == "gcp":
-        (cluster,) = [plain(r.inputs) for r in rendered.records if r.typ == "gcp:container/cluster:Cluster"]
-        assert "privateClusterConfig" not in cluster
-        endpoint = "203.0.113.10"  # the mock engine's GKE endpoint (tests/stacks/test_platform_gcp.py)
-        assert allows(rules, Destination(port=443, ip=endpoint))
+        public_endpoint = "203.0.113.10"  # the mock engine's GKE endpoint (tests/stacks/test_platform_gcp.py)
+        assert allows(rules, Destination(port=443, ip=public_endpoint))
+        for psc_endpoint in ("10.128.0.2", "172.16.0.2", "192.168.10.2"):  # wherever the cluster's VPC is
+            assert allows(rules, Destination(port=443, ip=psc_endpoint)), psc_endpoint
+            assert not allows(rules, Destination(port=6443, ip=psc_endpoint)), "only the API port is opened"
         return
     role_defaults = yaml.safe_load((REPO / "playbooks/roles/kubernetes/defaults/main.yml").read_text())
     assert role_defaults["kubernetes_api_port"] == KUBEADM_API_PORT
