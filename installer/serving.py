@@ -73,7 +73,10 @@ write() {
 }
 write
 [ "$every" = once ] && exit 0
-while sleep "$every"; do write; done
+# As a container's PID 1 the shell ignores SIGTERM unless it traps it, and runs a trap only after a
+# foreground command ends: without these two lines every pod stop waits out the grace period.
+trap 'exit 0' TERM INT
+while :; do sleep "$every" & wait $!; write; done
 """
 
 

@@ -33,6 +33,7 @@ minReplicas).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -284,6 +285,27 @@ def test_lister_sidecar_picks_up_a_new_version_while_running(lister: Lister) -> 
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_lister_sidecar_stops_at_once_on_sigterm(lister: Lister) -> None:
+    """A container's PID 1 ignores a signal it installs no handler for (Linux pid_namespaces(7): "the
+    only signals that can be sent to the init process are those for which init has established a
+    handler"), and a shell runs its trap only after the foreground command ends. So the sidecar traps
+    TERM and sleeps in the background; otherwise every pod stop would wait out the 30 s grace period.
+    Here the shell gets TERM mid-interval and must exit 0 at once (an untrapped shell dies by the signal)."""
+    proc = lister.loop("30")
+    try:
+        deadline = time.monotonic() + 10
+        while not lister.out.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        with contextlib.suppress(ProcessLookupError):  # the interval's sleep, if still running
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def _model_server_config() -> Any:
