@@ -146,9 +146,10 @@ def jobs_rules() -> list[dict[str, Any]]:
 def memory_bytes(quantity: str) -> int:
     """A memory quantity of the model (e.g. 16Gi) in bytes, the form KubeSpawner's mem_limit takes.
 
-    mem_limit/mem_guarantee are JupyterHub's ByteSpecification (jupyterhub/traitlets.py, 4.1.6 to
-    5.5.0): an int, or a number with one of K, M, G, T (binary). "16Gi" is refused with TraitError
-    when KubeSpawner applies the profile, so every start of that profile failed.
+    mem_limit/mem_guarantee are JupyterHub's ByteSpecification (jupyterhub/traitlets.py in every
+    JupyterHub the pinned charts bundle): an int, or a number with one of K, M, G, T (binary). "16Gi"
+    is refused with TraitError when KubeSpawner applies the profile, so every start of that profile
+    failed (tests/stacks/test_platform_jupyterhub_profiles.py names the versions read).
     """
     match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([A-Za-z]*)", quantity)
     if not match or match.group(2) not in QUANTITY_BYTES:

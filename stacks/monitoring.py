@@ -63,10 +63,11 @@ class Monitoring(pulumi.ComponentResource):
     def _hpa_rule(self) -> k8s.apiextensions.CustomResource:
         """KubeHpaMaxedOut that stays quiet for an HPA whose floor is its ceiling.
 
-        The chart's rule (templates/prometheus/rules-1.14/kubernetes-apps.yaml up to chart 82.10.1, so
-        channels 1.9-1.11) is current == max for 15m: an HPA with minReplicas == maxReplicas (allowed by
-        the model; on gcp replica_bounds caps both at the GPU pool) fires it for ever. The chart's copy
-        is disabled (_values) and this one adds upstream's later guard (chart 82.10.2) on every channel.
+        The chart's rule (templates/prometheus/rules-1.14/kubernetes-apps.yaml in the charts channels
+        1.9-1.11 pin) is current == max for 15m: an HPA with minReplicas == maxReplicas (allowed by the
+        model; on gcp replica_bounds caps both at the GPU pool) fires it for ever. The chart's copy is
+        disabled (_values) and this one adds upstream's later max != min guard (helm-charts PR #6725;
+        tests/stacks/test_platform_hpa_alert.py names the chart versions) on every channel.
         """
         ksm = 'job="kube-state-metrics"'
         expr = (f"kube_horizontalpodautoscaler_status_current_replicas{{{ksm}}}\n"
