@@ -300,14 +300,15 @@ def program_crds(cfg: ClusterConfig) -> set[str]:
     return {str(body["metadata"]["name"]) for body in all_crds().values()}
 
 
-def _service_listing(kubeconfig: Path, probe: Probe) -> dict[str, Any]:
-    rc, listed, err = probe(migrations.service_list_command(kubeconfig))
+def _kubectl_listing(command: list[str], kinds: str, probe: Probe) -> dict[str, Any]:
+    """`kubectl get <kinds> -o json` through the probe; a failure or non-JSON answer refuses the hop."""
+    rc, listed, err = probe(command)
     if rc != 0:
-        raise PreflightError(f"ingress switch: cannot list Services: {err.strip() or 'no output'}")
+        raise PreflightError(f"ingress switch: cannot list {kinds}: {err.strip() or 'no output'}")
     try:
         listing = json.loads(listed)
     except ValueError:
-        raise PreflightError("ingress switch: kubectl did not answer with a JSON list of Services") from None
+        raise PreflightError(f"ingress switch: kubectl did not answer with a JSON list of {kinds}") from None
     return listing if isinstance(listing, dict) else {}
 
 
@@ -316,18 +317,13 @@ def ingress_switch(installed: ClusterConfig, target: ClusterConfig, kubeconfig: 
     """Check nothing of the operator's would go dark; record the old controller's address for the DNS pause."""
     old_class = installed.spec.networking.ingress.class_name or migrations.DEFAULT_CLASS["ingress-nginx"]
     new_class = target.spec.networking.ingress.class_name or migrations.DEFAULT_CLASS["traefik"]
-    rc, listed, err = probe(migrations.ingress_list_command(kubeconfig))
-    if rc != 0:
-        raise PreflightError(f"ingress switch: cannot list Ingresses: {err.strip() or 'no output'}")
-    try:
-        listing = json.loads(listed)
-    except ValueError:
-        raise PreflightError("ingress switch: kubectl did not answer with a JSON list of Ingresses") from None
-    migrations.ingress_switch_check(listing if isinstance(listing, dict) else {}, old_class, new_class,
+    listing = _kubectl_listing(migrations.ingress_list_command(kubeconfig), "Ingresses", probe)
+    migrations.ingress_switch_check(listing, old_class, new_class,
                                     set(target.release.charts) | set(installed.release.charts))
     rc, address, _ = probe(migrations.old_address_command(kubeconfig))
     if target.spec.networking.metallb.enabled:
-        migrations.pool_capacity_check(target.spec.networking.metallb.addresses, _service_listing(kubeconfig, probe))
+        services = _kubectl_listing(migrations.service_list_command(kubeconfig), "Services", probe)
+        migrations.pool_capacity_check(target.spec.networking.metallb.addresses, services)
     return {"controller": {"from": "ingress-nginx", "to": "traefik"},
             "ingressClass": {"from": old_class, "to": new_class},
             "oldAddress": address.strip() if rc == 0 and address.strip() else None,
