@@ -13,22 +13,15 @@ half-way; the switch must refuse before any change instead.
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
+from test_upgrade_ingress_switch import _run as run_switch
 
-from installer.config.load import load
 from installer.errors import PreflightError
-from installer.phases.base import RunContext
-from installer.runs import RunRecord
-from installer.upgrade.facts import ClusterFacts, NodeFacts, Z2jhSettings
-from installer.upgrade.migrations import INGRESS_SWITCH, free_pool_addresses
+from installer.upgrade.migrations import free_pool_addresses
 from installer.upgrade.route import plan_route
-from installer.upgrade.run import hop_config, run_migrations
 
 
 def _service(ns: str, name: str, kind: str, ips: list[str]) -> dict[str, Any]:
@@ -52,27 +45,7 @@ def test_free_addresses_count_cidrs_and_ranges_minus_what_services_hold() -> Non
 def _run(make_site, pool: list[str], services: dict[str, Any], services_rc: int = 0) -> list[list[str]]:  # noqa: ANN001
     site: Path = make_site({"spec.channel": "26.03", "spec.kubernetes.version": "1.34",
                             "spec.networking.metallb.enabled": True, "spec.networking.metallb.addresses": pool})
-    cfg = load(site)
-    hop = plan_route("1.11", "1.34", "26.03").hops[0]
-    hop = type(hop)(**{**hop.__dict__, "migrations": (INGRESS_SWITCH,)})  # the switch alone
-    ctx = RunContext(cfg=cfg, record=RunRecord.start(cfg, "test"), console=Console(file=io.StringIO()))
-    probes: list[list[str]] = []
-
-    def probe(argv: list[str]) -> tuple[int, str, str]:
-        probes.append(argv)
-        if "ingress" in argv:
-            return 0, json.dumps({"items": []}), ""
-        if "--all-namespaces" in argv:
-            return services_rc, json.dumps(services), "forbidden" if services_rc else ""
-        return 0, "192.0.2.240", ""
-
-    def command(argv: list[str]) -> None:
-        raise AssertionError(f"the switch changes nothing itself: {argv}")
-
-    node = NodeFacts("cp1", True, True, "v1.34.3", "2.1.4", 2, True)
-    facts = ClusterFacts(nodes=(node,), apiserver_versions=("v1.34.3",), z2jh=Z2jhSettings("escape", True))
-    run_migrations(ctx, hop, hop_config(cfg, hop), facts, command=command, probe=probe)
-    return probes
+    return run_switch(site, {"items": []}, services=services, services_rc=services_rc)[1]
 
 
 def test_a_full_pool_refuses_the_hop_before_any_change(make_site) -> None:  # noqa: ANN001

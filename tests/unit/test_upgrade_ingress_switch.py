@@ -91,7 +91,10 @@ def _facts() -> ClusterFacts:
     return ClusterFacts(nodes=(node,), apiserver_versions=("v1.34.3",), z2jh=Z2jhSettings("escape", True))
 
 
-def _run(site: Path, listing: dict[str, Any], address: str = "192.0.2.240") -> tuple[RunContext, list[list[str]]]:
+def _run(site: Path, listing: dict[str, Any], address: str = "192.0.2.240", services: dict[str, Any] | None = None,
+         services_rc: int = 0) -> tuple[RunContext, list[list[str]]]:
+    """The switch alone on `site`; kubectl answers `listing` for Ingresses, `services` (rc `services_rc`) for
+    the Services of the pool check (test_upgrade_ingress_pool.py) and `address` for the old controller."""
     cfg = load(site)
     hop = plan_route("1.11", "1.34", "26.03").hops[0]
     hop = type(hop)(**{**hop.__dict__, "migrations": (INGRESS_SWITCH,)})  # the switch alone
@@ -102,8 +105,8 @@ def _run(site: Path, listing: dict[str, Any], address: str = "192.0.2.240") -> t
         probes.append(argv)
         if "ingress" in argv:
             return 0, json.dumps(listing), ""
-        if "--all-namespaces" in argv:  # Services, for the pool check (test_upgrade_ingress_pool.py)
-            return 0, json.dumps({"items": []}), ""
+        if "--all-namespaces" in argv:  # Services, for the pool check
+            return services_rc, json.dumps(services or {"items": []}), "forbidden" if services_rc else ""
         return 0, address, ""
 
     def command(argv: list[str]) -> None:
