@@ -33,8 +33,10 @@ NOW = datetime.datetime.now(datetime.UTC)
 
 
 def make_cert(site: Path, *, names: tuple[str, ...] = (HOST,), days: int = 90, start_days: int = -1,
-              other_key: bool = False, encrypt: bool = False, stem: str = "ui") -> tuple[str, str]:
-    """A self-signed leaf for `names` written as <stem>.crt / <stem>.key in the site; returns their names."""
+              other_key: bool = False, encrypt: bool = False, stem: str = "ui",
+              usages: list[x509.ObjectIdentifier] | None = None) -> tuple[str, str]:
+    """A self-signed leaf for `names` (with extended key `usages` if given) written as <stem>.crt /
+    <stem>.key in the site; returns their names."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0] if names else HOST)])
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -43,6 +45,8 @@ def make_cert(site: Path, *, names: tuple[str, ...] = (HOST,), days: int = 90, s
                .not_valid_after(NOW + datetime.timedelta(days=days)))
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+    if usages is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     cert = builder.sign(key, hashes.SHA256())
     written_key = ec.generate_private_key(ec.SECP256R1()) if other_key else key
     encryption = (serialization.BestAvailableEncryption(b"passphrase") if encrypt

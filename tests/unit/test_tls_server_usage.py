@@ -9,36 +9,19 @@ every browser, so kfinstall refuses it before any host is touched, naming file, 
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from test_tls_config import make_cert, tls_sets
 
 from installer.config.load import load
 from installer.config.problems import InvalidConfig
 
-HOST = "ml.example.com"  # BASE_CLUSTER's spec.networking.ingress.host (tests/conftest.py)
-
 
 def _write(site: Path, usages: list[x509.ObjectIdentifier] | None) -> tuple[str, ...]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-               .not_valid_after(now + datetime.timedelta(days=90))
-               .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False))
-    if usages is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-    (site / "ui.crt").write_bytes(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-    (site / "ui.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
-    (site / "ui.key").chmod(0o600)
-    return ("spec.networking.tls.certFile=ui.crt", "spec.networking.tls.keyFile=ui.key")
+    return tls_sets(*make_cert(site, usages=usages))
 
 
 @pytest.mark.parametrize("usages", [None, [ExtendedKeyUsageOID.SERVER_AUTH],
