@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from installer.errors import PhaseFailed, PreflightError
 from installer.lab._proc import run, succeeds
@@ -93,8 +94,26 @@ def lab_containers(settings: LabSettings) -> dict[str, ContainerState]:
     for entry in json.loads(proc.stdout or "[]"):
         name = entry["Names"][0]
         labels = entry.get("Labels") or {}
-        states[name] = ContainerState(name, entry.get("State") == "running", labels.get(SPEC_LABEL))
+        running = entry.get("State") == "running" and _process_alive(int(entry.get("Pid") or 0), entry["Id"])
+        states[name] = ContainerState(name, running, labels.get(SPEC_LABEL))
     return states
+
+
+def _process_alive(pid: int, container_id: str) -> bool:
+    """True when the container's init process really runs here.
+
+    podman 4.3 believes its database: on a machine restored from a disk snapshot (CI machines
+    are made that way) it lists as "running" containers whose processes never came back, and
+    `podman ps --sync` does not correct it. Such a host never answers SSH, so `lab up` must
+    re-create it. The PID must exist and sit in the container's own cgroup (a reused PID does not).
+    """
+    if pid <= 0:
+        return False
+    try:
+        cgroups = Path(f"/proc/{pid}/cgroup").read_text()
+    except OSError:
+        return False
+    return container_id in cgroups
 
 
 def any_lab_containers() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 
@@ -97,3 +98,30 @@ def test_down_leaves_nothing_and_restores_ip_forward(lab_site: LabSite) -> None:
         assert not lab_site.inventory.exists()
     finally:
         lab_up(LAB_HOSTS, vms, out=lab_site.out_dir, settings=lab_site.settings)
+
+
+def _kill_behind_podmans_back(container: str) -> None:
+    """SIGKILL the container's conmon, then its init: podman's database still says "running".
+
+    The same state a machine restored from a disk snapshot shows (the CI machine of stop 17 did:
+    `lab up` trusted "running", never re-created h1 and h2, and waited 90 s for SSH that never came).
+    """
+    inspect = subprocess.run(["podman", "inspect", "--format", "{{.State.ConmonPid}} {{.State.Pid}}", container],
+                             capture_output=True, text=True, check=True)
+    conmon, init = (int(p) for p in inspect.stdout.split())
+    subprocess.run(["kill", "-KILL", str(conmon)], check=True)
+    subprocess.run(["kill", "-KILL", str(init)], check=True)
+    for _ in range(50):
+        if not os.path.exists(f"/proc/{init}"):
+            break
+        time.sleep(0.1)
+
+
+def test_up_re_creates_a_host_podman_lists_as_running_whose_process_is_gone(lab_site: LabSite) -> None:
+    container = lab_site.settings.container_name("h3")
+    _kill_behind_podmans_back(container)
+    listed = subprocess.run(["podman", "ps", "--filter", f"name={container}", "--format", "{{.State}}"],
+                            capture_output=True, text=True, check=True)
+    assert "running" in listed.stdout.lower() or "up" in listed.stdout.lower(), listed.stdout
+    lab_up(LAB_HOSTS, _vm_count(lab_site), out=lab_site.out_dir, settings=lab_site.settings)
+    assert lab_site.ssh("h3", "true").returncode == 0
