@@ -44,7 +44,8 @@ def write_site(site: Path, hosts: int) -> None:
                         "kubernetes": {"controlPlaneEndpoint": "10.255.0.1"},
                         "auth": {"ldap": {"url": "ldaps://ldap.example.com", "bindDn": "cn=hub,dc=example,dc=com",
                                           "userSearchBase": "ou=people,dc=example,dc=com"}},
-                        "networking": {"metallb": {"addresses": ["10.255.1.0/28"]}}}}
+                        "networking": {"metallb": {"addresses": ["10.255.1.0/28"]},
+                                       "ingress": {"host": "ml.example.com"}}}}
     (site / "kfinstall.yaml").write_text(yaml.safe_dump(cluster, sort_keys=False))
 
 
