@@ -112,6 +112,7 @@ def run_up(
                 for name in names:
                     _stop_if_asked(ctx, name)
                     report.phases.append(PHASES[name](ctx))
+                    _record_applied(ctx, report.phases[-1])
             except KfinstallError as exc:
                 # A failed phase's own result, with its host counts; otherwise just its name and the error.
                 failed = exc.phase if isinstance(exc.phase, PhaseResult) else PhaseResult(name, type(exc).__name__)
@@ -139,6 +140,15 @@ def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
                 return hosts.run(ctx, check=True)
         finally:
             record.seal()
+
+
+def _record_applied(ctx: RunContext, result: PhaseResult) -> None:
+    """`plan` diffs against what was applied (installer.applied): a phase's part is recorded only once
+    it succeeded in full; a failed or incomplete phase leaves the previous record as it was."""
+    from installer.applied import PARTS, record_apply
+
+    if result.name in PARTS and result.status == "ok":
+        record_apply(ctx.cfg, (result.name,), run_id=ctx.record.run_id)
 
 
 def _stop_if_asked(ctx: RunContext, phase: str) -> None:
