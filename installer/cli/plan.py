@@ -10,12 +10,22 @@ from typing import Any
 import click
 from rich.table import Table
 
-from installer.cli.common import emit_json, inventory_option, output_option, print_problems, set_option, stderr, stdout
+from installer.cli.common import (
+    emit_json,
+    inventory_option,
+    output_option,
+    print_problems,
+    set_option,
+    state_dir_option,
+    stderr,
+    stdout,
+)
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.load import load
 from installer.config.resolved import ClusterConfig
 from installer.interrupt import interrupt_sets
 from installer.plan import Plan, build_plan
+from installer.plandiff import diff_lines, plan_diff
 
 MAX_NAMES = 12
 
@@ -23,28 +33,32 @@ MAX_NAMES = 12
 @click.command()
 @inventory_option
 @set_option
+@state_dir_option
 @click.option(
     "--check-hosts", is_flag=True, help="Also run the host playbooks in Ansible check/diff mode (SSH; changes nothing)."
 )
 @output_option
-def plan(inventory: Path, sets: tuple[str, ...], check_hosts: bool, output: str) -> None:
+def plan(inventory: Path, sets: tuple[str, ...], state_dir: Path | None, check_hosts: bool, output: str) -> None:
     """Show hosts by role, phases in order, component versions, storage, auth and warnings.
 
     Reads only the site folder and kfinstall's release data; connects to nothing unless
     --check-hosts is given, which adds what Ansible would change on each reachable host. With
     --output json the result is the documented plan document (docs/plan-json.md).
     """
-    cfg = load(inventory, sets, need_secrets=check_hosts)
+    cfg = load(inventory, sets, need_secrets=check_hosts, state_dir=state_dir)
     result = build_plan(cfg)
     checked = _check_hosts(cfg) if check_hosts else None
     preview = _platform_preview(cfg)
+    diff = plan_diff(cfg)
     if output == "json":
         extra = {"hostCheck": checked} if checked is not None else {}
-        emit_json({**result.as_dict(), **extra, **({"platformPreview": preview} if preview else {})})
+        emit_json({**result.as_dict(), "diff": diff, **extra, **({"platformPreview": preview} if preview else {})})
         return
     if preview:
         stdout.print(f"Pulumi preview: {preview['changes']}", markup=False)
     _print_text(result)
+    for line in diff_lines(diff, preview=preview is not None):
+        stdout.print(line, markup=False)
     if checked is not None:
         for host, stats in sorted(checked["hosts"].items()):
             stdout.print(

@@ -1,0 +1,311 @@
+"""The last applied record: what `up` applied, so that `plan` can diff against it (STATE/applied.json).
+
+Two parts, each written only after its phase succeeded, so a failed run never pretends:
+  hosts     the resolved settings, versions and the hosts of every role, after the host phase;
+  platform  the settings, versions, the platform's input fingerprint and every rendered object and
+            Helm release (installer.render under Pulumi's mock engine), after the platform phase.
+
+Secrets never enter the record: a secret value is kept as `<secret:H>`, H an HMAC-SHA256 of the value
+under a random key in STATE/applied.key (0600). A keyed hash, not a plain one, because a plain hash
+of a short operator password (LDAP bind, Grafana admin) can be guessed offline by anyone who sees
+the record (a copied state dir, a bug report); without the key a hash tells nothing. It still shows
+that a secret changed, which is all `plan` says about it. Files are 0600 and written atomically;
+only this module writes them (installer.state and installer.runs own the rest of the state dir).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import json
+import os
+import re
+import secrets
+import stat
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from installer.config.inventory import ROLE_GROUPS
+from installer.config.resolved import ClusterConfig
+from installer.errors import ConfigError
+from installer.owned import write_file_atomically
+
+APPLIED_FILE = "applied.json"
+KEY_FILE = "applied.key"
+FORMAT = 1
+PARTS = ("hosts", "platform")
+# A record holds a few thousand objects at most (~2 MB); the bound keeps a damaged file cheap.
+MAX_RECORD_BYTES = 64 << 20
+SECRET_MARK = re.compile(r"<secret:[0-9a-f]{32}>|<secret:unknown>")
+UNKNOWN_SECRET = "<secret:unknown>"  # noqa: S105 - a placeholder: the site has no secrets.yml
+VOLUME_CLASSES_OUTPUT = "volume_classes"  # stacks.storage.VOLUME_CLASSES_OUTPUT (tests hold them together)
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+
+def record_apply(cfg: ClusterConfig, phases: Iterable[str] = PARTS, *, run_id: str | None = None) -> Path:
+    """Record the parts of `cfg` that the named phases applied ("hosts", "platform"); keep the others.
+
+    Called by `up` after each phase that succeeded. Returns the record's path.
+    """
+    wanted = list(phases)
+    unknown = [p for p in wanted if p not in PARTS]
+    if unknown:
+        raise ValueError(f"unknown record part(s) {unknown}; expected some of {PARTS}")
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    record = read_applied(cfg.state_dir) or {}
+    if record.get("cluster") != cfg.name:
+        record = {}
+    hasher = SecretHasher(_key(cfg.state_dir, create=True))
+    record.update({"format": FORMAT, "cluster": cfg.name})
+    for part in wanted:
+        header = {"recordedAt": time.strftime("%FT%TZ", time.gmtime()), "runId": run_id,
+                  "settings": settings_of(cfg, hasher), "versions": versions_of(cfg)}
+        if part == "hosts":
+            record["hosts"] = {**header, "roles": roles_of(cfg)}
+        else:
+            previous = (record.get("platform") or {}).get("outputs")
+            outputs = installed_outputs(cfg, previous)
+            record["platform"] = {**header, "fingerprint": platform_fingerprint(cfg, hasher, outputs),
+                                  "outputs": outputs, "objects": rendered_objects(cfg, hasher, outputs)}
+    path = cfg.state_dir / APPLIED_FILE
+    write_file_atomically(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode("utf-8"), 0o600)
+    return path
+
+
+def _key(state_dir: Path, *, create: bool) -> bytes | None:
+    """The HMAC key; created (0600, from the first byte) on the first record. None when absent."""
+    path = state_dir / KEY_FILE
+    if not os.path.lexists(path):
+        if not create:
+            return None
+        write_file_atomically(path, secrets.token_hex(32).encode("ascii") + b"\n", 0o600)
+    data = _read_bounded(path, 1024).strip()
+    if len(data) != 64:
+        raise ConfigError(f"{path}: not a key kfinstall wrote. Fix: move it aside (`mv {path} {path}.broken`); "
+                          "the next `kfinstall up` writes a new key and record")
+    return data
+
+
+class SecretHasher:
+    """`<secret:H>` for a secret value: equal values give equal marks, and the mark reveals nothing."""
+
+    def __init__(self, key: bytes | None) -> None:
+        self._key = key
+
+    def mark(self, value: str) -> str:
+        if self._key is None:
+            return UNKNOWN_SECRET
+        digest = hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+        return f"<secret:{digest}>"
+
+
+def secret_values(cfg: ClusterConfig) -> dict[str, str]:
+    """Secret key -> value: secrets.yml and the operator's TLS key (None entries dropped)."""
+    values = {key: value.get_secret_value() for key, value in (cfg.secrets.__dict__ if cfg.secrets else {}).items()}
+    if cfg.tls_material is not None:
+        values["tlsKey"] = cfg.tls_material.key_pem.get_secret_value()
+    return values
+
+
+def settings_of(cfg: ClusterConfig, hasher: SecretHasher) -> dict[str, Any]:
+    """The resolved configuration as dotted key -> value; secrets as their marks, never values."""
+    flat: dict[str, Any] = {}
+    _flatten("", cfg.cluster.model_dump(by_alias=True, mode="json"), flat)
+    flat["kubernetesVersion"] = cfg.kubernetes_version
+    for key, value in sorted(secret_values(cfg).items()):
+        flat[f"secrets.{key}"] = hasher.mark(value) if value else ""
+    return _masked(flat, _mark_table(cfg, hasher))
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    """Mappings become dotted keys; lists stay whole values (a list in kfinstall.yaml replaces, never merges)."""
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), item, out)
+    else:
+        out[prefix] = value
+
+
+def versions_of(cfg: ClusterConfig) -> dict[str, Any]:
+    release = cfg.release
+    return {"channel": release.channel, "kubernetes": cfg.kubernetes_version,
+            "charts": {name: pin.version for name, pin in sorted(release.charts.items())},
+            "images": {name: pin.ref for name, pin in sorted(release.images.items())}}
+
+
+def roles_of(cfg: ClusterConfig) -> dict[str, list[str]]:
+    return {role: list(cfg.inventory.names(role)) for role in ROLE_GROUPS}
+
+
+def installed_outputs(cfg: ClusterConfig, previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The stack outputs the program reads back on the next run (stacks.program's `installed`):
+    the volume classes, kept from the previous record as Pulumi keeps them in the stack."""
+    from stacks.base import ComponentArgs
+    from stacks.storage import volume_classes
+
+    return {VOLUME_CLASSES_OUTPUT: volume_classes(ComponentArgs(cfg=cfg), previous or None)}
+
+
+def rendered_objects(cfg: ClusterConfig, hasher: SecretHasher,
+                     installed: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    """Every Kubernetes object, Helm release and cloud resource the platform program declares, by id,
+    as `render` shows them but with every secret (Secret data included) replaced by its mark."""
+    from installer import render
+
+    table = _mark_table(cfg, hasher, () if cfg.secrets is not None else render.secret_strings(cfg))
+    objects: dict[str, dict[str, Any]] = {}
+    for rec in render.evaluate(cfg, dict(installed) if installed else None):
+        if rec.is_kubernetes_object:
+            body = render.plain(rec.inputs)
+            if body.get("kind") == "Secret":
+                body = _marked_secret_object(body, hasher)
+            meta = body.get("metadata") or {}
+            ident = f"{body.get('kind')}/{meta.get('namespace') or '-'}/{meta.get('name') or rec.name}"
+        elif rec.typ == render.HELM_RELEASE:
+            body = render.helm_document(rec, [])
+            ident = f"HelmRelease/{body.get('namespace') or '-'}/{body['release']}"
+        elif rec.is_cloud:
+            body = {"type": rec.typ, "name": rec.name, "inputs": render.plain(rec.inputs)}
+            ident = f"{rec.typ}/-/{rec.name}"
+        else:
+            continue
+        objects[ident] = {"component": rec.component, "body": _masked(body, table)}
+    return objects
+
+
+def _marked_secret_object(body: dict[str, Any], hasher: SecretHasher) -> dict[str, Any]:
+    """A Secret's data and stringData values, each as a whole, become marks (data is base64 of anything)."""
+    out = dict(body)
+    for field in ("data", "stringData"):
+        if isinstance(out.get(field), dict):
+            out[field] = {key: hasher.mark(str(value)) for key, value in out[field].items()}
+    return out
+
+
+def _mark_table(cfg: ClusterConfig, hasher: SecretHasher, placeholders: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """(form, mark) for every form a secret can take in text (installer.runs.secret_forms), longest first.
+
+    `placeholders`: what the program carries instead of secrets when the site has no secrets.yml.
+    """
+    from installer.runs import secret_forms
+
+    table = {form: hasher.mark(value) for value in secret_values(cfg).values() if value
+             for form in secret_forms(value)}
+    table.update({form: UNKNOWN_SECRET for value in placeholders for form in secret_forms(value)})
+    return sorted(table.items(), key=lambda item: len(item[0]), reverse=True)
+
+
+def _masked(value: Any, table: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for form, mark in table:
+            if form in value:
+                value = value.replace(form, mark)
+        return value
+    if isinstance(value, dict):
+        return {key: _masked(item, table) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, table) for item in value]
+    return value
+
+
+# ---- the platform's inputs -------------------------------------------------------------------
+
+
+def platform_fingerprint(cfg: ClusterConfig, hasher: SecretHasher, installed: Mapping[str, Any] | None) -> str:
+    """A digest of everything stacks.program(cfg, installed) reads: equal fingerprints, equal render.
+
+    The inventory enters only through what the stacks read of it (tests/unit/test_applied.py holds
+    this list against stacks/): the control-plane addresses (JupyterHub's API egress) and the NFS
+    server address (the NFS StorageClass). The stacks' and chart values' source files enter as bytes,
+    so a new kfinstall version is never mistaken for the recorded one.
+    """
+    inputs = {
+        "format": FORMAT,
+        "cluster": cfg.cluster.model_dump(by_alias=True, mode="json"),
+        "profile": cfg.profile.model_dump(by_alias=True, mode="json"),
+        "release": cfg.release.model_dump(by_alias=True, mode="json"),
+        "kubernetesVersion": cfg.kubernetes_version,
+        "stateDir": str(cfg.state_dir),
+        "secrets": {key: hasher.mark(value) for key, value in sorted(secret_values(cfg).items())}
+        if cfg.secrets is not None else None,
+        "tlsCertificate": cfg.tls_material.certificate_pem if cfg.tls_material else None,
+        "controlPlanes": [[h.name, h.address] for h in cfg.inventory.in_role("kube_control_plane")],
+        "nfsServer": cfg.nfs_server_address(),
+        "installed": dict(installed) if installed else None,
+        "code": code_digest(),
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+def code_digest() -> str:
+    """sha256 over the files of stacks/ and the chart values, without importing stacks (Pulumi's SDK)."""
+    spec = importlib.util.find_spec("stacks")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the stacks package is not installed with kfinstall")
+    stacks_dir = Path(next(iter(spec.submodule_search_locations)))
+    digest = hashlib.sha256()
+    for folder in (stacks_dir, charts_dir(stacks_dir)):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def charts_dir(stacks_dir: Path) -> Path:
+    """stacks.values.charts_dir() found from the stacks folder (a test holds the two together)."""
+    for candidate in (stacks_dir.parent / "charts", stacks_dir.parent / "installer" / "_data" / "charts"):
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError(f"kfinstall chart values not found beside {stacks_dir}")
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def read_applied(state_dir: Path) -> dict[str, Any] | None:
+    """The record, or None when nothing was recorded; ConfigError (exit 2) when it is unusable."""
+    path = state_dir / APPLIED_FILE
+    if not os.path.lexists(path):
+        return None
+    data = _read_bounded(path, MAX_RECORD_BYTES)
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _damaged(path, "is not valid JSON") from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise _damaged(path, f"is not a kfinstall apply record (format {FORMAT})")
+    for part in PARTS:
+        if part in record and not isinstance(record[part], dict):
+            raise _damaged(path, f"its `{part}` part is not a mapping")
+    return record
+
+
+def hasher_for(state_dir: Path) -> SecretHasher:
+    """The record's hasher for reading (never creates the key: plan writes nothing)."""
+    return SecretHasher(_key(state_dir, create=False))
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise _damaged(path, f"cannot be read ({exc.strerror or type(exc).__name__}; a link is refused)") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise _damaged(path, "is not a regular file")
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise _damaged(path, f"is larger than {limit} bytes")
+    return data
+
+
+def _damaged(path: Path, why: str) -> ConfigError:
+    return ConfigError(
+        f"{path}: {why}; plan cannot tell what was applied. Fix: move it aside "
+        f"(`mv {path} {path}.broken`); the next `kfinstall up` records the apply again"
+    )
