@@ -67,7 +67,7 @@ def backup(inventory: Path, profile: str | None, state_dir: Path | None, with_cl
             # Checked when the playbook starts; the report (keys pinned on first contact) stays in this record.
             keys = functools.partial(checked_host_keys, cfg, record, stderr)
             cluster = ansible_cluster_backup(cfg, record.path / "ansible", stop.is_set, host_keys=keys)
-            hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
+            hub = None if skip else hub_db_backup(kubectl_runner(cfg))
         result = take_backup(
             cfg, record.path / "backup", cluster_backup=cluster, hub_backup=hub, hub_skipped=skip or "not requested"
         )

@@ -20,7 +20,7 @@ from installer.cli.common import (
 from installer.config.load import load
 from installer.errors import KfinstallError
 from installer.phases import UP_PHASES
-from installer.up import run_up
+from installer.up import run_up, summary_lines
 
 
 @click.command()
@@ -55,13 +55,10 @@ def up(
     except KfinstallError as exc:
         if output == "json" and exc.report is not None:
             # Automation reads the same document on failure: per-host counts and each phase's status.
-            emit_json({**exc.report.as_dict(), "result": "failed", "error": exc.message})
+            emit_json({**exc.report.as_dict(), "error": exc.message})
         raise
     if output == "json":
-        emit_json({**report.as_dict(), "result": "ok"})
+        emit_json(report.as_dict())
         return
-    for phase in report.phases:
-        stdout.print(f"{phase.name}: {phase.status} ({phase.duration_s:.1f} s)", markup=False)
-    for host, stats in sorted(report.as_dict()["hosts"].items()):
-        stdout.print(f"  {host}: " + " ".join(f"{k}={v}" for k, v in stats.items()), markup=False)
-    stdout.print(f"run record: {report.record}", markup=False)
+    for line in summary_lines(report):
+        stdout.print(line, markup=False, highlight=False)

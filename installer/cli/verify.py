@@ -33,7 +33,7 @@ def verify(
 ) -> None:
     """Check the live platform: nodes, GPUs, storage, JupyterHub, serving and GPU metrics.
 
-    Needs kubectl and the site's kubeconfig (STATE/kubeconfig, or $KUBECONFIG); without a reachable
+    Needs kubectl and the site's kubeconfig (STATE/kubeconfig; $KUBECONFIG is not read); without a reachable
     cluster it stops with exit 3 and says what is missing. Any failed check gives exit 4.
     """
     cfg = load(inventory, sets, need_secrets=False, profile=profile)
