@@ -42,6 +42,7 @@ class Problem:
     severity: str = ERROR
     line: int | None = None
     column: int | None = None
+    rule: str | None = None  # the id of its row in installer/config/refusals.py, when it has one
 
     def where(self) -> str:
         if self.line is None:
@@ -61,6 +62,7 @@ class Problem:
             "key": self.key,
             "message": self.message,
             "fix": self.fix,
+            "rule": self.rule,
         }
 
 

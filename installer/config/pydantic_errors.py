@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from installer.config.addresses import PREVIEW, preview
 from installer.config.problems import Problems, one_line
+from installer.config.refusals import refuse
 
 Position = Callable[[tuple[str | int, ...]], tuple[int | None, int | None]]
 
@@ -52,7 +53,7 @@ def allowed_keys(root: type[BaseModel], parent: tuple[str | int, ...]) -> list[s
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
+def _describe(error: dict[str, Any], root: type[BaseModel], written: str | None = None) -> tuple[str, str]:
     loc = tuple(error["loc"])
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
@@ -66,7 +67,10 @@ def _describe(error: dict[str, Any], root: type[BaseModel]) -> tuple[str, str]:
         expected = error.get("ctx", {}).get("expected", "")
         return f"{preview(value)} is not allowed", f"use one of {expected}"
     if kind == "string_type" and isinstance(value, float):
-        return (f"is the number {value!r}, not text (YAML reads 1.10 as 1.1)", f'quote it: {loc[-1]}: "{value}"')
+        # Unquoted 1.10 is the float 1.1 to YAML: name both, and quote what the operator wrote.
+        text = written or repr(value)
+        return (f"YAML read the number {value!r} from {text} (unquoted), not the text {text!r}",
+                f'quote it: {loc[-1]}: "{text}"')
     message = str(error["msg"]).removeprefix("Value error, ")
     # Bad values are echoed as a short prefix only: a pasted secret or a page of payload stays out of
     # the terminal and the JSON output.
@@ -100,13 +104,16 @@ def _shorten_quoted(message: str, value: Any) -> str:
 
 
 def add_validation_errors(
-    exc: ValidationError, root: type[BaseModel], problems: Problems, origin: Callable[[str], str], position: Position
+    exc: ValidationError, root: type[BaseModel], problems: Problems, origin: Callable[[str], str], position: Position,
+    written: Callable[[tuple[str | int, ...]], str | None] = lambda loc: None,
 ) -> None:
-    """One problem per pydantic error, placed in the file (or --set) the value came from."""
+    """One problem per pydantic error, placed in the file (or --set) the value came from; `written` gives a
+    number's text as the file spells it (1.10, where the value is 1.1)."""
     for error in exc.errors():
         loc = tuple(error["loc"])
-        message, fix = _describe(dict(error), root)
         path = key_path(loc)
         source = origin(path)
-        line, column = position(loc) if source.endswith("kfinstall.yaml") else (None, None)
-        problems.error(source, path, message, fix, line=line, column=column)
+        in_file = source.endswith("kfinstall.yaml")
+        message, fix = _describe(dict(error), root, written(loc) if in_file else None)
+        line, column = position(loc) if in_file else (None, None)
+        refuse(problems, "setting-value", source, path, message, fix, line=line, column=column)

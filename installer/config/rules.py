@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from installer.config import network_rules
 from installer.config.addresses import preview
 from installer.config.inventory import Inventory
 from installer.config.model import ClusterFile
 from installer.config.problems import Problems
+from installer.config.refusals import refuse
 from installer.config.secrets import Secrets
 from installer.releases import load_release
 from installer.versions import is_version
@@ -38,7 +40,6 @@ def check_spec(
     cluster: ClusterFile,
     inventory: Inventory | None,
     secrets: Secrets | None,
-    need_secrets: bool,
     problems: Problems,
     position: Position,
     origin: Callable[[str], str] | None = None,
@@ -47,7 +48,7 @@ def check_spec(
         position = Located(position, origin)
     rules: list[Callable[[], None]] = [
         lambda: _kubernetes_version(cluster, problems, position),
-        lambda: _ldap(cluster, secrets, need_secrets, problems, position),
+        lambda: _ldap(cluster, secrets, problems, position),
         lambda: _dummy_auth(cluster, problems, position),
         lambda: _gpu_stack(cluster, inventory, problems, position),
         lambda: _storage(cluster, problems, position),
@@ -58,20 +59,45 @@ def check_spec(
         lambda: _serving(cluster, problems, position),
         lambda: _tensorboard_login(cluster, problems, position),
         lambda: _control_plane_endpoint(cluster, inventory, problems, position),
+        lambda: _addresses(cluster, inventory, problems, position),
     ]
     for rule in rules:
         rule()
 
 
+def _addresses(cluster: ClusterFile, inventory: Inventory | None, problems: Problems, position: Position) -> None:
+    """The cluster's ranges against the hosts' addresses (installer/config/network_rules.py)."""
+    if inventory is None or cluster.spec.profile == "gcp":
+        return
+    where = lambda path: _where(position, path)  # noqa: E731 - bound to this site's positions
+    network_rules.subnets(cluster, inventory, problems, where)
+    network_rules.metallb_pool(cluster, inventory, problems, where)
+    network_rules.control_plane_endpoint(cluster, inventory, problems, where)
+
+
 def _where(position: Position, path: str) -> tuple[str, int | None, int | None]:
     source = position.origin(path) if isinstance(position, Located) else FILE
-    line, column = position(tuple(path.split("."))) if source == FILE else (None, None)
+    line, column = position(_keys(path)) if source == FILE else (None, None)
     return source, line, column
 
 
-def _err(problems: Problems, position: Position, path: str, message: str, fix: str) -> None:
+def _keys(path: str) -> tuple[str | int, ...]:
+    """spec.networking.metallb.addresses[0] -> ("spec", "networking", "metallb", "addresses", 0)."""
+    keys: list[str | int] = []
+    for part in path.split("."):
+        name, _, index = part.partition("[")
+        keys.append(name)
+        if index.rstrip("]").isdigit():
+            keys.append(int(index.rstrip("]")))
+    return tuple(keys)
+
+
+def _err(problems: Problems, position: Position, path: str, message: str, fix: str, rule: str | None = None) -> None:
     source, line, column = _where(position, path)
-    problems.error(source, path, message, fix, line=line, column=column)
+    if rule is not None:
+        refuse(problems, rule, source, path, message, fix, line=line, column=column)
+    else:
+        problems.error(source, path, message, fix, line=line, column=column)
 
 
 def _warn(problems: Problems, position: Position, path: str, message: str, fix: str) -> None:
@@ -98,9 +124,7 @@ def _kubernetes_version(cluster: ClusterFile, problems: Problems, position: Posi
         )
 
 
-def _ldap(
-    cluster: ClusterFile, secrets: Secrets | None, need_secrets: bool, problems: Problems, position: Position
-) -> None:
+def _ldap(cluster: ClusterFile, secrets: Secrets | None, problems: Problems, position: Position) -> None:
     auth = cluster.spec.auth
     if auth.type != "ldap":
         return
@@ -118,13 +142,17 @@ def _ldap(
                 "required when spec.auth.type is ldap",
                 f"set spec.auth.ldap.{key}, e.g. {example}",
             )
-    if need_secrets and secrets is not None and auth.ldap.bind_dn and not secrets.ldap_bind_password.get_secret_value():
-        problems.error(
-            "secrets.yml",
-            "ldap_bind_password",
-            "required when spec.auth.ldap.bindDn is set",
-            "put the bind DN's password in secrets.yml (ldap_bind_password)",
-        )
+    # Whenever secrets.yml is there (validate and plan read it when present, up always): the hub
+    # would otherwise start and fail every login with an LDAP bind error.
+    if secrets is not None and auth.ldap.bind_dn and not secrets.ldap_bind_password.get_secret_value():
+        _, dn_line, _ = _where(position, "spec.auth.ldap.bindDn")
+        line = secrets.line_of("ldap_bind_password")
+        state = "empty" if line is not None else "missing"
+        refuse(problems, "ldap-bind-password", "secrets.yml", "ldap_bind_password",
+               f"{state}, but spec.auth.ldap.bindDn is set"
+               + (f" ({FILE}:{dn_line})" if dn_line is not None else ""),
+               "put the bind DN's password in secrets.yml (ldap_bind_password), or remove spec.auth.ldap.bindDn "
+               "for anonymous binds", line=line, column=1 if line is not None else None)
     if auth.ldap.url and auth.ldap.url.startswith("ldap://") and not auth.ldap.start_tls:
         _warn(
             problems,
@@ -244,6 +272,7 @@ def _package_mirror(cluster: ClusterFile, problems: Problems, position: Position
             "spec.kubernetes.packageMirror",
             "required when spec.kubernetes.packageSource is mirror",
             "set the base URL of your package mirror, e.g. https://mirror.example.internal/kubernetes",
+            rule="package-mirror-required",
         )
 
 
@@ -359,4 +388,5 @@ def _control_plane_endpoint(
             "spec.kubernetes.controlPlaneEndpoint",
             f"{count} control-plane hosts need a shared API address (kube-vip)",
             "set a free IP on the node network as spec.kubernetes.controlPlaneEndpoint",
+            rule="control-plane-endpoint-required",
         )

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, PrivateAttr, SecretStr
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import DuplicateKeyError
@@ -80,6 +80,10 @@ class Secrets(BaseModel):
     lab_user_password: SecretStr
     site_ca: SecretStr
     ldap_bind_password: SecretStr = SecretStr("")
+    _lines: dict[str, int] = PrivateAttr(default_factory=dict)  # key -> its line in the file, for problems
+
+    def line_of(self, key: str) -> int | None:
+        return self._lines.get(key)
 
     def values(self) -> list[str]:
         """Every non-empty secret value, for redaction of run records."""
@@ -477,4 +481,6 @@ def load_secrets(path: Path, display: str, problems: Problems) -> Secrets | None
         )
     if bad or missing:
         return None
-    return Secrets(**{k: SecretStr(str(v)) for k, v in data.items() if v is not None})
+    loaded = Secrets(**{k: SecretStr(str(v)) for k, v in data.items() if v is not None})
+    loaded._lines.update({k: line for k in data if (line := _key_line(tree, k)) is not None})
+    return loaded
