@@ -30,11 +30,13 @@ from typing import Any
 
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.resolved import ClusterConfig
+from installer.config.secrets import KNOWN_KEYS
 from installer.errors import ConfigError
 from installer.owned import write_file_atomically
 
 APPLIED_FILE = "applied.json"
 KEY_FILE = "applied.key"
+RENDER_CACHE_FILE = "plan-render.json"  # plan's last platform evaluation, by input fingerprint
 FORMAT = 1
 PARTS = ("hosts", "platform")
 # A record holds a few thousand objects at most (~2 MB); the bound keeps a damaged file cheap.
@@ -157,13 +159,13 @@ def rendered_objects(cfg: ClusterConfig, hasher: SecretHasher,
     as `render` shows them but with every secret (Secret data included) replaced by its mark."""
     from installer import render
 
-    table = _mark_table(cfg, hasher, () if cfg.secrets is not None else render.secret_strings(cfg))
+    table = _mark_table(cfg, hasher, () if cfg.secrets is not None else [f"<{key}>" for key in KNOWN_KEYS])
     objects: dict[str, dict[str, Any]] = {}
     for rec in render.evaluate(cfg, dict(installed) if installed else None):
         if rec.is_kubernetes_object:
             body = render.plain(rec.inputs)
-            if body.get("kind") == "Secret":
-                body = _marked_secret_object(body, hasher)
+            if body.get("kind") == "Secret":  # without secrets.yml its data are placeholders: unknown
+                body = _marked_secret_object(body, hasher if cfg.secrets is not None else SecretHasher(None))
             meta = body.get("metadata") or {}
             ident = f"{body.get('kind')}/{meta.get('namespace') or '-'}/{meta.get('name') or rec.name}"
         elif rec.typ == render.HELM_RELEASE:
@@ -261,6 +263,40 @@ def charts_dir(stacks_dir: Path) -> Path:
         if candidate.is_dir():
             return candidate
     raise RuntimeError(f"kfinstall chart values not found beside {stacks_dir}")
+
+
+# ---- plan's render cache ---------------------------------------------------------------------
+
+
+def cached_render(state_dir: Path, fingerprint: str) -> dict[str, dict[str, Any]] | None:
+    """The objects an earlier `plan` evaluated for exactly these platform inputs, or None.
+
+    Any doubt (absent, damaged, other inputs) is a miss: the cache only ever saves time.
+    """
+    path = state_dir / RENDER_CACHE_FILE
+    try:
+        data = json.loads(_read_bounded(path, MAX_RECORD_BYTES).decode("utf-8"))
+    except (ConfigError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("fingerprint") != fingerprint:
+        return None
+    objects = data.get("objects")
+    return objects if isinstance(objects, dict) else None
+
+
+def save_render(state_dir: Path, fingerprint: str, objects: Mapping[str, Any]) -> None:
+    """Keep plan's evaluation for the next plan of the same inputs (masked like the record, 0600).
+
+    Only beside an existing record (plan never creates the state dir), and best effort: a state
+    dir this user cannot write costs the next plan the evaluation again, nothing else.
+    """
+    if not (state_dir / APPLIED_FILE).is_file():
+        return
+    data = {"format": FORMAT, "fingerprint": fingerprint, "objects": objects}
+    try:
+        write_file_atomically(state_dir / RENDER_CACHE_FILE, json.dumps(data, sort_keys=True).encode("utf-8"), 0o600)
+    except (OSError, ConfigError):
+        return
 
 
 # ---- reading ---------------------------------------------------------------------------------

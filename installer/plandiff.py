@@ -16,11 +16,13 @@ from typing import Any
 from installer.applied import (
     SECRET_MARK,
     UNKNOWN_SECRET,
+    cached_render,
     hasher_for,
     platform_fingerprint,
     read_applied,
     rendered_objects,
     roles_of,
+    save_render,
     settings_of,
     versions_of,
 )
@@ -30,6 +32,7 @@ from installer.state import read_state
 
 SHOWN_SECRET = "<secret>"  # noqa: S105 - what the output shows for any secret
 RECORDED = "the last recorded apply"
+SECRET_SETTING = "secrets."  # noqa: S105 - the settings key prefix of secrets.yml values (applied.settings_of)
 
 
 def plan_diff(cfg: ClusterConfig) -> dict[str, Any]:
@@ -38,7 +41,8 @@ def plan_diff(cfg: ClusterConfig) -> dict[str, Any]:
     record = read_applied(cfg.state_dir) or {}
     diff: dict[str, Any] = {"against": "nothing", "summary": "", "refusals": refusals, "hostsAdded": {},
                             "hostsRemoved": {}, "settings": [], "versions": [],
-                            "components": {"rendered": False, "created": [], "changed": [], "deleted": []}}
+                            "components": {"rendered": False, "fromCache": False, "created": [], "changed": [],
+                                           "deleted": []}}
     if "hosts" not in record and "platform" not in record:
         installed = read_state(cfg.state_dir) is not None
         diff["summary"] = (
@@ -53,7 +57,10 @@ def plan_diff(cfg: ClusterConfig) -> dict[str, Any]:
         diff["hostsAdded"], diff["hostsRemoved"] = _hosts_diff(hosts_part.get("roles") or {}, roles_of(effective))
     # The platform applies last: its settings are what is fully applied (a hosts-only run leaves them older).
     last = platform_part or hosts_part
-    diff["settings"] = _settings_diff(last.get("settings") or {}, settings_of(effective, hasher))
+    recorded_settings = dict(last.get("settings") or {})
+    if effective.secrets is None:  # no secrets.yml here: a secret's change cannot be told, so none is claimed
+        recorded_settings = {k: v for k, v in recorded_settings.items() if not k.startswith(SECRET_SETTING)}
+    diff["settings"] = _settings_diff(recorded_settings, settings_of(effective, hasher))
     diff["versions"] = _settings_diff(_flat_versions(last.get("versions") or {}),
                                       _flat_versions(versions_of(effective)))
     if platform_part:
@@ -106,12 +113,17 @@ def _settings_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[
 
 def _components_diff(cfg: ClusterConfig, hasher: Any, recorded: Mapping[str, Any]) -> dict[str, Any]:
     outputs = recorded.get("outputs") or None
-    result: dict[str, Any] = {"rendered": False, "created": [], "changed": [], "deleted": []}
-    if platform_fingerprint(cfg, hasher, outputs) == recorded.get("fingerprint"):
+    result: dict[str, Any] = {"rendered": False, "fromCache": False, "created": [], "changed": [], "deleted": []}
+    fingerprint = platform_fingerprint(cfg, hasher, outputs)
+    if fingerprint == recorded.get("fingerprint"):
         return result  # same inputs, same render: nothing to show, and nothing to pay for
     result["rendered"] = True
     old: Mapping[str, Any] = recorded.get("objects") or {}
-    new = rendered_objects(cfg, hasher, outputs)
+    new = cached_render(cfg.state_dir, fingerprint)
+    result["fromCache"] = new is not None
+    if new is None:
+        new = rendered_objects(cfg, hasher, outputs)
+        save_render(cfg.state_dir, fingerprint, new)
     for ident in sorted(set(old) | set(new)):
         entry = {"id": ident, "component": (new.get(ident) or old.get(ident) or {}).get("component")}
         if ident not in old:

@@ -40,11 +40,21 @@ def _verify(ctx: RunContext) -> PhaseResult:
 PHASES: dict[str, PhaseFn] = {"preflight": preflight.run, "hosts": hosts.run, "platform": _platform, "verify": _verify}
 
 
+# `result` of a run (summary, `-o json`, state history; README "Results"): ok only when every phase
+# asked for ran and no step the site asked for was skipped.
+RESULTS = ("ok", "incomplete", "failed", "interrupted")
+
+
 @dataclass
 class UpReport:
     run_id: str
     record: str
     phases: list[PhaseResult] = field(default_factory=list)
+    result: str = "ok"
+
+    def skipped(self) -> list[dict[str, str]]:
+        """Every step asked for but skipped, with its phase, host and reason."""
+        return [{"phase": p.name, **skip} for p in self.phases for skip in p.skipped]
 
     def as_dict(self) -> dict[str, Any]:
         hosts: dict[str, dict[str, int]] = {}
@@ -53,9 +63,40 @@ class UpReport:
         return {
             "runId": self.run_id,
             "record": self.record,
+            "result": self.result,
+            "skipped": self.skipped(),
             "hosts": hosts,
             "phases": [p.as_dict() for p in self.phases],
         }
+
+
+def summary_lines(report: UpReport) -> list[str]:
+    """The text summary: each phase, per-host counts, every skipped step with its reason, the result."""
+    lines = []
+    for phase in report.phases:
+        reason = phase.details.get("reason") if phase.status == "skipped" else None
+        lines.append(f"{phase.name}: {phase.status} ({phase.duration_s:.1f} s)" + (f": {reason}" if reason else ""))
+    for host, stats in sorted(report.as_dict()["hosts"].items()):
+        lines.append(f"  {host}: " + " ".join(f"{k}={v}" for k, v in stats.items()))
+    skipped = report.skipped()
+    for skip in skipped:
+        lines.append(f"  SKIPPED on {skip['host']} ({skip['phase']}): {skip['step']}: {skip['reason']}")
+    verdict = f"result: {report.result}"
+    if report.result == "incomplete":
+        verdict += f": {len(skipped)} step(s) asked for were skipped (SKIPPED above); fix the reason and run again"
+    lines += [verdict, f"run record: {report.record}"]
+    return lines
+
+
+def run_result(phases: list[PhaseResult], error: KfinstallError | None = None) -> str:
+    """One of RESULTS: how a run ended, from its phases and the error that ended it, if any."""
+    if isinstance(error, Interrupted):
+        return "interrupted"
+    if error is not None:
+        return "failed"
+    if any(p.status == "incomplete" or p.skipped for p in phases):
+        return "incomplete"
+    return "ok"
 
 
 def selected_phases(only: str | None, start_at: str | None) -> list[str]:
@@ -117,10 +158,12 @@ def run_up(
                 # A failed phase's own result, with its host counts; otherwise just its name and the error.
                 failed = exc.phase if isinstance(exc.phase, PhaseResult) else PhaseResult(name, type(exc).__name__)
                 report.phases.append(failed)
-                _finish(cfg, report, record, "failed")
+                report.result = run_result(report.phases, exc)
+                _finish(cfg, report, record)
                 exc.report = report
                 raise
-        _finish(cfg, report, record, "ok")
+        report.result = run_result(report.phases)
+        _finish(cfg, report, record)
         return report
 
 
@@ -162,9 +205,9 @@ def _question(cfg: ClusterConfig, changing: list[str]) -> str:
     return f"Apply {' and '.join(changing)} to cluster {cfg.name} ({hosts} host(s))?"
 
 
-def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord, result: str) -> None:
+def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord) -> None:
     record.seal()
-    record.write_json("summary.json", {**report.as_dict(), "result": result})
+    record.write_json("summary.json", report.as_dict())
     state = read_state(cfg.state_dir) or State(cluster=cfg.name)
     done = [p.name for p in report.phases if p.status == "ok"]
     state.phases_done = sorted(set(state.phases_done) | set(done))
@@ -179,7 +222,7 @@ def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord, result: str
             action="up",
             run_id=report.run_id,
             to_channel=cfg.release.channel,
-            result=result,
+            result=report.result,
         )
     )
     write_state(cfg.state_dir, state)

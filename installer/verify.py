@@ -9,11 +9,7 @@ a PyTorchJob smoke test, and a prediction through TF Serving.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +19,11 @@ from typing import Any
 
 import yaml
 
+from installer.adapters import kube
+from installer.adapters.kube import Kubectl, KubectlFailed
 from installer.config.resolved import ClusterConfig
 from installer.errors import PreflightError
-from installer.interrupt import pause, run_child
+from installer.interrupt import pause
 from installer.serving import PROBE_PERIOD_S, model_pickup_s
 
 # The repository's examples/ folder, or its copy in an installed wheel (installer/_data/examples).
@@ -66,66 +64,16 @@ class CheckFailed(Exception):
     """A check's own failure (turned into a `failed` row, never raised out of verify)."""
 
 
-def kubeconfig_path(cfg: ClusterConfig) -> Path:
-    """$KUBECONFIG when set (gcp: after `gcloud container clusters get-credentials`), else STATE/kubeconfig."""
-    env = os.environ.get("KUBECONFIG")
-    return Path(env.split(os.pathsep)[0]) if env else cfg.state_dir / "kubeconfig"
-
-
-class Kubectl:
-    """kubectl with the site's kubeconfig and a request timeout on every call."""
-
-    def __init__(self, binary: str, kubeconfig: Path) -> None:
-        self.base = [binary, f"--kubeconfig={kubeconfig}", f"--request-timeout={REQUEST_TIMEOUT}"]
-
-    def run(self, *args: str, stdin: str | None = None) -> str:
-        # run_child: a stop signal ends the wait and kubectl at once (Interrupted, 128 + the signal).
-        done = run_child([*self.base, *args], input=stdin, timeout=120)
-        if done.returncode != 0:
-            said = (done.stderr or done.stdout).strip().splitlines()
-            raise CheckFailed(said[-1] if said else f"kubectl {' '.join(args)} exited {done.returncode}")
-        return done.stdout
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "-o", "json"))
-
-    def raw(self, path: str) -> str:
-        return self.run("get", "--raw", path)
-
-    def post(self, path: str, body: dict[str, Any]) -> str:
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump(body, handle)
-        try:
-            return self.run("create", "--raw", path, "-f", handle.name)
-        finally:
-            os.unlink(handle.name)
-
-    def apply(self, objects: list[dict[str, Any]]) -> None:
-        # Server-side apply, like the platform itself; the demo owns these objects.
-        self.run("apply", "--server-side", "--force-conflicts", "--field-manager=kfinstall-verify", "-f", "-",
-                 stdin=yaml.safe_dump_all(objects))
-
-
 def preflight(cfg: ClusterConfig) -> Kubectl:
-    """kubectl, a kubeconfig and a reachable API server; PreflightError names what is missing (exit 3)."""
-    problems = []
-    binary = shutil.which("kubectl")
-    if binary is None:
-        problems.append("kubectl not found on PATH: install kubectl matching the cluster's minor "
-                        f"({cfg.kubernetes_minor}) from https://dl.k8s.io or your package mirror")
-    config = kubeconfig_path(cfg)
-    if not config.is_file():
-        fix = (f"gcloud container clusters get-credentials {cfg.name} --region {cfg.spec.gcp.region} "
-               f"--project {cfg.spec.gcp.project}, then export KUBECONFIG" if cfg.spec.profile == "gcp"
-               else f"run `kfinstall up -i {cfg.site}` (the hosts phase writes it) or export KUBECONFIG")
-        problems.append(f"no kubeconfig at {config}: {fix}")
+    """kubectl, the site's kubeconfig and a reachable API server; PreflightError names what is missing (exit 3)."""
+    problems = [p for p in (kube.kubectl_problem(cfg.kubernetes_minor), kube.missing_kubeconfig(cfg)) if p]
     if not problems:
-        assert binary is not None
-        kubectl = Kubectl(binary, config)
+        kubectl = Kubectl(kube.kubeconfig_path(cfg), request_timeout=REQUEST_TIMEOUT)
         try:
             kubectl.run("version", "-o", "json")
-        except (CheckFailed, subprocess.TimeoutExpired) as exc:
-            problems.append(f"the API server in {config} does not answer ({exc}); is the cluster up and reachable?")
+        except KubectlFailed as exc:
+            problems.append(f"the API server in {kubectl.kubeconfig} does not answer ({exc}); "
+                            "is the cluster up and reachable?")
         else:
             return kubectl
     raise PreflightError("verify needs a live cluster:\n  - " + "\n  - ".join(problems))
@@ -215,7 +163,7 @@ def _serving_up(k: Kubectl, cfg: ClusterConfig) -> str:
         return "tf-serving Available"
     try:
         return f"tf-serving Available; {_serving_status(k, cfg)}"
-    except CheckFailed:
+    except (CheckFailed, KubectlFailed):  # tf-serving answers 404 until a model exists
         return f"tf-serving Available; no version of model {DEMO_MODEL} yet (train one: verify --demo)"
 
 
@@ -262,7 +210,7 @@ def _run_check(report: VerifyReport, name: str, fn: Callable[[], str]) -> bool:
     try:
         report.checks.append(Check(name, "ok", fn()))
         return True
-    except (CheckFailed, subprocess.TimeoutExpired, json.JSONDecodeError, KeyError) as exc:
+    except (CheckFailed, KubectlFailed, json.JSONDecodeError, KeyError) as exc:
         report.checks.append(Check(name, "failed", re.sub(r"\s+", " ", str(exc))))
         return False
 
@@ -306,7 +254,7 @@ def _demo_checks(k: Kubectl, cfg: ClusterConfig, report: VerifyReport, timeout_s
 
 
 def _apply(k: Kubectl, objects: list[dict[str, Any]]) -> str:
-    k.apply(objects)
+    k.apply(objects, field_manager="kfinstall-verify")  # server-side, like the platform; the demo owns these
     return f"{len(objects)} demo objects applied"
 
 
@@ -318,7 +266,7 @@ def _loaded_then_predict(k: Kubectl, cfg: ClusterConfig, service: str, wait_s: i
         try:
             _serving_status(k, cfg, service)
             break
-        except CheckFailed:
+        except (CheckFailed, KubectlFailed):
             if time.monotonic() > deadline:
                 raise
             pause(PROBE_PERIOD_S)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer.adapters.kube import kubeconfig_path
 from installer.config.resolved import ClusterConfig
 from stacks.base import ComponentArgs
 from stacks.gpu import Gpu, GpuArgs
@@ -42,13 +42,6 @@ from stacks.training import Training, TrainingArgs
 from stacks.workspace import NAMESPACE as WORKSPACE_NAMESPACE
 from stacks.workspace import Workspace, WorkspaceArgs
 
-KUBECONFIG_NAME = "kubeconfig"
-
-
-def kubeconfig_path(cfg: ClusterConfig) -> Path:
-    """Where the host phase leaves the admin kubeconfig for host-based profiles."""
-    return cfg.state_dir / KUBECONFIG_NAME
-
 
 @dataclass
 class Cluster:
@@ -64,6 +57,7 @@ def _cluster(cfg: ClusterConfig) -> Cluster:
         export = NfsExport(server=gke.filestore_ip, share=f"/{FILESTORE_SHARE}", class_name=FILESTORE_CLASS,
                            mount_options=filestore_mount_options(cfg))
         return Cluster(provider=gke.provider, nfs=export)
+    # The site's kubeconfig (installer.adapters.kube): the cluster verify, backup and upgrade talk to.
     provider = k8s.Provider("cluster", kubeconfig=str(kubeconfig_path(cfg)), enable_server_side_apply=True)
     return Cluster(provider=provider, nfs=nfs_export(ComponentArgs(cfg=cfg)))
 

@@ -92,12 +92,14 @@ def make_site(tmp_path: Path) -> SiteFactory:
 
 
 @pytest.fixture
-def kfinstall(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str]]:
-    """kfinstall(*argv): the real entry point in this process (exit-code mapping included), returning
-    (exit code, stdout + stderr)."""
+def kfinstall_streams(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """kfinstall_streams(*argv): the real entry point in this process (exit-code mapping included),
+    returning (exit code, stdout, stderr)."""
     from installer.cli import main
 
-    def run(*argv: str) -> tuple[int, str]:
+    def run(*argv: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["kfinstall", *argv])
         try:
             main()
@@ -105,6 +107,17 @@ def kfinstall(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str
         except SystemExit as done:
             code = int(done.code or 0)
         captured = capsys.readouterr()
-        return code, captured.out + captured.err
+        return code, captured.out, captured.err
+
+    return run
+
+
+@pytest.fixture
+def kfinstall(kfinstall_streams: Callable[..., tuple[int, str, str]]) -> Callable[..., tuple[int, str]]:
+    """kfinstall(*argv): as kfinstall_streams, returning (exit code, stdout + stderr)."""
+
+    def run(*argv: str) -> tuple[int, str]:
+        code, out, err = kfinstall_streams(*argv)
+        return code, out + err
 
     return run

@@ -34,6 +34,11 @@ from installer.runs import redact, redact_data
 EventSink = Callable[[dict[str, Any]], None]
 UNREACHABLE = "unreachable: "  # how a Failure's message starts when the host did not answer
 HOST_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
+# How a role says it skipped, on purpose, something the site asked for: a debug task whose message is
+# "SKIPPED <what>: <why>" (README.md, "Results of `up`"). The summary of `up` lists each one and its result is
+# then "incomplete", not "ok"; a plain debug message ("nothing to do") is not a skip.
+SKIP_MARKER = "SKIPPED "
+DEBUG_ACTIONS = frozenset({"debug", "ansible.builtin.debug", "ansible.legacy.debug"})
 
 
 @dataclass
@@ -55,6 +60,25 @@ class Failure:
     message: str
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A step a role reported as skipped on purpose, on one host (see SKIP_MARKER)."""
+
+    host: str
+    task: str
+    step: str
+    reason: str
+
+
+def skip_of(host: str, task: str, action: str, res: dict[str, Any]) -> Skip | None:
+    """The Skip a task result announces, or None. The step is the text before the first ": "."""
+    message = res.get("msg")
+    if action not in DEBUG_ACTIONS or not isinstance(message, str) or not message.startswith(SKIP_MARKER):
+        return None
+    step, _, reason = message[len(SKIP_MARKER) :].partition(": ")
+    return Skip(host, task, step.strip(), reason.strip() or "no reason given")
+
+
 @dataclass
 class PlaybookResult:
     status: str
@@ -64,6 +88,7 @@ class PlaybookResult:
     failures: list[Failure] = field(default_factory=list)
     diffs: list[dict[str, Any]] = field(default_factory=list)
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[Skip] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -129,6 +154,7 @@ class _Collector:
         self.failures: list[Failure] = []
         self.diffs: list[dict[str, Any]] = []
         self.facts: dict[str, dict[str, Any]] = {}
+        self.skipped: list[Skip] = []
 
     def __call__(self, event: dict[str, Any]) -> bool:
         data = event.get("event_data", {})
@@ -155,6 +181,9 @@ class _Collector:
             stats.changed += int(bool(res.get("changed")))
             if res.get("diff") and res.get("changed"):
                 self.diffs.append({"host": host, "task": data.get("task"), "diff": res["diff"]})
+            skip = skip_of(host, str(data.get("task", "?")), str(data.get("task_action", "")), res)
+            if skip is not None:
+                self.skipped.append(skip)
             if "ansible_facts" in res:
                 facts = self.facts.setdefault(host, {})
                 facts.update(res["ansible_facts"])
@@ -224,6 +253,7 @@ def _run(
         failures=collector.failures,
         diffs=collector.diffs,
         facts=collector.facts,
+        skipped=collector.skipped,
     )
 
 

@@ -23,6 +23,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from installer.adapters import kube
 from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, PhaseFailed, PreflightError
 from installer.interrupt import forward_stops_as_sigint, run_child, stop_requested
@@ -127,16 +128,12 @@ def _plugin_problem(plugin: Plugin, home: Path) -> str | None:
 
 
 def _kubeconfig_problem(cfg: ClusterConfig) -> list[str]:
-    """Host-based profiles deploy through the kubeconfig the hosts phase fetched; gcp builds its own."""
+    """Host-based profiles deploy through the site's kubeconfig (kube.kubeconfig_path); gcp's program
+    builds its provider from the cluster it creates."""
     if cfg.spec.profile == "gcp":
         return []
-    from stacks.program import kubeconfig_path
-
-    path = kubeconfig_path(cfg)
-    if path.is_file():
-        return []
-    return [f"no kubeconfig at {path}: the hosts phase writes it (`kfinstall up -i {cfg.site}`, or "
-            f"`--only hosts`); for a cluster kfinstall did not build, copy its admin kubeconfig there"]
+    missing = kube.missing_kubeconfig(cfg)
+    return [missing] if missing else []
 
 
 def preflight(cfg: ClusterConfig) -> Preflight:

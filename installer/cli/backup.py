@@ -13,6 +13,7 @@ from installer.cli.common import (
     emit_json,
     inventory_option,
     output_option,
+    profile_option,
     state_dir_option,
     stderr,
     stdout,
@@ -39,6 +40,7 @@ from installer.upgrade.restore import restore as restore_backup
 
 @click.command()
 @inventory_option
+@profile_option
 @state_dir_option
 @click.option(
     "--cluster",
@@ -47,14 +49,14 @@ from installer.upgrade.restore import restore as restore_backup
     help="Also back up the etcd snapshot, PKI and kubeadm config (Ansible) and the JupyterHub database (kubectl).",
 )
 @output_option
-def backup(inventory: Path, state_dir: Path | None, with_cluster: bool, output: str) -> None:
+def backup(inventory: Path, profile: str | None, state_dir: Path | None, with_cluster: bool, output: str) -> None:
     """Back up the Pulumi state and the site's configuration into STATE/runs/<id>/backup.
 
     Every file is listed in manifest.json with its sha256; secrets.yml is never copied. With
     --cluster the etcd snapshot, PKI, kubeadm config and JupyterHub database are added, and the
     command fails (exit 3 or 4) when the cluster cannot be reached.
     """
-    cfg = load(inventory, (), need_secrets=False, state_dir=state_dir)
+    cfg = load(inventory, (), need_secrets=False, state_dir=state_dir, profile=profile)
     backup_signing_key(cfg)  # no secrets.yml, no signed backup: refused before the run record is written
     stop = threading.Event()  # SIGINT/TERM/HUP: Ansible is stopped and waited for before the lock goes
     with run_lock(cfg.state_dir, "backup"), interrupt_sets(stop):
@@ -65,7 +67,7 @@ def backup(inventory: Path, state_dir: Path | None, with_cluster: bool, output: 
             # Checked when the playbook starts; the report (keys pinned on first contact) stays in this record.
             keys = functools.partial(checked_host_keys, cfg, record, stderr)
             cluster = ansible_cluster_backup(cfg, record.path / "ansible", stop.is_set, host_keys=keys)
-            hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
+            hub = None if skip else hub_db_backup(kubectl_runner(cfg))
         result = take_backup(
             cfg, record.path / "backup", cluster_backup=cluster, hub_backup=hub, hub_skipped=skip or "not requested"
         )

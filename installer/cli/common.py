@@ -18,6 +18,7 @@ from rich.console import Console
 from installer.config.problems import Problem
 from installer.config.safefile import state_dir_problem
 from installer.config.secrets import VAULT_PASSWORD_ENV, set_vault_password_file
+from installer.profiles import profile_names
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -37,6 +38,18 @@ def inventory_option(func: F) -> F:
         default=Path("."),
         show_default=True,
         help="Site folder holding hosts.yml, kfinstall.yaml and secrets.yml (env KFINSTALL_INVENTORY).",
+    )(func)
+
+
+def profile_option(func: F) -> F:
+    return click.option(
+        "--profile",
+        "profile",
+        type=click.Choice(profile_names()),
+        default=None,
+        help="The site's profile (sets spec.profile). A site folder without kfinstall.yaml "
+        "is then the profile's defaults, the cluster named after the folder; a kfinstall.yaml naming another "
+        "profile is refused (exit 2).",
     )(func)
 
 

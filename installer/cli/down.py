@@ -12,6 +12,7 @@ from installer.cli.common import (
     emit_json,
     inventory_option,
     output_option,
+    profile_option,
     state_dir_option,
     stdout,
 )
@@ -23,6 +24,7 @@ from installer.lock import run_lock
 
 @click.command()
 @inventory_option
+@profile_option
 @state_dir_option
 @click.option(
     "--purge-data",
@@ -31,13 +33,15 @@ from installer.lock import run_lock
 )
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (required when not on a terminal).")
 @output_option
-def down(inventory: Path, state_dir: Path | None, purge_data: bool, yes: bool, output: str) -> None:
+def down(
+    inventory: Path, profile: str | None, state_dir: Path | None, purge_data: bool, yes: bool, output: str
+) -> None:
     """Destroy everything the platform stack created; the hosts and their Kubernetes stay.
 
     Pulumi's destroy removes the stack's PersistentVolumeClaims with the rest, so `down` refuses
     unless --purge-data says that is intended (take `kfinstall backup` first).
     """
-    cfg = load(inventory, need_secrets=True, state_dir=state_dir)
+    cfg = load(inventory, need_secrets=True, state_dir=state_dir, profile=profile)
     if not purge_data:
         raise PreflightError(
             "down deletes the platform's volumes (notebooks, models, metrics) with the stack; "

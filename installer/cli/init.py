@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from installer.cli.common import stdout, vault_password_option
+from installer.config.load import check_site_profile
 from installer.config.siteca import CA_FILE
 from installer.profiles import profile_names
 from installer.site import init_site
@@ -30,9 +31,11 @@ def init(profile_name: str, directory: Path) -> None:
     files that exist, then creates or completes secrets.yml (mode 0600) with random values.
     Secret values are never printed. Running it again is safe: it adds only missing files and
     empty generated secrets, keeps every existing value as written, and refuses (exit 2, nothing
-    changed) unknown keys in secrets.yml. An ansible-vault encrypted secrets.yml is read with
-    --vault-password-file (or ANSIBLE_VAULT_PASSWORD_FILE) and stays encrypted.
+    changed) unknown keys in secrets.yml and a kfinstall.yaml that names another profile. An
+    ansible-vault encrypted secrets.yml is read with --vault-password-file (or
+    ANSIBLE_VAULT_PASSWORD_FILE) and stays encrypted.
     """
+    check_site_profile(directory, profile_name)
     result = init_site(profile_name, directory)
     for path in result.copied:
         stdout.print(f"created {path}", markup=False)

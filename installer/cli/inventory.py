@@ -6,7 +6,15 @@ from pathlib import Path
 
 import click
 
-from installer.cli.common import emit_json, inventory_option, output_option, print_problems, set_option, stdout
+from installer.cli.common import (
+    emit_json,
+    inventory_option,
+    output_option,
+    print_problems,
+    profile_option,
+    set_option,
+    stdout,
+)
 from installer.config.load import load
 from installer.config.problems import InvalidConfig
 
@@ -18,15 +26,16 @@ def inventory() -> None:
 
 @inventory.command()
 @inventory_option
+@profile_option
 @set_option
 @output_option
-def validate(inventory: Path, sets: tuple[str, ...], output: str) -> None:
+def validate(inventory: Path, profile: str | None, sets: tuple[str, ...], output: str) -> None:
     """Validate hosts.yml, kfinstall.yaml and secrets.yml without connecting to any host.
 
     Prints one line per problem (file:line:column, key path, fix) and exits 2 when any is an error.
     """
     try:
-        cfg = load(inventory, sets, need_secrets=False)
+        cfg = load(inventory, sets, need_secrets=False, profile=profile)
     except InvalidConfig as exc:
         if output == "json":
             emit_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})

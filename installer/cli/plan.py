@@ -15,6 +15,7 @@ from installer.cli.common import (
     inventory_option,
     output_option,
     print_problems,
+    profile_option,
     set_option,
     state_dir_option,
     stderr,
@@ -32,20 +33,23 @@ MAX_NAMES = 12
 
 @click.command()
 @inventory_option
+@profile_option
 @set_option
 @state_dir_option
 @click.option(
     "--check-hosts", is_flag=True, help="Also run the host playbooks in Ansible check/diff mode (SSH; changes nothing)."
 )
 @output_option
-def plan(inventory: Path, sets: tuple[str, ...], state_dir: Path | None, check_hosts: bool, output: str) -> None:
+def plan(
+    inventory: Path, profile: str | None, sets: tuple[str, ...], state_dir: Path | None, check_hosts: bool, output: str
+) -> None:
     """Show hosts by role, phases in order, component versions, storage, auth and warnings.
 
     Reads only the site folder and kfinstall's release data; connects to nothing unless
     --check-hosts is given, which adds what Ansible would change on each reachable host. With
     --output json the result is the documented plan document (docs/plan-json.md).
     """
-    cfg = load(inventory, sets, need_secrets=check_hosts, state_dir=state_dir)
+    cfg = load(inventory, sets, need_secrets=check_hosts, state_dir=state_dir, profile=profile)
     result = build_plan(cfg)
     checked = _check_hosts(cfg) if check_hosts else None
     preview = _platform_preview(cfg)

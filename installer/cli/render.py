@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from installer.cli.common import emit_json, inventory_option, output_option, set_option, stdout
+from installer.cli.common import emit_json, inventory_option, output_option, profile_option, set_option, stdout
 from installer.config.load import SECRETS_FILE, load
 from installer.errors import ConfigError
 from installer.owned import check_folder, check_outside
@@ -14,6 +14,7 @@ from installer.owned import check_folder, check_outside
 
 @click.command()
 @inventory_option
+@profile_option
 @click.option(
     "--out",
     "out",
@@ -24,7 +25,7 @@ from installer.owned import check_folder, check_outside
 )
 @set_option
 @output_option
-def render(inventory: Path, out: Path, sets: tuple[str, ...], output: str) -> None:
+def render(inventory: Path, profile: str | None, out: Path, sets: tuple[str, ...], output: str) -> None:
     """Write every Kubernetes object and Helm release the platform phase would create.
 
     Runs the real Pulumi program under Pulumi's mock engine: no cluster, Pulumi CLI, provider
@@ -42,7 +43,7 @@ def render(inventory: Path, out: Path, sets: tuple[str, ...], output: str) -> No
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
     # Sample sites ship without secrets.yml; render is a review tool, so it works without one.
-    cfg = load(inventory, sets, need_secrets=(inventory / SECRETS_FILE).is_file())
+    cfg = load(inventory, sets, need_secrets=(inventory / SECRETS_FILE).is_file(), profile=profile)
     # Before anything is written: OUT must not be (or hold, or sit in) what the site owns.
     check_outside(out, "--out", {"site folder": cfg.site, "state dir": cfg.state_dir})
     check_folder(out, command="render --out")

@@ -6,18 +6,19 @@ from pathlib import Path
 
 import click
 
-from installer.cli.common import emit_json, inventory_option, output_option, state_dir_option, stdout
+from installer.cli.common import emit_json, inventory_option, output_option, profile_option, state_dir_option, stdout
 from installer.config.load import load
 from installer.state import read_state
 
 
 @click.command()
 @inventory_option
+@profile_option
 @state_dir_option
 @output_option
-def status(inventory: Path, state_dir: Path | None, output: str) -> None:
+def status(inventory: Path, profile: str | None, state_dir: Path | None, output: str) -> None:
     """Show what is installed according to the state dir (no host or cluster is contacted)."""
-    cfg = load(inventory, need_secrets=False, state_dir=state_dir)
+    cfg = load(inventory, need_secrets=False, state_dir=state_dir, profile=profile)
     state = read_state(cfg.state_dir)
     if output == "json":
         emit_json(

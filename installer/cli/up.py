@@ -11,6 +11,7 @@ from installer.cli.common import (
     emit_json,
     inventory_option,
     output_option,
+    profile_option,
     set_option,
     state_dir_option,
     stderr,
@@ -19,11 +20,12 @@ from installer.cli.common import (
 from installer.config.load import load
 from installer.errors import KfinstallError
 from installer.phases import UP_PHASES
-from installer.up import run_up
+from installer.up import run_up, summary_lines
 
 
 @click.command()
 @inventory_option
+@profile_option
 @set_option
 @state_dir_option
 @click.option("--only", type=click.Choice(UP_PHASES), default=None, help="Run preflight and then this phase alone.")
@@ -32,6 +34,7 @@ from installer.up import run_up
 @output_option
 def up(
     inventory: Path,
+    profile: str | None,
     sets: tuple[str, ...],
     state_dir: Path | None,
     only: str | None,
@@ -44,7 +47,7 @@ def up(
     Validates everything first (exit 2), checks the hosts (exit 3), then runs the phases in order
     (exit 4 names the failing host and task). Every run leaves STATE/runs/<id>/.
     """
-    cfg = load(inventory, sets, need_secrets=True, state_dir=state_dir)
+    cfg = load(inventory, sets, need_secrets=True, state_dir=state_dir, profile=profile)
     # With --output json, stdout carries only the JSON document; progress goes to stderr.
     progress = stderr if output == "json" else stdout
     try:
@@ -52,13 +55,10 @@ def up(
     except KfinstallError as exc:
         if output == "json" and exc.report is not None:
             # Automation reads the same document on failure: per-host counts and each phase's status.
-            emit_json({**exc.report.as_dict(), "result": "failed", "error": exc.message})
+            emit_json({**exc.report.as_dict(), "error": exc.message})
         raise
     if output == "json":
-        emit_json({**report.as_dict(), "result": "ok"})
+        emit_json(report.as_dict())
         return
-    for phase in report.phases:
-        stdout.print(f"{phase.name}: {phase.status} ({phase.duration_s:.1f} s)", markup=False)
-    for host, stats in sorted(report.as_dict()["hosts"].items()):
-        stdout.print(f"  {host}: " + " ".join(f"{k}={v}" for k, v in stats.items()), markup=False)
-    stdout.print(f"run record: {report.record}", markup=False)
+    for line in summary_lines(report):
+        stdout.print(line, markup=False, highlight=False)

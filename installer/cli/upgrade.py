@@ -14,6 +14,7 @@ from installer.cli.common import (
     emit_json,
     inventory_option,
     output_option,
+    profile_option,
     state_dir_option,
     stdout,
 )
@@ -81,6 +82,7 @@ def plan_for(
 
 @click.command()
 @inventory_option
+@profile_option
 @state_dir_option
 @click.option("--to", "to_channel", required=True, type=click.Choice(channel_names()), help="Target channel.")
 @click.option(
@@ -102,6 +104,7 @@ def plan_for(
 @output_option
 def upgrade(
     inventory: Path,
+    profile: str | None,
     state_dir: Path | None,
     to_channel: str,
     from_channel: str | None,
@@ -117,7 +120,7 @@ def upgrade(
     spec.kubernetes.version kfinstall.yaml sets explicitly. Refused routes exit 3 and name the
     allowed route. state.json is written after every hop, so a re-run resumes.
     """
-    cfg = load(inventory, (), need_secrets=not dry_run, state_dir=state_dir)
+    cfg = load(inventory, (), need_secrets=not dry_run, state_dir=state_dir, profile=profile)
     installed, route, notes = plan_for(cfg, to_channel, from_channel, kubernetes)
     if dry_run:
         _show_route(cfg, installed, route, notes, output)

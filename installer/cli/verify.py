@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from installer.cli.common import emit_json, inventory_option, output_option, set_option, stdout
+from installer.cli.common import emit_json, inventory_option, output_option, profile_option, set_option, stdout
 from installer.config.load import load
 from installer.errors import PhaseFailed
 from installer.interrupt import interrupt_sets
@@ -16,6 +16,7 @@ from installer.verify import verify as run_verify
 
 @click.command()
 @inventory_option
+@profile_option
 @set_option
 @click.option("--demo", is_flag=True, help="Also run the issue-summarization demo: TFJob, PyTorchJob, a prediction.")
 @click.option(
@@ -27,13 +28,15 @@ from installer.verify import verify as run_verify
     help="Seconds to wait for each demo job.",
 )
 @output_option
-def verify(inventory: Path, sets: tuple[str, ...], demo: bool, timeout_s: int, output: str) -> None:
+def verify(
+    inventory: Path, profile: str | None, sets: tuple[str, ...], demo: bool, timeout_s: int, output: str
+) -> None:
     """Check the live platform: nodes, GPUs, storage, JupyterHub, serving and GPU metrics.
 
-    Needs kubectl and the site's kubeconfig (STATE/kubeconfig, or $KUBECONFIG); without a reachable
+    Needs kubectl and the site's kubeconfig (STATE/kubeconfig; $KUBECONFIG is not read); without a reachable
     cluster it stops with exit 3 and says what is missing. Any failed check gives exit 4.
     """
-    cfg = load(inventory, sets, need_secrets=False)
+    cfg = load(inventory, sets, need_secrets=False, profile=profile)
     # A stop signal ends the kubectl call in flight (and its wait) at once: exit 128 + the signal.
     with interrupt_sets(threading.Event()):
         report = run_verify(cfg, demo=demo, timeout_s=timeout_s)

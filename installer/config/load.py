@@ -7,6 +7,10 @@ Merge order (later wins; maps merge key by key, lists and scalars replace, nothi
     3. kfinstall.yaml      the site's file
     4. --set key=value     command-line overrides, in the order given
 
+`--profile P` names the site's profile: it fills spec.profile when the file leaves it out, is refused
+when the file (or --set) names another, and lets a folder without kfinstall.yaml stand for the
+profile's defaults (see _profile_only_site).
+
 The channel file (installer/releases/<spec.channel>.yaml) is not merged: it supplies versions,
 which the file can only choose among (spec.kubernetes.version within the channel's range).
 Every problem in every file is collected and reported together; nothing downstream reads a file
@@ -17,16 +21,18 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from installer.config.addresses import is_dns_label
 from installer.config.inventory import Inventory, check_inventory, find_inventory, load_inventory
 from installer.config.merge import SetError, deep_merge, set_path, split_set
 from installer.config.migrations import check_removed_keys, drop_keys
-from installer.config.model import ClusterFile
+from installer.config.model import API_VERSION, KIND, ClusterFile
 from installer.config.problems import Problems
 from installer.config.pydantic_errors import add_validation_errors
 from installer.config.resolved import ClusterConfig
@@ -43,14 +49,26 @@ SECRETS_FILE = "secrets.yml"
 
 
 def load(
-    site: Path, sets: Sequence[str] = (), *, need_secrets: bool = True, state_dir: Path | None = None
+    site: Path,
+    sets: Sequence[str] = (),
+    *,
+    need_secrets: bool = True,
+    state_dir: Path | None = None,
+    profile: str | None = None,
 ) -> ClusterConfig:
-    """Read, merge and validate a site folder; raises InvalidConfig listing every problem."""
+    """Read, merge and validate a site folder; raises InvalidConfig listing every problem.
+
+    `profile` is the command line's --profile (None when not given)."""
     problems = Problems()
-    doc = load_yaml(site / CLUSTER_FILE, CLUSTER_FILE, problems)
+    # lexists: a dangling link is not "no file" but a file that cannot be read, reported as such.
+    absent = profile is not None and not os.path.lexists(site / CLUSTER_FILE)
+    doc = None if absent else load_yaml(site / CLUSTER_FILE, CLUSTER_FILE, problems)
     raw = _as_mapping(doc, problems)
     overrides = _parse_sets(sets, problems)
-    merged = _merge(raw, overrides, doc, problems)
+    if absent:
+        assert profile is not None
+        raw = _profile_only_site(site, profile, overrides, problems)
+    merged = _merge(raw, overrides, doc, problems, profile)
     cluster = _validate(merged, overrides, doc, problems)
     # Inventory rules read the validated spec when there is one (model defaults included), and
     # the merged dict otherwise, so inventory problems are reported even beside spec errors.
@@ -76,6 +94,74 @@ def load(
         state_dir=(state_dir or default_state_dir(site, cluster.metadata.name)).resolve(),
         tls_material=tls_material,
     )
+
+
+def _profile_only_site(
+    site: Path, profile: str, overrides: list[tuple[str, Any]], problems: Problems
+) -> dict[str, Any]:
+    """What a folder without kfinstall.yaml stands for under --profile: the profile's defaults on the
+    newest channel (as `kfinstall profile show` resolves), the cluster named after the folder."""
+    channel = channel_names()[-1]
+    name = site.resolve().name
+    named_by_set = any(key in ("metadata", "metadata.name") for key, _ in overrides)
+    problems.warn(
+        CLUSTER_FILE,
+        "",
+        f"not found: the site is profile {profile}'s defaults on channel {channel} (the newest)"
+        + ("" if named_by_set else f", the cluster named {name!r} after its folder"),
+        f"to pin the channel across kfinstall releases, write it in {site / CLUSTER_FILE} "
+        f"(`kfinstall init --profile {profile} {site}` writes a commented one)",
+    )
+    if not is_dns_label(name) and not named_by_set:
+        problems.error(
+            str(site),
+            "metadata.name",
+            f"the folder's name {name!r} is not a valid cluster name (a DNS label: lowercase letters, "
+            "digits and '-', at most 63 characters) and there is no kfinstall.yaml to name the cluster",
+            f"rename the folder (e.g. {_dns_label_like(name)!r}), or pass --set metadata.name=NAME, or "
+            f"write {site / CLUSTER_FILE} with metadata.name",
+        )
+        name = "unnamed"  # a stand-in, so the rest is still checked; the error above stops the command
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name},
+            "spec": {"profile": profile, "channel": channel}}
+
+
+def _dns_label_like(text: str) -> str:
+    """A DNS label close to `text`, to suggest as a folder name."""
+    label = "".join(c if c.isascii() and c.isalnum() else "-" for c in text.lower()).strip("-")[:63].strip("-")
+    return label if is_dns_label(label) else "my-site"
+
+
+def _apply_profile_option(
+    user: dict[str, Any], profile: str, overrides: list[tuple[str, Any]], doc: LoadedYaml | None, problems: Problems
+) -> None:
+    """--profile fills spec.profile, or must agree with what kfinstall.yaml (or --set) names."""
+    spec = user.get("spec")
+    if not isinstance(spec, dict):
+        return  # the model reports a missing spec, or one that is not a mapping
+    named = spec.setdefault("profile", profile)
+    if named != profile:
+        source = _origin(overrides, doc)("spec.profile")
+        _report(
+            problems, overrides, doc, "spec.profile",
+            f"{source} names profile {named!r}, but the command line says --profile {profile}",
+            f"a site has one profile: run with --profile {named}, or change "
+            f"spec.profile to {profile} in {source} if the site is meant to be {profile}",
+        )
+
+
+def check_site_profile(site: Path, profile: str) -> None:
+    """`init --profile P` on an existing folder: refuse (exit 2) a kfinstall.yaml naming another profile.
+
+    Only the profile is checked: init keeps the operator's file as it is, whatever else it holds."""
+    if not os.path.lexists(site / CLUSTER_FILE):
+        return
+    doc = load_yaml(site / CLUSTER_FILE, CLUSTER_FILE, Problems())
+    if doc is None or not isinstance(doc.data, dict):
+        return
+    problems = Problems()
+    _apply_profile_option(copy.deepcopy(doc.data), profile, [], doc, problems)
+    problems.raise_if_errors()
 
 
 def _secrets(site: Path, need_secrets: bool, problems: Problems) -> Secrets | None:
@@ -126,13 +212,19 @@ def _positioner(doc: LoadedYaml | None) -> Any:
 
 
 def _merge(
-    raw: dict[str, Any], overrides: list[tuple[str, Any]], doc: LoadedYaml | None, problems: Problems
+    raw: dict[str, Any],
+    overrides: list[tuple[str, Any]],
+    doc: LoadedYaml | None,
+    problems: Problems,
+    profile: str | None = None,
 ) -> dict[str, Any]:
     removed = check_removed_keys(raw, CLUSTER_FILE, problems, _positioner(doc))
     drop_keys(raw, removed)
     user = copy.deepcopy(raw)  # set_path must not write into the file's data: _origin reads it
     for key, value in overrides:
         set_path(user, key, value)
+    if profile is not None:
+        _apply_profile_option(user, profile, overrides, doc, problems)
     spec = _spec_dict(user)
     profile_defaults = _profile_defaults(spec, overrides, doc, problems)
     _check_channel(spec, overrides, doc, problems)

@@ -33,10 +33,14 @@ class RunContext:
 @dataclass
 class PhaseResult:
     name: str
-    status: str  # ok | failed | skipped | interrupted
+    # ok | incomplete (ran, but skipped steps the site asked for: `skipped`) | failed | interrupted |
+    # skipped (the phase does not apply: details["reason"], e.g. a profile without hosts)
+    status: str
     duration_s: float = 0.0
     hosts: dict[str, dict[str, int]] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # Steps asked for but skipped on purpose, each {"host", "step", "reason", "task"}.
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,5 +48,14 @@ class PhaseResult:
             "status": self.status,
             "duration_s": round(self.duration_s, 2),
             "hosts": self.hosts,
+            "skipped": self.skipped,
             **self.details,
         }
+
+
+def outcome(ok: bool, skipped: list[dict[str, str]]) -> str:
+    """A phase's status from its tool's verdict and the steps its roles skipped on purpose."""
+    if not ok:
+        return "failed"
+    return "incomplete" if skipped else "ok"
+

@@ -7,7 +7,7 @@ from typing import Any
 from installer.adapters.ansible import EventSink, PlaybookResult, run_playbook
 from installer.adapters.ssh import HostKeyPolicy
 from installer.errors import Interrupted, PhaseFailed
-from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext
+from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext, outcome
 from installer.progress import HostProgress
 
 SITE_PLAYBOOK = "site.yml"
@@ -52,11 +52,13 @@ def _recording(ctx: RunContext, view: HostProgress) -> EventSink:
 
 
 def _to_phase(result: PlaybookResult, check: bool) -> PhaseResult:
+    skipped = [skip.__dict__ for skip in result.skipped]
     return PhaseResult(
         "hosts",
-        "ok" if result.ok else "failed",
+        outcome(result.ok, skipped),
         result.duration_s,
         hosts={name: stats.as_dict() for name, stats in result.hosts.items()},
+        skipped=skipped,
         details={
             "check": check,
             "failures": [f.__dict__ for f in result.failures],

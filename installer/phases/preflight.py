@@ -24,16 +24,38 @@ MAX_CLOCK_SKEW_S = 10  # certificates and etcd leases go wrong well before a min
 SUDO_TASK = "Preflight | Become root and read the free space on /"  # the task name in playbooks/preflight.yml
 
 
+def checked_phases(phases: tuple[str, ...]) -> tuple[str, ...]:
+    """The phases whose needs preflight checks: the ones the run goes on to. `up --only preflight` goes on
+    to none, so it checks for every phase of a full `up`: it answers "would `up` start?"."""
+    if tuple(phases) != ("preflight",):
+        return tuple(phases)
+    from installer.phases import UP_PHASES  # the package imports this module
+
+    return tuple(UP_PHASES)
+
+
 def run(ctx: RunContext) -> PhaseResult:
     start = time.monotonic()
     checks = []
-    if "platform" in ctx.phases:
+    planned = checked_phases(ctx.phases)
+    # Alone (`--only preflight`) nothing follows, so every refusal is gathered and shown together;
+    # before other phases the first refusal ends the run at once (no SSH when a tool is missing).
+    only_checking = tuple(ctx.phases) == ("preflight",)
+    refusals: list[str] = []
+    if "platform" in planned:
         # The platform's tools are checked before any host changes, not after the host phase.
         from installer.phases import platform
 
-        platform.check(ctx)
+        try:
+            platform.check(ctx)
+        except PreflightError as exc:
+            if not only_checking:
+                raise
+            refusals.append(exc.message.replace("\n", "\n  "))
         checks.append("pulumi")
-    if not ctx.cfg.profile.host_phase or "hosts" not in ctx.phases:
+    if not ctx.cfg.profile.host_phase or "hosts" not in planned:
+        if refusals:
+            raise PreflightError("preflight refused:\n  " + "\n  ".join(refusals))
         return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks})
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
@@ -50,7 +72,7 @@ def run(ctx: RunContext) -> PhaseResult:
         host_keys=host_keys,
     )
     _stop_if_cancelled(ctx, result)
-    problems = host_problems(result, time.time(), managed)
+    problems = refusals + host_problems(result, time.time(), managed)
     ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(result.facts)})
     if problems:
         raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))

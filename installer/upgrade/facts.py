@@ -1,8 +1,8 @@
 """ClusterFacts: what the upgrade preflight judges, and the collector that gathers it from a live site.
 
 The checks in installer.upgrade.preflight are pure functions over these objects, so every refusal
-is tested without a cluster. The collector reads the cluster through kubectl with the kubeconfig
-`kfinstall up` fetched to STATE/kubeconfig, and the hosts through playbooks/upgrade.yml's facts
+is tested without a cluster. The collector reads the cluster through kubectl with the site's
+kubeconfig (installer.adapters.kube), and the hosts through playbooks/upgrade.yml's facts
 play (cgroup version, containerd version, SystemdCgroup); when neither is reachable it refuses
 with a PreflightError that says what is missing, and never guesses.
 """
@@ -10,19 +10,17 @@ with a PreflightError that says what is missing, and never guesses.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from installer.adapters.kube import KubectlFailed, site_kubectl
+from installer.config.resolved import ClusterConfig
 from installer.errors import PreflightError
-from installer.interrupt import run_child
 from installer.upgrade.migrations import z2jh_allow_configured
 
 Runner = Callable[[list[str]], str]
-KUBECTL_TIMEOUT_S = 60
 GPU_OPERATOR_NAMESPACE = "gpu-operator"
 JUPYTERHUB_NAMESPACE = "jupyterhub"
 
@@ -145,27 +143,16 @@ def merge_host_facts(nodes: list[NodeFacts], hosts: Mapping[str, Mapping[str, An
 # The collector --------------------------------------------------------------------------------------
 
 
-def kubectl_runner(kubeconfig: Path) -> Runner:
-    """Run kubectl against `kubeconfig`; PreflightError naming the command when it fails."""
-    if not kubeconfig.is_file():
-        raise PreflightError(
-            f"no cluster reachable: {kubeconfig} does not exist (the host phase of `kfinstall up` fetches it); "
-            "the upgrade preflight needs a running cluster"
-        )
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise PreflightError("kubectl is not on PATH; the upgrade preflight reads the cluster through it")
+def kubectl_runner(cfg: ClusterConfig) -> Runner:
+    """kubectl against the site's cluster (installer.adapters.kube); PreflightError naming the command
+    when it fails, and before any call when kubectl or the site's kubeconfig is missing."""
+    kubectl = site_kubectl(cfg)
 
     def run(args: list[str]) -> str:
-        argv = [kubectl, "--kubeconfig", str(kubeconfig), "--request-timeout=30s", *args]
         try:
-            done = run_child(argv, timeout=KUBECTL_TIMEOUT_S)  # argv list, no shell; a stop ends it
-        except subprocess.TimeoutExpired:
-            raise PreflightError(f"no cluster reachable: kubectl {' '.join(args)} timed out") from None
-        if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or ["no output"])[0]
-            raise PreflightError(f"no cluster reachable: kubectl {' '.join(args)} failed: {first}")
-        return done.stdout
+            return kubectl.run(*args)  # argv list, no shell, timeouts; a stop ends it
+        except KubectlFailed as exc:
+            raise PreflightError(f"no cluster reachable: {exc.command} failed: {exc.said}") from None
 
     return run
 

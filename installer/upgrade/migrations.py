@@ -1,8 +1,10 @@
 """Per-hop migrations: named, pure where possible, each tested on its own.
 
-A platform hop lists the migrations it needs (`migrations_for`); the names are what the route,
-the dry-run and the run record show. Each migration is a function that computes what to change
-(values, CRD files, labels) from data, plus at most one small command builder for the executor:
+A platform hop lists the migrations it needs (`migrations_for`, from the table in migration_table.py:
+which migration runs at which channel boundary); the names are what the route, the dry-run and the
+run record show. Each migration is a function that computes what to change (values, CRD files,
+labels) from data, plus at most one small command builder for the step that runs it
+(migration_steps.py). The table's names, MIGRATIONS and migrations_for stay importable from here.
 - z2jh-values-3-to-4: JupyterHub chart 3 -> 4 values (versions.md 3.2): slug_scheme escape and the
   old PVC/volume name templates keep home directories, an explicit allow config is required
   (JupyterHub 5 admits nobody otherwise), LDAPAuthenticator 2 option renames, hub.db.upgrade only
@@ -39,15 +41,9 @@ from typing import Any
 
 from installer.errors import PreflightError
 from installer.releases import Release
-from installer.upgrade.rules import UpgradeRules, channel_at_or_after
-from installer.versions import parse
+from installer.upgrade.migration_table import INGRESS_SWITCH, KPS_CHART, MIGRATIONS, migrations_for  # noqa: F401
+from installer.upgrade.rules import UpgradeRules
 
-Z2JH_CHART = "jupyterhub"
-KPS_CHART = "kube-prometheus-stack"
-KPS_CRDS = "kube-prometheus-stack-crds"
-TRAINING_STANDALONE = "training-operator-standalone"
-POD_SECURITY = "pod-security-labels"
-INGRESS_SWITCH = "ingress-nginx-to-traefik"
 # ingress-nginx's controller Service: <release>-controller for the release kfinstall names ingress-nginx.
 NGINX_NAMESPACE = "ingress-nginx"
 NGINX_SERVICE = "ingress-nginx-controller"
@@ -74,30 +70,6 @@ KPS_CRD_DIR = "charts/crds/crds"
 LEGACY_PVC_TEMPLATE = "claim-{username}{servername}"
 LEGACY_VOLUME_TEMPLATE = "volume-{username}{servername}"
 EXTERNAL_DB_TYPES = ("mysql", "postgres", "other")
-
-
-def chart_major(release: Release, chart: str) -> int | None:
-    pin = release.charts.get(chart)
-    return parse(pin.version)[0] if pin else None
-
-
-def migrations_for(old: Release, new: Release, rules: UpgradeRules) -> tuple[str, ...]:
-    """The migration names the platform hop old -> new runs, in execution order."""
-    names: list[str] = []
-    jh_old, jh_new = chart_major(old, Z2JH_CHART), chart_major(new, Z2JH_CHART)
-    for rule in rules.jupyterhub.major_migrations:
-        if (jh_old, jh_new) == (rule.from_major, rule.to_major):
-            names.append(rule.migration)
-    # Checks before changes: the two guards can refuse the hop while nothing has been applied yet.
-    if channel_at_or_after(new, rules.training_operator.standalone_from_channel):
-        names.append(TRAINING_STANDALONE)
-    if channel_at_or_after(new, rules.pod_security.labels_from_channel):
-        names.append(POD_SECURITY)
-    if (old.ingress_controller, new.ingress_controller) == ("ingress-nginx", "traefik"):
-        names.append(INGRESS_SWITCH)
-    if chart_major(old, KPS_CHART) != chart_major(new, KPS_CHART):
-        names.append(KPS_CRDS)
-    return tuple(names)
 
 
 # z2jh 3 -> 4 ---------------------------------------------------------------------------------
@@ -401,14 +373,3 @@ def ingress_switch_pause(index: int) -> str:
             "DNS for spec.networking.ingress.host at the address of Service traefik in namespace traefik. Where "
             "that Service is a NodePort (no MetalLB, not GKE), point your load balancer at its new node ports for "
             "80 and 443 instead (`kubectl -n traefik get service traefik`): ingress-nginx's node ports go with it")
-
-
-MIGRATIONS: dict[str, str] = {
-    "z2jh-values-3-to-4": "JupyterHub chart 3 -> 4 values: slug_scheme escape, KubeSpawner 6 PVC names, allow config",
-    KPS_CRDS: "apply the target kube-prometheus-stack operator CRDs by server-side apply before the chart",
-    TRAINING_STANDALONE: "keep training-operator v1 standalone; never delete kubeflow.org job CRDs in use",
-    POD_SECURITY: "Pod Security Admission levels of the target program, dry-run on the server first (refused when "
-    "running pods would violate them)",
-    INGRESS_SWITCH: "replace the retired ingress-nginx by Traefik: refused while it serves Ingresses kfinstall does "
-    "not manage; Traefik serves before ingress-nginx is removed; the ingress address changes (DNS pause)",
-}

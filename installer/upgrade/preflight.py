@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from installer.errors import PreflightError
 from installer.releases import Release, load_release
 from installer.upgrade.facts import ClusterFacts
-from installer.upgrade.migrations import TRAINING_STANDALONE, Z2JH_CHART, chart_major
+from installer.upgrade.migration_table import TRAINING_STANDALONE, Z2JH_CHART, chart_major
 from installer.upgrade.route import Hop, Route
 from installer.upgrade.rules import UpgradeRules, load_rules
 from installer.versions import minor_of, minor_tuple, parse

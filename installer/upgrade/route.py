@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from installer.errors import PreflightError
 from installer.releases import Release, all_releases
-from installer.upgrade.migrations import INGRESS_SWITCH, ingress_switch_pause, migrations_for
+from installer.upgrade.migration_table import INGRESS_SWITCH, migrations_for
+from installer.upgrade.migrations import ingress_switch_pause
 from installer.upgrade.rules import UpgradeRules, load_rules
 from installer.versions import is_version, minor_of, minor_tuple
 

@@ -5,8 +5,9 @@ Preconditions (every one is checked; when one is missing every test is skipped a
                          exists: hosts profiles after `kfinstall up` (or `--only hosts`), gcp after the
                          infrastructure phase. Setting it to a folder without kfinstall.yaml is an error,
                          not a skip.
-    a kubeconfig         STATE/kubeconfig (the hosts phase writes it) or $KUBECONFIG (gcp: after
-                         `gcloud container clusters get-credentials`), whose API server answers
+    a kubeconfig         STATE/kubeconfig (the hosts phase writes it; gcp: `KUBECONFIG=STATE/kubeconfig
+                         gcloud container clusters get-credentials ...`), whose API server answers;
+                         $KUBECONFIG is not read (installer.adapters.kube)
     kubectl              on PATH, matching the cluster's minor
     the Pulumi CLI       with the provider plugins the installed SDKs need (installer.adapters.pulumi.preflight)
 The cluster must be able to pull the images the site's channel pins (installer/releases/<channel>.yaml)

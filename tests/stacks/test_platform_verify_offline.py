@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 from pathlib import Path
 
@@ -10,13 +11,13 @@ from click.testing import CliRunner
 from stackhelpers import CHANNELS
 
 from installer.cli.verify import verify as verify_command
+from installer.config.resolved import ClusterConfig
 from installer.errors import PreflightError
 from installer.verify import preflight
 
 
 def test_no_kubectl_and_no_kubeconfig(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.delenv("KUBECONFIG", raising=False)
     cfg = renders.config("bare-metal", CHANNELS[-1])
     with pytest.raises(PreflightError) as caught:
         preflight(cfg)
@@ -27,7 +28,6 @@ def test_no_kubectl_and_no_kubeconfig(renders, tmp_path: Path, monkeypatch: pyte
 
 
 def test_gcp_names_the_get_credentials_command(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KUBECONFIG", raising=False)
     cfg = renders.config("gcp", CHANNELS[-1])
     with pytest.raises(PreflightError, match=f"gcloud container clusters get-credentials {cfg.name}"):
         preflight(cfg)
@@ -38,16 +38,13 @@ def test_unreachable_api_server(renders, tmp_path: Path, monkeypatch: pytest.Mon
     said = "Unable to connect to the server: dial tcp 192.0.2.1:6443: i/o timeout"
     kubectl.write_text(f"#!/bin/sh\necho '{said}' >&2\nexit 1\n")
     kubectl.chmod(kubectl.stat().st_mode | stat.S_IXUSR)
-    config = tmp_path / "kubeconfig"
-    config.write_text("apiVersion: v1\nkind: Config\n")
+    cfg = _with_kubeconfig(renders.config("bare-metal", CHANNELS[-1]), tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("KUBECONFIG", str(config))
     with pytest.raises(PreflightError, match="does not answer .*i/o timeout"):
-        preflight(renders.config("bare-metal", CHANNELS[-1]))
+        preflight(cfg)
 
 
 def test_verify_command_exits_3_through_the_cli(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KUBECONFIG", raising=False)
     site = renders.config("bare-metal", CHANNELS[-1]).site
     with pytest.raises(PreflightError):
         CliRunner().invoke(verify_command, ["-i", str(site), "--demo", "--output", "json"], catch_exceptions=False)
@@ -56,7 +53,9 @@ def test_verify_command_exits_3_through_the_cli(renders, tmp_path: Path, monkeyp
 FAKE_KUBECTL = r'''#!{python}
 """A stand-in kubectl: answers from a JSON table keyed by the arguments after the global flags."""
 import json, sys
-args = [a for a in sys.argv[1:] if not a.startswith(("--kubeconfig=", "--request-timeout="))]
+args = [a for a in sys.argv[1:] if not a.startswith("--request-timeout=")]
+if args[:1] == ["--kubeconfig"]:
+    args = args[2:]
 table = json.load(open({table!r}))
 key = " ".join(args)
 for prefix, answer in table.items():
@@ -66,6 +65,14 @@ for prefix, answer in table.items():
 sys.stderr.write("fake kubectl: no answer for " + key + "\n")
 sys.exit(1)
 '''
+
+
+def _with_kubeconfig(cfg: ClusterConfig, tmp_path: Path) -> ClusterConfig:
+    """`cfg` with a state dir of its own holding a kubeconfig (the shared render's state dir stays empty)."""
+    cfg = dataclasses.replace(cfg, state_dir=tmp_path / "state")
+    cfg.state_dir.mkdir()
+    (cfg.state_dir / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+    return cfg
 
 
 def _cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpus: str, dcgm: list) -> None:
@@ -93,16 +100,14 @@ def _cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gpus: str, dcgm: l
     kubectl = tmp_path / "kubectl"
     kubectl.write_text(FAKE_KUBECTL.format(python=sys.executable, table=str(tmp_path / "table.json")))
     kubectl.chmod(0o755)
-    (tmp_path / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
 
 
 def test_checks_pass_on_a_healthy_cluster(renders, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from installer.verify import verify
 
     _cluster(tmp_path, monkeypatch, gpus="2", dcgm=[{"metric": {"gpu": "0"}}, {"metric": {"gpu": "1"}}])
-    report = verify(renders.config("private-gpu", CHANNELS[-1]))
+    report = verify(_with_kubeconfig(renders.config("private-gpu", CHANNELS[-1]), tmp_path))
     assert report.ok, report.as_dict()
     details = {c.name: c.detail for c in report.checks}
     assert details["gpus-allocatable"] == "2 GPU(s) allocatable"
@@ -115,7 +120,7 @@ def test_checks_name_what_is_wrong(renders, tmp_path: Path, monkeypatch: pytest.
     from installer.verify import verify
 
     _cluster(tmp_path, monkeypatch, gpus="0", dcgm=[])
-    report = verify(renders.config("private-gpu", CHANNELS[-1]))
+    report = verify(_with_kubeconfig(renders.config("private-gpu", CHANNELS[-1]), tmp_path))
     failed = {c.name: c.detail for c in report.checks if c.status == "failed"}
     assert set(failed) == {"gpus-allocatable", "dcgm-metrics"}
     assert "no node advertises nvidia.com/gpu" in failed["gpus-allocatable"]
@@ -126,7 +131,7 @@ def test_demo_trains_and_asks_for_a_title(renders, tmp_path: Path, monkeypatch: 
     from installer.verify import verify
 
     _cluster(tmp_path, monkeypatch, gpus="1", dcgm=[{"metric": {"gpu": "0"}}])
-    report = verify(renders.config("private-gpu", CHANNELS[-1]), demo=True)
+    report = verify(_with_kubeconfig(renders.config("private-gpu", CHANNELS[-1]), tmp_path), demo=True)
     assert report.ok, report.as_dict()
     details = {c.name: c.detail for c in report.checks}
     assert details["tfjob-completes"] == "tfjob issue-summarization Succeeded"
@@ -155,7 +160,7 @@ def test_a_fresh_platform_with_no_model_passes(renders, tmp_path: Path, monkeypa
 
     _cluster(tmp_path, monkeypatch, gpus="1", dcgm=[{"metric": {"gpu": "0"}}])
     _edit_table(tmp_path, serving=None)
-    report = verify(renders.config("private-gpu", CHANNELS[-1]))
+    report = verify(_with_kubeconfig(renders.config("private-gpu", CHANNELS[-1]), tmp_path))
     assert report.ok, report.as_dict()
     detail = {c.name: c.detail for c in report.checks}["serving-answers"]
     assert detail == "tf-serving Available; no version of model issue-summarization yet (train one: verify --demo)"
@@ -166,7 +171,7 @@ def test_serving_not_available_fails(renders, tmp_path: Path, monkeypatch: pytes
 
     _cluster(tmp_path, monkeypatch, gpus="1", dcgm=[{"metric": {"gpu": "0"}}])
     _edit_table(tmp_path, deployment={"status": {"conditions": [{"type": "Available", "status": "False"}]}})
-    report = verify(renders.config("private-gpu", CHANNELS[-1]))
+    report = verify(_with_kubeconfig(renders.config("private-gpu", CHANNELS[-1]), tmp_path))
     failed = {c.name: c.detail for c in report.checks if c.status == "failed"}
     assert failed == {"serving-answers": "deployment tf-serving is not Available (see `kubectl -n kubeflow-user "
                                           "describe deployment tf-serving`)"}

@@ -112,12 +112,36 @@ def test_hub_storage_change_shows_the_setting_and_the_chart_value(recorded, tmp_
     assert "the platform diff is against the last recorded apply" in text
 
 
+def test_second_plan_of_the_same_change_reuses_the_evaluation(recorded, tmp_path, monkeypatch, capsys) -> None:
+    from installer import render
+    from installer.applied import RENDER_CACHE_FILE
+
+    site, state = recorded
+    changed = tmp_path / "site"
+    shutil.copytree(site, changed)
+    _set_hub_size(changed, "75Gi")
+    first, _ = _diff(monkeypatch, capsys, changed, state)
+    assert (state / RENDER_CACHE_FILE).stat().st_mode & 0o777 == 0o600
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("the platform was evaluated again for the same inputs")
+
+    monkeypatch.setattr(render, "evaluate", no_render)
+    again, _ = _diff(monkeypatch, capsys, changed, state)
+    assert again["components"]["fromCache"] is True
+    assert {**again["components"], "fromCache": False} == first["components"]
+    assert first["components"]["changed"][0]["changes"][0]["new"] == "75Gi"
+    _set_hub_size(changed, "76Gi")  # other inputs: the cache is not used
+    with pytest.raises(AssertionError, match="evaluated again"):
+        _diff(monkeypatch, capsys, changed, state)
+
+
 def test_unchanged_site_shows_no_change_and_does_not_render(recorded, monkeypatch, capsys) -> None:
     site, state = recorded
     diff, _ = _diff(monkeypatch, capsys, site, state)
     assert diff["hostsAdded"] == diff["hostsRemoved"] == {}
     assert diff["settings"] == diff["versions"] == diff["refusals"] == []
-    assert diff["components"] == {"rendered": False, "created": [], "changed": [], "deleted": []}
+    assert diff["components"] == {"rendered": False, "fromCache": False, "created": [], "changed": [], "deleted": []}
 
 
 def test_added_host_shows_with_its_roles_and_leaves_the_platform_alone(recorded, tmp_path, monkeypatch,
@@ -180,6 +204,17 @@ def test_changed_secret_shows_changed_without_any_value(recorded, tmp_path, monk
     for value in (old, new):
         for form in secret_forms(value):
             assert form not in everything
+
+
+def test_without_secrets_file_no_secret_change_is_claimed(recorded, tmp_path, monkeypatch, capsys) -> None:
+    site, state = recorded
+    bare = tmp_path / "site"
+    shutil.copytree(site, bare)
+    (bare / "secrets.yml").unlink()
+    diff, _ = _diff(monkeypatch, capsys, bare, state)
+    assert diff["settings"] == []
+    assert diff["components"]["rendered"] is True  # the inputs differ (no secrets), the objects do not
+    assert diff["components"]["changed"] == diff["components"]["created"] == []
 
 
 def test_record_files_are_private_and_hold_no_secret(recorded) -> None:

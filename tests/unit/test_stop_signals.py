@@ -171,8 +171,8 @@ def test_a_stop_signal_stops_ansible_keeps_the_record_and_holds_the_lock(
     assert "interrupted during preflight" in stopped.stderr
     state = site / ".kfinstall" / "test"
     summary = json.loads(next(state.glob("runs/*/summary.json")).read_text())
-    assert summary["result"] == "failed" and summary["phases"][0]["status"] == "Interrupted"
-    assert json.loads((state / "state.json").read_text())["history"][-1]["result"] == "failed"
+    assert summary["result"] == "interrupted" and summary["phases"][0]["status"] == "Interrupted"
+    assert json.loads((state / "state.json").read_text())["history"][-1]["result"] == "interrupted"
 
 
 def test_sigterm_stops_a_cluster_backup_the_same_way(make_site, silent_ports: list[int]) -> None:
@@ -203,7 +203,7 @@ def test_a_stop_signal_ends_the_host_key_check_at_once(
     assert "stopped while ssh ran" in stopped.stderr
     state = site / ".kfinstall" / "test"
     summary = json.loads(next(state.glob("runs/*/summary.json")).read_text())
-    assert summary["result"] == "failed" and summary["phases"][0] == {**summary["phases"][0],
+    assert summary["result"] == "interrupted" and summary["phases"][0] == {**summary["phases"][0],
                                                                       "name": "preflight", "status": "Interrupted"}
     assert not (state / "runs" / summary["runId"] / "ansible-preflight").exists()  # no playbook started
 
@@ -334,7 +334,7 @@ def test_a_stop_signal_ends_verify_and_its_kubectl_at_once(
     assert stopped.seconds < 3, f"kfinstall took {stopped.seconds:.1f} s to stop"
     assert stopped.lock_free_with_children == [] and stopped.left == []
     summary = json.loads(next(state.glob("runs/*/summary.json")).read_text())
-    assert summary["result"] == "failed"
+    assert summary["result"] == "interrupted"
     assert [(p["name"], p["status"]) for p in summary["phases"]] == [("preflight", "ok"), ("verify", "Interrupted")]
 
 

@@ -189,7 +189,7 @@ def test_ctrl_c_stops_the_run_keeps_the_record_and_exits_130(make_site, monkeypa
     result = CliRunner().invoke(cli, ["up", "-i", str(site), "--only", "preflight", "--yes"])
     assert isinstance(result.exception, Interrupted) and result.exception.exit_code == 130
     state = json.loads((site / ".kfinstall" / "test" / "state.json").read_text())
-    assert state["history"][-1]["result"] == "failed"
+    assert state["history"][-1]["result"] == "interrupted"
     summary = json.loads(next((site / ".kfinstall" / "test" / "runs").glob("*/summary.json")).read_text())
     assert summary["phases"][0]["status"] == "Interrupted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored

@@ -255,10 +255,15 @@ def test_collect_cluster_facts_through_a_recorded_kubectl() -> None:
     assert facts.unhealthy == ("pod kube-system/coredns-1 is CrashLoopBackOff",)
 
 
-def test_the_collector_refuses_clearly_without_a_cluster(tmp_path: Path) -> None:
-    with pytest.raises(PreflightError, match=r"no cluster reachable: .*kubeconfig does not exist \(the host phase of "
-                                             r"`kfinstall up` fetches it\)"):
-        kubectl_runner(tmp_path / "kubeconfig")
+def test_the_collector_refuses_clearly_without_a_cluster(make_site) -> None:
+    from installer.config.load import load
+
+    cfg = load(make_site(), need_secrets=False)
+    with pytest.raises(PreflightError) as refused:
+        kubectl_runner(cfg)
+    assert refused.value.message.startswith("no cluster reachable:")
+    assert (f"no kubeconfig at {cfg.state_dir / 'kubeconfig'}: run `kfinstall up -i {cfg.site}` (the hosts phase "
+            "writes it") in refused.value.message
 
 
 def test_z2jh_settings_read_from_values() -> None:

@@ -1,0 +1,125 @@
+"""What one hop of a route does, by kind (HOP_RUNNERS); the executor (executor.py) runs them in order.
+
+    kubernetes hop: playbooks/upgrade.yml (kf_upgrade_action=kubernetes) with the hop's minor: the
+                    Kubernetes packages and kubeadm upgrade, node by node
+    platform hop:   Pulumi preflight first (nothing changes when it cannot run), the migrations
+                    (migration_steps.py, whose checks refuse before nodes change), node runtime changes
+                    (kf_upgrade_action=runtime) when containerd or the driver move, then the platform
+                    program with the new channel's pins
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from installer.config.resolved import ClusterConfig
+from installer.errors import Interrupted, PhaseFailed, PreflightError
+from installer.phases.base import RunContext
+from installer.releases import load_release
+from installer.upgrade.backup import checked_host_keys
+from installer.upgrade.executor import HopRunner
+from installer.upgrade.facts import ClusterFacts
+from installer.upgrade.migration_steps import run_migrations
+from installer.upgrade.route import Hop
+from installer.upgrade.rules import load_rules
+
+UPGRADE_PLAYBOOK = "upgrade.yml"
+
+
+def hop_config(cfg: ClusterConfig, hop: Hop) -> ClusterConfig:
+    """The configuration a hop deploys: its target channel's pins at its target Kubernetes version."""
+    spec = cfg.spec
+    kubernetes = spec.kubernetes.model_copy(update={"version": hop.kubernetes_to})
+    new_spec = spec.model_copy(update={"channel": hop.to_channel, "kubernetes": kubernetes})
+    return dataclasses.replace(
+        cfg, cluster=cfg.cluster.model_copy(update={"spec": new_spec}), release=load_release(hop.to_channel)
+    )
+
+
+# The upgrade playbook ----------------------------------------------------------------------------
+
+
+def host_keys(ctx: RunContext) -> Any:
+    """The site's SSH host-key policy, checked (keys recorded) once per run, before the first playbook.
+
+    Every later playbook of the run (facts, hops, the cluster backup) reuses it: checking again would
+    probe every host again (up to ~30 s per silent one) and replace host-keys.json, turning this run's
+    "pinned" keys into "verified" ones in the record."""
+    if ctx.host_keys is None:
+        ctx.host_keys = checked_host_keys(ctx.cfg, ctx.record, ctx.console)
+    return ctx.host_keys
+
+
+def upgrade_playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> None:
+    """playbooks/upgrade.yml with `extravars`; Interrupted or PhaseFailed naming `what` and the record."""
+    from installer.adapters.ansible import run_playbook
+
+    inventory = ctx.cfg.inventory.path
+    if inventory is None or not ctx.cfg.profile.host_phase:
+        raise PreflightError(f"{what}: profile {ctx.cfg.spec.profile} has no hosts kfinstall manages")
+    result = run_playbook(
+        UPGRADE_PLAYBOOK,
+        inventory,
+        extravars,
+        ctx.record.path / "ansible",
+        sink=ctx.record.append_event,
+        cancel=ctx.cancel_requested,
+        host_keys=host_keys(ctx),
+    )
+    if ctx.cancel_requested() or result.status == "canceled":
+        raise Interrupted(
+            f"interrupted during {what}; run record {ctx.record.path}; run the same upgrade again to "
+            "resume (finished hops are recorded in state.json)"
+        )
+    if not result.ok:
+        lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
+        raise PhaseFailed(
+            "\n".join(
+                [
+                    f"{what} failed ({result.status}, rc {result.rc}); run record {ctx.record.path}",
+                    *lines,
+                    "fix the cause and run the same upgrade again: finished hops are not repeated",
+                ]
+            )
+        )
+
+
+# The hops ----------------------------------------------------------------------------------------
+
+
+def runtime_gate_vars(kubernetes: str) -> dict[str, Any]:
+    """The node runtime gate for the playbook's precheck, from upgrade-rules.yml (the strictest that applies)."""
+    applying = load_rules().requirements_for(kubernetes)
+    if not applying:
+        return {"kf_upgrade_runtime_from_minor": ""}
+    last = applying[-1]
+    return {
+        "kf_upgrade_runtime_from_minor": last.from_kubernetes,
+        "kf_upgrade_containerd_min": last.containerd_min,
+        "kf_upgrade_cgroup_version": last.cgroup_version,
+    }
+
+
+def kubernetes_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+    target = hop_config(ctx.cfg, hop)
+    extra = {**target.ansible_vars(), **runtime_gate_vars(hop.kubernetes_to), "kf_upgrade_action": "kubernetes"}
+    upgrade_playbook(ctx, extra, f"hop {hop.index} ({hop.title()})")
+
+
+def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+    from installer.adapters import pulumi as pulumi_adapter
+    from installer.phases import platform
+
+    target = hop_config(ctx.cfg, hop)
+    pulumi_adapter.preflight(target)  # before any change: a clear PreflightError when it cannot run
+    # Migrations first: their checks (TFJob CRDs, Pod Security dry run) refuse before nodes change.
+    target = run_migrations(ctx, hop, target, facts)
+    if hop.node_changes and target.profile.host_phase:
+        driver = any(c.component == "nvidia-driver" for c in hop.node_changes)
+        extra = {**target.ansible_vars(), "kf_upgrade_action": "runtime", "kf_upgrade_driver_changed": driver}
+        upgrade_playbook(ctx, extra, f"hop {hop.index} node runtime")
+    platform.run(dataclasses.replace(ctx, cfg=target))
+
+
+HOP_RUNNERS: dict[str, HopRunner] = {"kubernetes": kubernetes_hop, "platform": platform_hop}
