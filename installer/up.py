@@ -18,6 +18,7 @@ from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, KfinstallError, PreflightError
 from installer.interrupt import interrupt_sets
 from installer.lock import run_lock
+from installer.phases import PHASES as PHASE_OBJECTS
 from installer.phases import UP_PHASES, PhaseResult, RunContext, hosts, preflight
 from installer.runs import RunRecord
 from installer.state import HistoryEntry, State, read_state, write_state
@@ -25,19 +26,8 @@ from installer.state import HistoryEntry, State, read_state, write_state
 PhaseFn = Callable[[RunContext], PhaseResult]
 
 
-def _platform(ctx: RunContext) -> PhaseResult:
-    from installer.phases import platform
-
-    return platform.run(ctx)
-
-
-def _verify(ctx: RunContext) -> PhaseResult:
-    from installer.phases import verify
-
-    return verify.run(ctx)
-
-
-PHASES: dict[str, PhaseFn] = {"preflight": preflight.run, "hosts": hosts.run, "platform": _platform, "verify": _verify}
+# The registry's run of each phase `up` runs, by name (the same objects `kfinstall plan` asks for plans).
+PHASES: dict[str, PhaseFn] = {phase.name: phase.run for phase in PHASE_OBJECTS if phase.name in UP_PHASES}
 
 
 # `result` of a run (summary, `-o json`, state history; README "Results"): ok only when every phase

@@ -16,6 +16,12 @@ def parse(version: str) -> tuple[int, int, int]:
     return int(major), int(minor), int(patch or 0)
 
 
+def has_patch(version: str) -> bool:
+    """True when the version names a patch (1.34.2, v1.34.2), not only a minor (1.34)."""
+    match = _NUMERIC.match(version.strip())
+    return bool(match and match.group(3) is not None)
+
+
 def minor_tuple(version: str) -> tuple[int, int]:
     major, minor, _ = parse(version)
     return major, minor

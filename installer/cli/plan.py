@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,11 @@ def _print_text(result: Plan) -> None:
         stdout.print(f"{index}. {phase.name}{state}", markup=False)
         for action in phase.actions:
             stdout.print(f"     - {action}", markup=False)
+        for step in phase.steps or ():
+            stdout.print(
+                f"     step {step.playbook} | {step.play}: {len(step.hosts)} host(s): {_capped(step.hosts) or '-'}",
+                markup=False,
+            )
     stdout.print(_components_table(result))
     for line in _storage_and_auth(result):
         stdout.print(line, markup=False)
@@ -122,9 +128,13 @@ def _hosts_table(result: Plan) -> Table:
     table.add_column("hosts")
     for role in ROLE_GROUPS:
         names = result.cfg.inventory.names(role)
-        shown = ", ".join(names[:MAX_NAMES]) + (f" ... (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else "")
-        table.add_row(role, str(len(names)), shown or "-")
+        table.add_row(role, str(len(names)), _capped(names) or "-")
     return table
+
+
+def _capped(names: Sequence[str]) -> str:
+    """At most MAX_NAMES names, then how many more."""
+    return ", ".join(names[:MAX_NAMES]) + (f" ... (+{len(names) - MAX_NAMES})" if len(names) > MAX_NAMES else "")
 
 
 def _components_table(result: Plan) -> Table:

@@ -13,7 +13,7 @@ from installer.config.secrets import Secrets
 from installer.config.tlsfiles import TlsMaterial
 from installer.profiles import Profile
 from installer.releases import Release
-from installer.versions import minor_of
+from installer.versions import has_patch, minor_of, parse
 
 REDACTED = "<redacted>"
 
@@ -51,6 +51,14 @@ class ClusterConfig:
         return minor_of(self.kubernetes_version)
 
     @property
+    def kubernetes_package_version(self) -> str:
+        """The apt version pattern the kubernetes role installs kubeadm, kubelet and kubectl at
+        (kf_kubernetes_package_version): a given patch exactly (1.34.2-*, any package revision such as
+        1.34.2-1.1), else the newest patch of the minor (1.34.*). Plan shows this same value."""
+        major, minor, patch = parse(self.kubernetes_version)  # numbers only: nothing else reaches apt
+        return f"{major}.{minor}.{patch}-*" if has_patch(self.kubernetes_version) else f"{major}.{minor}.*"
+
+    @property
     def kubernetes_version_defaulted(self) -> bool:
         """True when the version came from the channel (upgrades must never be triggered by it)."""
         return self.spec.kubernetes.version is None
@@ -70,6 +78,7 @@ class ClusterConfig:
             "kf_state_dir": str(self.state_dir),
             "kf_kubernetes_minor": self.kubernetes_minor,
             "kf_kubernetes_version": self.kubernetes_version,
+            "kf_kubernetes_package_version": self.kubernetes_package_version,
             "kf_kubernetes_package_source": spec.kubernetes.package_source,
             "kf_kubernetes_package_mirror": spec.kubernetes.package_mirror or "",
             "kf_kubernetes_packages_unreachable": spec.kubernetes.packages_unreachable,

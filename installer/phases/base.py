@@ -25,6 +25,7 @@ class RunContext:
     # The SSH host-key policy once checked in this run (installer/upgrade/run.py checks it once, before
     # the first playbook, and reuses it: a second check would replace the record of the keys it pinned).
     host_keys: Any = None
+    verbosity: int = 0  # -v count: Ansible's verbosity and kfinstall's log (installer/log.py)
 
     def cancel_requested(self) -> bool:
         return self.cancelled.is_set()
@@ -59,3 +60,64 @@ def outcome(ok: bool, skipped: list[dict[str, str]]) -> str:
         return "failed"
     return "incomplete" if skipped else "ok"
 
+
+@dataclass(frozen=True)
+class Component:
+    """A versioned thing a phase installs (plan JSON `components[]`)."""
+
+    name: str
+    kind: str  # host-package | chart | image | kubernetes | manifest
+    version: str
+    source: str
+    phase: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "kind": self.kind, "version": self.version, "source": self.source,
+                "phase": self.phase}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One play of the host playbooks and exactly the hosts Ansible targets with it."""
+
+    playbook: str  # file name under playbooks/
+    play: str
+    hosts: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"playbook": self.playbook, "play": self.play, "hosts": list(self.hosts)}
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """What one phase would do (plan JSON `phases[]`), computed by the phase itself without any SSH."""
+
+    name: str
+    runs: bool
+    actions: tuple[str, ...] = ()
+    reason: str = ""
+    components: tuple[Component, ...] = ()
+    steps: tuple[Step, ...] | None = None  # the host phase only
+
+    def as_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"name": self.name, "runs": self.runs, "actions": list(self.actions),
+                                 "reason": self.reason}
+        if self.steps is not None:
+            found["steps"] = [s.as_dict() for s in self.steps]
+        return found
+
+
+class Phase:
+    """A phase of `kfinstall up`: `plan(cfg)` says what `run(ctx)` does, so `kfinstall plan` is the
+    phases' own plans (installer/phases/__init__.py holds them in order)."""
+
+    name: str = ""
+    # False for a phase whose work another phase's run carries out (gcp's GKE cluster is created by the
+    # platform's Pulumi update): it has a plan, and `up` has no separate step for it.
+    separate_run: bool = True
+
+    def plan(self, cfg: ClusterConfig) -> PhasePlan:
+        raise NotImplementedError
+
+    def run(self, ctx: RunContext) -> PhaseResult:
+        raise NotImplementedError

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from installer.adapters.ansible import EventSink, PlaybookResult, run_playbook
 from installer.adapters.ssh import HostKeyPolicy
+from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, PhaseFailed
-from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext, outcome
+from installer.paths import data_dir
+from installer.phases.base import FACTS_CACHE, Component, Phase, PhasePlan, PhaseResult, RunContext, Step, outcome
 from installer.progress import HostProgress
 
 SITE_PLAYBOOK = "site.yml"
@@ -31,6 +38,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
             cancel=ctx.cancel_requested,
             facts_cache=ctx.record.path / FACTS_CACHE,
             host_keys=HostKeyPolicy.of(ctx.cfg),
+            verbosity=ctx.verbosity,
         )
     phase = _to_phase(result, check)
     ctx.record.write_json("hosts.json", phase.as_dict())
@@ -72,3 +80,112 @@ def _failure_text(result: PlaybookResult, ctx: RunContext) -> str:
     lines += [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
     lines.append("fix the cause and run the same command again: finished tasks are not repeated")
     return "\n".join(lines)
+
+
+class HostsPhase(Phase):
+    """playbooks/site.yml on the inventory; its plan's steps are the plays and the hosts Ansible targets."""
+
+    name = "hosts"
+
+    def plan(self, cfg: ClusterConfig) -> PhasePlan:
+        if not cfg.profile.host_phase:
+            return PhasePlan("hosts", False, reason=f"profile {cfg.spec.profile} has no host phase")
+        steps = plan_steps(cfg)
+        return PhasePlan("hosts", True, tuple(_actions(cfg, steps)), components=tuple(_components(cfg)), steps=steps)
+
+    def run(self, ctx: RunContext) -> PhaseResult:
+        return run(ctx)
+
+
+HOSTS = HostsPhase()
+
+
+@functools.lru_cache(maxsize=8)
+def site_plays(playbooks: Path, entry: str = SITE_PLAYBOOK) -> tuple[tuple[str, str, Any], ...]:
+    """(playbook file, play name, `hosts:` pattern) of every play `entry` runs, in run order: its
+    import_playbook chain followed the way Ansible follows it. These are kfinstall's own playbooks."""
+    plays: list[tuple[str, str, Any]] = []
+    for item in yaml.safe_load((playbooks / entry).read_text(encoding="utf-8")) or []:
+        imported = item.get("ansible.builtin.import_playbook", item.get("import_playbook"))
+        if imported is not None:
+            plays += site_plays(playbooks, str(imported))
+        elif "hosts" in item:
+            plays.append((entry, str(item.get("name", "")), item["hosts"]))
+    return tuple(plays)
+
+
+def plan_steps(cfg: ClusterConfig) -> tuple[Step, ...]:
+    """Each play of site.yml with the hosts Ansible's own pattern resolution gives on this inventory."""
+    return tuple(
+        Step(playbook, play, tuple(cfg.inventory.pattern_hosts(pattern)))
+        for playbook, play, pattern in site_plays(data_dir("playbooks"))
+    )
+
+
+def _hosts_of(steps: Sequence[Step], playbook: str, index: int = 0) -> tuple[str, ...]:
+    """The hosts of the `index`th play of `playbook` (nothing when that play is gone)."""
+    found = [s for s in steps if s.playbook == playbook]
+    return found[index].hosts if len(found) > index else ()
+
+
+def counted(hosts: Sequence[str]) -> str:
+    shown = ", ".join(hosts[:3]) + (f" and {len(hosts) - 3} more" if len(hosts) > 3 else "")
+    return f"{len(hosts)} host(s): {shown}" if hosts else "no hosts"
+
+
+def _actions(cfg: ClusterConfig, steps: Sequence[Step]) -> list[str]:
+    spec, pins = cfg.spec, cfg.release
+    actions = [
+        "os_prepare: packages, swap off, kernel modules and sysctls, time sync on "
+        + counted(_hosts_of(steps, "10-os.yml")),
+        f"containerd ({spec.containerd.source}) with SystemdCgroup on {counted(_hosts_of(steps, '20-containerd.yml'))}",
+    ]
+    if spec.gpu.enabled:
+        actions.append(
+            f"nvidia_gpu: driver branch {cfg.nvidia_driver_branch} + container toolkit "
+            f"{pins.nvidia.container_toolkit} on {counted(cfg.inventory.names('gpu'))}"
+        )
+    if spec.storage.nfs.enabled:
+        actions.append(
+            f"nfs_server ({spec.storage.nfs.implementation}) exporting {spec.storage.nfs.export_path} "
+            f"on {counted(_hosts_of(steps, '40-storage.yml', 0))}; "
+            f"nfs client on {counted(_hosts_of(steps, '40-storage.yml', 1))}"
+        )
+    if spec.storage.gluster.enabled:
+        actions.append(
+            f"glusterfs: replica {spec.storage.gluster.replica} volume {spec.storage.gluster.volume} on "
+            f"{counted(cfg.inventory.names('gluster'))}; FUSE mount {spec.storage.gluster.mount_path} "
+            f"on {counted(cfg.inventory.names('kube_node'))}"
+        )
+    cluster = _hosts_of(steps, "50-kubernetes.yml")
+    control = [h for h in cluster if h in set(cfg.inventory.names("kube_control_plane"))]
+    actions.append(
+        f"kubernetes {cfg.kubernetes_version} (kubeadm, kubelet, kubectl {cfg.kubernetes_package_version}): "
+        f"kubeadm init on {control[0] if control else '-'}, join {max(len(cluster) - 1, 0)} more, "
+        f"Calico {pins.kubernetes.cni['calico']}, kubeconfig into the state dir"
+    )
+    if spec.kubernetes.control_plane_endpoint:
+        actions.append(f"kube-vip {pins.kubernetes.kube_vip.tag} announcing {spec.kubernetes.control_plane_endpoint}")
+    return actions
+
+
+def _components(cfg: ClusterConfig) -> list[Component]:
+    pins, spec = cfg.release, cfg.spec
+    containerd = (
+        f">= {pins.containerd.minimum_distro}" if spec.containerd.source == "distro" else pins.containerd.version
+    )
+    found = [
+        Component("kubernetes", "kubernetes", cfg.kubernetes_version, spec.kubernetes.package_source, "hosts"),
+        Component("containerd", "host-package", containerd, spec.containerd.source, "hosts"),
+        Component("calico", "manifest", pins.kubernetes.cni["calico"], "upstream manifest", "hosts"),
+    ]
+    if spec.kubernetes.control_plane_endpoint:
+        found.append(
+            Component("kube-vip", "image", pins.kubernetes.kube_vip.tag, pins.kubernetes.kube_vip.image, "hosts")
+        )
+    if spec.gpu.enabled:
+        found += [
+            Component("nvidia-driver", "host-package", cfg.nvidia_driver_branch, "driver branch", "hosts"),
+            Component("nvidia-container-toolkit", "host-package", pins.nvidia.container_toolkit, "NVIDIA", "hosts"),
+        ]
+    return found

@@ -14,8 +14,9 @@ from rich.console import Console
 from installer.adapters.ansible import UNREACHABLE, PlaybookResult, run_playbook
 from installer.adapters.ssh import HostKeyPolicy, HostKeyReport, check_host_keys
 from installer.config.inventory import ROLE_GROUPS
+from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, PreflightError
-from installer.phases.base import FACTS_CACHE, PhaseResult, RunContext
+from installer.phases.base import FACTS_CACHE, Phase, PhasePlan, PhaseResult, RunContext
 from installer.runs import RunRecord
 
 SUPPORTED_OS_FAMILIES = ("Debian",)  # the roles install with apt
@@ -70,6 +71,7 @@ def run(ctx: RunContext) -> PhaseResult:
         cancel=ctx.cancel_requested,
         facts_cache=ctx.record.path / FACTS_CACHE,
         host_keys=host_keys,
+        verbosity=ctx.verbosity,
     )
     _stop_if_cancelled(ctx, result)
     problems = refusals + host_problems(result, time.time(), managed)
@@ -174,3 +176,22 @@ def clock_skew(facts: dict[str, Any], now: float) -> float | None:
     if low - 1 <= host_time <= high + 1:  # epoch has a resolution of one second
         return 0.0
     return host_time - (low if host_time < low else high)
+
+
+class PreflightPhase(Phase):
+    """Refuses (exit 3) before anything changes: the platform's tools, then every host over SSH."""
+
+    name = "preflight"
+
+    def plan(self, cfg: ClusterConfig) -> PhasePlan:
+        actions = []
+        if cfg.profile.host_phase:
+            actions.append(f"check SSH, OS, disk, sudo and clock skew on {len(cfg.inventory.hosts)} host(s)")
+        actions.append("check the Pulumi CLI and provider plugins match the installed SDKs")
+        return PhasePlan("preflight", True, tuple(actions))
+
+    def run(self, ctx: RunContext) -> PhaseResult:
+        return run(ctx)
+
+
+PREFLIGHT = PreflightPhase()

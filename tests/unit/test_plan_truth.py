@@ -1,0 +1,71 @@
+"""`kfinstall plan` says what `up` does: the hosts phase's actions come from the plays' own host lists
+(containerd on the control planes too, only the Kubernetes play's hosts join) and the Kubernetes
+version is the one the role installs (one value, ClusterConfig.kubernetes_package_version)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from installer.config.load import load
+from installer.plan import build_plan
+
+# The issue's site: 1 control plane, 5 workers, an NFS-only host and 3 Gluster-only hosts.
+HOSTS = {
+    "all": {
+        "hosts": {name: {"ansible_host": f"192.0.2.{i}"} for i, name in enumerate(
+            ["cp1", "n1", "n2", "n3", "n4", "n5", "nfs1", "g1", "g2", "g3"], start=10)},
+        "children": {
+            "kube_control_plane": {"hosts": {"cp1": None}},
+            "kube_node": {"hosts": dict.fromkeys(["n1", "n2", "n3", "n4", "n5"])},
+            "nfs_server": {"hosts": {"nfs1": None}},
+            "gluster": {"hosts": dict.fromkeys(["g1", "g2", "g3"])},
+        },
+    }
+}
+
+
+def _hosts_phase(make_site: Any, **cluster: Any) -> dict[str, Any]:
+    site = make_site(cluster={"spec.storage.gluster.enabled": True, **cluster},
+                     hosts_text=yaml.safe_dump(HOSTS, sort_keys=False))
+    plan = build_plan(load(site, need_secrets=False)).as_dict()
+    return next(p for p in plan["phases"] if p["name"] == "hosts")
+
+
+def _action(phase: dict[str, Any], prefix: str) -> str:
+    return next(a for a in phase["actions"] if a.startswith(prefix))
+
+
+def test_containerd_is_planned_on_the_control_planes_too(make_site) -> None:  # type: ignore[no-untyped-def]
+    containerd = _action(_hosts_phase(make_site), "containerd")
+    assert "on 6 host(s): cp1, n1, n2 and 3 more" in containerd
+
+
+def test_only_the_kubernetes_plays_hosts_join(make_site) -> None:  # type: ignore[no-untyped-def]
+    phase = _hosts_phase(make_site)
+    kubernetes = _action(phase, "kubernetes")
+    assert "kubeadm init on cp1, join 5 more" in kubernetes
+    cluster = next(s for s in phase["steps"] if s["playbook"] == "50-kubernetes.yml")
+    assert set(cluster["hosts"]) == {"cp1", "n1", "n2", "n3", "n4", "n5"}
+    storage = [s for s in phase["steps"] if s["playbook"] == "40-storage.yml"]
+    assert storage[0]["hosts"] == ["nfs1"], "the NFS server play runs on the NFS-only host"
+    assert "nfs1" not in storage[1]["hosts"], "the NFS client play runs on kube_node only"
+
+
+@pytest.mark.parametrize(("version", "packages"), [("1.34.2", "1.34.2-*"), ("1.34", "1.34.*"), (None, None)])
+def test_plan_and_role_get_the_same_kubernetes_package_version(make_site, version, packages) -> None:  # type: ignore[no-untyped-def]
+    cluster = {"spec.kubernetes.version": version} if version else {}
+    site = make_site(cluster=cluster)
+    cfg = load(site, need_secrets=False)
+    expected = packages or f"{cfg.release.kubernetes.default_minor}.*"
+    assert cfg.kubernetes_package_version == expected
+    assert cfg.ansible_vars()["kf_kubernetes_package_version"] == expected
+    hosts = next(p for p in build_plan(cfg).as_dict()["phases"] if p["name"] == "hosts")
+    assert f"(kubeadm, kubelet, kubectl {expected})" in _action(hosts, "kubernetes")
+
+
+def test_a_v_prefixed_patch_reaches_apt_as_numbers_only(make_site) -> None:  # type: ignore[no-untyped-def]
+    cfg = load(make_site(), need_secrets=False).with_kubernetes_version("v1.34.2")
+    assert cfg.kubernetes_package_version == "1.34.2-*"
