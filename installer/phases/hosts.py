@@ -38,7 +38,6 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
             cancel=ctx.cancel_requested,
             facts_cache=ctx.record.path / FACTS_CACHE,
             host_keys=HostKeyPolicy.of(ctx.cfg),
-            verbosity=ctx.verbosity,
         )
     phase = _to_phase(result, check)
     ctx.record.write_json("hosts.json", phase.as_dict())
