@@ -40,7 +40,7 @@ _playbook = upgrade_playbook  # the name the tests call
 def live_facts(ctx: RunContext, hop: Hop) -> ClusterFacts:
     """Facts from the running site: kubectl for the cluster, upgrade.yml's facts play for the hosts."""
     cfg = ctx.cfg
-    run = kubectl_runner(cfg.state_dir / "kubeconfig")  # refuses first when there is no cluster
+    run = kubectl_runner(cfg)  # refuses first when there is no cluster
     folder = ctx.record.path / "facts" / f"hop-{hop.index:02d}"
     if cfg.profile.host_phase and cfg.inventory.path is not None:
         upgrade_playbook(
@@ -61,7 +61,7 @@ def backup_before(ctx: RunContext, hop: Hop) -> None:
         cfg, ctx.record.path / "ansible", ctx.cancel_requested, host_keys=lambda: host_keys(ctx)
     )
     skip = hub_db_skip_reason(cfg)
-    hub = None if skip else hub_db_backup(kubectl_runner(cfg.state_dir / "kubeconfig"))
+    hub = None if skip else hub_db_backup(kubectl_runner(cfg))
     take_backup(
         cfg,
         folder,
