@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -22,7 +23,16 @@ from installer.cli import (
     upgrade,
     verify,
 )
-from installer.cli.common import add_vault_password_option, stderr, vault_password_option
+from installer.cli.common import (
+    JSON_PRINTED,
+    add_vault_password_option,
+    emit_json,
+    failure_document,
+    json_requested,
+    print_problems,
+    stderr,
+    vault_password_option,
+)
 from installer.config.problems import InvalidConfig
 from installer.errors import KfinstallError
 
@@ -75,26 +85,32 @@ add_vault_password_option(cli)
 
 
 def main() -> None:
-    """Entry point: run the group and map kfinstall's errors to exit codes."""
-    try:
-        cli.main(standalone_mode=False)
-    except InvalidConfig as exc:
-        from installer.cli.common import print_problems
+    """Entry point: run the group and map kfinstall's errors to exit codes.
 
+    Messages go to stderr; a command run with --output json also prints a JSON document on stdout
+    when it fails (common.failure_document), unless it printed its own.
+    """
+    session: dict[str, Any] = {}  # the commands' shared ctx.obj: the output asked for, JSON printed
+    try:
+        cli.main(standalone_mode=False, obj=session)
+    except InvalidConfig as exc:
         print_problems(exc.problems)
         stderr.print(f"{len(exc.problems)} problem(s); nothing was changed.", markup=False)
-        sys.exit(exc.exit_code)
+        _exit(session, exc, exc.exit_code)
     except KfinstallError as exc:
         stderr.print(f"error: {exc.message}", markup=False)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+        _exit(session, exc, exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
         stderr.print("interrupted", markup=False)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        stderr.print("interrupted", markup=False)
-        sys.exit(130)
+        _exit(session, exc, 130)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        _exit(session, exc, 2 if isinstance(exc, click.UsageError) else exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+
+
+def _exit(session: dict[str, Any], exc: BaseException, exit_code: int) -> NoReturn:
+    if not session.get(JSON_PRINTED) and json_requested(session, exc, sys.argv[1:]):
+        emit_json(failure_document(exc, exit_code))
+    sys.exit(exit_code)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 
-from installer.config.problems import Problem
+from installer.config.problems import InvalidConfig, Problem
 from installer.config.safefile import state_dir_problem
 from installer.config.secrets import VAULT_PASSWORD_ENV, set_vault_password_file
+from installer.errors import KfinstallError
 from installer.profiles import profile_names
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,6 +112,18 @@ def add_vault_password_option(group: click.Group) -> None:
             vault_password_option(command)
 
 
+# Keys of the run's shared object (click's ctx.obj, a dict installer.cli.main passes in): they tell
+# main, once a command has failed, whether JSON was asked for and whether the command printed it.
+OUTPUT = "output"
+JSON_PRINTED = "jsonPrinted"
+
+
+def _remember_output(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if isinstance(ctx.obj, dict):
+        ctx.obj[OUTPUT] = value
+    return value
+
+
 def output_option(func: F) -> F:
     return click.option(
         "--output",
@@ -119,12 +132,64 @@ def output_option(func: F) -> F:
         type=click.Choice(["text", "json"]),
         default="text",
         show_default=True,
-        help="text for people, json for scripts (stable fields, documented).",
+        # Eager: taken before the other options, so a bad value of one of them still fails as JSON.
+        is_eager=True,
+        callback=_remember_output,
+        help="text for people, json for scripts (stable fields, documented; a JSON document on failure too).",
     )(func)
 
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and isinstance(ctx.obj, dict):
+        ctx.obj[JSON_PRINTED] = True
+
+
+def failure_result(exit_code: int) -> str:
+    """`result` of a failed command: invalid (exit 2, bad input), interrupted (128 + a signal) or failed."""
+    if exit_code == 2:
+        return "invalid"
+    return "interrupted" if exit_code >= 128 else "failed"
+
+
+def failure_document(exc: BaseException, exit_code: int) -> dict[str, Any]:
+    """What a failed command prints on stdout with --output json (README "Output for scripts").
+
+    A run's report so far (exc.report, e.g. up's phases), then result, error, exitCode and problems
+    (every problem of a validation failure: file, line, column, key, message, fix, severity)."""
+    report = getattr(exc, "report", None)
+    if isinstance(exc, click.ClickException):
+        error = exc.format_message()
+    elif isinstance(exc, KfinstallError):
+        error = exc.message
+    else:  # Ctrl-C before kfinstall's own handlers (click.Abort, KeyboardInterrupt)
+        error = "interrupted"
+    return {
+        **(report.as_dict() if hasattr(report, "as_dict") else {}),
+        "result": failure_result(exit_code),
+        "error": error,
+        "exitCode": exit_code,
+        "problems": [p.as_dict() for p in exc.problems] if isinstance(exc, InvalidConfig) else [],
+    }
+
+
+def json_requested(session: dict[str, Any], exc: BaseException, argv: Sequence[str]) -> bool:
+    """Whether the failed command was run with --output json.
+
+    The option's callback records it (session[OUTPUT]); a usage error found while click splits the
+    words (an unknown option) comes before any callback, so then the words themselves are read, for
+    a command that has the option."""
+    if OUTPUT in session:
+        return bool(session[OUTPUT] == "json")
+    ctx = exc.ctx if isinstance(exc, click.UsageError) else None
+    if ctx is None or not any(param.name == "output" for param in ctx.command.params):
+        return False
+    words = list(argv[: argv.index("--")] if "--" in argv else argv)
+    return any(
+        word in ("-ojson", "--output=json") or (word in ("-o", "--output") and words[i + 1 : i + 2] == ["json"])
+        for i, word in enumerate(words)
+    )
 
 
 def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:

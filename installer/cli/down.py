@@ -14,6 +14,7 @@ from installer.cli.common import (
     output_option,
     profile_option,
     state_dir_option,
+    stderr,
     stdout,
 )
 from installer.config.load import load
@@ -54,7 +55,9 @@ def down(
     # A stop signal reaches the pulumi CLI as its own Ctrl-C (it cancels cleanly, saves the stack's
     # state and exits); the lock is held until it has, and the exit code is 128 + the signal.
     with run_lock(cfg.state_dir, "down"), interrupt_sets(threading.Event()):
-        summary = engine.destroy(cfg, on_output=lambda line: stdout.print(line.rstrip(), markup=False))
+        # With --output json, stdout carries only the JSON document; Pulumi's output goes to stderr.
+        progress = stderr if output == "json" else stdout
+        summary = engine.destroy(cfg, on_output=lambda line: progress.print(line.rstrip(), markup=False))
     if output == "json":
         emit_json(summary.as_dict())
     else:

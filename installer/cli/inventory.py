@@ -8,6 +8,7 @@ import click
 
 from installer.cli.common import (
     emit_json,
+    failure_document,
     inventory_option,
     output_option,
     print_problems,
@@ -38,7 +39,7 @@ def validate(inventory: Path, profile: str | None, sets: tuple[str, ...], output
         cfg = load(inventory, sets, need_secrets=False, profile=profile)
     except InvalidConfig as exc:
         if output == "json":
-            emit_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
+            emit_json({"valid": False, **failure_document(exc, exc.exit_code)})
         raise
     if output == "json":
         emit_json({"valid": True, "problems": [p.as_dict() for p in cfg.warnings]})

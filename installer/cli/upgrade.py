@@ -16,6 +16,7 @@ from installer.cli.common import (
     output_option,
     profile_option,
     state_dir_option,
+    stderr,
     stdout,
 )
 from installer.config.load import load
@@ -136,7 +137,9 @@ def upgrade(
             "not on a terminal and --yes not given: nothing was changed (the upgrade pauses before "
             "each hop for confirmation)"
         )
-    report = run_upgrade(cfg, route, stdout, confirm=None if yes else confirm_on_terminal)
+    # With --output json, stdout carries only the JSON document; progress goes to stderr.
+    progress = stderr if output == "json" else stdout
+    report = run_upgrade(cfg, route, progress, confirm=None if yes else confirm_on_terminal)
     if output == "json":
         emit_json(report.as_dict())
         return

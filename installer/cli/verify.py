@@ -40,11 +40,13 @@ def verify(
     # A stop signal ends the kubectl call in flight (and its wait) at once: exit 128 + the signal.
     with interrupt_sets(threading.Event()):
         report = run_verify(cfg, demo=demo, timeout_s=timeout_s)
-    if output == "json":
-        emit_json(report.as_dict())
-    else:
+    if output == "text":
         for check in report.checks:
             stdout.print(f"{check.status:>7}  {check.name}: {check.detail}", markup=False)
     if not report.ok:
         failed = [c.name for c in report.checks if c.status == "failed"]
-        raise PhaseFailed(f"verify: {len(failed)} check(s) failed: {', '.join(failed)}")
+        error = PhaseFailed(f"verify: {len(failed)} check(s) failed: {', '.join(failed)}")
+        error.report = report  # -o json: the checks, then result and error (installer.cli.main)
+        raise error
+    if output == "json":
+        emit_json(report.as_dict())
