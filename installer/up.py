@@ -18,6 +18,7 @@ from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, KfinstallError, PreflightError
 from installer.interrupt import interrupt_sets
 from installer.lock import run_lock
+from installer.log import LOG, run_log
 from installer.phases import PHASES as PHASE_OBJECTS
 from installer.phases import UP_PHASES, PhaseResult, RunContext, hosts, preflight
 from installer.runs import RunRecord
@@ -127,32 +128,39 @@ def run_up(
     only: str | None = None,
     start_at: str | None = None,
     confirm: Callable[[str], bool] | None = None,
+    verbosity: int = 0,
 ) -> UpReport:
-    """Run the phases; raises PreflightError (3), PhaseFailed (4) or Interrupted (130)."""
+    """Run the phases; raises PreflightError (3), PhaseFailed (4) or Interrupted (130).
+
+    `verbosity` (-v count) reaches Ansible and kfinstall's log (installer/log.py)."""
     cfg = against_installed(cfg)
     names = selected_phases(only, start_at)
     changing = [n for n in names if n in {"hosts", "platform"}]
-    if changing and confirm is not None and not confirm(_question(cfg, changing)):
+    if changing and confirm is not None and not confirm(_question(cfg, changing, names)):
         raise PreflightError("not confirmed; nothing was changed")
     with run_lock(cfg.state_dir, "up"):
         record = RunRecord.start(cfg, "up " + " ".join(names))
-        ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names))
+        ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names), verbosity=verbosity)
         report = UpReport(run_id=record.run_id, record=str(record.path))
-        with interrupt_sets(ctx.cancelled):
+        with run_log(record, verbosity), interrupt_sets(ctx.cancelled):
             try:
                 for name in names:
                     _stop_if_asked(ctx, name)
+                    LOG.info("phase %s: starting (run %s)", name, record.run_id)
                     report.phases.append(PHASES[name](ctx))
+                    LOG.info("phase %s: %s in %.1f s", name, report.phases[-1].status, report.phases[-1].duration_s)
                     _record_applied(ctx, report.phases[-1])
             except KfinstallError as exc:
                 # A failed phase's own result, with its host counts; otherwise just its name and the error.
                 failed = exc.phase if isinstance(exc.phase, PhaseResult) else PhaseResult(name, type(exc).__name__)
                 report.phases.append(failed)
                 report.result = run_result(report.phases, exc)
+                LOG.info("up %s: %s", report.result, exc.message)
                 _finish(cfg, report, record)
                 exc.report = report
                 raise
-        report.result = run_result(report.phases)
+            report.result = run_result(report.phases)
+            LOG.info("up %s; %d step(s) skipped", report.result, len(report.skipped()))
         _finish(cfg, report, record)
         return report
 
@@ -190,9 +198,30 @@ def _stop_if_asked(ctx: RunContext, phase: str) -> None:
         raise Interrupted(f"interrupted before the {phase} phase; run record {ctx.record.path}; re-run to converge")
 
 
-def _question(cfg: ClusterConfig, changing: list[str]) -> str:
+CONFIRM_ACTIONS = 4  # per phase in the confirmation; `kfinstall plan` shows them all
+
+
+def _question(cfg: ClusterConfig, changing: list[str], names: list[str]) -> str:
+    """What `up` asks before changing anything: the plan's summary of the phases it runs and every
+    warning of the plan, then the question (`kfinstall plan` is the whole plan)."""
+    from installer.plan import build_plan
+
+    plan = build_plan(cfg).as_dict()
     hosts = len(cfg.inventory.hosts)
-    return f"Apply {' and '.join(changing)} to cluster {cfg.name} ({hosts} host(s))?"
+    lines = [f"Plan for cluster {cfg.name}: profile {plan['profile']}, channel {plan['channel']}, "
+             f"Kubernetes {plan['kubernetesVersion']}, {hosts} host(s)"]
+    for phase in plan["phases"]:
+        if phase["name"] not in names or not phase["runs"]:
+            continue
+        actions = phase["actions"]
+        shown = "; ".join(actions[:CONFIRM_ACTIONS])
+        more = f"; and {len(actions) - CONFIRM_ACTIONS} more (kfinstall plan)" if len(actions) > CONFIRM_ACTIONS else ""
+        lines.append(f"  {phase['name']}: {shown}{more}")
+    warnings = plan["warnings"]
+    lines += [f"{len(warnings)} warning(s):"] if warnings else []
+    lines += [f"  {w['severity']}: " + (f"{w['file']}: " if w.get("file") else "") + w["message"] for w in warnings]
+    lines.append(f"Apply {' and '.join(changing)} to cluster {cfg.name} ({hosts} host(s))?")
+    return "\n".join(lines)
 
 
 def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import re
 import shlex
@@ -32,6 +33,7 @@ from installer.paths import data_dir
 from installer.runs import redact, redact_data
 
 EventSink = Callable[[dict[str, Any]], None]
+LOG = logging.getLogger("kfinstall.ansible")  # kfinstall's log (installer/log.py): -v shows Ansible's output
 UNREACHABLE = "unreachable: "  # how a Failure's message starts when the host did not answer
 HOST_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
 # How a role says it skipped, on purpose, something the site asked for: a debug task whose message is
@@ -148,8 +150,9 @@ def _message(res: dict[str, Any]) -> str:
 class _Collector:
     """Folds ansible-runner events into per-host counts, failures, diffs and facts."""
 
-    def __init__(self, sink: EventSink | None) -> None:
+    def __init__(self, sink: EventSink | None, echo: bool = False) -> None:
         self.sink = sink
+        self.echo = echo  # Ansible's own output lines into kfinstall's log (with -v)
         self.hosts: dict[str, HostStats] = {}
         self.failures: list[Failure] = []
         self.diffs: list[dict[str, Any]] = []
@@ -161,6 +164,8 @@ class _Collector:
         kind = event.get("event", "")
         if kind in HOST_EVENTS and not data.get("ignore_errors"):
             self._count(kind, data)
+        if self.echo and event.get("stdout"):
+            LOG.info("%s", event["stdout"])
         if self.sink is not None:
             self.sink(
                 {
@@ -184,6 +189,7 @@ class _Collector:
             skip = skip_of(host, str(data.get("task", "?")), str(data.get("task_action", "")), res)
             if skip is not None:
                 self.skipped.append(skip)
+                LOG.info("%s skipped %s: %s", host, skip.step, skip.reason)
             if "ansible_facts" in res:
                 facts = self.facts.setdefault(host, {})
                 facts.update(res["ansible_facts"])
@@ -390,8 +396,12 @@ def run_playbook(
     cancel: Callable[[], bool] = lambda: False,
     facts_cache: Path | None = None,
     host_keys: HostKeyPolicy,
+    verbosity: int = 0,
 ) -> PlaybookResult:
     """Run playbooks/<playbook> against `inventory`; never raises on task failure (see the result).
+
+    `verbosity` is kfinstall's -v count: Ansible runs with as many -v, and its output lines go to
+    kfinstall's log (stderr with -v; the run record's kfinstall.log).
 
     `host_keys` is the site's SSH host-key policy (HostKeyPolicy.of(cfg)): every connection checks keys
     against the site's known_hosts; the preflight's check_host_keys runs first so none runs a task
@@ -405,16 +415,18 @@ def run_playbook(
     options = [*(["--check", "--diff"] if check else []), *(["--limit", limit] if limit else [])]
     work_dir.mkdir(parents=True, exist_ok=True)
     vars_file = write_unsafe_vars(work_dir, extravars)
+    LOG.info("ansible-playbook %s -i %s %s", playbook, inventory, " ".join([*options, "-v" * verbosity]).strip())
     try:
         return _run(
             work_dir,
-            _Collector(sink),
+            _Collector(sink, echo=verbosity > 0),
             cancel,
             facts_cache,
             host_keys,
             playbook=str(data_dir("playbooks") / playbook),
             inventory=str(inventory.resolve()),
             cmdline=shlex.join([*options, "--extra-vars", f"@{vars_file}"]),
+            verbosity=verbosity or None,
         )
     finally:
         vars_file.unlink(missing_ok=True)

@@ -35,6 +35,7 @@ from installer.cli.common import (
 )
 from installer.config.problems import InvalidConfig
 from installer.errors import KfinstallError
+from installer.log import setup_logging
 
 
 class OrderedGroup(click.Group):
@@ -46,7 +47,12 @@ class OrderedGroup(click.Group):
 
 @click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kfinstall")
-@click.option("-v", "--verbose", count=True, help="More detail (repeat for Ansible's -vv).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More on stderr: -v what kfinstall does and Ansible's output, -vv details; Ansible runs with as many -v.",
+)
 @vault_password_option
 @click.pass_context
 def cli(ctx: click.Context, verbose: int) -> None:
@@ -59,6 +65,7 @@ def cli(ctx: click.Context, verbose: int) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["verbose"] = verbose
+    setup_logging(verbose)
 
 
 # The table of contents: every verb, in the order `kfinstall --help` shows them.

@@ -203,6 +203,12 @@ def is_tty() -> bool:
     return sys.stdout.isatty()
 
 
+def verbosity() -> int:
+    """The group's -v count (installer/cli/__init__.py): Ansible's verbosity and kfinstall's log level."""
+    root = click.get_current_context().find_root()
+    return int((root.obj or {}).get("verbose", 0))
+
+
 def confirm_on_terminal(question: str) -> bool:
     """Ask on a terminal; off a terminal (CI, pipes) the answer is no, so --yes is required."""
     if not sys.stdin.isatty():

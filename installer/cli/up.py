@@ -16,6 +16,7 @@ from installer.cli.common import (
     state_dir_option,
     stderr,
     stdout,
+    verbosity,
 )
 from installer.config.load import load
 from installer.errors import KfinstallError
@@ -51,7 +52,8 @@ def up(
     # With --output json, stdout carries only the JSON document; progress goes to stderr.
     progress = stderr if output == "json" else stdout
     try:
-        report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else confirm_on_terminal)
+        report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else confirm_on_terminal,
+                        verbosity=verbosity())
     except KfinstallError as exc:
         if output == "json" and exc.report is not None:
             # Automation reads the same document on failure: per-host counts and each phase's status.

@@ -25,6 +25,7 @@ class RunContext:
     # The SSH host-key policy once checked in this run (installer/upgrade/run.py checks it once, before
     # the first playbook, and reuses it: a second check would replace the record of the keys it pinned).
     host_keys: Any = None
+    verbosity: int = 0  # -v count: Ansible's verbosity and kfinstall's log (installer/log.py)
 
     def cancel_requested(self) -> bool:
         return self.cancelled.is_set()

@@ -38,6 +38,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
             cancel=ctx.cancel_requested,
             facts_cache=ctx.record.path / FACTS_CACHE,
             host_keys=HostKeyPolicy.of(ctx.cfg),
+            verbosity=ctx.verbosity,
         )
     phase = _to_phase(result, check)
     ctx.record.write_json("hosts.json", phase.as_dict())

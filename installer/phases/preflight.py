@@ -71,6 +71,7 @@ def run(ctx: RunContext) -> PhaseResult:
         cancel=ctx.cancel_requested,
         facts_cache=ctx.record.path / FACTS_CACHE,
         host_keys=host_keys,
+        verbosity=ctx.verbosity,
     )
     _stop_if_cancelled(ctx, result)
     problems = refusals + host_problems(result, time.time(), managed)

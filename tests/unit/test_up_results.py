@@ -131,3 +131,79 @@ def test_only_preflight_checks_the_hosts_and_names_the_unreachable_one(make_site
     report = json.loads(done.stdout)
     assert report["result"] == "failed" and "cp1: not reachable over SSH" in report["error"]
     assert time.monotonic() - start < 120
+
+
+def test_the_confirmation_shows_the_plans_summary_and_warnings_before_asking(make_site) -> None:
+    """Issue 13 item 6: the question named the phases and a host count only."""
+    from rich.console import Console
+
+    from installer.config.load import load
+    from installer.up import run_up
+
+    site = make_site()
+    (site / "secrets.yml").unlink()  # a warning of the plan: "secrets.yml: file not found ..."
+    cfg = load(site, need_secrets=False)
+    asked: list[str] = []
+    with pytest.raises(PreflightError, match="not confirmed"):
+        run_up(cfg, Console(), only="hosts", confirm=lambda question: asked.append(question) or False)
+    [question] = asked
+    lines = question.splitlines()
+    assert lines[0].startswith("Plan for cluster test: profile bare-metal, channel 26.03, Kubernetes ")
+    assert any(line.startswith("  hosts: os_prepare: ") and "containerd" in line for line in lines), question
+    assert not any(line.startswith("  platform: ") for line in lines)  # --only hosts: not run
+    assert "1 warning(s):" in lines and any(line.startswith("  warning: secrets.yml: file not found") for line in lines)
+    assert lines[-1] == "Apply hosts to cluster test (3 host(s))?"
+    assert not (site / ".kfinstall").exists()  # refused before the lock and the run record
+
+
+def _unreachable_site(make_site):  # type: ignore[no-untyped-def]
+    hosts = {f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port,
+                                "ansible_ssh_common_args": "-o ConnectTimeout=2"}
+             for h, port in (("cp1", 1), ("n1", 2), ("n2", 3))}
+    return make_site(hosts=hosts)
+
+
+def _only_record(site: Path) -> Path:
+    [record] = (site / ".kfinstall" / "test" / "runs").iterdir()
+    return record
+
+
+def test_verbose_reaches_ansible_and_kfinstalls_log(make_site, kfinstall) -> None:
+    """Issue 13 item 6: -v was accepted and ignored."""
+    site = _unreachable_site(make_site)
+    code, out = kfinstall("-vvv", "up", "-i", str(site), "--only", "preflight", "--yes")
+    assert code == 3, out
+    record = _only_record(site)
+    [command] = (record / "ansible-preflight" / "artifacts").glob("*/command")
+    assert "-vvv" in json.loads(command.read_text())["command"]
+    assert "kfinstall: INFO: phase preflight: starting" in out
+    assert "ESTABLISH SSH CONNECTION" in out  # Ansible's own -vvv output, through kfinstall's log
+    log = (record / "kfinstall.log").read_text()
+    assert "phase preflight: starting" in log and "ansible-playbook preflight.yml" in log
+    assert (record / "kfinstall.log").stat().st_mode & 0o077 == 0
+
+
+def test_without_verbose_stderr_carries_no_log(make_site, kfinstall) -> None:
+    site = _unreachable_site(make_site)
+    code, out = kfinstall("up", "-i", str(site), "--only", "preflight", "--yes")
+    assert code == 3, out
+    assert "kfinstall: INFO" not in out and "ESTABLISH SSH CONNECTION" not in out
+    record = _only_record(site)
+    [command] = (record / "ansible-preflight" / "artifacts").glob("*/command")
+    assert not any(arg.startswith("-v") for arg in json.loads(command.read_text())["command"])
+    assert "phase preflight: starting" in (record / "kfinstall.log").read_text()  # the record keeps it
+
+
+def test_the_log_never_holds_a_secret(tmp_path: Path, capsys) -> None:
+    from installer.log import LOG, run_log, setup_logging
+    from installer.runs import RunRecord
+
+    setup_logging(2)
+    record = RunRecord(path=tmp_path, run_id="r1", secret_values=["s3cret-value-1234"])
+    with run_log(record, 2):
+        LOG.info("ansible said %s", 'password: "s3cret-value-1234"')
+    assert "s3cret-value-1234" not in (tmp_path / "kfinstall.log").read_text()
+    assert "<redacted>" in (tmp_path / "kfinstall.log").read_text()
+    err = capsys.readouterr().err
+    assert "ansible said" in err and "s3cret-value-1234" not in err
+    setup_logging(0)
