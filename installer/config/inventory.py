@@ -17,16 +17,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from installer.config.addresses import address_problem, inventory_name_problem, port_problem, user_problem
 from installer.config.problems import Problems
-from installer.config.refusals import refuse
 from installer.config.safefile import read_text
 from installer.config.ssh import SSH_TARGET_VARS, SshTarget, read_target
-from installer.config.yamlfile import INVENTORY_LIMITS, LoadedYaml, check_vars_files, load_yaml
+from installer.config.yamlfile import INVENTORY_LIMITS, ScannedYaml, check_vars_files, scan_yaml
 
 ROLE_GROUPS = ("kube_control_plane", "kube_node", "gpu", "nfs_server", "gluster")
 LAB_ONLY_GROUPS = ("lab_vm",)
@@ -54,15 +54,11 @@ class Inventory:
 
     path: Path | None
     hosts: tuple[Host, ...]
-    # Ansible's InventoryManager that read `path` (None without one): plays' host patterns resolve on it.
-    ansible: Any = field(default=None, repr=False, compare=False)
+    # Where hosts and groups are written in `path`, for problem messages (None without a file).
+    where: _Where | None = field(default=None, repr=False, compare=False)
 
     def in_role(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]
-
-    def pattern_hosts(self, pattern: str | list[str]) -> list[str]:
-        """The hosts a play's `hosts:` pattern targets, resolved by Ansible itself (a:b, a:&b, a:!b, ...)."""
-        return [h.name for h in self.ansible.get_hosts(pattern)] if self.ansible is not None else []
 
     def names(self, role: str) -> list[str]:
         return [h.name for h in self.in_role(role)]
@@ -114,13 +110,13 @@ def _parse_with_ansible(path: Path) -> tuple[Any, Any]:
         return InventoryManager(loader=loader, sources=[str(path)]), loader
 
 
-def _readable(path: Path, display: str, problems: Problems) -> bool:
-    """An INI inventory: a regular UTF-8 file within INVENTORY_LIMITS' size before Ansible opens it."""
+def _readable(path: Path, display: str, problems: Problems) -> str | None:
+    """An INI inventory's text: a regular UTF-8 file within INVENTORY_LIMITS' size before Ansible opens it."""
     try:
-        return read_text(path, display, problems, INVENTORY_LIMITS.max_bytes) is not None
+        return read_text(path, display, problems, INVENTORY_LIMITS.max_bytes)
     except FileNotFoundError:
         problems.error(display, "", "file not found", f"create {path}")
-        return False
+        return None
 
 
 def _first_line(exc: Exception) -> str:
@@ -128,13 +124,14 @@ def _first_line(exc: Exception) -> str:
 
 
 def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | None:
-    """Parse the inventory; syntax errors are reported with line:column before Ansible sees it."""
-    doc = None
+    """Parse the inventory once, with Ansible; before that a YAML file is checked within limits (syntax
+    errors with line:column) by an event scan that also indexes where each key is written."""
+    source: ScannedYaml | str | None
     if path.suffix in {".yml", ".yaml"}:
-        doc = load_yaml(path, display, problems, limits=INVENTORY_LIMITS)
-        if doc is None:
-            return None
-    elif not _readable(path, display, problems):
+        source = scan_yaml(path, display, problems, limits=INVENTORY_LIMITS)
+    else:
+        source = _readable(path, display, problems)
+    if source is None:
         return None
     # Ansible reads group_vars/ and host_vars/ with PyYAML, which expands aliases: bounded check first.
     if not check_vars_files(path.parent, problems):
@@ -150,7 +147,7 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
         )
         return None
     connection = _connection_vars(manager, loader, display, problems)
-    where = _Where(path, display, doc)
+    where = _Where(path, display, source)
     hosts = []
     for host in manager.get_hosts():
         groups = tuple(sorted(g.name for g in host.get_groups() if g.name not in {"all", "ungrouped"}))
@@ -165,7 +162,7 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
             Host(name=host.name, address=str(address or host.name), roles=roles, groups=groups,
                  port=int(port) if port else None, ssh=read_target(host.name, values, display, problems))
         )
-    return Inventory(path=path, hosts=tuple(hosts), ansible=manager)
+    return Inventory(path=path, hosts=tuple(hosts), where=where)
 
 
 # What kfinstall reads from each host: the address it connects to and passes on, the SSH port and user,
@@ -268,18 +265,34 @@ def _check_host(name: str, values: dict[str, Any], where: _Where, problems: Prob
 
 
 class _Where:
-    """file:line:column of a host entry or of one of its values, for problem messages.
+    """file:line:column of a host entry, a group or a host's value, for problem messages.
 
-    Values carry their origin (file, line) in ansible-core 2.19 and later; older versions and INI
-    files fall back to the host's line in hosts.yml, or to the file alone."""
+    Values carry their origin (file, line) in ansible-core 2.19 and later; otherwise the place comes
+    from the inventory file itself: the YAML scan's key index, or the lines of an INI file."""
 
-    def __init__(self, path: Path, display: str, doc: LoadedYaml | None) -> None:
-        self.path, self.display, self.doc = path, display, doc
+    def __init__(self, path: Path, display: str, source: ScannedYaml | str | None) -> None:
+        self.path, self.display, self.source = path, display, source
 
-    def host(self, name: str) -> tuple[str, int | None, int | None]:
-        keys = _host_keys(self.doc.tree, name) if self.doc is not None else None
-        line, column = self.doc.position(keys) if self.doc is not None and keys else (None, None)
-        return self.display, line, column
+    @cached_property
+    def _places(self) -> _Places:
+        if isinstance(self.source, ScannedYaml):
+            return _yaml_places(self.source)
+        return _ini_places(self.source) if isinstance(self.source, str) else _Places()
+
+    def _at(self, place: tuple[int, int] | None) -> tuple[str, int | None, int | None]:
+        return (self.display, *place) if place is not None else (self.display, None, None)
+
+    def host(self, name: str, group: str | None = None) -> tuple[str, int | None, int | None]:
+        """The host's first entry (under `group` when given and found there)."""
+        place = self._places.members.get((group, name)) if group is not None else None
+        return self._at(place or self._places.hosts.get(name))
+
+    def group(self, name: str) -> tuple[str, int | None, int | None]:
+        return self._at(self._places.groups.get(name))
+
+    def host_key(self, name: str, key: str) -> tuple[str, int | None, int | None]:
+        """A host's own `key` written in the inventory file, else the host's entry."""
+        return self._at(self._places.values.get((name, key)) or self._places.hosts.get(name))
 
     def value(self, name: str, value: Any) -> tuple[str, int | None, int | None]:
         origin = _origin(value)
@@ -308,24 +321,72 @@ def _origin(value: Any) -> tuple[str, int | None, int | None] | None:
     return str(tag.path), tag.line_num, tag.col_num
 
 
-def _host_keys(tree: Any, name: str) -> tuple[str, ...] | None:
-    """The key path of the first `hosts:` mapping entry named `name` in a YAML inventory."""
-    if not isinstance(tree, dict):
-        return None
-    hosts = tree.get("hosts")
-    if isinstance(hosts, dict) and name in hosts:
-        return ("hosts", name)
-    for key, child in tree.items():
-        if key == "hosts":
+@dataclass
+class _Places:
+    """First (line, column) of each host entry, group, host-in-group entry and host value in a file."""
+
+    hosts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    groups: dict[str, tuple[int, int]] = field(default_factory=dict)
+    members: dict[tuple[str | None, str], tuple[int, int]] = field(default_factory=dict)
+    values: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+
+def _yaml_places(doc: ScannedYaml) -> _Places:
+    """Ansible's YAML inventory: groups are top-level keys or keys under `children:`, hosts are keys
+    under `hosts:`, and a host's variables are keys below its entry."""
+    places = _Places()
+    for path, place in doc.keys.items():
+        if not all(isinstance(part, str) for part in path):
             continue
-        below = _host_keys(child, name)
-        if below is not None:
-            return (str(key), *below)
-    return None
+        parts = [str(part) for part in path]
+        if len(parts) == 1 or (len(parts) >= 2 and parts[-2] == "children"):
+            places.groups.setdefault(parts[-1], place)
+        if len(parts) >= 2 and parts[-2] == "hosts":
+            places.hosts.setdefault(parts[-1], place)
+            places.members.setdefault((parts[-3] if len(parts) >= 3 else None, parts[-1]), place)
+        elif len(parts) >= 3 and parts[-3] == "hosts":
+            places.values.setdefault((parts[-2], parts[-1]), place)
+    return places
+
+
+def _ini_places(text: str) -> _Places:
+    """Ansible's INI inventory: `[group]` lists hosts (first word of a line, then key=value pairs),
+    `[group:children]` lists groups, `[group:vars]` holds variables; `#` and `;` start comments.
+    Host ranges (node[01:10]) are not expanded: those hosts are placed by file only."""
+    places = _Places()
+    group, kind = "ungrouped", "hosts"
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        column = len(raw) - len(raw.lstrip()) + 1
+        if line.startswith("[") and line.endswith("]"):
+            group, _, kind = line[1:-1].strip().partition(":")
+            kind = kind or "hosts"
+            places.groups.setdefault(group, (number, column + 1))
+            continue
+        words = line.split()
+        if kind == "children":
+            places.groups.setdefault(words[0], (number, column))
+        elif kind == "hosts":
+            places.hosts.setdefault(words[0], (number, column))
+            places.members.setdefault((group, words[0]), (number, column))
+            for word in words[1:]:
+                key = word.partition("=")[0]
+                places.values.setdefault((words[0], key), (number, raw.find(word) + 1))
+    return places
 
 
 def check_inventory(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:
-    """Role-group rules; `spec` is the merged (maybe invalid) spec dict so checks still run."""
+    """Role-group rules; `spec` is the merged (maybe invalid) spec dict so checks still run. Each
+    problem about hosts.yml gets the line:column its key names (see _place_problems)."""
+    first = len(problems.items)
+    _check_role_groups(inv, display, spec, problems)
+    if inv.where is not None:
+        _place_problems(inv, inv.where, problems, first)
+
+
+def _check_role_groups(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:
     if spec.get("profile") == "gcp":
         if inv.hosts:
             problems.error(
@@ -336,6 +397,7 @@ def check_inventory(inv: Inventory, display: str, spec: dict[str, Any], problems
             )
         return
     _check_presence(inv, display, problems)
+    _check_near_role_groups(inv, display, problems)
     _check_addresses(inv, display, problems)
     _check_roles(inv, display, spec, problems)
 
@@ -350,12 +412,93 @@ def _check_presence(inv: Inventory, display: str, problems: Problems) -> None:
         )
     for host in inv.hosts:
         if not host.roles:
+            near = [(group, role) for group in host.groups if (role := near_role_group(group)) is not None]
             problems.error(
                 display,
                 f"all.hosts.{host.name}",
-                "host is in no role group",
-                f"add it to one of {', '.join(ROLE_GROUPS)} or remove it",
+                "host is in no role group" + (f" (it is in {near[0][0]}, not {near[0][1]})" if near else ""),
+                f"rename the group {near[0][0]} to {near[0][1]}" if near
+                else f"add it to one of {', '.join(ROLE_GROUPS)} or remove it",
             )
+
+
+# Names operators reach for that are not kfinstall's role groups: Kubespray's pre-2.16 spellings and
+# the gluster package's name. Anything else counts as a near miss only when one edit away (see below).
+_KNOWN_MISSES = {"kube_master": "kube_control_plane", "kube-master": "kube_control_plane",
+                 "glusterfs": "gluster", "nfs": "nfs_server"}
+
+
+def near_role_group(group: str) -> str | None:
+    """The role group `group` was probably meant to be: the same but for case or '-' for '_', a
+    plural, a known older name, or (for names of 5+ letters, so a `cpu` group is not taken for `gpu`)
+    one letter added, dropped, changed or swapped. None for a role group itself or anything else."""
+    if group in ROLE_GROUPS + LAB_ONLY_GROUPS:
+        return None
+    plain = group.lower().replace("-", "_")
+    if plain in _KNOWN_MISSES:
+        return _KNOWN_MISSES[plain]
+    for role in ROLE_GROUPS:
+        if plain in (role, role + "s") or (len(role) >= 5 and _one_edit_apart(plain, role)):
+            return role
+    return None
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One character inserted, deleted or replaced, or two neighbours swapped."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                  and a[diff[1]] == b[diff[0]])
+    short, long = sorted((a, b), key=len)
+    cut = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
+    return short[cut:] == long[cut + 1:]
+
+
+def _check_near_role_groups(inv: Inventory, display: str, problems: Problems) -> None:
+    """A group one slip away from a role group (kube_nodes, kube-node, gpus) gives its hosts no role.
+    When the role group it resembles is empty, `up` would build the cluster without that role (no
+    workers, or GPU hosts without a driver): an error. Beside a populated role group the name may be
+    the operator's own (a group for group_vars): a warning. A group with no host changes nothing."""
+    members: dict[str, int] = {}
+    for host in inv.hosts:
+        for group in host.groups:
+            members[group] = members.get(group, 0) + 1
+    for name, count in sorted(members.items()):
+        role = near_role_group(name)
+        if role is None:
+            continue
+        if not inv.in_role(role):
+            problems.error(display, name, f"group {name} ({count} host(s)) is not a role group, and {role} is "
+                           f"empty: up would give these hosts no {role} role",
+                           f"rename the group {name} to {role}")
+        else:
+            problems.warn(display, name, f"group {name} looks like the role group {role}, but kfinstall gives "
+                          f"its hosts no role from it", f"rename it to {role} if that was meant, or give it a name "
+                          "further from the role groups")
+
+
+def _place_problems(inv: Inventory, where: _Where, problems: Problems, first: int) -> None:
+    """Add line:column to the problems from `first` on that name the inventory file without a line,
+    from their key: `G.hosts.H` is host H's entry in group G (`all` for its first entry), `...H.VAR`
+    a variable written on it, and a bare group name that group's entry."""
+    names = {host.name for host in inv.hosts}
+    for index in range(first, len(problems.items)):
+        problem = problems.items[index]
+        if problem.file != where.display or problem.line is not None:
+            continue
+        group, _, rest = problem.key.partition(".hosts.")
+        if rest in names:
+            place = where.host(rest, None if group == "all" else group)
+        elif rest and "." in rest and rest.rsplit(".", 1)[0] in names:
+            place = where.host_key(*rest.rsplit(".", 1))
+        elif problem.key and "." not in problem.key:
+            place = where.group(problem.key)
+        else:
+            continue
+        if place[1] is not None:
+            problems.items[index] = replace(problem, line=place[1], column=place[2])
 
 
 def _check_addresses(inv: Inventory, display: str, problems: Problems) -> None:
@@ -375,22 +518,28 @@ def _check_addresses(inv: Inventory, display: str, problems: Problems) -> None:
 def _check_roles(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:
     control = inv.in_role("kube_control_plane")
     if not control:
-        refuse(problems, "control-plane-missing", display, "kube_control_plane", "no control-plane host",
-               "add one host (or three for HA) to the kube_control_plane group")
+        problems.error(
+            display,
+            "kube_control_plane",
+            "no control-plane host",
+            "add one host (or three for HA) to the kube_control_plane group",
+        )
     elif len(control) % 2 == 0:
-        # The host phase asserts it too (playbooks/00-validate.yml): refused here, before any host is touched.
-        refuse(problems, "control-plane-even", display, "kube_control_plane",
-               f"{len(control)} control-plane hosts: etcd needs an odd number for quorum",
-               f"use 1, 3 or 5 control-plane hosts (add or remove one of {', '.join(h.name for h in control)})")
+        problems.warn(
+            display,
+            "kube_control_plane",
+            f"{len(control)} control-plane hosts: etcd needs an odd number for quorum",
+            "use 1, 3 or 5 control-plane hosts",
+        )
     nodes = set(inv.names("kube_node"))
-    if inv.hosts and not nodes:
-        refuse(problems, "kube-node-missing", display, "kube_node", "no host in kube_node: nothing would run the "
-               "platform's workloads", "add the worker hosts (or the control-plane host of a one-machine site) to "
-               "the kube_node group")
     for host in inv.in_role("gpu"):
         if host.name not in nodes:
-            refuse(problems, "gpu-not-kube-node", display, f"gpu.hosts.{host.name}", "gpu host is not in kube_node",
-                   f"add {host.name} to kube_node as well (GPU hosts run workloads)")
+            problems.error(
+                display,
+                f"gpu.hosts.{host.name}",
+                "gpu host is not in kube_node",
+                f"add {host.name} to kube_node as well (GPU hosts run workloads)",
+            )
     storage = _mapping(spec.get("storage"))
     _check_nfs(inv, display, _mapping(storage.get("nfs")), problems)
     _check_gluster(inv, display, _mapping(storage.get("gluster")), problems)
@@ -412,12 +561,19 @@ def _mapping(value: Any) -> dict[str, Any]:
 def _check_nfs(inv: Inventory, display: str, nfs: dict[str, Any], problems: Problems) -> None:
     servers = inv.names("nfs_server")
     if len(servers) > 1:
-        refuse(problems, "nfs-server-several", display, "nfs_server",
-               f"{len(servers)} hosts in nfs_server ({', '.join(servers)})", "keep exactly one NFS server host")
+        problems.error(
+            display,
+            "nfs_server",
+            f"{len(servers)} hosts in nfs_server ({', '.join(servers)})",
+            "keep exactly one NFS server host",
+        )
     if nfs.get("enabled", True) and not servers:
-        refuse(problems, "nfs-server-missing", display, "nfs_server",
-               "spec.storage.nfs.enabled is true but no host is in nfs_server",
-               "add one host to nfs_server, or set spec.storage.nfs.enabled: false")
+        problems.error(
+            display,
+            "nfs_server",
+            "spec.storage.nfs.enabled is true but no host is in nfs_server",
+            "add one host to nfs_server, or set spec.storage.nfs.enabled: false",
+        )
 
 
 def _check_gluster(inv: Inventory, display: str, gluster: dict[str, Any], problems: Problems) -> None:
@@ -425,15 +581,10 @@ def _check_gluster(inv: Inventory, display: str, gluster: dict[str, Any], proble
         return
     replica = gluster.get("replica", 3)
     members = inv.names("gluster")
-    if not isinstance(replica, int) or isinstance(replica, bool) or replica < 1:
-        return  # the model reports it
-    if len(members) < replica:
-        refuse(problems, "gluster-hosts", display, "gluster", f"{len(members)} gluster host(s) for replica {replica}",
-               f"add hosts to the gluster group (at least {replica}) or lower spec.storage.gluster.replica")
-    elif len(members) % replica:
-        # A replica-N volume takes its bricks N at a time (the glusterfs role asserts it too).
-        refuse(problems, "gluster-hosts", display, "gluster",
-               f"{len(members)} gluster hosts for replica {replica}: a replica {replica} volume needs a multiple of "
-               f"{replica}", f"use {len(members) - len(members) % replica} or "
-               f"{len(members) + replica - len(members) % replica} gluster hosts, "
-               "or change spec.storage.gluster.replica")
+    if isinstance(replica, int) and len(members) < replica:
+        problems.error(
+            display,
+            "gluster",
+            f"{len(members)} gluster host(s) for replica {replica}",
+            f"add hosts to the gluster group (at least {replica}) or lower spec.storage.gluster.replica",
+        )

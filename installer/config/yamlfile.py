@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -168,24 +168,6 @@ class LoadedYaml:
                 break
         return found
 
-    def written(self, keys: tuple[str | int, ...]) -> str | None:
-        """A number at `keys` as the file spells it (`1.10`, which YAML reads as 1.1), else None."""
-        node: Any = self.tree
-        for key in keys:
-            if not ((isinstance(node, CommentedMap) and key in node)
-                    or (isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node))):
-                return None
-            node = node[key]
-        if type(node).__name__ != "ScalarFloat" or getattr(node, "_exp", None) or getattr(node, "_underscore", None):
-            return None
-        # ruamel keeps the written width and where the point was (`_prec`): the rest are decimals.
-        width, point = int(node._width), int(node._prec)
-        decimals = width - point - 1
-        if decimals < 0:
-            return None
-        text = f"{float(node):.{decimals}f}" + ("." if decimals == 0 else "")
-        return text.replace("0.", ".", 1) if point == 0 and text.startswith("0.") else text
-
 
 _SCALARS: dict[str, type] = {
     "ScalarFloat": float,
@@ -293,7 +275,7 @@ def check_vars_files(site: Path, problems: Problems) -> bool:
         shared = f" (what is left of the {INVENTORY_LIMITS.max_nodes} shared by group_vars/ and host_vars/)"
         limits = YamlLimits(CONFIG_LIMITS.max_bytes, min(CONFIG_LIMITS.max_nodes, budget), CONFIG_LIMITS.max_depth,
                             shared if budget < CONFIG_LIMITS.max_nodes else "")
-        doc = load_yaml(path, str(path.relative_to(site)), problems, limits=limits)
+        doc = scan_yaml(path, str(path.relative_to(site)), problems, limits=limits)
         ok = ok and doc is not None
         budget -= doc.nodes if doc is not None else limits.max_nodes
     return ok
@@ -336,3 +318,220 @@ def _syntax_message(exc: MarkedYAMLError) -> str:
         return "YAML syntax error: duplicate key (a key appears twice in one mapping)"  # ruamel's quotes values
     what = (exc.problem or exc.context or "invalid YAML").strip()
     return f"YAML syntax error: {preview_text(what)}"
+
+
+# Files Ansible reads itself (hosts.yml, group_vars/, host_vars/) are only checked here, never built
+# into Python objects: libyaml's event parser (PyYAML's C binding, which Ansible's own loader uses)
+# walks them at C speed, the limits are counted on the events, and the line:column of every mapping
+# key is kept for problem messages. ruamel's pure-Python round trip took ~0.5 s for 1,000 hosts,
+# more than Ansible's whole parse (bench/plan_scale.py).
+try:
+    from yaml import CSafeLoader as _EventLoader
+except ImportError:  # PyYAML built without libyaml: same events, slower
+    from yaml import SafeLoader as _EventLoader  # type: ignore[assignment]
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass
+class ScannedYaml:
+    """A file that passed the limits, with the 1-based (line, column) of each mapping key and list
+    item by key path (first occurrence wins; content reached only through an alias is not listed)."""
+
+    path: Path
+    nodes: int
+    keys: dict[KeyPath, tuple[int, int]]
+
+    def position(self, keys: KeyPath) -> tuple[int | None, int | None]:
+        """(line, column) of the deepest existing key on `keys`, or (None, None)."""
+        for end in range(len(keys), 0, -1):
+            found = self.keys.get(keys[:end])
+            if found is not None:
+                return found
+        return None, None
+
+
+@dataclass
+class _Frame:
+    """An open mapping or sequence while scanning."""
+
+    path: KeyPath
+    anchor: str | None
+    mapping: bool
+    start: tuple[int, int]
+    size: int = 1
+    height: int = 1
+    expect_key: bool = True
+    key: str | int | None = None
+    index: int = 0
+    seen: set[tuple[bool, str]] = field(default_factory=set)  # (quoted, text) of the keys so far
+
+
+class _Scan:
+    """Counts nodes (aliases expanded), depth and duplicate keys over one document's events."""
+
+    def __init__(self, limits: YamlLimits) -> None:
+        self.limits = limits
+        self.nodes = 0
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, tuple[int, int]] = {}  # anchor -> (expanded size, height)
+        self.keys: dict[KeyPath, tuple[int, int]] = {}
+        self.documents = 0
+
+    def run(self, text: str) -> None:
+        import yaml
+
+        for event in yaml.parse(text, Loader=_EventLoader):
+            if isinstance(event, yaml.DocumentStartEvent):
+                self.documents += 1
+                if self.documents > 1:
+                    raise YamlLimitError("more than one YAML document in the file (a second `---`)",
+                                         "keep one document: Ansible reads only a single one", "", event.start_mark)
+            elif isinstance(event, yaml.CollectionStartEvent):
+                self._open(event, isinstance(event, yaml.MappingStartEvent))
+            elif isinstance(event, yaml.CollectionEndEvent):
+                frame = self.stack.pop()
+                if frame.anchor is not None:
+                    self.anchors[frame.anchor] = (frame.size, frame.height)
+                self._done(frame.size, frame.height, frame.start)
+            elif isinstance(event, yaml.AliasEvent):
+                self._alias(event)
+            elif isinstance(event, yaml.ScalarEvent):
+                self._count(1, self._child_path(), event)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (1, 0)
+                self._done(1, 0, _line_column(event), (bool(event.style), event.value))
+
+    def _child_path(self) -> KeyPath:
+        """Key path of the node starting now (a mapping key's own path is its mapping's)."""
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if top.mapping:
+            return top.path if top.expect_key or top.key is None else (*top.path, top.key)
+        return (*top.path, top.index)
+
+    def _open(self, event: Any, mapping: bool) -> None:
+        path = self._child_path()
+        self._count(1, path, event)
+        if len(self.stack) + 1 > self.limits.max_depth:
+            raise self._error(f"nested more than {self.limits.max_depth} levels deep",
+                              "flatten the structure (a real file nests a few levels)", path, event)
+        self.stack.append(_Frame(path, event.anchor, mapping, _line_column(event)))
+
+    def _alias(self, event: Any) -> None:
+        path = self._child_path()
+        if any(frame.anchor == event.anchor for frame in self.stack):
+            raise self._error("an alias refers to a node that contains it (a cycle)",
+                              "remove the alias or point it at a node defined before this one", path, event)
+        if event.anchor not in self.anchors:
+            raise self._error(f"alias *{preview_text(event.anchor or '', 40)} names no anchor defined before it",
+                              "define the anchor (&name) before the alias, or write the value out", path, event)
+        size, height = self.anchors[event.anchor]
+        self._count(size, path, event)
+        if len(self.stack) + height > self.limits.max_depth:
+            raise self._error(f"nested more than {self.limits.max_depth} levels deep",
+                              "flatten the structure (a real file nests a few levels)", path, event)
+        self._done(size, height, _line_column(event))
+
+    def _done(self, size: int, height: int, start: tuple[int, int], scalar: tuple[bool, str] | None = None) -> None:
+        """A node that began at `start` is complete: add it to its parent, and record where a key or a
+        list item is. `scalar` is (quoted, text) for a scalar: '1' and 1 are different keys."""
+        if not self.stack:
+            return
+        top = self.stack[-1]
+        top.size += size
+        top.height = max(top.height, height + 1)
+        if not top.mapping:
+            self.keys.setdefault((*top.path, top.index), start)
+            top.index += 1
+        elif not top.expect_key:
+            top.expect_key = True
+        else:
+            top.expect_key, top.key = False, scalar[1] if scalar is not None else None
+            if scalar is None:
+                return
+            if scalar in top.seen:
+                raise DuplicateKey(*start)
+            top.seen.add(scalar)
+            self.keys.setdefault((*top.path, scalar[1]), start)
+
+    def _count(self, nodes: int, path: KeyPath, event: Any) -> None:
+        self.nodes += nodes
+        if self.nodes > self.limits.max_nodes:
+            raise self._error(
+                f"more than {self.limits.max_nodes} values once aliases are expanded{self.limits.budget}",
+                "write the values out or use fewer aliases (YAML alias bombs are refused); "
+                "a real file stays far below this",
+                path,
+                event,
+            )
+
+    @staticmethod
+    def _error(message: str, fix: str, path: KeyPath, event: Any) -> YamlLimitError:
+        return YamlLimitError(message, fix, _dotted(list(path)), event.start_mark)
+
+
+class DuplicateKey(Exception):
+    """A key written twice in one mapping: Ansible would keep the last one and warn at best."""
+
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__("duplicate key")
+        self.line, self.column = line, column
+
+
+def _line_column(event: Any) -> tuple[int, int]:
+    """1-based (line, column) where an event's node starts."""
+    return event.start_mark.line + 1, event.start_mark.column + 1
+
+
+def scan_yaml(path: Path, display: str, problems: Problems, *, limits: YamlLimits) -> ScannedYaml | None:
+    """Check a file Ansible will read (within `limits`, one document, no duplicate keys) and index its
+    keys' positions; on any failure record a problem naming `display` and return None."""
+    try:
+        text = read_text(path, display, problems, limits.max_bytes)
+    except FileNotFoundError:
+        problems.error(display, "", "file not found", f"create {path}")
+        return None
+    if text is None:
+        return None
+    return scan_yaml_text(text, path, display, problems, limits=limits)
+
+
+def scan_yaml_text(
+    text: str, path: Path, display: str, problems: Problems, *, limits: YamlLimits
+) -> ScannedYaml | None:
+    import yaml
+
+    scan = _Scan(limits)
+    try:
+        scan.run(text)
+    except YamlLimitError as exc:
+        mark = exc.problem_mark
+        problems.error(display, preview_key(exc.key), exc.message, exc.fix,
+                       line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None)
+        return None
+    except DuplicateKey as exc:
+        problems.error(display, "", "YAML syntax error: duplicate key (a key appears twice in one mapping)",
+                       "keep one of the two keys", line=exc.line, column=exc.column)
+        return None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = (exc.problem or exc.context or "invalid YAML").strip()
+        problems.error(display, "", f"YAML syntax error: {preview_text(what)}",
+                       "fix the YAML at that line (check indentation, quotes and colons)",
+                       line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None)
+        return None
+    except yaml.YAMLError as exc:  # e.g. a control character libyaml's reader refuses
+        line, column = _text_position(text, getattr(exc, "position", None))
+        problems.error(display, "", f"YAML error: {preview_text(str(exc).splitlines()[0] if str(exc).strip() else '')}",
+                       "fix the YAML (remove control characters)", line=line, column=column)
+        return None
+    return ScannedYaml(path=path, nodes=scan.nodes, keys=scan.keys)
+
+
+def _text_position(text: str, offset: int | None) -> tuple[int | None, int | None]:
+    if not isinstance(offset, int) or not 0 <= offset <= len(text):
+        return None, None
+    line = text.count("\n", 0, offset)
+    return line + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
