@@ -24,6 +24,7 @@ from typing import Any
 
 from installer.config.addresses import address_problem, inventory_name_problem, port_problem, user_problem
 from installer.config.problems import Problems
+from installer.config.refusals import refuse
 from installer.config.safefile import read_text
 from installer.config.ssh import SSH_TARGET_VARS, SshTarget, read_target
 from installer.config.yamlfile import INVENTORY_LIMITS, ScannedYaml, check_vars_files, scan_yaml
@@ -54,11 +55,17 @@ class Inventory:
 
     path: Path | None
     hosts: tuple[Host, ...]
+    # Ansible's InventoryManager that read `path` (None without one): plays' host patterns resolve on it.
+    ansible: Any = field(default=None, repr=False, compare=False)
     # Where hosts and groups are written in `path`, for problem messages (None without a file).
     where: _Where | None = field(default=None, repr=False, compare=False)
 
     def in_role(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]
+
+    def pattern_hosts(self, pattern: str | list[str]) -> list[str]:
+        """The hosts a play's `hosts:` pattern targets, resolved by Ansible itself (a:b, a:&b, a:!b, ...)."""
+        return [h.name for h in self.ansible.get_hosts(pattern)] if self.ansible is not None else []
 
     def names(self, role: str) -> list[str]:
         return [h.name for h in self.in_role(role)]
@@ -162,7 +169,7 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
             Host(name=host.name, address=str(address or host.name), roles=roles, groups=groups,
                  port=int(port) if port else None, ssh=read_target(host.name, values, display, problems))
         )
-    return Inventory(path=path, hosts=tuple(hosts), where=where)
+    return Inventory(path=path, hosts=tuple(hosts), ansible=manager, where=where)
 
 
 # What kfinstall reads from each host: the address it connects to and passes on, the SSH port and user,
@@ -518,28 +525,22 @@ def _check_addresses(inv: Inventory, display: str, problems: Problems) -> None:
 def _check_roles(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:
     control = inv.in_role("kube_control_plane")
     if not control:
-        problems.error(
-            display,
-            "kube_control_plane",
-            "no control-plane host",
-            "add one host (or three for HA) to the kube_control_plane group",
-        )
+        refuse(problems, "control-plane-missing", display, "kube_control_plane", "no control-plane host",
+               "add one host (or three for HA) to the kube_control_plane group")
     elif len(control) % 2 == 0:
-        problems.warn(
-            display,
-            "kube_control_plane",
-            f"{len(control)} control-plane hosts: etcd needs an odd number for quorum",
-            "use 1, 3 or 5 control-plane hosts",
-        )
+        # The host phase asserts it too (playbooks/00-validate.yml): refused here, before any host is touched.
+        refuse(problems, "control-plane-even", display, "kube_control_plane",
+               f"{len(control)} control-plane hosts: etcd needs an odd number for quorum",
+               f"use 1, 3 or 5 control-plane hosts (add or remove one of {', '.join(h.name for h in control)})")
     nodes = set(inv.names("kube_node"))
+    if inv.hosts and not nodes:
+        refuse(problems, "kube-node-missing", display, "kube_node", "no host in kube_node: nothing would run the "
+               "platform's workloads", "add the worker hosts (or the control-plane host of a one-machine site) to "
+               "the kube_node group")
     for host in inv.in_role("gpu"):
         if host.name not in nodes:
-            problems.error(
-                display,
-                f"gpu.hosts.{host.name}",
-                "gpu host is not in kube_node",
-                f"add {host.name} to kube_node as well (GPU hosts run workloads)",
-            )
+            refuse(problems, "gpu-not-kube-node", display, f"gpu.hosts.{host.name}", "gpu host is not in kube_node",
+                   f"add {host.name} to kube_node as well (GPU hosts run workloads)")
     storage = _mapping(spec.get("storage"))
     _check_nfs(inv, display, _mapping(storage.get("nfs")), problems)
     _check_gluster(inv, display, _mapping(storage.get("gluster")), problems)
@@ -561,19 +562,12 @@ def _mapping(value: Any) -> dict[str, Any]:
 def _check_nfs(inv: Inventory, display: str, nfs: dict[str, Any], problems: Problems) -> None:
     servers = inv.names("nfs_server")
     if len(servers) > 1:
-        problems.error(
-            display,
-            "nfs_server",
-            f"{len(servers)} hosts in nfs_server ({', '.join(servers)})",
-            "keep exactly one NFS server host",
-        )
+        refuse(problems, "nfs-server-several", display, "nfs_server",
+               f"{len(servers)} hosts in nfs_server ({', '.join(servers)})", "keep exactly one NFS server host")
     if nfs.get("enabled", True) and not servers:
-        problems.error(
-            display,
-            "nfs_server",
-            "spec.storage.nfs.enabled is true but no host is in nfs_server",
-            "add one host to nfs_server, or set spec.storage.nfs.enabled: false",
-        )
+        refuse(problems, "nfs-server-missing", display, "nfs_server",
+               "spec.storage.nfs.enabled is true but no host is in nfs_server",
+               "add one host to nfs_server, or set spec.storage.nfs.enabled: false")
 
 
 def _check_gluster(inv: Inventory, display: str, gluster: dict[str, Any], problems: Problems) -> None:
@@ -581,10 +575,15 @@ def _check_gluster(inv: Inventory, display: str, gluster: dict[str, Any], proble
         return
     replica = gluster.get("replica", 3)
     members = inv.names("gluster")
-    if isinstance(replica, int) and len(members) < replica:
-        problems.error(
-            display,
-            "gluster",
-            f"{len(members)} gluster host(s) for replica {replica}",
-            f"add hosts to the gluster group (at least {replica}) or lower spec.storage.gluster.replica",
-        )
+    if not isinstance(replica, int) or isinstance(replica, bool) or replica < 1:
+        return  # the model reports it
+    if len(members) < replica:
+        refuse(problems, "gluster-hosts", display, "gluster", f"{len(members)} gluster host(s) for replica {replica}",
+               f"add hosts to the gluster group (at least {replica}) or lower spec.storage.gluster.replica")
+    elif len(members) % replica:
+        # A replica-N volume takes its bricks N at a time (the glusterfs role asserts it too).
+        refuse(problems, "gluster-hosts", display, "gluster",
+               f"{len(members)} gluster hosts for replica {replica}: a replica {replica} volume needs a multiple of "
+               f"{replica}", f"use {len(members) - len(members) % replica} or "
+               f"{len(members) + replica - len(members) % replica} gluster hosts, "
+               "or change spec.storage.gluster.replica")

@@ -168,6 +168,24 @@ class LoadedYaml:
                 break
         return found
 
+    def written(self, keys: tuple[str | int, ...]) -> str | None:
+        """A number at `keys` as the file spells it (`1.10`, which YAML reads as 1.1), else None."""
+        node: Any = self.tree
+        for key in keys:
+            if not ((isinstance(node, CommentedMap) and key in node)
+                    or (isinstance(node, CommentedSeq) and isinstance(key, int) and key < len(node))):
+                return None
+            node = node[key]
+        if type(node).__name__ != "ScalarFloat" or getattr(node, "_exp", None) or getattr(node, "_underscore", None):
+            return None
+        # ruamel keeps the written width and where the point was (`_prec`): the rest are decimals.
+        width, point = int(node._width), int(node._prec)
+        decimals = width - point - 1
+        if decimals < 0:
+            return None
+        text = f"{float(node):.{decimals}f}" + ("." if decimals == 0 else "")
+        return text.replace("0.", ".", 1) if point == 0 and text.startswith("0.") else text
+
 
 _SCALARS: dict[str, type] = {
     "ScalarFloat": float,

@@ -46,7 +46,7 @@ CASES = [
     ("literal-choice", {"spec.auth.type": "oauth"}, {}, (),
      "error: kfinstall.yaml:9:5: spec.auth.type: 'oauth' is not allowed. Fix: use one of 'ldap' or 'dummy'"),
     ("channel-as-float", {"spec.channel": 1.1}, {}, (),
-     'error: kfinstall.yaml:7:3: spec.channel: is the number 1.1, not text (YAML reads 1.10 as 1.1). Fix: quote it: channel: "1.1"'),
+     'error: kfinstall.yaml:7:3: spec.channel: YAML read the number 1.1 from 1.1 (unquoted), not the text \'1.1\'. Fix: quote it: channel: "1.1"'),
     ("ldap-url-required", {"spec.auth.ldap.url": ...}, {}, (),
      'error: kfinstall.yaml:10:5: spec.auth.ldap.url: required when spec.auth.type is ldap. Fix: set spec.auth.ldap.url, e.g. ldaps://ldap.example.com:636'),
     ("ldap-bind-dn-required", {"spec.auth.ldap.bindDn": ...}, {}, (),
@@ -228,13 +228,15 @@ def test_gcp_profile_requires_project(make_site) -> None:
     assert_problem(lines, "error: kfinstall.yaml:17:3: spec.gcp.project: required for the gcp profile. Fix: set your GCP project id")
 
 
-def test_even_number_of_control_plane_hosts_is_a_warning(make_site) -> None:
+def test_even_number_of_control_plane_hosts_is_refused(make_site) -> None:
+    """playbooks/00-validate.yml asserts an odd count: validate refuses it before any host is touched."""
     hosts = {"all.hosts.cp2": {"ansible_host": "192.0.2.12"},
              "all.children.kube_control_plane": {"hosts": {"cp1": None, "cp2": None}}}
-    cfg = load(make_site(hosts=hosts))
-    assert [w.render() for w in cfg.warnings] == [
-        "warning: hosts.yml:12:5: kube_control_plane: 2 control-plane hosts: etcd needs an odd number for quorum. "
-        "Fix: use 1, 3 or 5 control-plane hosts"]
+    with pytest.raises(InvalidConfig) as caught:
+        load(make_site(hosts=hosts), need_secrets=False)
+    assert [(p.severity, p.file, p.key, p.message, p.fix) for p in caught.value.problems] == [
+        ("error", "hosts.yml", "kube_control_plane", "2 control-plane hosts: etcd needs an odd number for quorum",
+         "use 1, 3 or 5 control-plane hosts (add or remove one of cp1, cp2)")]
 
 
 def test_secrets_with_loose_permissions(make_site) -> None:
@@ -256,8 +258,9 @@ def test_ldap_bind_password_required_in_secrets(make_site) -> None:
     site = make_site()
     text = (site / "secrets.yml").read_text().replace("bind-password-for-tests", "''")
     (site / "secrets.yml").write_text(text)
-    assert_problem(problems_of(site), "error: secrets.yml: ldap_bind_password: required when spec.auth.ldap.bindDn is set. "
-                                      "Fix: put the bind DN's password in secrets.yml (ldap_bind_password)")
+    assert_problem(problems_of(site), "error: secrets.yml:7:1: ldap_bind_password: empty, but spec.auth.ldap.bindDn is set "
+                                      "(kfinstall.yaml:12). Fix: put the bind DN's password in secrets.yml "
+                                      "(ldap_bind_password), or remove spec.auth.ldap.bindDn for anonymous binds")
 
 
 def test_secret_values_never_appear_in_problems(make_site) -> None:
