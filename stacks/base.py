@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer.catalogue import Namespace, pod_security_labels
 from installer.config.resolved import ClusterConfig
 from stacks.values import chart_values
 
-PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
 MANAGED_BY = {"app.kubernetes.io/managed-by": "kfinstall", "app.kubernetes.io/part-of": "kfinstall"}
 # Force-conflicts for server-side apply: objects a previous kubectl/Helm run applied would otherwise
 # fail with a field-manager conflict (prometheus-community/helm-charts#2489 is the same failure).
@@ -54,17 +54,11 @@ def labels(component: str, app: str | None = None) -> dict[str, str]:
     return out
 
 
-def namespace(parent: pulumi.Resource, args: ComponentArgs, logical: str, name: str, *,
-              level: PodSecurityLevel, component: str) -> k8s.core.v1.Namespace:
-    """A platform namespace with Pod Security Admission labels (enforce, audit and warn).
-
-    Privileged levels are only used where a DaemonSet needs host access (CSI node plugins,
-    MetalLB speakers, node-exporter, GPU operands); everything else stays baseline or stricter.
-    """
-    pss: dict[str, str] = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
-    pss["pod-security.kubernetes.io/enforce-version"] = "latest"
+def namespace(parent: pulumi.Resource, args: ComponentArgs, logical: str, entry: Namespace) -> k8s.core.v1.Namespace:
+    """A platform namespace as the catalogue (installer.catalogue) names and levels it."""
     return k8s.core.v1.Namespace(
-        logical, metadata=k({"name": name, "labels": {**labels(component), **pss}}),
+        logical, metadata=k({"name": entry.name, "labels": {**labels(entry.component),
+                                                            **pod_security_labels(entry.level)}}),
         opts=child_opts(parent, args))
 
 

@@ -26,10 +26,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from installer import catalogue
 from installer.config.resolved import ClusterConfig
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace
 
-NAMESPACE = "gpu-operator"
+NAMESPACE = catalogue.GPU.name
 TIME_SLICING_CONFIG = "kfinstall-time-slicing"
 DCGM_PORT_NAME = "metrics"
 # The containerd runtime handler the containerd role adds on GPU hosts, and the RuntimeClass naming it
@@ -95,7 +96,7 @@ class Gpu(pulumi.ComponentResource):
         super().__init__("kfinstall:platform:Gpu", name, None, opts)
         self._name, self._args = name, args
         gpu = args.cfg.spec.gpu
-        self.ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="privileged", component="gpu")
+        self.ns = namespace(self, args, f"{name}-ns", catalogue.GPU)
         deps: list[pulumi.Resource] = [self.ns, *args.depends_on]
         if gpu.time_slicing_replicas > 1:
             deps.append(k8s.core.v1.ConfigMap(

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer import catalogue
 from installer.config.model import GpuProfile, LdapSpec
 from installer.config.resolved import ClusterConfig
 from installer.versions import parse
@@ -22,7 +23,7 @@ from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, name
 from stacks.gpu import gpu_pod_settings
 from stacks.tls import ingress_tls
 
-NAMESPACE = "jupyterhub"
+NAMESPACE = catalogue.JUPYTERHUB.name
 RELEASE = "jupyterhub"
 # z2jh 4.x bundles ldapauthenticator 2.x (tls_strategy); 3.x bundles 1.3.2 (use_ssl). Chart majors
 # are the boundary (versions.md section 3.1), so the keys follow the channel's chart pin.
@@ -189,7 +190,7 @@ class Jupyterhub(pulumi.ComponentResource):
     def __init__(self, name: str, args: JupyterhubArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kfinstall:platform:Jupyterhub", name, None, opts)
         self._name, self._args = name, args
-        ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="baseline", component="jupyterhub")
+        ns = namespace(self, args, f"{name}-ns", catalogue.JUPYTERHUB)
         spec = args.cfg.spec.components.jupyterhub
         jobs_access = self._jobs_access(ns) if args.jobs_namespace else []
         self.release = helm_release(self, args, RELEASE, ns=NAMESPACE, computed=self._values(), overrides=spec.values,

@@ -9,10 +9,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer import catalogue
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
 from stacks.tls import ingress_tls
 
-NAMESPACE = "monitoring"
+NAMESPACE = catalogue.MONITORING.name
 RELEASE = "kube-prometheus-stack"
 GRAFANA_SECRET = "grafana-admin"  # noqa: S105 - a Secret object name
 HPA_ALERT = "KubeHpaMaxedOut"
@@ -34,7 +35,7 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("kfinstall:platform:Monitoring", name, None, opts)
         self._name, self._args = name, args
-        ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="privileged", component="monitoring")
+        ns = namespace(self, args, f"{name}-ns", catalogue.MONITORING)
         admin = self._admin_secret(ns)
         dashboard = self._gpu_dashboard(ns)
         spec = args.cfg.spec.components.monitoring

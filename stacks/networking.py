@@ -11,29 +11,21 @@ the same networking.k8s.io/v1 Ingress objects through its kubernetesIngress prov
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer import catalogue
+from installer.catalogue import IngressController, ingress_controller, tls_enabled
 from installer.config.resolved import ClusterConfig
-from installer.releases import Release
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace
-from stacks.tls import tls_enabled
 
-METALLB_NAMESPACE = "metallb-system"
+METALLB_NAMESPACE = catalogue.METALLB.name
 POOL_NAME = "kfinstall"
-Controller = Literal["ingress-nginx", "traefik"]
-# Each controller's chart key in installer/releases, its namespace and the IngressClass name it gets
-# when spec.networking.ingress.className is empty.
-CONTROLLER_NAMESPACE: dict[Controller, str] = {"ingress-nginx": "ingress-nginx", "traefik": "traefik"}
-DEFAULT_CLASS: dict[Controller, str] = {"ingress-nginx": "nginx", "traefik": "traefik"}
-INGRESS_NAMESPACE = CONTROLLER_NAMESPACE["ingress-nginx"]
-
-
-def ingress_controller(release: Release) -> Controller:
-    """The controller a channel pins (a channel pins exactly one of them)."""
-    return "traefik" if release.ingress_controller == "traefik" else "ingress-nginx"
+# The IngressClass name each controller (its chart key in installer/releases) gets when
+# spec.networking.ingress.className is empty.
+DEFAULT_CLASS: dict[IngressController, str] = {"ingress-nginx": "nginx", "traefik": "traefik"}
 
 
 def ingress_class(cfg: ClusterConfig) -> str | None:
@@ -64,8 +56,7 @@ class Networking(pulumi.ComponentResource):
         self.register_outputs({"ingress_class": self.ingress_class})
 
     def _metallb(self, addresses: list[str]) -> None:
-        ns = namespace(self, self._args, f"{self._name}-metallb-ns", METALLB_NAMESPACE, level="privileged",
-                       component="networking")
+        ns = namespace(self, self._args, f"{self._name}-metallb-ns", catalogue.METALLB)
         release = helm_release(self, self._args, "metallb", ns=METALLB_NAMESPACE, depends_on=[ns])
         # The pool and advertisement are CRs validated by MetalLB's webhook: they need the release ready.
         opts = child_opts(self, self._args, [release])
@@ -87,11 +78,11 @@ class Networking(pulumi.ComponentResource):
 
     def _ingress(self) -> None:
         controller = ingress_controller(self._args.cfg.release)
-        ns_name = CONTROLLER_NAMESPACE[controller]
+        ns_name = catalogue.INGRESS[controller].name
         # Each controller's namespace has its own logical name: on the hop to Traefik, ingress-nginx's is
         # deleted with its release after Traefik serves, instead of being replaced (renamed) in place.
         logical = f"{self._name}-ingress-ns" if controller == "ingress-nginx" else f"{self._name}-{controller}-ns"
-        ns = namespace(self, self._args, logical, ns_name, level="baseline", component="networking")
+        ns = namespace(self, self._args, logical, catalogue.INGRESS[controller])
         computed = self._nginx_values() if controller == "ingress-nginx" else self._traefik_values()
         helm_release(self, self._args, controller, ns=ns_name, computed=computed,
                      depends_on=[ns, *self._args.depends_on])

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from installer.adapters.kube import kubeconfig_path
+from installer.catalogue import gpu_stack_in_cluster, notebook_jobs, workspace_wanted
 from installer.config.resolved import ClusterConfig
 from stacks.base import ComponentArgs
 from stacks.gpu import Gpu, GpuArgs
@@ -91,22 +92,21 @@ def program(cfg: ClusterConfig, installed: Mapping[str, Any] | None = None) -> d
                                                             ingress_class=ingress,
                                                             depends_on=[storage, networking]))
         outputs["monitoring_release"] = monitoring.release_name
-    if cfg.spec.gpu.enabled and cfg.spec.gpu.stack != "gke":
+    if gpu_stack_in_cluster(cfg):
         Gpu("gpu", GpuArgs(**base, monitoring_release=monitoring.release_name if monitoring else None,
                            depends_on=[monitoring] if monitoring else []))
     if comps.training.enabled:
         Training("training", TrainingArgs(**base))
     # The team namespace: where TFJobs, serving and TensorBoard meet; notebooks submit jobs into it.
-    notebook_jobs = comps.jupyterhub.enabled and comps.training.enabled
     workspace = None
-    if comps.serving.enabled or comps.tensorboard.enabled or notebook_jobs:
+    if workspace_wanted(cfg):
         workspace = Workspace("workspace", WorkspaceArgs(**base, storage_class=default_class, depends_on=[storage]))
     hub = None
     if comps.jupyterhub.enabled:
         hub = Jupyterhub("jupyterhub", JupyterhubArgs(**base, storage_class=default_class, ingress_class=ingress,
                                                 db_storage_class=classes[HUB_DB_VOLUME] or None,
                                                 service_type=networking.service_type,
-                                                jobs_namespace=WORKSPACE_NAMESPACE if notebook_jobs else None,
+                                                jobs_namespace=WORKSPACE_NAMESPACE if notebook_jobs(cfg) else None,
                                                 depends_on=[storage, networking, *([workspace] if workspace else [])]))
     if workspace is not None:
         if comps.serving.enabled:

@@ -22,9 +22,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer import catalogue
 from stacks.base import ComponentArgs, child_opts, helm_release, image, k, labels, namespace, resources
 
-NAMESPACE = "kfinstall-storage"
+NAMESPACE = catalogue.STORAGE.name
 NFS_PROVISIONER = "nfs.csi.k8s.io"
 GLUSTER_PROVISIONER = "kfinstall.io/gluster-local-path"
 FILESTORE_CLASS = "filestore"  # the model has no name field for it (see the platform report)
@@ -148,7 +149,7 @@ class Storage(pulumi.ComponentResource):
         super().__init__("kfinstall:platform:Storage", name, None, opts)
         self._name = name
         self._args = args
-        self.ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="privileged", component="storage")
+        self.ns = namespace(self, args, f"{name}-ns", catalogue.STORAGE)
         default = default_class_name(args) if marks_default(args) else None
         self.classes: list[k8s.storage.v1.StorageClass] = []
         if args.nfs is not None:

@@ -22,6 +22,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer import catalogue
 from installer.config.resolved import ClusterConfig
 from stacks.base import (
     ComponentArgs,
@@ -50,7 +51,7 @@ SCRIPT = Path(__file__).resolve().parent / "files" / "tensorboard_auth.py"
 SCRIPT_DIR = "/srv/tensorboard-auth"
 # z2jh's release `jupyterhub` (fullnameOverride "") in namespace `jupyterhub`: Service `hub` on 8081,
 # pods labelled with the chart's legacy match labels (jupyterhub/templates/_helpers.tpl, 3.3.8-4.4.0).
-HUB_NAMESPACE = "jupyterhub"
+HUB_NAMESPACE = catalogue.JUPYTERHUB.name
 HUB_API_URL = f"http://hub.{HUB_NAMESPACE}.svc:8081/hub/api"
 HUB_PORT = 8081
 HUB_POD = {"app": "jupyterhub", "release": "jupyterhub", "component": "hub"}

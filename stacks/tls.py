@@ -21,11 +21,13 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer import catalogue
+from installer.catalogue import tls_enabled, uses_site_ca
 from installer.config.resolved import ClusterConfig
 from installer.config.siteca import split_site_ca
 from stacks.base import ComponentArgs, child_opts, helm_release, k, labels, namespace, secret
 
-CERT_MANAGER_NAMESPACE = "cert-manager"
+CERT_MANAGER_NAMESPACE = catalogue.CERT_MANAGER.name
 CERT_MANAGER_CHART = "cert-manager"
 CLUSTER_ISSUER = "kfinstall-site-ca"
 # The CA issuer of a ClusterIssuer reads its Secret from cert-manager's cluster resource namespace,
@@ -39,17 +41,6 @@ ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
 USAGES_ANNOTATION = "cert-manager.io/usages"
 SERVER_USAGES = "digital signature,key encipherment,server auth"
 PLACEHOLDER_PEM = "<site_ca>"
-
-
-def tls_enabled(cfg: ClusterConfig) -> bool:
-    """True when UIs are served over HTTPS (everywhere but a lab that turned it off)."""
-    net = cfg.spec.networking
-    return net.tls.enabled and net.ingress.enabled and bool(net.ingress.host)
-
-
-def uses_site_ca(cfg: ClusterConfig) -> bool:
-    """cert-manager issues the UI certificate from the site CA (no certificate of the operator's own)."""
-    return tls_enabled(cfg) and cfg.spec.networking.tls.cert_file is None
 
 
 def ingress_tls(cfg: ClusterConfig) -> dict[str, Any]:
@@ -103,8 +94,7 @@ class Tls(pulumi.ComponentResource):
 
     def _site_ca(self) -> None:
         args = self._args
-        ns = namespace(self, args, f"{self._name}-cert-manager-ns", CERT_MANAGER_NAMESPACE, level="baseline",
-                       component="tls")
+        ns = namespace(self, args, f"{self._name}-cert-manager-ns", catalogue.CERT_MANAGER)
         release = helm_release(self, args, CERT_MANAGER_CHART, ns=CERT_MANAGER_NAMESPACE,
                                computed=crd_values(),
                                depends_on=[ns])

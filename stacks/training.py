@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer import catalogue
 from stacks.base import (
     PATCH_FORCE,
     ComponentArgs,
@@ -27,7 +28,7 @@ from stacks.base import (
 )
 from stacks.training_crds import GROUP, all_crds
 
-NAMESPACE = "kubeflow"
+NAMESPACE = catalogue.TRAINING.name
 NAME = "training-operator"
 WEBHOOK_SECRET = "training-operator-webhook-cert"  # noqa: S105 - a Secret object name
 WEBHOOK_CONFIG = "validator.training-operator.kubeflow.org"
@@ -47,7 +48,7 @@ class Training(pulumi.ComponentResource):
         self._name, self._args = name, args
         crds = all_crds()
         self.crds = [self._crd(scheme, body) for scheme, body in crds.items()]
-        ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="restricted", component="training")
+        ns = namespace(self, args, f"{name}-ns", catalogue.TRAINING)
         rbac = self._rbac(ns, list(crds))
         cert = k8s.core.v1.Secret(f"{name}-webhook-cert", metadata=k(self._meta(WEBHOOK_SECRET)), type="Opaque",
                                   opts=child_opts(self, args, [ns]))

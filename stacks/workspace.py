@@ -11,9 +11,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from installer import catalogue
 from stacks.base import ComponentArgs, child_opts, k, labels, namespace
 
-NAMESPACE = "kubeflow-user"
+NAMESPACE = catalogue.WORKSPACE.name
 MODELS_PVC = "models"
 LOGS_PVC = "training-logs"
 
@@ -31,7 +32,7 @@ class Workspace(pulumi.ComponentResource):
         super().__init__("kfinstall:platform:Workspace", name, None, opts)
         self._name, self._args = name, args
         components = args.cfg.spec.components
-        self.ns = namespace(self, args, f"{name}-ns", NAMESPACE, level="baseline", component="workspace")
+        self.ns = namespace(self, args, f"{name}-ns", catalogue.WORKSPACE)
         deps = [self.ns, *args.depends_on]
         self.models = self._claim("models", MODELS_PVC, components.serving.models_storage_size, deps)
         self.logs = self._claim("logs", LOGS_PVC, components.tensorboard.logs_storage_size, deps)
