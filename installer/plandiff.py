@@ -65,8 +65,18 @@ def plan_diff(cfg: ClusterConfig) -> dict[str, Any]:
                                       _flat_versions(versions_of(effective)))
     if platform_part:
         diff["components"] = _components_diff(effective, hasher, platform_part)
-    diff["summary"] = _summary(diff, record)
+    diff["summary"] = _summary(diff, record) + _stale_note(cfg, last)
     return diff
+
+
+def _stale_note(cfg: ClusterConfig, last: Mapping[str, Any]) -> str:
+    """`kfinstall upgrade` moves the installed channel without recording an apply: say so, not hide it."""
+    state = read_state(cfg.state_dir)
+    recorded = (last.get("versions") or {}).get("channel")
+    if state is None or not state.installed_channel or state.installed_channel == recorded:
+        return ""
+    return (f"; the record is of channel {recorded} but channel {state.installed_channel} is installed (upgraded "
+            "since): the diff includes what the upgrade changed; the next successful `kfinstall up` records again")
 
 
 def _against_installed(cfg: ClusterConfig) -> tuple[ClusterConfig, list[str]]:

@@ -178,6 +178,17 @@ def test_channel_change_gives_ups_refusal(tmp_path, monkeypatch, capsys) -> None
     assert f"refused by up: {refused.value.message}" in text
 
 
+def test_a_record_older_than_the_installed_channel_says_so(tmp_path, monkeypatch, capsys) -> None:
+    site, state = _site(tmp_path / "site"), tmp_path / "state"
+    cfg = load(site, state_dir=state)
+    record_apply(load(site, ["spec.channel=1.11"], state_dir=state), ("hosts",), run_id="before-upgrade")
+    write_state(state, State(cluster=cfg.name, installed_channel="26.03", phases_done=["hosts", "platform"]))
+    diff, _ = _diff(monkeypatch, capsys, site, state)
+    assert diff["refusals"] == []
+    assert {"key": "channel", "change": "changed", "old": "1.11", "new": "26.03"} in diff["versions"]
+    assert "the record is of channel 1.11 but channel 26.03 is installed" in diff["summary"]
+
+
 def test_without_a_record_plan_says_fresh_install(tmp_path, monkeypatch, capsys) -> None:
     site = _site(tmp_path / "site")
     diff, text = _diff(monkeypatch, capsys, site, tmp_path / "state")
