@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from installer.adapters import kube
 from installer.config.resolved import ClusterConfig
 from installer.errors import PhaseFailed, PreflightError
 from installer.interrupt import run_child
@@ -79,11 +81,27 @@ def migrated_config(target: ClusterConfig, hop: Hop) -> ClusterConfig:
 # Commands and read-only probes -------------------------------------------------------------------
 
 
+TIMED_OUT = 124  # the exit status timeout(1) reports; a command that ran out of time is judged as failed
+
+
+def _run_tool(argv: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """kubectl through the site's door (installer.adapters.kube), any other tool (helm) from PATH; both as
+    an argv list under the run's stop flag (Interrupted). Running out of time is a failed result, not a
+    traceback."""
+    try:
+        if argv[0] == kube.KUBECTL:
+            return kube.run_argv(argv, timeout_s=timeout_s)
+        tool = shutil.which(argv[0])
+        if tool is None:
+            raise PreflightError(f"{argv[0]} is not on PATH; the migration needs it")
+        return run_child([tool, *argv[1:]], timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, TIMED_OUT, "", f"no answer within {timeout_s:g} s")
+
+
 def _command(argv: list[str]) -> None:
-    tool = shutil.which(argv[0])
-    if tool is None:
-        raise PreflightError(f"{argv[0]} is not on PATH; the migration needs it")
-    done = run_child([tool, *argv[1:]], timeout=600)  # argv list; a stop signal ends it (Interrupted)
+    """Run a changing command; PhaseFailed naming it and its first line of error when it fails."""
+    done = _run_tool(argv, timeout_s=600)
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no output"])[0]
         raise PhaseFailed(f"{' '.join(argv[:3])} failed: {first}")
@@ -91,10 +109,7 @@ def _command(argv: list[str]) -> None:
 
 def _probe(argv: list[str]) -> tuple[int, str, str]:
     """Run a read-only command; (rc, stdout, stderr) for the caller to judge."""
-    tool = shutil.which(argv[0])
-    if tool is None:
-        raise PreflightError(f"{argv[0]} is not on PATH; the migration needs it")
-    done = run_child([tool, *argv[1:]], timeout=120)  # argv list; a stop signal ends it (Interrupted)
+    done = _run_tool(argv, timeout_s=120)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -137,7 +152,7 @@ def target_namespace_levels(ctx: RunContext, hop: Hop) -> dict[str, str]:
 
 def pod_security_check(levels: dict[str, str], kubeconfig: Path, probe: Probe) -> dict[str, str]:
     """Dry-run the target levels on the namespaces that exist; PreflightError listing violating pods."""
-    rc, listed, err = probe(["kubectl", "--kubeconfig", str(kubeconfig), "get", "namespaces", "-o", "name"])
+    rc, listed, err = probe(kube.kubectl_argv(kubeconfig, "get", "namespaces", "-o", "name"))
     if rc != 0:
         raise PreflightError(f"Pod Security check: cannot list namespaces: {err.strip() or 'no output'}")
     existing = {line.removeprefix("namespace/") for line in listed.split()}
@@ -267,7 +282,7 @@ def run_migrations(
     levels: Renderer = target_namespace_levels,
 ) -> ClusterConfig:
     """Run the hop's migrations in order; returns the configuration the platform phase deploys."""
-    run = MigrationRun(ctx, hop, facts, command, probe, levels, ctx.cfg.state_dir / "kubeconfig")
+    run = MigrationRun(ctx, hop, facts, command, probe, levels, kube.kubeconfig_path(ctx.cfg))
     notes: dict[str, Any] = {}
     for name in hop.migrations:
         target, notes[name] = STEPS[name](run, target)
