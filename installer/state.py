@@ -36,7 +36,7 @@ class HistoryEntry(BaseModel):
     to_channel: str | None = None
     run_id: str | None = None
     result: str
-    # Upgrade hops (installer.upgrade.run): which hop, and Kubernetes before and after it.
+    # Upgrade hops (installer.upgrade.executor): which hop, and Kubernetes before and after it.
     hop: str | None = None
     kubernetes_from: str | None = None
     kubernetes_to: str | None = None

@@ -22,7 +22,7 @@ class RunContext:
     console: Console
     phases: tuple[str, ...] = ()
     cancelled: threading.Event = field(default_factory=threading.Event)
-    # The SSH host-key policy once checked in this run (installer/upgrade/run.py checks it once, before
+    # The SSH host-key policy once checked in this run (installer/upgrade/hops.py host_keys checks it once, before
     # the first playbook, and reuses it: a second check would replace the record of the keys it pinned).
     host_keys: Any = None
     verbosity: int = 0  # -v count: Ansible's verbosity and kfinstall's log (installer/log.py)
