@@ -207,3 +207,35 @@ def test_the_log_never_holds_a_secret(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert "ansible said" in err and "s3cret-value-1234" not in err
     setup_logging(0)
+
+
+SKIPPING_PLAYBOOK = """
+- name: A role that skips a step on purpose
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Demo | Report the skipped step
+      ansible.builtin.debug:
+        msg: "SKIPPED the demo step: {{ inventory_hostname }} has no demo device."
+    - name: Demo | A note that is no skip
+      ansible.builtin.debug:
+        msg: "{{ inventory_hostname }}: nothing to do."
+"""
+
+
+def test_a_real_ansible_run_carries_the_skip_marker(tmp_path: Path) -> None:
+    """The marker reaches kfinstall through ansible-runner's real events (task_action, res.msg)."""
+    import sys
+
+    from installer.adapters.ansible import run_playbook
+    from installer.adapters.ssh import HostKeyPolicy
+
+    playbook = tmp_path / "skip.yml"
+    playbook.write_text(SKIPPING_PLAYBOOK)
+    inventory = tmp_path / "local.ini"
+    inventory.write_text(f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n")
+    keys = HostKeyPolicy("strict", tmp_path / "known_hosts")  # a local connection: no ssh
+    result = run_playbook(str(playbook), inventory, {}, tmp_path / "ansible", host_keys=keys)
+    assert result.ok, (result.status, result.failures)
+    assert result.skipped == [Skip("localhost", "Demo | Report the skipped step", "the demo step",
+                                   "localhost has no demo device.")]
