@@ -1,8 +1,8 @@
 """The plan: what `kfinstall up` would do, where, with which versions. Computed without any SSH.
 
 JSON form (stable; documented in docs/plan-json.md), `apiVersion: kfinstall.io/plan/v1`:
-cluster, profile, channel, kubernetesVersion, hosts[], roles{}, phases[], components[], storage,
-auth, warnings[].
+cluster, profile, channel, kubernetesVersion, hosts[], roles{}, phases[], components[], namespaces[],
+storage, auth, warnings[].
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from installer.catalogue import platform_namespaces
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.resolved import ClusterConfig
 from installer.phases import PHASES
@@ -40,6 +41,8 @@ class Plan:
             "roles": {role: cfg.inventory.names(role) for role in ROLE_GROUPS},
             "phases": [p.as_dict() for p in self.phases],
             "components": [c.as_dict() for c in self.components],
+            "namespaces": [{"name": ns.name, "podSecurity": ns.level, "component": ns.component}
+                           for ns in platform_namespaces(cfg)],
             "storage": _storage(cfg),
             "auth": _auth(cfg),
             "warnings": [w.as_dict() for w in cfg.warnings]

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from installer import catalogue
 from installer.adapters import kube
 from installer.adapters.kube import Kubectl, KubectlFailed
 from installer.config.resolved import ClusterConfig
@@ -31,10 +32,12 @@ _DEMO_CANDIDATES = (Path(__file__).resolve().parent.parent / "examples" / "issue
                     Path(__file__).resolve().parent / "_data" / "examples" / "issue-summarization")
 DEMO_DIR = next((p for p in _DEMO_CANDIDATES if p.is_dir()), _DEMO_CANDIDATES[0])
 DEMO_MODEL = "issue-summarization"
-DEMO_NAMESPACE = "kubeflow-user"  # stacks.workspace.NAMESPACE (not imported: verify must not load pulumi)
-PROMETHEUS = "/api/v1/namespaces/monitoring/services/kps-prometheus:9090/proxy/api/v1/query"
-HUB_LOGIN = "/api/v1/namespaces/jupyterhub/services/proxy-public:http/proxy/hub/login"
-SERVING = "/api/v1/namespaces/kubeflow-user/services/{service}:http/proxy/v1/models/" + DEMO_MODEL
+DEMO_NAMESPACE = catalogue.WORKSPACE.name  # the catalogue, not stacks/: verify must not load Pulumi
+PROMETHEUS = (f"/api/v1/namespaces/{catalogue.MONITORING.name}/services/{catalogue.PROMETHEUS_SERVICE}:9090"
+              "/proxy/api/v1/query")
+HUB_LOGIN = (f"/api/v1/namespaces/{catalogue.JUPYTERHUB.name}/services/{catalogue.HUB_PROXY_SERVICE}:http"
+             "/proxy/hub/login")
+SERVING = f"/api/v1/namespaces/{DEMO_NAMESPACE}/services/{{service}}:http/proxy/v1/models/{DEMO_MODEL}"
 REQUEST_TIMEOUT = "10s"
 
 
@@ -154,7 +157,7 @@ def _hub_login(k: Kubectl, cfg: ClusterConfig) -> str:
 
 def _serving_up(k: Kubectl, cfg: ClusterConfig) -> str:
     """tf-serving is Available with or without a model: a fresh platform has none until one is trained."""
-    deployment = k.json("get", "deployment", "tf-serving", "-n", DEMO_NAMESPACE)
+    deployment = k.json("get", "deployment", catalogue.SERVING_NAME, "-n", DEMO_NAMESPACE)
     conditions = {c["type"]: c["status"] for c in deployment.get("status", {}).get("conditions", [])}
     if conditions.get("Available") != "True":
         raise CheckFailed(f"deployment tf-serving is not Available (see `kubectl -n {DEMO_NAMESPACE} "
@@ -167,7 +170,7 @@ def _serving_up(k: Kubectl, cfg: ClusterConfig) -> str:
         return f"tf-serving Available; no version of model {DEMO_MODEL} yet (train one: verify --demo)"
 
 
-def _serving_status(k: Kubectl, cfg: ClusterConfig, service: str = "tf-serving") -> str:
+def _serving_status(k: Kubectl, cfg: ClusterConfig, service: str = catalogue.SERVING_NAME) -> str:
     status = json.loads(k.raw(SERVING.format(service=service)))
     states = [v.get("state") for v in status.get("model_version_status", [])]
     if "AVAILABLE" not in states:
@@ -240,8 +243,8 @@ def _platform_checks(k: Kubectl, cfg: ClusterConfig, report: VerifyReport) -> No
 
 def _demo_checks(k: Kubectl, cfg: ClusterConfig, report: VerifyReport, timeout_s: int) -> None:
     objects = demo_objects(cfg)
-    service = "tf-serving" if _platform_serves_demo(cfg) else "issue-summarization-serving"
-    if service == "tf-serving":
+    service = catalogue.SERVING_NAME if _platform_serves_demo(cfg) else "issue-summarization-serving"
+    if service == catalogue.SERVING_NAME:
         objects = [o for o in objects if o["metadata"]["name"] != "issue-summarization-serving"]
     if not _run_check(report, "demo-apply", lambda: _apply(k, objects)):
         return

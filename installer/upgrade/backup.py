@@ -28,7 +28,7 @@ from typing import Any
 
 from rich.console import Console
 
-from installer import __version__
+from installer import __version__, catalogue
 from installer.config.load import SECRETS_FILE
 from installer.config.resolved import ClusterConfig
 from installer.errors import ConfigError, PhaseFailed, PreflightError
@@ -41,7 +41,7 @@ CLUSTER_ITEMS = ("etcd-snapshot", "pki-kubeadm-config", "jupyterhub-db")
 CLUSTER_FILES = ("etcd-snapshot.db", "pki.tar.gz", "kubeadm-config.yaml", "jupyterhub.sqlite")
 ARCHIVE = "pulumi/backend.tar.gz"
 HUB_DB_PATH = "/srv/jupyterhub/jupyterhub.sqlite"
-HUB_NAMESPACE = "jupyterhub"
+HUB_NAMESPACE = catalogue.JUPYTERHUB.name
 BACKUP_PLAYBOOK = "backup.yml"
 # Inventory folders of a site that belong to its configuration (Ansible reads them beside hosts.yml).
 SITE_FOLDERS = ("group_vars", "host_vars")
@@ -214,7 +214,7 @@ def hub_db_backup(run: Callable[[list[str]], str]) -> HubBackup:
     """kubectl cp of the hub's sqlite database (`run` is installer.upgrade.facts.kubectl_runner)."""
 
     def backup(folder: Path) -> None:
-        pods = run(["get", "pods", "-n", HUB_NAMESPACE, "-l", "component=hub", "-o", "name"]).split()
+        pods = run(["get", "pods", "-n", HUB_NAMESPACE, "-l", catalogue.HUB_POD_SELECTOR, "-o", "name"]).split()
         if not pods:
             raise PhaseFailed(f"JupyterHub backup: no hub pod in namespace {HUB_NAMESPACE}; nothing to copy")
         folder.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,6 @@ from installer.errors import PreflightError
 from installer.upgrade.migrations import z2jh_allow_configured
 
 Runner = Callable[[list[str]], str]
-GPU_OPERATOR_NAMESPACE = "gpu-operator"
-JUPYTERHUB_NAMESPACE = "jupyterhub"
 
 
 @dataclass(frozen=True)

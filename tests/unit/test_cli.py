@@ -100,8 +100,8 @@ def test_plan_text_on_every_sample(profile: str) -> None:
 
 
 PLAN_KEYS = ["apiVersion", "cluster", "profile", "channel", "kubeflowRef", "kubernetesVersion",
-             "kubernetesVersionDefaulted", "hosts", "roles", "phases", "components", "storage", "auth", "warnings",
-             "diff"]
+             "kubernetesVersionDefaulted", "hosts", "roles", "phases", "components", "namespaces", "storage", "auth",
+             "warnings", "diff"]
 
 
 def test_plan_json_is_stable() -> None:
