@@ -9,6 +9,7 @@ import click
 from installer.cli.common import (
     confirm_on_terminal,
     emit_json,
+    failure_document,
     inventory_option,
     output_option,
     profile_option,
@@ -55,9 +56,9 @@ def up(
         report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else confirm_on_terminal,
                         verbosity=verbosity())
     except KfinstallError as exc:
-        if output == "json" and exc.report is not None:
-            # Automation reads the same document on failure: per-host counts and each phase's status.
-            emit_json({**exc.report.as_dict(), "error": exc.message})
+        if output == "json":
+            # The report so far (per-host counts, each phase's status), then result, error and exitCode.
+            emit_json(failure_document(exc, exc.exit_code))
         raise
     if output == "json":
         emit_json(report.as_dict())

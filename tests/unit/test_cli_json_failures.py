@@ -21,6 +21,7 @@ import pytest
 from installer.cli import cli
 from installer.errors import PhaseFailed
 from installer.releases import channel_names
+from installer.up import UpReport
 from installer.verify import Check, VerifyReport
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,15 +160,20 @@ def test_failed_verify_checks_are_one_json_document_with_exit_4(
 def test_a_failed_up_is_one_json_document_with_exit_4(
     make_site, kfinstall_streams: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """run_up leaves its report on the error: the document holds the phases, then result, error and exitCode."""
+
     def failing_run(*args: Any, **kwargs: Any) -> None:
-        raise PhaseFailed("hosts: task 'install containerd' failed on n1")
+        error = PhaseFailed("hosts: task 'install containerd' failed on n1")
+        error.report = UpReport(run_id="r1", record="/state/runs/r1", result="failed")
+        raise error
 
     monkeypatch.setattr("installer.cli.up.run_up", failing_run)
     code, out, _ = kfinstall_streams("up", "-i", str(make_site()), "--yes", "-o", "json")
     assert code == 4
     document = _document(out)
-    assert document["result"] == "failed"
+    assert (document["runId"], document["phases"], document["result"]) == ("r1", [], "failed")
     assert document["error"] == "hosts: task 'install containerd' failed on n1"
+    assert (document["exitCode"], document["problems"]) == (4, [])
 
 
 def test_text_output_keeps_stdout_empty_on_failure(make_site, kfinstall_streams: Run) -> None:
