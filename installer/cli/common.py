@@ -158,7 +158,7 @@ def failure_document(exc: BaseException, exit_code: int) -> dict[str, Any]:
 
     A run's report so far (exc.report, e.g. up's phases), then result, error, exitCode and problems
     (every problem of a validation failure: file, line, column, key, message, fix, severity)."""
-    report = getattr(exc, "report", None)
+    report: Any = getattr(exc, "report", None)
     if isinstance(exc, click.ClickException):
         error = exc.format_message()
     elif isinstance(exc, KfinstallError):
