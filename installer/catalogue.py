@@ -44,7 +44,7 @@ WORKSPACE = Namespace("kubeflow-user", "baseline", "workspace")  # TFJobs, servi
 JUPYTERHUB = Namespace("jupyterhub", "baseline", "jupyterhub")
 CERT_MANAGER = Namespace("cert-manager", "baseline", "tls")
 
-def pod_security_labels(level: PodSecurityLevel) -> dict[str, str]:
+def pod_security_labels(level: str) -> dict[str, str]:
     """The Pod Security Admission labels of a namespace at `level`: enforce, audit and warn, at the
     API server's latest policy version."""
     labels: dict[str, str] = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}

@@ -13,15 +13,12 @@ import dataclasses
 import json
 import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from installer import catalogue
 from installer.adapters import kube
 from installer.config.resolved import ClusterConfig
 from installer.errors import PhaseFailed, PreflightError
@@ -117,37 +114,12 @@ def _probe(argv: list[str]) -> tuple[int, str, str]:
 
 
 def target_namespace_levels(ctx: RunContext, hop: Hop) -> dict[str, str]:
-    """The Pod Security level of every namespace the target program creates (kfinstall render in a
-    child process: the mock engine must not share a process with the real Pulumi run).
+    """The Pod Security level of every namespace the target program creates: the catalogue's levels
+    for the hop's configuration (installer.catalogue, the table stacks/ build the namespaces from),
+    without rendering the program."""
+    from installer.upgrade.hops import hop_config  # hops imports this module: a top-level import would cycle
 
-    The render holds Secret objects with their values (the Grafana admin password among them), so
-    it goes to a private temporary folder, never the run record, and is removed once read; the
-    record keeps only the levels (migrations-hop-NN.json).
-    """
-    with tempfile.TemporaryDirectory(prefix=f"kfinstall-render-hop-{hop.index:02d}-") as scratch:
-        out = Path(scratch) / "render"
-        argv = [
-            sys.executable,
-            "-m",
-            "installer",
-            "render",
-            "-i",
-            str(ctx.cfg.site),
-            "--out",
-            str(out),
-            "--set",
-            f"spec.channel={hop.to_channel}",
-            "--set",
-            f"spec.kubernetes.version={hop.kubernetes_to}",
-        ]
-        done = run_child(argv, timeout=600)  # argv list, no shell; a stop signal ends it (Interrupted)
-        if done.returncode != 0:
-            raise PhaseFailed(
-                f"rendering channel {hop.to_channel} for the Pod Security check failed: "
-                + ctx.record.clean_text((done.stderr.strip().splitlines() or ["no output"])[-1])
-            )
-        documents = [yaml.safe_load(p.read_text(encoding="utf-8")) for p in sorted(out.rglob("*.yaml"))]
-    return migrations.namespace_levels([d for d in documents if isinstance(d, dict)])
+    return dict(catalogue.namespace_levels(hop_config(ctx.cfg, hop)))
 
 
 def pod_security_check(levels: dict[str, str], kubeconfig: Path, probe: Probe) -> dict[str, str]:

@@ -39,14 +39,16 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from installer import catalogue
+from installer.catalogue import pod_security_labels
 from installer.errors import PreflightError
 from installer.releases import Release
 from installer.upgrade.migration_table import INGRESS_SWITCH, KPS_CHART, MIGRATIONS, migrations_for  # noqa: F401
 from installer.upgrade.rules import UpgradeRules
 
 # ingress-nginx's controller Service: <release>-controller for the release kfinstall names ingress-nginx.
-NGINX_NAMESPACE = "ingress-nginx"
-NGINX_SERVICE = "ingress-nginx-controller"
+NGINX_NAMESPACE = catalogue.INGRESS["ingress-nginx"].name
+NGINX_SERVICE = catalogue.INGRESS_NGINX_SERVICE
 # The IngressClass each controller's release creates when spec.networking.ingress.className is empty.
 DEFAULT_CLASS = {"ingress-nginx": "nginx", "traefik": "traefik"}
 # prometheus-operator's CRDs as shipped in the chart at charts/crds/crds/ (group monitoring.coreos.com).
@@ -210,13 +212,6 @@ def training_operator_standalone(
 # Pod Security labels -------------------------------------------------------------------------------
 
 
-def pod_security_labels(level: str) -> dict[str, str]:
-    """The Pod Security Admission labels for one namespace at `level` (enforce, audit and warn)."""
-    labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")}
-    labels["pod-security.kubernetes.io/enforce-version"] = "latest"
-    return labels
-
-
 def pod_security_dry_run(namespace: str, level: str, kubeconfig: Path) -> list[str]:
     """A server-side dry run: the apiserver answers with a warning per pod that would violate `level`."""
     pairs = [f"{key}={value}" for key, value in pod_security_labels(level).items()]
@@ -231,18 +226,6 @@ def pod_security_dry_run(namespace: str, level: str, kubeconfig: Path) -> list[s
         namespace,
         *pairs,
     ]
-
-
-def namespace_levels(documents: list[Mapping[str, Any]]) -> dict[str, str]:
-    """Namespace name -> its Pod Security enforce level, from rendered objects (kfinstall render)."""
-    levels = {}
-    for doc in documents:
-        if doc.get("kind") == "Namespace":
-            meta = doc.get("metadata") or {}
-            level = (meta.get("labels") or {}).get("pod-security.kubernetes.io/enforce")
-            if level:
-                levels[str(meta.get("name"))] = str(level)
-    return levels
 
 
 def pod_security_warnings(stderr: str) -> list[str]:

@@ -14,7 +14,6 @@ from installer.upgrade.migrations import (
     kps_crd_commands,
     kps_crd_source,
     migrations_for,
-    namespace_levels,
     pod_security_dry_run,
     pod_security_labels,
     pod_security_warnings,
@@ -132,10 +131,6 @@ def test_pod_security_starts_at_the_channel_the_rules_name() -> None:
     assert "training-operator-standalone" not in migrations_for(load_release("1.9"), load_release("1.10"), rules)
 
 
-def test_namespace_levels_and_dry_run_warnings_are_parsed() -> None:
-    docs = [{"kind": "Namespace", "metadata": {"name": "kubeflow", "labels": {
-        "pod-security.kubernetes.io/enforce": "restricted"}}},
-        {"kind": "Namespace", "metadata": {"name": "plain"}}, {"kind": "Service", "metadata": {"name": "x"}}]
-    assert namespace_levels(docs) == {"kubeflow": "restricted"}
+def test_dry_run_warnings_are_parsed() -> None:
     assert pod_security_warnings("namespace/x labeled\nWarning: a: privileged\n") == ["a: privileged"]
     assert pod_security_warnings("namespace/x labeled\n") == []

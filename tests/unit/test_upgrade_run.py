@@ -189,9 +189,16 @@ def test_pod_security_dry_run_refuses_when_running_pods_would_violate(tmp_path: 
         "  - kubeflow (restricted): trainer-0: allowPrivilegeEscalation != false")
 
 
-def test_target_namespace_levels_come_from_a_render_in_a_child_process(make_site) -> None:
+def test_target_namespace_levels_come_from_the_catalogue_without_a_child_process(make_site, monkeypatch) -> None:
+    import subprocess
+
     cfg = load(_site(make_site, "26.03.1", "26.03", "1.34"))
     hop = plan_route("26.03", "1.34", "26.03.1").hops[0]
+
+    def no_child(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the render used to start one
+        raise AssertionError(f"a child process was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_child)
     levels = target_namespace_levels(_ctx(cfg), hop)
     assert levels["jupyterhub"] == "baseline" and levels["kubeflow"] == "restricted"
 
