@@ -51,7 +51,7 @@ _GENERATED: dict[str, tuple[str, str]] = {
 }
 # Provided by the operator, never generated: they belong to systems kfinstall does not own.
 _PROVIDED: dict[str, str] = {
-    "ldap_bind_password": "password of spec.auth.ldap.bindDn (leave empty for anonymous binds)",
+    "ldap_bind_password": "password of spec.auth.ldap.bindDn (required with a bindDn; empty only for anonymous binds)",
 }
 KNOWN_KEYS = (*_GENERATED, *_PROVIDED)
 
