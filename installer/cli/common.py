@@ -199,10 +199,6 @@ def print_problems(problems: list[Problem] | tuple[Problem, ...]) -> None:
         stderr.print(problem.render(), style=style, markup=False, highlight=False)
 
 
-def is_tty() -> bool:
-    return sys.stdout.isatty()
-
-
 def verbosity() -> int:
     """The group's -v count (installer/cli/__init__.py): Ansible's verbosity and kfinstall's log level."""
     root = click.get_current_context().find_root()

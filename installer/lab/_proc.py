@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from installer.errors import PhaseFailed, PreflightError
+from installer.errors import PhaseFailed
 
 # How much of a failing command's stderr goes into the error message: enough to see the cause.
 _STDERR_TAIL_CHARS = 2000
@@ -59,14 +58,6 @@ def succeeds(argv: Sequence[str | Path], timeout: float | None = None) -> bool:
 def output(argv: Sequence[str | Path]) -> str:
     """The stdout of a command that must succeed, stripped."""
     return run(argv).stdout.strip()
-
-
-def require_tool(name: str) -> str:
-    """The full path of an executable, or a PreflightError naming it."""
-    path = shutil.which(name)
-    if path is None:
-        raise PreflightError(f"'{name}' is not installed on this machine")
-    return path
 
 
 def _failure_message(args: list[str], proc: subprocess.CompletedProcess[str], log: Path | None) -> str:
