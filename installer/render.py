@@ -26,6 +26,7 @@ import yaml
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
 
 from installer.config.resolved import ClusterConfig
+from installer.config.secrets import KNOWN_KEYS
 from installer.owned import NewFile, replace_folder
 
 # pulumi.runtime.rpc._special_sig_key: the marker of a secret value in serialized inputs.
@@ -43,9 +44,6 @@ KIND_ORDER = ("Namespace", "NetworkPolicy", "ResourceQuota", "LimitRange", "PodD
 # Program order, so summaries read the same on every run (registration order is concurrent).
 COMPONENT_ORDER = ("gke", "storage", "networking", "monitoring", "gpu", "training", "jupyterhub", "workspace",
                    "serving", "tensorboard", "stack")
-_SECRET_KEYS = ("pulumi_passphrase", "jupyterhub_proxy_secret_token", "jupyterhub_cookie_secret",
-                "jupyterhub_crypt_key", "grafana_admin_password", "lab_user_password", "ldap_bind_password",
-                "site_ca")
 
 
 @dataclass(frozen=True)
@@ -170,7 +168,7 @@ def secret_strings(cfg: ClusterConfig) -> list[str]:
     """The secret values the program may carry (placeholders when the site has no secrets.yml)."""
     if cfg.secrets is not None:
         return cfg.secrets.values()
-    return [f"<{key}>" for key in _SECRET_KEYS]
+    return [f"<{key}>" for key in KNOWN_KEYS]
 
 
 def plain(value: Any, secrets: list[str] | None = None) -> Any:

@@ -14,7 +14,7 @@ from installer.lab import fleet, hostprep, image, inventory, outputs, repo, vms
 from installer.lab._proc import run
 from installer.lab.settings import MAX_HOSTS, MAX_VMS, LabSettings, host_name, vm_name
 from installer.lab.ssh import port_open, ssh_run, wait_for_ssh
-from installer.lab.state import LabStatus, MachineStatus, RunRecord
+from installer.lab.state import LabRecord, LabStatus, MachineStatus
 
 Reporter = Callable[[str], None]
 HOST_SSH_TIMEOUT = 90.0
@@ -93,7 +93,7 @@ def lab_up(
 
 
 def _up(settings: LabSettings, hosts: int, vms: int, out: Path, say: Reporter) -> None:
-    record = RunRecord.load(settings)
+    record = LabRecord.load(settings)
     _prepare_machine(settings, record, with_vms=vms > 0, say=say)
     _prepare_artifacts(settings, with_vms=vms > 0, say=say)
     host_specs = _host_specs(settings, hosts, vms)
@@ -109,7 +109,7 @@ def _up(settings: LabSettings, hosts: int, vms: int, out: Path, say: Reporter) -
     say(f"lab up: {hosts} host(s), {vms} VM(s) ready; inventory {out / inventory.INVENTORY_FILE}")
 
 
-def _prepare_machine(settings: LabSettings, record: RunRecord, *, with_vms: bool, say: Reporter) -> None:
+def _prepare_machine(settings: LabSettings, record: LabRecord, *, with_vms: bool, say: Reporter) -> None:
     """Host packages, then the host changes podman needs, each recorded before the next step."""
     # Before anything the lab does to this kernel (package scripts, netavark, privileged hosts'
     # systemd-sysctl all write host sysctls), so `lab down` can put it back.
@@ -124,7 +124,8 @@ def _prepare_machine(settings: LabSettings, record: RunRecord, *, with_vms: bool
         hostprep.note_host_changes(created_dropin=True)
         say(f"wrote {hostprep.PODMAN_DROPIN}")
     for controller in hostprep.move_cgroup2_controllers_to_v1():
-        record.mounted_cgroups.append(controller)
+        if controller not in record.mounted_cgroups:  # a record restored from a disk snapshot may list it
+            record.mounted_cgroups.append(controller)
         hostprep.note_host_changes(mounted_cgroups=[controller])
         say(f"bound cgroup controller {controller} to a v1 hierarchy")
     record.subnet, record.repo_port = str(settings.subnet), settings.repo_port
@@ -174,7 +175,7 @@ def _etc_hosts(settings: LabSettings, hosts: int, vm_count: int) -> list[tuple[s
     return entries
 
 
-def _start_hosts(settings: LabSettings, record: RunRecord, specs: list[fleet.HostSpec], say: Reporter) -> str:
+def _start_hosts(settings: LabSettings, record: LabRecord, specs: list[fleet.HostSpec], say: Reporter) -> str:
     """Network and host containers; returns the bridge's interface name."""
     bridge = fleet.ensure_network(settings)
     existing = fleet.lab_containers(settings)
@@ -199,7 +200,7 @@ def _start_hosts(settings: LabSettings, record: RunRecord, specs: list[fleet.Hos
     return bridge
 
 
-def _start_repo_server(settings: LabSettings, record: RunRecord, say: Reporter) -> None:
+def _start_repo_server(settings: LabSettings, record: LabRecord, say: Reporter) -> None:
     if repo.server_pid(settings) is None:
         say(f"serving the apt repository on {settings.repo_url}")
     record.repo_pid = repo.start_server(settings)
@@ -207,7 +208,7 @@ def _start_repo_server(settings: LabSettings, record: RunRecord, say: Reporter) 
 
 
 def _start_vms(
-    settings: LabSettings, record: RunRecord, specs: list[vms.VmSpec], bridge: str, say: Reporter
+    settings: LabSettings, record: LabRecord, specs: list[vms.VmSpec], bridge: str, say: Reporter
 ) -> None:
     wanted = {spec.name for spec in specs}
     for name in sorted(set(record.vm_pids) - wanted):
@@ -241,7 +242,7 @@ def _configure_vms(settings: LabSettings, specs: list[vms.VmSpec], etc_hosts: li
 
 def _write_outputs(
     settings: LabSettings,
-    record: RunRecord,
+    record: LabRecord,
     out: Path,
     *,
     hosts: list[fleet.HostSpec],
@@ -303,7 +304,7 @@ def lab_down(
 
 
 def _down(settings: LabSettings, purge: bool, say: Reporter) -> None:
-    record = RunRecord.load(settings)
+    record = LabRecord.load(settings)
     _stop_vms(settings, record, say)
     if hostprep.missing_packages(("podman",)) == []:
         removed = fleet.remove_all_containers(settings)
@@ -336,7 +337,7 @@ def _down(settings: LabSettings, purge: bool, say: Reporter) -> None:
     say("lab down: done")
 
 
-def _stop_vms(settings: LabSettings, record: RunRecord, say: Reporter) -> None:
+def _stop_vms(settings: LabSettings, record: LabRecord, say: Reporter) -> None:
     """All guests are asked to power off first, so their shutdowns overlap."""
     recorded = set(record.vm_pids) | {p.stem for p in settings.run_dir.glob("vm*.pid")}
     names = sorted(n for n in recorded if n.removeprefix("vm").isdigit())
@@ -364,7 +365,7 @@ def _remove_nested_containerd_cgroups() -> None:
             leftover.rmdir()
 
 
-def _undo_podman_host_changes(record: RunRecord, say: Reporter) -> None:
+def _undo_podman_host_changes(record: LabRecord, say: Reporter) -> None:
     """The last lab on this machine undoes the podman fixes any lab made (machine-wide record)."""
     created, cgroups = hostprep.load_host_changes()
     created = created or record.created_podman_dropin
@@ -378,7 +379,7 @@ def _undo_podman_host_changes(record: RunRecord, say: Reporter) -> None:
     hostprep.clear_host_changes()
 
 
-def _remove_inventory(record: RunRecord, say: Reporter) -> None:
+def _remove_inventory(record: LabRecord, say: Reporter) -> None:
     """hosts.yml names machines that no longer exist; kfinstall.yaml and secrets.yml are the operator's.
 
     Removed only while it holds what `lab up` wrote (installer.owned); an edited one is kept.
@@ -406,7 +407,7 @@ def lab_status(
     """What is running now, read from podman, the run record and a TCP probe of each SSH port."""
     settings = lab_settings(work_dir, settings)
     hostprep.require_root()
-    record = RunRecord.load(settings)
+    record = LabRecord.load(settings)
     podman_present = hostprep.missing_packages(("podman",)) == []
     containers = fleet.lab_containers(settings) if podman_present else {}
     machines = _host_statuses(settings, record, containers) + _vm_statuses(settings, record)
@@ -436,7 +437,7 @@ def _live_bridge(network: dict[str, object] | None) -> str | None:
 
 
 def _host_statuses(
-    settings: LabSettings, record: RunRecord, containers: dict[str, fleet.ContainerState]
+    settings: LabSettings, record: LabRecord, containers: dict[str, fleet.ContainerState]
 ) -> list[MachineStatus]:
     count = max(record.hosts, _highest_host_index(containers))
     statuses = []
@@ -453,7 +454,7 @@ def _highest_host_index(containers: dict[str, fleet.ContainerState]) -> int:
     return max(indexes, default=0)
 
 
-def _vm_statuses(settings: LabSettings, record: RunRecord) -> list[MachineStatus]:
+def _vm_statuses(settings: LabSettings, record: LabRecord) -> list[MachineStatus]:
     statuses = []
     for i in range(1, record.vms + 1):
         name, address = vm_name(i), settings.vm_ip(i)

@@ -12,7 +12,7 @@ RECORD_FILE = "state.json"
 
 
 @dataclass
-class RunRecord:
+class LabRecord:
     """Written by `lab up` after each change to this machine; read by `lab down` and `lab status`."""
 
     hosts: int = 0
@@ -28,7 +28,7 @@ class RunRecord:
     created_taps: list[str] = field(default_factory=list)
 
     @classmethod
-    def load(cls, settings: LabSettings) -> RunRecord:
+    def load(cls, settings: LabSettings) -> LabRecord:
         path = settings.run_dir / RECORD_FILE
         if not path.exists():
             return cls()

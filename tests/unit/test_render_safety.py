@@ -352,3 +352,17 @@ def test_the_record_is_private_as_it_holds_digests_of_the_secret_files(make_site
     replace_folder(out, {"monitoring/06-secret-a.yaml": NewFile(b"password: weak\n", 0o600)}, command="test")
     assert (out / RECORD_NAME).stat().st_mode & 0o777 == 0o600
     assert (out / "monitoring" / "06-secret-a.yaml").stat().st_mode & 0o777 == 0o600
+
+
+def test_without_secrets_yml_every_known_secret_has_a_placeholder(make_site) -> None:
+    """The placeholders stand for the secrets a site without secrets.yml will have: every key of the one
+    list (installer.config.secrets.KNOWN_KEYS). A second hand-kept list in render.py missed
+    jupyterhub_tensorboard_api_token, so a render without secrets.yml did not mask where it goes."""
+    from installer.config.secrets import KNOWN_KEYS
+    from installer.render import secret_strings
+
+    site = make_site()
+    (site / "secrets.yml").unlink(missing_ok=True)
+    cfg = load(site, need_secrets=False)
+    assert cfg.secrets is None
+    assert secret_strings(cfg) == [f"<{key}>" for key in KNOWN_KEYS]
