@@ -39,6 +39,8 @@ KEY_FILE = "applied.key"
 RENDER_CACHE_FILE = "plan-render.json"  # plan's last platform evaluation, by input fingerprint
 FORMAT = 1
 PARTS = ("hosts", "platform")
+# installer modules whose code shapes the rendered platform besides stacks/ (their bytes enter the fingerprint).
+PROGRAM_MODULES = ("catalogue.py", "render.py", "serving.py", "versions.py", "adapters/kube.py")
 # A record holds a few thousand objects at most (~2 MB); the bound keeps a damaged file cheap.
 MAX_RECORD_BYTES = 64 << 20
 SECRET_MARK = re.compile(r"<secret:[0-9a-f]{32}>|<secret:unknown>")
@@ -245,7 +247,8 @@ def platform_fingerprint(cfg: ClusterConfig, hasher: SecretHasher, installed: Ma
 
 
 def code_digest() -> str:
-    """sha256 over the files of stacks/ and the chart values, without importing stacks (Pulumi's SDK)."""
+    """sha256 over the files of stacks/, the chart values and the installer modules the program reads
+    besides the model (the catalogue, the mock render), without importing stacks (Pulumi's SDK)."""
     spec = importlib.util.find_spec("stacks")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the stacks package is not installed with kfinstall")
@@ -254,6 +257,8 @@ def code_digest() -> str:
     for folder in (stacks_dir, charts_dir(stacks_dir)):
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
             digest.update(str(path.relative_to(folder)).encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    for module in PROGRAM_MODULES:
+        digest.update(module.encode("utf-8") + b"\0" + (Path(__file__).parent / module).read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -300,3 +300,15 @@ def test_record_finds_the_chart_values_and_output_name_the_stacks_use() -> None:
 
     assert charts_dir(REPO / "stacks") == values.charts_dir()
     assert applied.VOLUME_CLASSES_OUTPUT == storage.VOLUME_CLASSES_OUTPUT
+
+
+def test_fingerprint_covers_every_installer_module_the_stacks_import() -> None:
+    """A module of installer/ that stacks/ imports shapes the render: its bytes must be in the
+    fingerprint (installer.config and installer.releases enter as the model and the release data)."""
+    from installer.applied import PROGRAM_MODULES
+
+    imported = set()
+    for path in sorted((REPO / "stacks").rglob("*.py")):
+        imported |= set(re.findall(r"^\s*from installer\.([\w.]+)", path.read_text(), re.MULTILINE))
+    modules = {name for name in imported if name.split(".")[0] not in {"config", "releases"}}
+    assert {name.replace(".", "/") + ".py" for name in modules} <= set(PROGRAM_MODULES)
