@@ -136,15 +136,18 @@ def _kubeconfig_problem(cfg: ClusterConfig) -> list[str]:
     return [missing] if missing else []
 
 
-def preflight(cfg: ClusterConfig) -> Preflight:
-    """Find the CLI and every plugin at the SDKs' versions; PreflightError lists each fix (exit 3)."""
+def preflight(cfg: ClusterConfig, *, kubeconfig: bool = True) -> Preflight:
+    """Find the CLI and every plugin at the SDKs' versions; PreflightError lists each fix (exit 3).
+
+    `kubeconfig=False` leaves out the kubeconfig check: `up`'s preflight, when the same run's hosts phase
+    writes the file before the platform phase (whose `up` checks it again)."""
     home, wanted = pulumi_home(), sdk_version()
     cli = shutil.which("pulumi")
     version = _cli_version(cli) if cli else ""
     plugins = tuple(Plugin(n, v, _plugin_path(n, v, home)) for n in required_providers(cfg)
                     for v in [plugin_version(n)])
     problems = [p for p in [_cli_problem(cli, version, wanted), *(_plugin_problem(p, home) for p in plugins)] if p]
-    problems += _kubeconfig_problem(cfg)
+    problems += _kubeconfig_problem(cfg) if kubeconfig else []
     if cfg.secrets is None or not cfg.secrets.pulumi_passphrase.get_secret_value():
         problems.append(f"no pulumi_passphrase: secrets.yml is missing or incomplete in {cfg.site}; "
                         f"run `kfinstall init --profile {cfg.spec.profile} {cfg.site}` to generate it")

@@ -43,21 +43,26 @@ def run(ctx: RunContext) -> PhaseResult:
     # before other phases the first refusal ends the run at once (no SSH when a tool is missing).
     only_checking = tuple(ctx.phases) == ("preflight",)
     refusals: list[str] = []
+    later: dict[str, str] = {}  # checks left to a later phase of this run, each with its reason
     if "platform" in planned:
         # The platform's tools are checked before any host changes, not after the host phase.
         from installer.phases import platform
 
+        later = platform.checks_later(ctx.cfg, planned)
         try:
-            platform.check(ctx)
+            platform.check(ctx, planned)
         except PreflightError as exc:
             if not only_checking:
                 raise
             refusals.append(exc.message.replace("\n", "\n  "))
         checks.append("pulumi")
+        for check, reason in later.items():
+            ctx.console.print(f"preflight: {check} not checked now: {reason}", markup=False, highlight=False)
+    details: dict[str, Any] = {"later": later} if later else {}
     if not ctx.cfg.profile.host_phase or "hosts" not in planned:
         if refusals:
             raise PreflightError("preflight refused:\n  " + "\n  ".join(refusals))
-        return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks})
+        return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks, **details})
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
     managed = [h.name for h in ctx.cfg.inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
@@ -75,12 +80,11 @@ def run(ctx: RunContext) -> PhaseResult:
     )
     _stop_if_cancelled(ctx, result)
     problems = refusals + host_problems(result, time.time(), managed)
-    ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(result.facts)})
+    ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(result.facts), **details})
     if problems:
         raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))
-    return PhaseResult(
-        "preflight", "ok", time.monotonic() - start, details={"checks": [*checks, "ssh", "os", "disk", "clock", "sudo"]}
-    )
+    checks += ["ssh", "os", "disk", "clock", "sudo"]
+    return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks, **details})
 
 
 def show_host_keys(record: RunRecord, console: Console, report: HostKeyReport) -> None:
