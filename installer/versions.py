@@ -17,7 +17,7 @@ def parse(version: str) -> tuple[int, int, int]:
 
 
 def has_patch(version: str) -> bool:
-    """True when the version names a patch (1.34.2, v1.34.2), not only a minor (1.34)."""
+    """True when the version names a patch (X.Y.Z, vX.Y.Z), not only a minor (X.Y)."""
     match = _NUMERIC.match(version.strip())
     return bool(match and match.group(3) is not None)
 

@@ -53,8 +53,8 @@ class ClusterConfig:
     @property
     def kubernetes_package_version(self) -> str:
         """The apt version pattern the kubernetes role installs kubeadm, kubelet and kubectl at
-        (kf_kubernetes_package_version): a given patch exactly (1.34.2-*, any package revision such as
-        1.34.2-1.1), else the newest patch of the minor (1.34.*). Plan shows this same value."""
+        (kf_kubernetes_package_version): a given patch exactly (X.Y.Z-*, any package revision such as
+        X.Y.Z-1.1), else the newest patch of the minor (X.Y.*). Plan shows this same value."""
         major, minor, patch = parse(self.kubernetes_version)  # numbers only: nothing else reaches apt
         return f"{major}.{minor}.{patch}-*" if has_patch(self.kubernetes_version) else f"{major}.{minor}.*"
 
