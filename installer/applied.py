@@ -43,6 +43,9 @@ PARTS = ("hosts", "platform")
 PROGRAM_MODULES = ("catalogue.py", "render.py", "serving.py", "versions.py", "adapters/kube.py")
 # A record holds a few thousand objects at most (~2 MB); the bound keeps a damaged file cheap.
 MAX_RECORD_BYTES = 64 << 20
+# Nesting bound of a record read back: plan's diff walks values recursively, and a forged file nested
+# ~1,000 deep would hit Python's recursion limit there. kfinstall writes depth ~20 (configs stop at 64).
+MAX_RECORD_DEPTH = 200
 SECRET_MARK = re.compile(r"<secret:[0-9a-f]{32}>|<secret:unknown>")
 UNKNOWN_SECRET = "<secret:unknown>"  # noqa: S105 - a placeholder: the site has no secrets.yml
 VOLUME_CLASSES_OUTPUT = "volume_classes"  # stacks.storage.VOLUME_CLASSES_OUTPUT (tests hold them together)
@@ -286,7 +289,9 @@ def cached_render(state_dir: Path, fingerprint: str) -> dict[str, dict[str, Any]
     if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("fingerprint") != fingerprint:
         return None
     objects = data.get("objects")
-    return objects if isinstance(objects, dict) else None
+    if _objects_problem(objects) or _too_deep(objects, MAX_RECORD_DEPTH):
+        return None
+    return objects
 
 
 def save_render(state_dir: Path, fingerprint: str, objects: Mapping[str, Any]) -> None:
@@ -319,10 +324,67 @@ def read_applied(state_dir: Path) -> dict[str, Any] | None:
         raise _damaged(path, "is not valid JSON") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise _damaged(path, f"is not a kfinstall apply record (format {FORMAT})")
-    for part in PARTS:
-        if part in record and not isinstance(record[part], dict):
-            raise _damaged(path, f"its `{part}` part is not a mapping")
+    problem = _record_problem(record)
+    if problem:
+        raise _damaged(path, problem)
     return record
+
+
+def _record_problem(record: dict[str, Any]) -> str | None:
+    """What makes `record` unlike one record_apply writes (the shapes plan's diff relies on), or None.
+
+    The record is operator-reachable data (a copied or edited state dir): a wrong shape or a deep
+    nesting must be exit 2 naming the file, never a traceback inside the diff.
+    """
+    if _too_deep(record, MAX_RECORD_DEPTH):
+        return f"is nested more than {MAX_RECORD_DEPTH} levels deep"
+    for part in PARTS:
+        body = record.get(part, {})
+        if not isinstance(body, dict):
+            return f"its `{part}` part is not a mapping"
+        wrong = [key for key in ("settings", "versions") if not isinstance(body.get(key, {}), dict)]
+        if wrong:
+            return f"`{part}.{wrong[0]}` is not a mapping"
+    return _hosts_problem(record.get("hosts") or {}) or _platform_problem(record.get("platform") or {})
+
+
+def _hosts_problem(hosts: dict[str, Any]) -> str | None:
+    roles = hosts.get("roles", {})
+    if not isinstance(roles, dict) or not all(
+            isinstance(names, list) and all(isinstance(name, str) for name in names) for names in roles.values()):
+        return "`hosts.roles` is not a mapping of role -> list of host names"
+    return None
+
+
+def _platform_problem(platform: dict[str, Any]) -> str | None:
+    if not isinstance(platform.get("fingerprint", ""), str):
+        return "`platform.fingerprint` is not a string"
+    if not isinstance(platform.get("outputs") or {}, dict):
+        return "`platform.outputs` is not a mapping"
+    problem = _objects_problem(platform.get("objects", {}))
+    return f"`platform.objects` {problem}" if problem else None
+
+
+def _objects_problem(objects: Any) -> str | None:
+    """Rendered objects must be id -> {component: name or null, body}; what is wrong, or None."""
+    if not isinstance(objects, dict):
+        return "is not a mapping"
+    for ident, entry in objects.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("component"), str | None):
+            return f"entry {ident[:80]!r} is not {{component, body}}"
+    return None
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """True when `value` nests lists/mappings deeper than `limit` (iterative: no recursion to exhaust)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def hasher_for(state_dir: Path) -> SecretHasher:

@@ -1,0 +1,127 @@
+"""The apply record and plan's render cache read back as hostile files: a state dir can be copied,
+edited or forged. Any shape record_apply never writes, or a nesting deep enough to exhaust Python's
+recursion inside the diff, is exit 2 naming the file and the fix (the cache: a miss), never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from installer.applied import (
+    APPLIED_FILE,
+    FORMAT,
+    RENDER_CACHE_FILE,
+    cached_render,
+    read_applied,
+    record_apply,
+)
+from installer.config.load import load
+from installer.config.secrets import generate_secrets
+from installer.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.fixture(scope="module")
+def hosts_recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(site, state dir) with a hosts-only record (no platform render: cheap)."""
+    root = tmp_path_factory.mktemp("forged")
+    site, state = root / "site", root / "state"
+    shutil.copytree(REPO / "inventories" / "private-gpu", site)
+    generate_secrets(site / "secrets.yml")
+    secrets_file = site / "secrets.yml"
+    values = yaml.safe_load(secrets_file.read_text())
+    secrets_file.write_text(yaml.safe_dump({**values, "ldap_bind_password": "bind-password-for-forgery-tests"}))
+    record_apply(load(site, state_dir=state), ("hosts",), run_id="real")
+    return site, state
+
+
+def _forged(state: Path, dest: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    shutil.copytree(state, dest)
+    record = json.loads((dest / APPLIED_FILE).read_text())
+    change(record)
+    (dest / APPLIED_FILE).write_text(json.dumps(record))
+    return dest
+
+
+def _plan_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], site: Path, state: Path
+               ) -> tuple[int, str, str]:
+    from installer.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["kfinstall", "plan", "-i", str(site), "--state-dir", str(state), "-o", "json"])
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = int(done.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+FORGERIES: dict[str, Callable[[dict[str, Any]], None]] = {
+    # ~900 levels parse (json's own limit is ~1,000) but the diff's recursion would not survive them
+    "deep setting": lambda r: r["hosts"]["settings"].__setitem__("spec.forged", _nested(900)),
+    "deep unused key": lambda r: r.__setitem__("extra", _nested(900)),
+    "roles a list": lambda r: r["hosts"].__setitem__("roles", ["cp1"]),
+    "role members a string": lambda r: r["hosts"]["roles"].__setitem__("kube_node", "gpu1"),
+    "settings a list": lambda r: r["hosts"].__setitem__("settings", [["spec.x", 1]]),
+    "versions a string": lambda r: r["hosts"].__setitem__("versions", "1.11"),
+    "objects a list": lambda r: r.__setitem__("platform", {"fingerprint": "0", "objects": [1]}),
+    "object a string": lambda r: r.__setitem__("platform", {"fingerprint": "0", "objects": {"ConfigMap/a/b": "x"}}),
+    "outputs a string": lambda r: r.__setitem__("platform", {"fingerprint": "0", "outputs": "x", "objects": {}}),
+    "fingerprint a number": lambda r: r.__setitem__("platform", {"fingerprint": 0, "objects": {}}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_forged_record_is_refused_naming_the_file(name, hosts_recorded, tmp_path) -> None:
+    _, state = hosts_recorded
+    forged = _forged(state, tmp_path / "state", FORGERIES[name])
+    with pytest.raises(ConfigError) as refused:
+        read_applied(forged)
+    assert str(forged / APPLIED_FILE) in str(refused.value) and "mv " in str(refused.value)
+
+
+@pytest.mark.parametrize("name", ["deep setting", "roles a list", "versions a string"])
+def test_plan_on_a_forged_record_is_exit_2_with_a_json_document(name, hosts_recorded, tmp_path, monkeypatch,
+                                                                capsys) -> None:
+    site, state = hosts_recorded
+    forged = _forged(state, tmp_path / "state", FORGERIES[name])
+    code, out, err = _plan_json(monkeypatch, capsys, site, forged)
+    assert code == 2, err
+    assert "Traceback" not in out + err and "RecursionError" not in out + err
+    document = json.loads(out)
+    assert document["result"] == "invalid" and str(forged / APPLIED_FILE) in document["error"]
+
+
+def test_real_record_still_reads(hosts_recorded) -> None:
+    _, state = hosts_recorded
+    record = read_applied(state)
+    assert record is not None and record["hosts"]["runId"] == "real"
+
+
+@pytest.mark.parametrize("objects", [_nested(900), {"Secret/a/b": "x"}, {"Secret/a/b": {"component": 1}},
+                                     {"ConfigMap/a/b": {"component": "c", "body": _nested(900)}}])
+def test_forged_render_cache_is_a_miss(objects, tmp_path) -> None:
+    (tmp_path / RENDER_CACHE_FILE).write_text(json.dumps({"format": FORMAT, "fingerprint": "f", "objects": objects}))
+    assert cached_render(tmp_path, "f") is None
+
+
+def test_render_cache_of_the_right_shape_is_a_hit(tmp_path) -> None:
+    objects = {"ConfigMap/a/b": {"component": "c", "body": {"data": {"k": "v"}}}}
+    (tmp_path / RENDER_CACHE_FILE).write_text(json.dumps({"format": FORMAT, "fingerprint": "f", "objects": objects}))
+    assert cached_render(tmp_path, "f") == objects
