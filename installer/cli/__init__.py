@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any, NoReturn
 
 import click
 
 from installer import __version__
-from installer.cli import (
-    backup,
-    channels,
-    down,
-    init,
-    inventory,
-    lab,
-    plan,
-    profile,
-    render,
-    status,
-    up,
-    upgrade,
-    verify,
-)
 from installer.cli.common import (
     JSON_PRINTED,
     add_vault_password_option,
@@ -37,15 +23,57 @@ from installer.config.problems import InvalidConfig
 from installer.errors import KfinstallError
 from installer.log import setup_logging
 
+# The table of contents: every verb, in the order `kfinstall --help` shows them, and where it is
+# defined ("module:attribute"). A verb's module is imported only when that verb runs (or --help or
+# completion lists it): `kfinstall plan` does not pay for importing upgrade, backup, lab and the rest.
+COMMANDS: dict[str, str] = {
+    "init": "installer.cli.init:init",
+    "inventory": "installer.cli.inventory:inventory",
+    "plan": "installer.cli.plan:plan",
+    "up": "installer.cli.up:up",
+    "render": "installer.cli.render:render",
+    "verify": "installer.cli.verify:verify",
+    "status": "installer.cli.status:status",
+    "upgrade": "installer.cli.upgrade:upgrade",
+    "backup": "installer.cli.backup:backup",
+    "restore": "installer.cli.backup:restore",
+    "down": "installer.cli.down:down",
+    "lab": "installer.cli.lab:lab",
+    "channels": "installer.cli.channels:channels",
+    "profile": "installer.cli.profile:profile",
+}
 
-class OrderedGroup(click.Group):
-    """Lists verbs in registration order (the COMMANDS list), not alphabetically."""
+
+class LazyGroup(click.Group):
+    """A group whose verbs are imported on first use (click's documented LazyGroup pattern:
+    list_commands and get_command), listed in the COMMANDS order, not alphabetically."""
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        return [*self.lazy_commands, *(name for name in self.commands if name not in self.lazy_commands)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            self.add_command(self._import(cmd_name), cmd_name)
+        return self.commands.get(cmd_name)
+
+    def _import(self, cmd_name: str) -> click.Command:
+        module_name, _, attribute = self.lazy_commands[cmd_name].partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        if not isinstance(command, click.Command):  # a wrong table entry is kfinstall's bug, not the user's
+            raise TypeError(f"{self.lazy_commands[cmd_name]} is not a click command")
+        add_vault_password_option(command)
+        return command
 
 
-@click.group(cls=OrderedGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.version_option(__version__, prog_name="kfinstall")
 @click.option(
     "-v",
@@ -67,28 +95,6 @@ def cli(ctx: click.Context, verbose: int) -> None:
     ctx.obj["verbose"] = verbose
     setup_logging(verbose)
 
-
-# The table of contents: every verb, in the order `kfinstall --help` shows them.
-COMMANDS: list[click.Command] = [
-    init.init,
-    inventory.inventory,
-    plan.plan,
-    up.up,
-    render.render,
-    verify.verify,
-    status.status,
-    upgrade.upgrade,
-    backup.backup,
-    backup.restore,
-    down.down,
-    lab.lab,
-    channels.channels,
-    profile.profile,
-]
-
-for _command in COMMANDS:
-    cli.add_command(_command)
-add_vault_password_option(cli)
 
 
 def main() -> None:

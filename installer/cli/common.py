@@ -101,15 +101,16 @@ def vault_password_option(func: F) -> F:
     )(func)
 
 
-def add_vault_password_option(group: click.Group) -> None:
-    """Every verb that reads a site folder (has -i/--inventory) also takes --vault-password-file."""
-    for command in group.commands.values():
-        if isinstance(command, click.Group):
-            add_vault_password_option(command)
-        elif any(p.name == "inventory" for p in command.params) and not any(
-            "--vault-password-file" in getattr(p, "opts", ()) for p in command.params
-        ):
-            vault_password_option(command)
+def add_vault_password_option(command: click.Command) -> None:
+    """Every verb that reads a site folder (has -i/--inventory) also takes --vault-password-file; a
+    group's verbs are walked (installer.cli adds it to each verb as the verb is loaded)."""
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            add_vault_password_option(subcommand)
+    elif any(p.name == "inventory" for p in command.params) and not any(
+        "--vault-password-file" in getattr(p, "opts", ()) for p in command.params
+    ):
+        vault_password_option(command)
 
 
 # Keys of the run's shared object (click's ctx.obj, a dict installer.cli.main passes in): they tell

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -15,12 +17,20 @@ from installer.cli import COMMANDS, cli
 from installer.profiles import profile_names
 from installer.releases import channel_names
 
-INVENTORIES = Path(__file__).resolve().parents[2] / "inventories"
+REPO = Path(__file__).resolve().parents[2]
+INVENTORIES = REPO / "inventories"
+
+
+def _subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's verbs as click finds them (list_commands, get_command): installer.cli loads its verbs lazily."""
+    ctx = click.Context(group)
+    found = {name: group.get_command(ctx, name) for name in group.list_commands(ctx)}
+    return {name: command for name, command in found.items() if command is not None}
 
 
 def _all_command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = []
-    for name, command in sorted(group.commands.items()):
+    for name, command in sorted(_subcommands(group).items()):
         paths.append((*prefix, name))
         if isinstance(command, click.Group):
             paths += _all_command_paths(command, (*prefix, name))
@@ -31,8 +41,37 @@ ALL_COMMANDS = _all_command_paths(cli)
 
 
 def test_the_explicit_list_is_registered() -> None:
-    for command in COMMANDS:
-        assert cli.commands[command.name] is command
+    found = _subcommands(cli)
+    assert list(found) == list(COMMANDS), "kfinstall --help lists the verbs in the table's order"
+    for name, command in found.items():
+        assert command.name == name
+
+
+def _modules_loaded_by(code: str) -> set[str]:
+    """installer.cli.* modules imported after running `code` in a fresh interpreter."""
+    probe = f"{code}\nimport sys\nsys.stderr.write(' '.join(m for m in sys.modules if m.startswith('installer.cli.')))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=REPO)
+    return set(done.stderr.split())
+
+
+def test_verbs_are_imported_only_when_used() -> None:
+    """`kfinstall plan` imports plan's module, not upgrade's, backup's, lab's... (issue 13 benchmark)."""
+    assert _modules_loaded_by("import installer.cli") == {"installer.cli.common"}
+    ran = "from installer.cli import cli\ncli.main(['plan', '--help'], standalone_mode=False)"
+    assert _modules_loaded_by(ran) == {"installer.cli.common", "installer.cli.plan"}
+
+
+def test_every_site_verb_takes_the_vault_password_file() -> None:
+    """Each verb gets --vault-password-file as it is loaded, as when every verb was imported at start."""
+    site_verbs = 0
+    for path in ALL_COMMANDS:
+        command: click.Command = cli
+        for name in path:
+            command = _subcommands(command)[name]  # type: ignore[arg-type]
+        if any(param.name == "inventory" for param in command.params):
+            site_verbs += 1
+            assert any("--vault-password-file" in getattr(p, "opts", ()) for p in command.params), path
+    assert site_verbs >= 10
 
 
 @pytest.mark.parametrize("path", [(), *ALL_COMMANDS], ids=lambda p: " ".join(p) or "kfinstall")
@@ -40,9 +79,9 @@ def test_help_of_every_command(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
-    command = cli
+    command: click.Command = cli
     for name in path:
-        command = command.commands[name]  # type: ignore[attr-defined]
+        command = _subcommands(command)[name]  # type: ignore[arg-type]
     assert command.help, f"{path} has no help text"
     for param in command.params:
         if isinstance(param, click.Option) and param.name not in {"help", "version"}:

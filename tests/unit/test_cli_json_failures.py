@@ -32,7 +32,9 @@ PROBLEM_FIELDS = {"file", "line", "column", "key", "message", "fix", "severity"}
 def _json_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     """Every command (by its words) that takes --output."""
     found = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # click's way to the verbs: installer.cli loads them lazily
+        command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
             found += _json_commands(command, (*prefix, name))
         elif any(param.name == "output" for param in command.params):
@@ -54,7 +56,7 @@ NEEDS: dict[tuple[str, ...], tuple[str, ...]] = {
 def _reads_site(words: tuple[str, ...]) -> bool:
     command: Any = cli
     for word in words:
-        command = command.commands[word]
+        command = command.get_command(click.Context(command), word)
     return any(param.name == "inventory" for param in command.params)
 
 
