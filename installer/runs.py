@@ -111,7 +111,10 @@ class RunRecord:
         run_id = new_run_id()
         path = cfg.state_dir / "runs" / run_id
         path.mkdir(parents=True, mode=0o700)
-        record = cls(path=path, run_id=run_id, secret_values=cfg.secrets.values() if cfg.secrets else [])
+        # secrets.yml's values and the operator's TLS key (spec.networking.tls.keyFile), which Pulumi carries too
+        from installer.applied import secret_values
+
+        record = cls(path=path, run_id=run_id, secret_values=[v for v in secret_values(cfg).values() if v])
         record.write_json("config.resolved.json", {"action": action, **cfg.redacted()})
         return record
 

@@ -125,3 +125,20 @@ def test_render_cache_of_the_right_shape_is_a_hit(tmp_path) -> None:
     objects = {"ConfigMap/a/b": {"component": "c", "body": {"data": {"k": "v"}}}}
     (tmp_path / RENDER_CACHE_FILE).write_text(json.dumps({"format": FORMAT, "fingerprint": "f", "objects": objects}))
     assert cached_render(tmp_path, "f") == objects
+
+
+def test_run_record_scrubs_the_operators_tls_key(make_site, tmp_path) -> None:
+    """The operator's UI key (spec.networking.tls.keyFile) reaches Pulumi like secrets.yml's values:
+    the run record (kfinstall.log, events, summaries) must scrub it too."""
+    from test_tls_config import make_cert, tls_sets
+
+    from installer.runs import RunRecord
+
+    site = make_site()
+    cfg = load(site, tls_sets(*make_cert(site)), state_dir=tmp_path / "state")
+    assert cfg.tls_material is not None
+    key_pem = cfg.tls_material.key_pem.get_secret_value()
+    record = RunRecord.start(cfg, "up")
+    key_line = next(line for line in key_pem.splitlines() if "-----" not in line)
+    cleaned = record.clean_text(f"pulumi said: {key_pem} / {json.dumps(key_pem)}")
+    assert key_line not in cleaned
