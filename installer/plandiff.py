@@ -79,6 +79,13 @@ def _stale_note(cfg: ClusterConfig, last: Mapping[str, Any]) -> str:
             "since): the diff includes what the upgrade changed; the next successful `kfinstall up` records again")
 
 
+def as_up_applies(cfg: ClusterConfig) -> ClusterConfig:
+    """The configuration `up` would apply to what is installed (an installed Kubernetes version that
+    kfinstall.yaml leaves to the channel stays), so plan's phases show what up does; the loaded one
+    when up would refuse, which the diff's refusals say."""
+    return _against_installed(cfg)[0]
+
+
 def _against_installed(cfg: ClusterConfig) -> tuple[ClusterConfig, list[str]]:
     """The config `up` would apply and the refusals it would give, from up's own check."""
     from installer.up import against_installed

@@ -27,7 +27,7 @@ from installer.config.load import load
 from installer.config.resolved import ClusterConfig
 from installer.interrupt import interrupt_sets
 from installer.plan import Plan, build_plan
-from installer.plandiff import diff_lines, plan_diff
+from installer.plandiff import as_up_applies, diff_lines, plan_diff
 
 MAX_NAMES = 12
 
@@ -50,7 +50,7 @@ def plan(
     --check-hosts is given, which adds what Ansible would change on each reachable host. With
     --output json the result is the documented plan document (docs/plan-json.md).
     """
-    cfg = load(inventory, sets, need_secrets=check_hosts, state_dir=state_dir, profile=profile)
+    cfg = as_up_applies(load(inventory, sets, need_secrets=check_hosts, state_dir=state_dir, profile=profile))
     result = build_plan(cfg)
     checked = _check_hosts(cfg) if check_hosts else None
     preview = _platform_preview(cfg)
