@@ -207,7 +207,11 @@ def verbosity() -> int:
 
 
 def confirm_on_terminal(question: str) -> bool:
-    """Ask on a terminal; off a terminal (CI, pipes) the answer is no, so --yes is required."""
+    """Ask on a terminal; off a terminal (CI, pipes) the answer is no, so --yes is required: the
+    question (what would change) and that remedy are printed, else the refusal names no cause."""
     if not sys.stdin.isatty():
+        stderr.print(question, markup=False, highlight=False)
+        stderr.print("Not on a terminal, so nothing was asked and the answer is no: re-run with --yes to proceed.",
+                     markup=False, highlight=False)
         return False
     return click.confirm(question, default=False)
