@@ -17,17 +17,19 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import SecretStr
 
 from installer.config.model import TlsSpec
 from installer.config.problems import Problems
 from installer.config.safefile import KIB, read_bytes
+
+# `cryptography` is imported by the functions that parse (~0.1 s): a site without certFile, and every
+# `kfinstall plan` of one, never pays for it.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 CERT_KEY = "spec.networking.tls.certFile"
 KEY_KEY = "spec.networking.tls.keyFile"
@@ -67,6 +69,8 @@ def load_tls_material(site: Path, tls: TlsSpec, host: str | None, problems: Prob
     _warn_readable_key(site / tls.key_file, tls.key_file, problems)
     if not ok:
         return None
+    from cryptography.hazmat.primitives import serialization
+
     pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in chain)
     return TlsMaterial(certificate_pem=pem, key_pem=SecretStr(key_text))
 
@@ -99,6 +103,8 @@ def _read(site: Path, name: str, key: str, problems: Problems) -> str | None:
 
 
 def _certificates(text: str, name: str, problems: Problems) -> list[x509.Certificate]:
+    from cryptography import x509
+
     try:
         return x509.load_pem_x509_certificates(text.encode("ascii"))
     except ValueError:
@@ -108,6 +114,9 @@ def _certificates(text: str, name: str, problems: Problems) -> list[x509.Certifi
 
 
 def _private_key(text: str, name: str, problems: Problems) -> PrivateKeyTypes | None:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+
     try:
         return serialization.load_pem_private_key(text.encode("ascii"), password=None)
     except TypeError:  # "Password was not given but private key is encrypted"
@@ -120,6 +129,8 @@ def _private_key(text: str, name: str, problems: Problems) -> PrivateKeyTypes | 
 
 
 def _public_der(key: object) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     public_bytes = getattr(key, "public_bytes")  # noqa: B009 - every public key type has it
     return bytes(public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
 
@@ -135,6 +146,8 @@ def _key_matches(leaf: x509.Certificate, key: PrivateKeyTypes, tls: TlsSpec, pro
 
 
 def _dns_names(leaf: x509.Certificate) -> list[str]:
+    from cryptography import x509
+
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
@@ -183,6 +196,9 @@ def _valid_now(leaf: x509.Certificate, name: str, problems: Problems, now: datet
 def _serves_tls(leaf: x509.Certificate, name: str, problems: Problems) -> bool:
     """False when an extendedKeyUsage extension leaves out TLS server use (serverAuth or any): browsers refuse
     such a certificate for a web site (RFC 5280 4.2.1.12: with the extension, only the listed uses)."""
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
     try:
         usages = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:

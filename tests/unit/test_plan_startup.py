@@ -5,6 +5,9 @@ guarded still holds."""
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +69,22 @@ def test_a_cached_file_is_still_handed_out_as_a_copy(tmp_path: Path) -> None:
     first = loader.load_from_file(vars_file)
     first["ansible_user"] = "changed"
     assert loader.load_from_file(vars_file)["ansible_user"] == "ops"
+
+
+def test_a_site_without_its_own_certificate_never_loads_x509(tmp_path: Path) -> None:
+    """`cryptography.x509` (~0.1 s) is imported by tlsfiles' parsing functions only: the plan of a site
+    without spec.networking.tls.certFile does not import it (the TLS checks: tests/unit/test_tls_config.py)."""
+    repo = Path(__file__).resolve().parents[2]
+    site = tmp_path / "site"
+    init = subprocess.run([sys.executable, "-m", "installer", "init", "--profile", "lab", str(site)],
+                          capture_output=True, text=True, check=False, cwd=repo)
+    assert init.returncode == 0, init.stderr
+    probe = (
+        "import sys\nfrom installer.cli import cli\n"
+        f"cli.main(['plan', '-o', 'json', '-i', {str(site)!r}], standalone_mode=False)\n"
+        "sys.stderr.write('x509 loaded' if 'cryptography.x509' in sys.modules else 'x509 not loaded')"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False, cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["phases"], "plan printed its document"
+    assert done.stderr.endswith("x509 not loaded")
