@@ -155,6 +155,10 @@ def run_up(
                 failed = exc.phase if isinstance(exc.phase, PhaseResult) else PhaseResult(name, type(exc).__name__)
                 report.phases.append(failed)
                 report.result = run_result(report.phases, exc)
+                # The message goes to the terminal and -o json unfiltered: a tool's error text (Helm, Pulumi,
+                # a failed task) may echo a value it was given, so the run's secrets are scrubbed from it here.
+                exc.message = record.clean_text(exc.message)
+                exc.args = (exc.message,)
                 LOG.info("up %s: %s", report.result, exc.message)
                 _finish(cfg, report, record)
                 exc.report = report

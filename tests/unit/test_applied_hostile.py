@@ -142,3 +142,31 @@ def test_run_record_scrubs_the_operators_tls_key(make_site, tmp_path) -> None:
     key_line = next(line for line in key_pem.splitlines() if "-----" not in line)
     cleaned = record.clean_text(f"pulumi said: {key_pem} / {json.dumps(key_pem)}")
     assert key_line not in cleaned
+
+
+def test_a_failed_phases_message_is_scrubbed_of_the_runs_secrets(hosts_recorded, tmp_path, monkeypatch) -> None:
+    """A tool's error text can echo a value it was given (a Helm template error, a task's arguments);
+    up's error message reaches the terminal and -o json, so the run's secrets are scrubbed from it."""
+    import io
+
+    from rich.console import Console
+
+    from installer import up as up_module
+    from installer.errors import PhaseFailed
+    from installer.phases import PhaseResult
+
+    site, _ = hosts_recorded
+    cfg = load(site, state_dir=tmp_path / "state")
+    assert cfg.secrets is not None
+    password = cfg.secrets.ldap_bind_password.get_secret_value()
+
+    def platform_fails(ctx):
+        raise PhaseFailed(f"pulumi up failed: helm: bad value lookup_dn_search_password={json.dumps(password)}")
+
+    monkeypatch.setitem(up_module.PHASES, "preflight", lambda ctx: PhaseResult("preflight", "ok"))
+    monkeypatch.setitem(up_module.PHASES, "hosts", lambda ctx: PhaseResult("hosts", "ok"))
+    monkeypatch.setitem(up_module.PHASES, "platform", platform_fails)
+    with pytest.raises(PhaseFailed) as failed:
+        up_module.run_up(cfg, Console(file=io.StringIO()))
+    assert "lookup_dn_search_password=" in failed.value.message
+    assert password not in failed.value.message and password not in str(failed.value)
