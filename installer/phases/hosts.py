@@ -164,15 +164,28 @@ def _actions(cfg: ClusterConfig, steps: Sequence[Step]) -> list[str]:
             f"on {counted(cfg.inventory.names('kube_node'))}"
         )
     cluster = _hosts_of(steps, "50-kubernetes.yml")
-    control = [h for h in cluster if h in set(cfg.inventory.names("kube_control_plane"))]
     actions.append(
         f"kubernetes {cfg.kubernetes_version} (kubeadm, kubelet, kubectl {cfg.kubernetes_package_version}): "
-        f"kubeadm init on {control[0] if control else '-'}, join {max(len(cluster) - 1, 0)} more, "
-        f"Calico {pins.kubernetes.cni['calico']}, kubeconfig into the state dir"
+        f"{_cluster_action(cfg, cluster)}, Calico {pins.kubernetes.cni['calico']}, kubeconfig into the state dir"
     )
     if spec.kubernetes.control_plane_endpoint:
         actions.append(f"kube-vip {pins.kubernetes.kube_vip.tag} announcing {spec.kubernetes.control_plane_endpoint}")
     return actions
+
+
+def _cluster_action(cfg: ClusterConfig, cluster: Sequence[str]) -> str:
+    """kubeadm init, then joins; on a cluster the last recorded apply built, the role inits nothing
+    and joins only hosts not yet in it (it skips every host whose kubelet.conf exists)."""
+    from installer.applied import read_applied
+
+    built = ((read_applied(cfg.state_dir) or {}).get("hosts") or {}).get("roles") or {}
+    if built:
+        members = set(built.get("kube_control_plane") or ()) | set(built.get("kube_node") or ())
+        new = [h for h in cluster if h not in members]
+        joins = f"join the new {counted(new)}" if new else "no new host to join"
+        return f"cluster built by the last recorded apply: no kubeadm init, {joins}"
+    control = [h for h in cluster if h in set(cfg.inventory.names("kube_control_plane"))]
+    return f"kubeadm init on {control[0] if control else '-'}, join {max(len(cluster) - 1, 0)} more"
 
 
 def _components(cfg: ClusterConfig) -> list[Component]:
