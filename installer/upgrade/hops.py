@@ -105,6 +105,7 @@ def kubernetes_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
     target = hop_config(ctx.cfg, hop)
     extra = {**target.ansible_vars(), **runtime_gate_vars(hop.kubernetes_to), "kf_upgrade_action": "kubernetes"}
     upgrade_playbook(ctx, extra, f"hop {hop.index} ({hop.title()})")
+    record_hop(ctx, target, "hosts")
 
 
 def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
@@ -120,6 +121,16 @@ def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
         extra = {**target.ansible_vars(), "kf_upgrade_action": "runtime", "kf_upgrade_driver_changed": driver}
         upgrade_playbook(ctx, extra, f"hop {hop.index} node runtime")
     platform.run(dataclasses.replace(ctx, cfg=target))
+    record_hop(ctx, target, "platform")
+
+
+def record_hop(ctx: RunContext, applied: ClusterConfig, part: str) -> None:
+    """`plan` diffs against the last recorded apply (installer.applied): a hop that succeeded applied
+    `applied` (its channel's pins, its Kubernetes version, the migrated values), so its part is recorded
+    as `up` records a phase's; a failed hop leaves the previous record as it was."""
+    from installer.applied import record_apply
+
+    record_apply(applied, (part,), run_id=ctx.record.run_id)
 
 
 HOP_RUNNERS: dict[str, HopRunner] = {"kubernetes": kubernetes_hop, "platform": platform_hop}

@@ -45,9 +45,10 @@ def _task(file: str, name: str) -> dict[str, Any]:
 
 
 def _packages(templar: Templar) -> list[str]:
-    kubeadm = _task("packages.yml", "Kube upgrade | Install kubeadm for the target minor")["ansible.builtin.apt"]["name"]
+    kubeadm = _task("packages.yml", "Kube upgrade | Install kubeadm for the target minor")["ansible.builtin.apt"]
     others = _task("kubelet.yml", "Kube upgrade | Install kubelet and kubectl for the target minor")
-    return [templar.template(_trusted(kubeadm)), *templar.template(_trusted(others["ansible.builtin.apt"]["name"]))]
+    return [templar.template(_trusted(kubeadm["name"])),
+            *templar.template(_trusted(others["ansible.builtin.apt"]["name"]))]
 
 
 def _hop(make_site, version: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
