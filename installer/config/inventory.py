@@ -65,10 +65,28 @@ class Inventory:
 
     def pattern_hosts(self, pattern: str | list[str]) -> list[str]:
         """The hosts a play's `hosts:` pattern targets, resolved by Ansible itself (a:b, a:&b, a:!b, ...)."""
-        return [h.name for h in self.ansible.get_hosts(pattern)] if self.ansible is not None else []
+        if self.ansible is None:
+            return []
+        with _quiet_pattern_mismatch():
+            return [h.name for h in self.ansible.get_hosts(pattern)]
 
     def names(self, role: str) -> list[str]:
         return [h.name for h in self.in_role(role)]
+
+
+@contextmanager
+def _quiet_pattern_mismatch() -> Iterator[None]:
+    """A play whose group has no host is normal in a plan (no gluster hosts): Ansible's "Could not match
+    supplied host pattern" warning is off while kfinstall resolves patterns, and only then; the setting
+    (HOST_PATTERN_MISMATCH, read at each match) is restored, and ansible-playbook runs never see it."""
+    from ansible import constants
+
+    before = constants.HOST_PATTERN_MISMATCH
+    constants.HOST_PATTERN_MISMATCH = "ignore"
+    try:
+        yield
+    finally:
+        constants.HOST_PATTERN_MISMATCH = before
 
 
 def find_inventory(site: Path) -> Path | None:
