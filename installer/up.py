@@ -169,7 +169,7 @@ def run_up(
         return report
 
 
-def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
+def run_check(cfg: ClusterConfig, console: Console, verbosity: int = 0) -> PhaseResult:
     """Preflight, then the host phase in check/diff mode: what would change, changing nothing.
 
     Under the cluster's lock like `up`: it reaches every host over SSH, and its record and fact
@@ -177,7 +177,7 @@ def run_check(cfg: ClusterConfig, console: Console) -> PhaseResult:
     """
     with run_lock(cfg.state_dir, "plan --check-hosts"):
         record = RunRecord.start(cfg, "plan --check-hosts")
-        ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"))
+        ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"), verbosity=verbosity)
         try:
             with interrupt_sets(ctx.cancelled):
                 preflight.run(ctx)

@@ -17,6 +17,7 @@ from installer.cli.common import (
     state_dir_option,
     stderr,
     stdout,
+    verbosity,
 )
 from installer.config.load import load
 from installer.errors import PreflightError
@@ -66,7 +67,8 @@ def backup(inventory: Path, profile: str | None, state_dir: Path | None, with_cl
         if with_cluster:
             # Checked when the playbook starts; the report (keys pinned on first contact) stays in this record.
             keys = functools.partial(checked_host_keys, cfg, record, stderr)
-            cluster = ansible_cluster_backup(cfg, record.path / "ansible", stop.is_set, host_keys=keys)
+            cluster = ansible_cluster_backup(cfg, record.path / "ansible", stop.is_set, host_keys=keys,
+                                             verbosity=verbosity())
             hub = None if skip else hub_db_backup(kubectl_runner(cfg))
         result = take_backup(
             cfg, record.path / "backup", cluster_backup=cluster, hub_backup=hub, hub_skipped=skip or "not requested"

@@ -21,6 +21,7 @@ from installer.cli.common import (
     state_dir_option,
     stderr,
     stdout,
+    verbosity,
 )
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.load import load
@@ -92,7 +93,7 @@ def _check_hosts(cfg: ClusterConfig) -> dict[str, Any]:
     """Preflight, then site.yml with --check --diff; reachable hosts report what would change."""
     from installer.up import run_check
 
-    return run_check(cfg, stderr).as_dict()
+    return run_check(cfg, stderr, verbosity=verbosity()).as_dict()
 
 
 def _print_text(result: Plan) -> None:

@@ -18,6 +18,7 @@ from installer.cli.common import (
     state_dir_option,
     stderr,
     stdout,
+    verbosity,
 )
 from installer.config.load import load
 from installer.config.resolved import ClusterConfig
@@ -139,7 +140,7 @@ def upgrade(
         )
     # With --output json, stdout carries only the JSON document; progress goes to stderr.
     progress = stderr if output == "json" else stdout
-    report = run_upgrade(cfg, route, progress, confirm=None if yes else confirm_on_terminal)
+    report = run_upgrade(cfg, route, progress, confirm=None if yes else confirm_on_terminal, verbosity=verbosity())
     if output == "json":
         emit_json(report.as_dict())
         return

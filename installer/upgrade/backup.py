@@ -175,7 +175,11 @@ def checked_host_keys(cfg: ClusterConfig, record: RunRecord | None = None, conso
 
 
 def ansible_cluster_backup(
-    cfg: ClusterConfig, work_dir: Path, cancel: Callable[[], bool], host_keys: Callable[[], Any] | None = None
+    cfg: ClusterConfig,
+    work_dir: Path,
+    cancel: Callable[[], bool],
+    host_keys: Callable[[], Any] | None = None,
+    verbosity: int = 0,
 ) -> ClusterBackup:
     """etcd snapshot, PKI and kubeadm config fetched by playbooks/backup.yml from the first control plane.
 
@@ -191,7 +195,8 @@ def ansible_cluster_backup(
             raise PreflightError(f"profile {cfg.spec.profile} has no hosts to back up etcd and PKI from")
         folder.mkdir(parents=True, exist_ok=True)
         extra = {**cfg.ansible_vars(), "kf_backup_dest": str(folder)}
-        result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel, host_keys=checked_policy())
+        result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel, host_keys=checked_policy(),
+                              verbosity=verbosity)
         if not result.ok:
             lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
             raise PhaseFailed("\n".join([f"cluster backup failed ({result.status}, rc {result.rc})", *lines]))

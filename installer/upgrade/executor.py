@@ -68,13 +68,13 @@ def _now() -> str:
     return time.strftime("%FT%TZ", time.gmtime())
 
 
-def execute(cfg: ClusterConfig, route: Route, console: Console, work: HopWork) -> UpgradeReport:
-    """Run every hop; raises PreflightError (3), PhaseFailed (4) or Interrupted (130)."""
+def execute(cfg: ClusterConfig, route: Route, console: Console, work: HopWork, verbosity: int = 0) -> UpgradeReport:
+    """Run every hop; raises PreflightError (3), PhaseFailed (4) or Interrupted (130). `verbosity`: -v count."""
     with run_lock(cfg.state_dir, "upgrade"):
         record = RunRecord.start(cfg, f"upgrade --to {route.to_channel}")
         record.write_json("route.json", route.as_dict())
         report = UpgradeReport(run_id=record.run_id, record=str(record.path), route=route)
-        ctx = RunContext(cfg=cfg, record=record, console=console)
+        ctx = RunContext(cfg=cfg, record=record, console=console, verbosity=verbosity)
         # From here a stop signal sets the flag: the preflight's kubectl, host-key check and playbook honour it.
         with interrupt_sets(ctx.cancelled):
             facts = work.collect(ctx, route.hops[0])

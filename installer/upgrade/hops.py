@@ -66,6 +66,7 @@ def upgrade_playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> N
         sink=ctx.record.append_event,
         cancel=ctx.cancel_requested,
         host_keys=host_keys(ctx),
+        verbosity=ctx.verbosity,
     )
     if ctx.cancel_requested() or result.status == "canceled":
         raise Interrupted(

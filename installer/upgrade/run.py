@@ -58,7 +58,8 @@ def backup_before(ctx: RunContext, hop: Hop) -> None:
     cfg = ctx.cfg
     folder = ctx.record.path / "backup" / f"hop-{hop.index:02d}-{hop.kind}"
     cluster = ansible_cluster_backup(
-        cfg, ctx.record.path / "ansible", ctx.cancel_requested, host_keys=lambda: host_keys(ctx)
+        cfg, ctx.record.path / "ansible", ctx.cancel_requested, host_keys=lambda: host_keys(ctx),
+        verbosity=ctx.verbosity,
     )
     skip = hub_db_skip_reason(cfg)
     hub = None if skip else hub_db_backup(kubectl_runner(cfg))
@@ -81,7 +82,8 @@ def run_upgrade(
     collect: FactsCollector = live_facts,
     runners: dict[str, HopRunner] | None = None,
     backup: Backup = backup_before,
+    verbosity: int = 0,
 ) -> UpgradeReport:
     """Run every hop; raises PreflightError (3), PhaseFailed (4) or Interrupted (130)."""
     work = HopWork(collect=collect, runners=runners or HOP_RUNNERS, backup=backup, confirm=confirm)
-    return execute(cfg, route, console, work)
+    return execute(cfg, route, console, work, verbosity=verbosity)
