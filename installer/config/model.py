@@ -309,9 +309,15 @@ class AuthSpec(Section):
 
 
 def _pool_entry(value: str) -> str:
-    """A CIDR or an a-b address range, as MetalLB's IPAddressPool accepts."""
-    for part in value.split("-"):
-        ipaddress.ip_network(part.strip(), strict=False)
+    """A CIDR or an a-b address range, as MetalLB's IPAddressPool accepts: a range is exactly two
+    addresses of one family, lowest first (network_rules.pool_entry reads it so, and MetalLB refuses others)."""
+    if "-" not in value:
+        ipaddress.ip_network(value.strip(), strict=False)
+        return value
+    ends = [ipaddress.ip_address(part.strip()) for part in value.split("-")]  # ValueError: not an address
+    if len(ends) != 2 or ends[0].version != ends[1].version or int(ends[0]) > int(ends[1]):
+        raise ValueError(f"{value!r} is not a range FIRST-LAST of two addresses of one family, lowest first "
+                         "(e.g. 10.0.0.240-10.0.0.250)")
     return value
 
 

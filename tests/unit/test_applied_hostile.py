@@ -170,3 +170,21 @@ def test_a_failed_phases_message_is_scrubbed_of_the_runs_secrets(hosts_recorded,
         up_module.run_up(cfg, Console(file=io.StringIO()))
     assert "lookup_dn_search_password=" in failed.value.message
     assert password not in failed.value.message and password not in str(failed.value)
+
+
+@pytest.mark.parametrize("entry", ["192.0.2.1-192.0.2.5-192.0.2.9", "10.0.0.0/24-10.0.1.0/24", "192.0.2.250-192.0.2.1",
+                                   "192.0.2.1-::1"])
+def test_a_malformed_metallb_range_is_exit_2(entry, hosts_recorded, monkeypatch, capsys) -> None:
+    """Three ends, CIDRs as ends, a reversed or mixed-family range: exit 2 naming the key (a traceback before
+    for the first two; MetalLB refuses the others)."""
+    from installer.cli import main
+
+    site, _ = hosts_recorded
+    monkeypatch.setattr(sys, "argv", ["kfinstall", "inventory", "validate", "-i", str(site), "-o", "json", "--set",
+                                      f'spec.networking.metallb.addresses=["{entry}"]'])
+    with pytest.raises(SystemExit) as done:
+        main()
+    out = capsys.readouterr()
+    assert done.value.code == 2, out.err
+    assert "Traceback" not in out.out + out.err
+    assert any("metallb.addresses" in p["key"] for p in json.loads(out.out)["problems"])
