@@ -128,6 +128,8 @@ NOT_CONFIGURATION = {
         "the host's kernel",
     ("roles/kubernetes/tasks/0010-preflight.yml", "Kubernetes | Stop when the packages cannot be installed"):
         "the package repository as seen from the host",
+    ("roles/kubernetes/tasks/0030-init.yml", "Kubernetes | Check that kubeadm is the package version asked for"):
+        "the kubeadm package installed on the host",
     ("roles/nvidia_gpu/tasks/main.yml", "GPU | Fail on a GPU host without a GPU"): "the host's PCI devices",
     ("roles/nvidia_gpu/tasks/0010-preflight.yml", "GPU driver | Stop while nouveau is loaded"): "the host's kernel",
     ("roles/nvidia_gpu/tasks/0010-preflight.yml", "GPU driver | Refuse to replace a driver of another branch"):
