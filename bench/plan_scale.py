@@ -61,7 +61,9 @@ def check_plan(argv: list[str]) -> dict[str, Any]:
         "hosts_added": sum(len(v) for v in (diff.get("hostsAdded") or {}).values())
         if isinstance(diff.get("hostsAdded"), dict) else len(diff.get("hostsAdded") or []),
         "settings_changed": len(diff.get("settings") or []),
-        "components_changed": len(diff.get("components") or []),
+        # components is {rendered, fromCache, created, changed, deleted}: count the objects, not its keys
+        "components_changed": sum(len((diff.get("components") or {}).get(k) or [])
+                                  for k in ("created", "changed", "deleted")),
     }
 
 
