@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from role_templar import role_templar, trusted
 
 from installer.config.load import load
 from installer.upgrade.hops import hop_config
@@ -23,21 +23,8 @@ from installer.upgrade.route import Hop
 ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "kube_upgrade"
 
 
-def _trusted(value: Any) -> Any:
-    """The role's own text, trusted as templates the way Ansible trusts a role's files."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [_trusted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _trusted(v) for k, v in value.items()}
-    return value
-
-
 def _templar(extra: dict[str, Any]) -> Templar:
-    role_vars = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()),
-                 **yaml.safe_load((ROLE / "vars" / "main.yml").read_text())}
-    return Templar(loader=DataLoader(), variables={**_trusted(role_vars), "groups": {}, **extra})
+    return role_templar(ROLE, {"groups": {}, **extra})
 
 
 def _task(file: str, name: str) -> dict[str, Any]:
@@ -47,8 +34,8 @@ def _task(file: str, name: str) -> dict[str, Any]:
 def _packages(templar: Templar) -> list[str]:
     kubeadm = _task("packages.yml", "Kube upgrade | Install kubeadm for the target minor")["ansible.builtin.apt"]
     others = _task("kubelet.yml", "Kube upgrade | Install kubelet and kubectl for the target minor")
-    return [templar.template(_trusted(kubeadm["name"])),
-            *templar.template(_trusted(others["ansible.builtin.apt"]["name"]))]
+    return [templar.template(trusted(kubeadm["name"])),
+            *templar.template(trusted(others["ansible.builtin.apt"]["name"]))]
 
 
 def _hop(make_site, version: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
@@ -74,7 +61,7 @@ def test_the_packages_reachability_check_looks_for_the_same_version(make_site) -
     """packages.yml reuses the kubernetes role's preflight: it must look for the version apt installs."""
     hop = _hop(make_site, "1.34.2")
     include = _task("packages.yml", "Kube upgrade | Point the package repository at the target minor")
-    included = _templar(hop["vars"]).template(_trusted(include["vars"]))
+    included = _templar(hop["vars"]).template(trusted(include["vars"]))
     assert included["kubernetes_minor"] == "1.34"
     assert included["kubernetes_package_version"] == "1.34.2-*"
 

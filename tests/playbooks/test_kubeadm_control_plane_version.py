@@ -17,33 +17,20 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from role_templar import role_templar
 
 from installer.config.load import load
 
 ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "kubernetes"
 
 
-def _trusted(value: Any) -> Any:
-    """The role's own text, trusted as templates the way Ansible trusts a role's files."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [_trusted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _trusted(v) for k, v in value.items()}
-    return value
-
-
 def _templar(extra: dict[str, Any]) -> Templar:
-    role_vars = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()),
-                 **yaml.safe_load((ROLE / "vars" / "main.yml").read_text())}
     host = {"ansible_host": "192.0.2.11"}
     facts = {"inventory_hostname": "cp1", "ansible_host": "192.0.2.11", "hostvars": {"cp1": host},
              "groups": {"kube_control_plane": ["cp1"]}, "ansible_managed": "managed by kfinstall",
              "_kubernetes_kubeadm_api": {"stdout": "kubeadm.k8s.io/v1beta4"}}
-    return Templar(loader=DataLoader(), variables={**_trusted(role_vars), **facts, **extra})
+    return role_templar(ROLE, {**facts, **extra})
 
 
 def _installed(apt_version: str) -> dict[str, Any]:

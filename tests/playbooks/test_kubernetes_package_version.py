@@ -8,29 +8,16 @@ from typing import Any
 
 import pytest
 import yaml
-from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
+from role_templar import role_templar, trusted
 
 from installer.config.load import load
 
 ROLE = Path(__file__).resolve().parents[2] / "playbooks" / "roles" / "kubernetes"
 
 
-def _trusted(value: Any) -> Any:
-    """The role's own text, trusted as templates the way Ansible trusts a role's files."""
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, list):
-        return [_trusted(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _trusted(v) for k, v in value.items()}
-    return value
-
-
 def _templar(extra: dict[str, Any]) -> Templar:
-    role_vars = {**yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()),
-                 **yaml.safe_load((ROLE / "vars" / "main.yml").read_text())}
-    return Templar(loader=DataLoader(), variables={**_trusted(role_vars), **extra})
+    return role_templar(ROLE, extra)
 
 
 def _task(file: str, name_start: str) -> dict[str, Any]:
@@ -42,7 +29,7 @@ def _task(file: str, name_start: str) -> dict[str, Any]:
 def test_role_installs_the_packages_plan_shows(make_site, version) -> None:  # type: ignore[no-untyped-def]
     cfg = load(make_site(cluster={"spec.kubernetes.version": version} if version else {}), need_secrets=False)
     install = _task("0020-packages.yml", "Kubernetes | Install the packages")["ansible.builtin.apt"]["name"]
-    installed = _templar(cfg.ansible_vars()).template(_trusted(install))
+    installed = _templar(cfg.ansible_vars()).template(trusted(install))
     assert installed == [f"{p}={cfg.kubernetes_package_version}" for p in ("kubelet", "kubeadm", "kubectl")]
     if version == "1.34.2":
         assert installed[1] == "kubeadm=1.34.2-*", "the operator's patch, any package revision (1.34.2-1.1)"
@@ -58,7 +45,7 @@ def test_preflight_looks_for_the_pinned_version(pin: str, offered: list[str], us
     madison = [f"   kubeadm | {v} | https://example.invalid/ Packages" for v in offered]
     extra = {"kf_kubernetes_minor": "1.34", "kf_kubernetes_package_version": pin,
              "_kubernetes_madison": {"stdout_lines": madison}}
-    templar = _templar({**extra, **_trusted(task["vars"])})
+    templar = _templar({**extra, **trusted(task["vars"])})
     assert templar.template(trust_as_template("{{ _kubernetes_versions }}")) == usable
 
 
