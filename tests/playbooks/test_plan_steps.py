@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from issue_site import STORAGE_ONLY_HOSTS
 
 from installer.config.load import load
 from installer.plan import build_plan
@@ -20,20 +21,6 @@ REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
 
 GLUSTER = {"storage.gluster.enabled": True}
-
-# NFS- and Gluster-only hosts (the issue's site): 1 control plane, 5 workers, 1 NFS server, 3 gluster bricks.
-YAML_STORAGE_ONLY_HOSTS = {
-    "all": {
-        "hosts": {name: {"ansible_host": f"192.0.2.{i}"} for i, name in enumerate(
-            ["cp1", "n1", "n2", "n3", "n4", "n5", "nfs1", "g1", "g2", "g3"], start=10)},
-        "children": {
-            "kube_control_plane": {"hosts": {"cp1": None}},
-            "kube_node": {"hosts": dict.fromkeys(["n1", "n2", "n3", "n4", "n5"])},
-            "nfs_server": {"hosts": {"nfs1": None}},
-            "gluster": {"hosts": dict.fromkeys(["g1", "g2", "g3"])},
-        },
-    }
-}
 
 # Kubespray's layout: etcd beside the control planes, k8s_cluster the parent of kube_control_plane and
 # kube_node, an empty calico_rr; plus a host range, an NFS-only and a Gluster-only host.
@@ -99,7 +86,7 @@ def _ini_brick_addresses(text: str) -> str:
 
 
 CASES: dict[str, tuple[dict[str, Any], str, str]] = {
-    "yaml-storage-only-hosts": (GLUSTER, "hosts.yml", yaml.safe_dump(YAML_STORAGE_ONLY_HOSTS, sort_keys=False)),
+    "yaml-storage-only-hosts": (GLUSTER, "hosts.yml", yaml.safe_dump(STORAGE_ONLY_HOSTS, sort_keys=False)),
     "ini-kubespray-groups": (
         {**GLUSTER, "kubernetes.controlPlaneEndpoint": "192.0.2.100", "gpu.enabled": True},
         "hosts.ini",

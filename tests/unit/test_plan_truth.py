@@ -8,28 +8,15 @@ from typing import Any
 
 import pytest
 import yaml
+from issue_site import STORAGE_ONLY_HOSTS
 
 from installer.config.load import load
 from installer.plan import build_plan
 
-# The issue's site: 1 control plane, 5 workers, an NFS-only host and 3 Gluster-only hosts.
-HOSTS = {
-    "all": {
-        "hosts": {name: {"ansible_host": f"192.0.2.{i}"} for i, name in enumerate(
-            ["cp1", "n1", "n2", "n3", "n4", "n5", "nfs1", "g1", "g2", "g3"], start=10)},
-        "children": {
-            "kube_control_plane": {"hosts": {"cp1": None}},
-            "kube_node": {"hosts": dict.fromkeys(["n1", "n2", "n3", "n4", "n5"])},
-            "nfs_server": {"hosts": {"nfs1": None}},
-            "gluster": {"hosts": dict.fromkeys(["g1", "g2", "g3"])},
-        },
-    }
-}
-
 
 def _hosts_phase(make_site: Any, **cluster: Any) -> dict[str, Any]:
     site = make_site(cluster={"spec.storage.gluster.enabled": True, **cluster},
-                     hosts_text=yaml.safe_dump(HOSTS, sort_keys=False))
+                     hosts_text=yaml.safe_dump(STORAGE_ONLY_HOSTS, sort_keys=False))
     plan = build_plan(load(site, need_secrets=False)).as_dict()
     return next(p for p in plan["phases"] if p["name"] == "hosts")
 
