@@ -8,7 +8,7 @@ import io
 import json
 import re
 import shutil
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,35 +69,22 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return site, state
 
 
-def _plan(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from installer.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["kfinstall", "plan", *argv])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def _diff(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], site: Path, state: Path
+def _diff(kfinstall_streams: Callable[..., tuple[int, str, str]], site: Path, state: Path
           ) -> tuple[dict[str, Any], str]:
     """(plan JSON's diff, text plan) for the site against the state dir."""
-    code, out, err = _plan(monkeypatch, capsys, "-i", str(site), "--state-dir", str(state), "-o", "json")
+    code, out, err = kfinstall_streams("plan", "-i", str(site), "--state-dir", str(state), "-o", "json")
     assert code == 0, err
-    code, text, err = _plan(monkeypatch, capsys, "-i", str(site), "--state-dir", str(state))
+    code, text, err = kfinstall_streams("plan", "-i", str(site), "--state-dir", str(state))
     assert code == 0, err
     return json.loads(out)["diff"], text + err
 
 
-def test_hub_storage_change_shows_the_setting_and_the_chart_value(recorded, tmp_path, monkeypatch, capsys) -> None:
+def test_hub_storage_change_shows_the_setting_and_the_chart_value(recorded, tmp_path, kfinstall_streams) -> None:
     site, state = recorded
     changed = tmp_path / "site"
     shutil.copytree(site, changed)
     _set_hub_size(changed, "100Gi")
-    diff, text = _diff(monkeypatch, capsys, changed, state)
+    diff, text = _diff(kfinstall_streams, changed, state)
     assert diff["against"] == "recorded"
     assert diff["settings"] == [{"key": HUB_SIZE, "change": "changed", "old": "50Gi", "new": "100Gi"}]
     components = diff["components"]
@@ -112,7 +99,8 @@ def test_hub_storage_change_shows_the_setting_and_the_chart_value(recorded, tmp_
     assert "the platform diff is against the last recorded apply" in text
 
 
-def test_second_plan_of_the_same_change_reuses_the_evaluation(recorded, tmp_path, monkeypatch, capsys) -> None:
+def test_second_plan_of_the_same_change_reuses_the_evaluation(recorded, tmp_path, monkeypatch,
+                                                              kfinstall_streams) -> None:
     from installer import render
     from installer.applied import RENDER_CACHE_FILE
 
@@ -120,39 +108,39 @@ def test_second_plan_of_the_same_change_reuses_the_evaluation(recorded, tmp_path
     changed = tmp_path / "site"
     shutil.copytree(site, changed)
     _set_hub_size(changed, "75Gi")
-    first, _ = _diff(monkeypatch, capsys, changed, state)
+    first, _ = _diff(kfinstall_streams, changed, state)
     assert (state / RENDER_CACHE_FILE).stat().st_mode & 0o777 == 0o600
 
     def no_render(*args, **kwargs):
         raise AssertionError("the platform was evaluated again for the same inputs")
 
     monkeypatch.setattr(render, "evaluate", no_render)
-    again, _ = _diff(monkeypatch, capsys, changed, state)
+    again, _ = _diff(kfinstall_streams, changed, state)
     assert again["components"]["fromCache"] is True
     assert {**again["components"], "fromCache": False} == first["components"]
     assert first["components"]["changed"][0]["changes"][0]["new"] == "75Gi"
     _set_hub_size(changed, "76Gi")  # other inputs: the cache is not used
     with pytest.raises(AssertionError, match="evaluated again"):
-        _diff(monkeypatch, capsys, changed, state)
+        _diff(kfinstall_streams, changed, state)
 
 
-def test_unchanged_site_shows_no_change_and_does_not_render(recorded, monkeypatch, capsys) -> None:
+def test_unchanged_site_shows_no_change_and_does_not_render(recorded, kfinstall_streams) -> None:
     site, state = recorded
-    diff, _ = _diff(monkeypatch, capsys, site, state)
+    diff, _ = _diff(kfinstall_streams, site, state)
     assert diff["hostsAdded"] == diff["hostsRemoved"] == {}
     assert diff["settings"] == diff["versions"] == diff["refusals"] == []
     assert diff["components"] == {"rendered": False, "fromCache": False, "created": [], "changed": [], "deleted": []}
 
 
-def test_added_host_shows_with_its_roles_and_leaves_the_platform_alone(recorded, tmp_path, monkeypatch,
-                                                                       capsys) -> None:
+def test_added_host_shows_with_its_roles_and_leaves_the_platform_alone(recorded, tmp_path,
+                                                                       kfinstall_streams) -> None:
     from installer.applied import hasher_for, installed_outputs, rendered_objects
 
     site, state = recorded
     grown = tmp_path / "site"
     shutil.copytree(site, grown)
     _add_gpu_worker(grown)
-    diff, text = _diff(monkeypatch, capsys, grown, state)
+    diff, text = _diff(kfinstall_streams, grown, state)
     assert diff["hostsAdded"] == {"gpu": ["gpu3"], "kube_node": ["gpu3"]}
     assert diff["hostsRemoved"] == {}
     assert "host added: gpu3 (gpu, kube_node)" in text
@@ -165,47 +153,47 @@ def test_added_host_shows_with_its_roles_and_leaves_the_platform_alone(recorded,
     assert rendered_objects(cfg, hasher_for(state), outputs) == record["platform"]["objects"]
 
 
-def test_channel_change_gives_ups_refusal(tmp_path, monkeypatch, capsys) -> None:
+def test_channel_change_gives_ups_refusal(tmp_path, kfinstall_streams) -> None:
     site, state = _site(tmp_path / "site"), tmp_path / "state"
     cfg = load(site, state_dir=state)
     record_apply(cfg, ("hosts",), run_id="old")
     write_state(state, State(cluster=cfg.name, installed_channel="1.11", phases_done=["hosts", "platform"]))
     with pytest.raises(PreflightError) as refused:
         up_module.against_installed(cfg)
-    diff, text = _diff(monkeypatch, capsys, site, state)
+    diff, text = _diff(kfinstall_streams, site, state)
     assert diff["refusals"] == [refused.value.message]
     assert "kfinstall upgrade --to 26.03" in diff["refusals"][0]
     assert f"refused by up: {refused.value.message}" in text
 
 
-def test_a_record_older_than_the_installed_channel_says_so(tmp_path, monkeypatch, capsys) -> None:
+def test_a_record_older_than_the_installed_channel_says_so(tmp_path, kfinstall_streams) -> None:
     site, state = _site(tmp_path / "site"), tmp_path / "state"
     cfg = load(site, state_dir=state)
     record_apply(load(site, ["spec.channel=1.11"], state_dir=state), ("hosts",), run_id="before-upgrade")
     write_state(state, State(cluster=cfg.name, installed_channel="26.03", phases_done=["hosts", "platform"]))
-    diff, _ = _diff(monkeypatch, capsys, site, state)
+    diff, _ = _diff(kfinstall_streams, site, state)
     assert diff["refusals"] == []
     assert {"key": "channel", "change": "changed", "old": "1.11", "new": "26.03"} in diff["versions"]
     assert "the record is of channel 1.11 but channel 26.03 is installed" in diff["summary"]
 
 
-def test_without_a_record_plan_says_fresh_install(tmp_path, monkeypatch, capsys) -> None:
+def test_without_a_record_plan_says_fresh_install(tmp_path, kfinstall_streams) -> None:
     site = _site(tmp_path / "site")
-    diff, text = _diff(monkeypatch, capsys, site, tmp_path / "state")
+    diff, text = _diff(kfinstall_streams, site, tmp_path / "state")
     assert diff["against"] == "nothing"
     assert diff["summary"].startswith("fresh install")
     assert "Diff: fresh install" in text
     assert not (tmp_path / "state").exists()  # plan writes nothing
 
 
-def test_changed_secret_shows_changed_without_any_value(recorded, tmp_path, monkeypatch, capsys) -> None:
+def test_changed_secret_shows_changed_without_any_value(recorded, tmp_path, kfinstall_streams) -> None:
     site, state = recorded
     changed = tmp_path / "site"
     shutil.copytree(site, changed)
     old = yaml.safe_load((site / "secrets.yml").read_text())["grafana_admin_password"]
     new = "a-new-grafana-admin-password-42"
     _set_secret(changed, "grafana_admin_password", new)
-    diff, text = _diff(monkeypatch, capsys, changed, state)
+    diff, text = _diff(kfinstall_streams, changed, state)
     assert diff["settings"] == [{"key": "secrets.grafana_admin_password", "change": "changed", "old": "<secret>",
                                  "new": "<secret>", "secret": True}]
     changed_ids = [c["id"] for c in diff["components"]["changed"]]
@@ -217,12 +205,12 @@ def test_changed_secret_shows_changed_without_any_value(recorded, tmp_path, monk
             assert form not in everything
 
 
-def test_without_secrets_file_no_secret_change_is_claimed(recorded, tmp_path, monkeypatch, capsys) -> None:
+def test_without_secrets_file_no_secret_change_is_claimed(recorded, tmp_path, kfinstall_streams) -> None:
     site, state = recorded
     bare = tmp_path / "site"
     shutil.copytree(site, bare)
     (bare / "secrets.yml").unlink()
-    diff, _ = _diff(monkeypatch, capsys, bare, state)
+    diff, _ = _diff(kfinstall_streams, bare, state)
     assert diff["settings"] == []
     assert diff["components"]["rendered"] is True  # the inputs differ (no secrets), the objects do not
     assert diff["components"]["changed"] == diff["components"]["created"] == []
@@ -273,12 +261,12 @@ def test_incomplete_host_phase_keeps_the_hosts_record(tmp_path, monkeypatch) -> 
     assert "gpu3" not in after["hosts"]["roles"]["kube_node"]
 
 
-def test_damaged_record_is_exit_2_naming_the_file_and_the_fix(recorded, tmp_path, monkeypatch, capsys) -> None:
+def test_damaged_record_is_exit_2_naming_the_file_and_the_fix(recorded, tmp_path, kfinstall_streams) -> None:
     site, _ = recorded
     state = tmp_path / "state"
     state.mkdir()
     (state / APPLIED_FILE).write_text('{"format": 1, "hosts": [')
-    code, out, err = _plan(monkeypatch, capsys, "-i", str(site), "--state-dir", str(state))
+    code, out, err = kfinstall_streams("plan", "-i", str(site), "--state-dir", str(state))
     assert code == 2
     assert str(state / APPLIED_FILE) in err and "mv " in err and "Traceback" not in err + out
 

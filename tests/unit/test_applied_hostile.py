@@ -58,20 +58,6 @@ def _forged(state: Path, dest: Path, change: Callable[[dict[str, Any]], None]) -
     return dest
 
 
-def _plan_json(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], site: Path, state: Path
-               ) -> tuple[int, str, str]:
-    from installer.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["kfinstall", "plan", "-i", str(site), "--state-dir", str(state), "-o", "json"])
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = int(done.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 FORGERIES: dict[str, Callable[[dict[str, Any]], None]] = {
     # ~900 levels parse (json's own limit is ~1,000) but the diff's recursion would not survive them
     "deep setting": lambda r: r["hosts"]["settings"].__setitem__("spec.forged", _nested(900)),
@@ -97,11 +83,11 @@ def test_forged_record_is_refused_naming_the_file(name, hosts_recorded, tmp_path
 
 
 @pytest.mark.parametrize("name", ["deep setting", "roles a list", "versions a string"])
-def test_plan_on_a_forged_record_is_exit_2_with_a_json_document(name, hosts_recorded, tmp_path, monkeypatch,
-                                                                capsys) -> None:
+def test_plan_on_a_forged_record_is_exit_2_with_a_json_document(name, hosts_recorded, tmp_path,
+                                                                kfinstall_streams) -> None:
     site, state = hosts_recorded
     forged = _forged(state, tmp_path / "state", FORGERIES[name])
-    code, out, err = _plan_json(monkeypatch, capsys, site, forged)
+    code, out, err = kfinstall_streams("plan", "-i", str(site), "--state-dir", str(forged), "-o", "json")
     assert code == 2, err
     assert "Traceback" not in out + err and "RecursionError" not in out + err
     document = json.loads(out)
