@@ -25,7 +25,7 @@ from typing import Any
 from installer.config.addresses import address_problem, inventory_name_problem, port_problem, user_problem
 from installer.config.problems import Problems
 from installer.config.refusals import refuse
-from installer.config.safefile import read_text
+from installer.config.safefile import read_text_or_report
 from installer.config.ssh import SSH_TARGET_VARS, SshTarget, read_target
 from installer.config.yamlfile import INVENTORY_LIMITS, ScannedYaml, check_vars_files, scan_yaml
 
@@ -145,11 +145,7 @@ def _parse_with_ansible(path: Path) -> tuple[Any, Any]:
 
 def _readable(path: Path, display: str, problems: Problems) -> str | None:
     """An INI inventory's text: a regular UTF-8 file within INVENTORY_LIMITS' size before Ansible opens it."""
-    try:
-        return read_text(path, display, problems, INVENTORY_LIMITS.max_bytes)
-    except FileNotFoundError:
-        problems.error(display, "", "file not found", f"create {path}")
-        return None
+    return read_text_or_report(path, display, problems, INVENTORY_LIMITS.max_bytes, f"create {path}")
 
 
 def _first_line(exc: Exception) -> str:

@@ -141,6 +141,18 @@ def read_text(path: Path, display: str, problems: Problems, max_bytes: int) -> s
     return None if data is None else decode_text(data, display, problems)
 
 
+def read_text_or_report(path: Path, display: str, problems: Problems, max_bytes: int,
+                        missing_fix: str | None) -> str | None:
+    """read_text, with a missing file a problem too ("file not found", fixed by `missing_fix`); with
+    `missing_fix` None the file is optional and its absence is no problem. None when there is no text."""
+    try:
+        return read_text(path, display, problems, max_bytes)
+    except FileNotFoundError:
+        if missing_fix is not None:
+            problems.error(display, "", "file not found", missing_fix)
+        return None
+
+
 def state_dir_problem(path: Path) -> str | None:
     """Why `path` cannot be a state dir (None when it can): kfinstall creates folders and writes state,
     locks and secrets-encrypted Pulumi state there, so it must be an ordinary folder or not exist yet."""

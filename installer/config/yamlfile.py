@@ -28,7 +28,7 @@ from ruamel.yaml.events import AliasEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from installer.config.problems import Problems, one_line
-from installer.config.safefile import MIB, read_text
+from installer.config.safefile import MIB, read_text_or_report
 
 
 @dataclass(frozen=True)
@@ -219,12 +219,8 @@ def load_yaml(
 ) -> LoadedYaml | None:
     """Parse `path` within `limits`; on any failure record a problem (named `display`) and return None.
     Not for secrets.yml (installer.config.secrets reads it): messages may quote the file's content."""
-    try:
-        text = read_text(path, display, problems, limits.max_bytes)
-    except FileNotFoundError:
-        if required:
-            problems.error(display, "", "file not found", f"create {path} (kfinstall init --profile P DIR makes one)")
-        return None
+    missing_fix = f"create {path} (kfinstall init --profile P DIR makes one)" if required else None
+    text = read_text_or_report(path, display, problems, limits.max_bytes, missing_fix)
     if text is None:
         return None
     return parse_yaml_text(text, path, display, problems, limits=limits)
@@ -506,11 +502,7 @@ def _line_column(event: Any) -> tuple[int, int]:
 def scan_yaml(path: Path, display: str, problems: Problems, *, limits: YamlLimits) -> ScannedYaml | None:
     """Check a file Ansible will read (within `limits`, one document, no duplicate keys) and index its
     keys' positions; on any failure record a problem naming `display` and return None."""
-    try:
-        text = read_text(path, display, problems, limits.max_bytes)
-    except FileNotFoundError:
-        problems.error(display, "", "file not found", f"create {path}")
-        return None
+    text = read_text_or_report(path, display, problems, limits.max_bytes, f"create {path}")
     if text is None:
         return None
     return scan_yaml_text(text, path, display, problems, limits=limits)
