@@ -92,6 +92,15 @@ def make_site(tmp_path: Path) -> SiteFactory:
 
 
 @pytest.fixture
+def unreachable_site(make_site: SiteFactory) -> Path:
+    """A site whose three hosts refuse SSH at once: closed ports on 127.0.0.1, a 2 s connect timeout."""
+    hosts = {f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port,
+                                "ansible_ssh_common_args": "-o ConnectTimeout=2"}
+             for h, port in (("cp1", 1), ("n1", 2), ("n2", 3))}
+    return make_site(hosts=hosts)
+
+
+@pytest.fixture
 def kfinstall_streams(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[..., tuple[int, str, str]]:

@@ -148,12 +148,9 @@ def test_up_requires_secrets(make_site) -> None:
     assert any(p.file == "secrets.yml" for p in result.exception.problems)
 
 
-def test_up_with_unreachable_hosts_is_refused_by_preflight(make_site, tmp_path: Path) -> None:
+def test_up_with_unreachable_hosts_is_refused_by_preflight(unreachable_site, tmp_path: Path) -> None:
     """Documentation-range addresses are never routed: SSH fails fast and preflight exits 3."""
-    hosts = {f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port,
-                                "ansible_ssh_common_args": "-o ConnectTimeout=2"}
-             for h, port in (("cp1", 1), ("n1", 2), ("n2", 3))}
-    site = make_site(hosts=hosts)
+    site = unreachable_site
     start = time.monotonic()
     result = CliRunner().invoke(cli, ["up", "-i", str(site), "--only", "hosts", "--yes", "-o", "json"])
     assert isinstance(result.exception, PreflightError), result.output

@@ -117,12 +117,9 @@ def test_every_skip_marker_in_the_roles_names_step_and_reason() -> None:
     assert found >= 2  # kubernetes (packages unreachable), etcd_backup (no control plane)
 
 
-def test_only_preflight_checks_the_hosts_and_names_the_unreachable_one(make_site) -> None:
+def test_only_preflight_checks_the_hosts_and_names_the_unreachable_one(unreachable_site) -> None:
     """`up --only preflight` ran no check at all before ('preflight: ok (0.0 s)'): now it refuses, exit 3."""
-    hosts = {f"all.hosts.{h}": {"ansible_host": "127.0.0.1", "ansible_port": port,
-                                "ansible_ssh_common_args": "-o ConnectTimeout=2"}
-             for h, port in (("cp1", 1), ("n1", 2), ("n2", 3))}
-    site = make_site(hosts=hosts)
+    site = unreachable_site
     start = time.monotonic()
     done = CliRunner().invoke(cli, ["up", "-i", str(site), "--only", "preflight", "--yes", "-o", "json"])
     assert isinstance(done.exception, PreflightError) and done.exception.exit_code == 3, done.output
