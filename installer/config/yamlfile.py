@@ -41,6 +41,17 @@ class YamlLimits:
     max_depth: int
     budget: str = ""  # when max_nodes is what is left of a budget shared by several files: whose
 
+    def nodes_refusal(self) -> tuple[str, str]:
+        """(message, fix) for a file over max_nodes: both YAML scanners refuse it in the same words."""
+        return (f"more than {self.max_nodes} values once aliases are expanded{self.budget}",
+                "write the values out or use fewer aliases (YAML alias bombs are refused); "
+                "a real file stays far below this")
+
+    def depth_refusal(self) -> tuple[str, str]:
+        """(message, fix) for a file nested deeper than max_depth."""
+        return (f"nested more than {self.max_depth} levels deep",
+                "flatten the structure (a real file nests a few levels)")
+
 
 # kfinstall.yaml and group_vars/host_vars files: the samples hold ~150 nodes and 6 levels; a pasted
 # chart values file (spec.components.*.values) a few thousand nodes. ruamel composes ~25,000 nodes a
@@ -110,17 +121,11 @@ class _BoundedComposer(Composer):
     def _count(self, nodes: int, event: Any) -> None:
         self._nodes += nodes
         if self._nodes > self.limits.max_nodes:
-            raise self._error(
-                f"more than {self.limits.max_nodes} values once aliases are expanded{self.limits.budget}",
-                "write the values out or use fewer aliases (YAML alias bombs are refused); "
-                "a real file stays far below this",
-                event,
-            )
+            raise self._error(*self.limits.nodes_refusal(), event)
 
     def _check_depth(self, depth: int, event: Any) -> None:
         if depth > self.limits.max_depth:
-            raise self._error(f"nested more than {self.limits.max_depth} levels deep",
-                              "flatten the structure (a real file nests a few levels)", event)
+            raise self._error(*self.limits.depth_refusal(), event)
 
     def _error(self, message: str, fix: str, event: Any) -> YamlLimitError:
         return YamlLimitError(message, fix, _dotted(self._path), event.start_mark)
@@ -429,8 +434,7 @@ class _Scan:
         path = self._child_path()
         self._count(1, path, event)
         if len(self.stack) + 1 > self.limits.max_depth:
-            raise self._error(f"nested more than {self.limits.max_depth} levels deep",
-                              "flatten the structure (a real file nests a few levels)", path, event)
+            raise self._error(*self.limits.depth_refusal(), path, event)
         self.stack.append(_Frame(path, event.anchor, mapping, _line_column(event)))
 
     def _alias(self, event: Any) -> None:
@@ -444,8 +448,7 @@ class _Scan:
         size, height = self.anchors[event.anchor]
         self._count(size, path, event)
         if len(self.stack) + height > self.limits.max_depth:
-            raise self._error(f"nested more than {self.limits.max_depth} levels deep",
-                              "flatten the structure (a real file nests a few levels)", path, event)
+            raise self._error(*self.limits.depth_refusal(), path, event)
         self._done(size, height, _line_column(event))
 
     def _done(self, size: int, height: int, start: tuple[int, int], scalar: tuple[bool, str] | None = None) -> None:
@@ -473,13 +476,7 @@ class _Scan:
     def _count(self, nodes: int, path: KeyPath, event: Any) -> None:
         self.nodes += nodes
         if self.nodes > self.limits.max_nodes:
-            raise self._error(
-                f"more than {self.limits.max_nodes} values once aliases are expanded{self.limits.budget}",
-                "write the values out or use fewer aliases (YAML alias bombs are refused); "
-                "a real file stays far below this",
-                path,
-                event,
-            )
+            raise self._error(*self.limits.nodes_refusal(), path, event)
 
     @staticmethod
     def _error(message: str, fix: str, path: KeyPath, event: Any) -> YamlLimitError:
