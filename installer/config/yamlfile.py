@@ -68,6 +68,12 @@ class YamlLimitError(MarkedYAMLError):
         super().__init__(problem=message, problem_mark=mark)
         self.message, self.fix, self.key = message, fix, key
 
+    def record(self, display: str, problems: Problems) -> None:
+        """The problem both YAML readers report: the key, the limit and its fix, where the node starts."""
+        mark = self.problem_mark
+        problems.error(display, preview_key(self.key), self.message, self.fix,
+                       line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None)
+
 
 def _dotted(path: list[str | int]) -> str:
     text = ""
@@ -246,9 +252,7 @@ def parse_yaml_text(
             tree = yaml.load(text)
         nodes = yaml.composer._nodes if text.strip() else 0
     except YamlLimitError as exc:
-        mark = exc.problem_mark
-        problems.error(display, preview_key(exc.key), exc.message, exc.fix,
-                       line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None)
+        exc.record(display, problems)
         return None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -514,9 +518,7 @@ def scan_yaml_text(
     try:
         scan.run(text)
     except YamlLimitError as exc:
-        mark = exc.problem_mark
-        problems.error(display, preview_key(exc.key), exc.message, exc.fix,
-                       line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None)
+        exc.record(display, problems)
         return None
     except DuplicateKey as exc:
         problems.error(display, "", "YAML syntax error: duplicate key (a key appears twice in one mapping)",
