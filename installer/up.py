@@ -42,6 +42,9 @@ class UpReport:
     record: str
     phases: list[PhaseResult] = field(default_factory=list)
     result: str = "ok"
+    # The run record's scrubber: a failed task's message (in a phase's failures) may echo a value it was
+    # given, and this document goes to the terminal, -o json and summary.json alike.
+    scrub: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
 
     def skipped(self) -> list[dict[str, str]]:
         """Every step asked for but skipped, with its phase, host and reason."""
@@ -51,7 +54,7 @@ class UpReport:
         hosts: dict[str, dict[str, int]] = {}
         for phase in self.phases:
             hosts.update(phase.hosts)
-        return {
+        document = {
             "runId": self.run_id,
             "record": self.record,
             "result": self.result,
@@ -59,6 +62,7 @@ class UpReport:
             "hosts": hosts,
             "phases": [p.as_dict() for p in self.phases],
         }
+        return self.scrub(document) if self.scrub is not None else document
 
 
 def summary_lines(report: UpReport) -> list[str]:
@@ -141,7 +145,7 @@ def run_up(
     with run_lock(cfg.state_dir, "up"):
         record = RunRecord.start(cfg, "up " + " ".join(names))
         ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names), verbosity=verbosity)
-        report = UpReport(run_id=record.run_id, record=str(record.path))
+        report = UpReport(run_id=record.run_id, record=str(record.path), scrub=record.clean)
         with run_log(record, verbosity), interrupt_sets(ctx.cancelled):
             try:
                 for name in names:

@@ -158,6 +158,35 @@ def test_a_failed_phases_message_is_scrubbed_of_the_runs_secrets(hosts_recorded,
     assert password not in failed.value.message and password not in str(failed.value)
 
 
+def test_a_failed_hosts_report_is_scrubbed_of_the_runs_secrets(hosts_recorded, tmp_path, monkeypatch) -> None:
+    """The report up prints on failure (-o json, summary.json) carries each failed task's message per host,
+    and a task's message can echo its arguments: the report is scrubbed like the error message."""
+    import io
+
+    from rich.console import Console
+
+    from installer import up as up_module
+    from installer.errors import PhaseFailed
+    from installer.phases import PhaseResult
+
+    site, _ = hosts_recorded
+    cfg = load(site, state_dir=tmp_path / "state")
+    assert cfg.secrets is not None
+    password = cfg.secrets.ldap_bind_password.get_secret_value()
+    failures = [{"host": "cp1", "task": "Kubernetes | Join", "message": f"bind failed for password={password}"}]
+
+    def hosts_fail(ctx):
+        raise PhaseFailed("host phase failed", phase=PhaseResult("hosts", "failed", details={"failures": failures}))
+
+    monkeypatch.setitem(up_module.PHASES, "preflight", lambda ctx: PhaseResult("preflight", "ok"))
+    monkeypatch.setitem(up_module.PHASES, "hosts", hosts_fail)
+    with pytest.raises(PhaseFailed) as failed:
+        up_module.run_up(cfg, Console(file=io.StringIO()))
+    document = json.dumps(failed.value.report.as_dict())
+    assert "bind failed for password=" in document
+    assert password not in document
+
+
 @pytest.mark.parametrize("entry", ["192.0.2.1-192.0.2.5-192.0.2.9", "10.0.0.0/24-10.0.1.0/24", "192.0.2.250-192.0.2.1",
                                    "192.0.2.1-::1"])
 def test_a_malformed_metallb_range_is_exit_2(entry, hosts_recorded, monkeypatch, capsys) -> None:
