@@ -84,6 +84,13 @@ class KubernetesSpec(Section):
     )
     kube_proxy_mode: Literal["iptables", "ipvs"] = Field("iptables", description="kube-proxy mode.")
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _empty_version_is_unset(cls, value: object) -> object:
+        # The sample says "empty means the channel's default": `version: ""` (or --set ...version=) is the
+        # same as leaving the key out, not a version string to refuse.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("control_plane_endpoint")
     @classmethod
     def _endpoint(cls, value: str | None) -> str | None:

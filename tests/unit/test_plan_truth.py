@@ -56,3 +56,13 @@ def test_plan_and_role_get_the_same_kubernetes_package_version(make_site, versio
 def test_a_v_prefixed_patch_reaches_apt_as_numbers_only(make_site) -> None:  # type: ignore[no-untyped-def]
     cfg = load(make_site(), need_secrets=False).with_kubernetes_version("v1.34.2")
     assert cfg.kubernetes_package_version == "1.34.2-*"
+
+
+@pytest.mark.parametrize("written", ["", "  "])
+def test_an_empty_kubernetes_version_is_the_channels_default(make_site, written: str) -> None:  # type: ignore[no-untyped-def]
+    """The sample says "Empty means the channel's default minor": `version: ""` is read as unset, the same
+    plan as leaving the key out (it was refused as "'' is not a version")."""
+    empty = load(make_site(cluster={"spec.kubernetes.version": written}), need_secrets=False)
+    unset = load(make_site(), need_secrets=False)
+    assert empty.kubernetes_version_defaulted
+    assert empty.kubernetes_version == unset.kubernetes_version
