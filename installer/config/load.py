@@ -60,6 +60,7 @@ def load(
 
     `profile` is the command line's --profile (None when not given)."""
     problems = Problems()
+    _require_site_folder(site, profile, problems)
     # lexists: a dangling link is not "no file" but a file that cannot be read, reported as such.
     absent = profile is not None and not os.path.lexists(site / CLUSTER_FILE)
     doc = None if absent else load_yaml(site / CLUSTER_FILE, CLUSTER_FILE, problems)
@@ -181,6 +182,17 @@ def _secrets(site: Path, need_secrets: bool, problems: Problems) -> Secrets | No
 def _spec_dict(merged: dict[str, Any]) -> dict[str, Any]:
     spec = merged.get("spec")
     return spec if isinstance(spec, dict) else {}
+
+
+def _require_site_folder(site: Path, profile: str | None, problems: Problems) -> None:
+    """A site that is no folder is one problem, not a "file not found" for each file it should hold."""
+    if site.is_dir():
+        return
+    what = "does not exist" if not os.path.lexists(site) else "is not a folder"
+    problems.error(str(site), "-i/--inventory", f"the site folder {what}",
+                   f"make it with `kfinstall init --profile {profile or '<profile>'} {site}`, or point -i at your "
+                   "site folder (the one holding hosts.yml and kfinstall.yaml)")
+    problems.raise_if_errors()
 
 
 def _as_mapping(doc: LoadedYaml | None, problems: Problems) -> dict[str, Any]:

@@ -240,3 +240,20 @@ def test_readme_quickstart_runs_with_up_profile_private_gpu(
             assert code == 0, (command, err)
     (cfg,) = stopped_up
     assert cfg.spec.profile == "private-gpu"
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_site_that_is_no_folder_is_one_problem_naming_it(tmp_path, kind: str) -> None:
+    """`-i /nonexistent` said "hosts.yml: file not found. Fix: create /nonexistent/hosts.yml" and the same for
+    every other file; it is one problem naming the folder and how to make it."""
+    from installer.config.load import load
+    from installer.config.problems import InvalidConfig
+
+    site = tmp_path / "nowhere"
+    if kind == "file":
+        site.write_text("not a folder\n")
+    with pytest.raises(InvalidConfig) as refused:
+        load(site, profile="private-gpu")
+    [problem] = refused.value.problems
+    assert problem.file == str(site) and "site folder" in problem.message
+    assert f"kfinstall init --profile private-gpu {site}" in problem.fix
