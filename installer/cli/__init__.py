@@ -12,6 +12,7 @@ from installer import __version__
 from installer.cli.common import (
     JSON_PRINTED,
     add_vault_password_option,
+    add_verbose_option,
     emit_json,
     failure_document,
     json_requested,
@@ -66,6 +67,7 @@ class LazyGroup(click.Group):
         if not isinstance(command, click.Command):  # a wrong table entry is kfinstall's bug, not the user's
             raise TypeError(f"{self.lazy_commands[cmd_name]} is not a click command")
         add_vault_password_option(command)
+        add_verbose_option(command)
         return command
 
 

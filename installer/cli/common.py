@@ -113,6 +113,30 @@ def add_vault_password_option(command: click.Command) -> None:
         vault_password_option(command)
 
 
+def _more_verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    """-v given after the verb (`kfinstall up -v`) counts like -v before it: the root's count grows
+    and kfinstall's own log is set up again at the new level."""
+    if not value:
+        return
+    from installer.log import setup_logging
+
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    root.obj["verbose"] = int(root.obj.get("verbose", 0)) + value
+    setup_logging(root.obj["verbose"])
+
+
+def add_verbose_option(command: click.Command) -> None:
+    """Every verb (a group's verbs too) takes -v/--verbose as well as the group, so `kfinstall up -vv`
+    means what `kfinstall -vv up` means."""
+    if isinstance(command, click.Group):
+        for subcommand in command.commands.values():
+            add_verbose_option(subcommand)
+    elif not any("-v" in getattr(p, "opts", ()) for p in command.params):
+        click.option("-v", "--verbose", "_verbose", count=True, expose_value=False, callback=_more_verbose,
+                     help="More on stderr (same as -v before the verb; repeat for Ansible's -vv).")(command)
+
+
 # Keys of the run's shared object (click's ctx.obj, a dict installer.cli.main passes in): they tell
 # main, once a command has failed, whether JSON was asked for and whether the command printed it.
 OUTPUT = "output"

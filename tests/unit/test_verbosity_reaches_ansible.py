@@ -65,3 +65,13 @@ def test_upgrade_passes_the_verbosity(make_site, kfinstall, playbooks, monkeypat
     write_state(site / ".kfinstall" / "test", installed)
     code, out = kfinstall("-vv", "upgrade", "-i", str(site), "--to", "26.03", "--yes")
     assert ("upgrade.yml", 2) in playbooks and all(v == 2 for _, v in playbooks), out
+
+
+@pytest.mark.parametrize("flags, level", [(("plan", "-vv"), 2), (("-v", "plan", "-v"), 2), (("plan",), 0)])
+def test_v_after_the_verb_counts_like_v_before_it(make_site, kfinstall, playbooks, flags, level) -> None:
+    """`kfinstall plan -vv` was "No such option: -v"; -v after the verb now adds to the group's count."""
+    verb, *extra = flags if flags[0] == "plan" else flags[1:]
+    before = () if flags[0] == "plan" else flags[:1]
+    code, out = kfinstall(*before, verb, "-i", str(make_site()), "--check-hosts", *extra)
+    assert "No such option" not in out
+    assert playbooks and playbooks[0] == ("preflight.yml", level), out
