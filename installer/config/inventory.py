@@ -109,20 +109,38 @@ _PARSE_SETTINGS = {
 }
 
 
+# The same settings as ansible.constants names them (InventoryManager reads these attributes at parse time).
+_PARSE_CONSTANTS: dict[str, Any] = {
+    "INVENTORY_UNPARSED_IS_FAILED": True,
+    "INVENTORY_ANY_UNPARSED_IS_FAILED": True,
+    "INVENTORY_ENABLED": ["yaml", "ini"],
+    "LOCALHOST_WARNING": False,
+}
+
+
 @contextmanager
 def _ansible_settings() -> Iterator[None]:
     """Set the parse settings only while Ansible loads: leaking them into os.environ would change
     every ansible command started later from this process (e.g. disable the host-list plugin)."""
     saved = {key: os.environ.get(key) for key in _PARSE_SETTINGS}
     os.environ.update(_PARSE_SETTINGS)
+    # The environment is read once, when ansible.constants is first imported: when something in this
+    # process imported it earlier, the same settings are put on the constants for this parse only.
+    from ansible import constants
+
+    kept = {name: getattr(constants, name) for name in _PARSE_CONSTANTS}
+    for name, value in _PARSE_CONSTANTS.items():
+        setattr(constants, name, value)
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
+        for name, value in kept.items():
+            setattr(constants, name, value)
+        for key, env_value in saved.items():
+            if env_value is None:
                 os.environ.pop(key, None)
             else:
-                os.environ[key] = value
+                os.environ[key] = env_value
 
 
 def _parse_with_ansible(path: Path) -> tuple[Any, Any]:

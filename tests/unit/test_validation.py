@@ -336,3 +336,27 @@ def test_loading_leaves_the_ansible_environment_alone(make_site, monkeypatch) ->
     monkeypatch.delenv("ANSIBLE_INVENTORY_ENABLED", raising=False)
     load(make_site())
     assert "ANSIBLE_INVENTORY_ENABLED" not in os.environ
+
+
+def test_inventory_ansible_cannot_parse_after_ansible_was_imported(make_site) -> None:
+    """Ansible reads its settings from the environment once, when ansible.constants is first imported: a
+    process that imported it before the first parse (the unit tier does, through a test module) got a
+    warning and an empty inventory for an unparsable hosts.ini instead of the error. The parse settings
+    are now put on the constants too, for the parse only."""
+    import subprocess
+    import sys
+
+    site = make_site(hosts_text="[kube_node\nn1 ansible_host=1.2.3.4\n", hosts_name="hosts.ini")
+    (site / "hosts.yml").unlink(missing_ok=True)
+    script = (
+        "import ansible.constants as C\n"
+        "from installer.config.load import load\n"
+        "from installer.config.problems import InvalidConfig\n"
+        "enabled = list(C.INVENTORY_ENABLED)\n"
+        f"try:\n    load(__import__('pathlib').Path({str(site)!r}), need_secrets=False)\n"
+        "except InvalidConfig as exc:\n    print('\\n'.join(p.render() for p in exc.problems))\n"
+        "assert list(C.INVENTORY_ENABLED) == enabled, 'the settings must not outlive the parse'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "hosts.ini: Ansible cannot parse the inventory:" in done.stdout, done.stdout + done.stderr
