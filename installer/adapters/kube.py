@@ -150,9 +150,10 @@ class Kubectl:
 
     def post(self, path: str, body: dict[str, Any]) -> str:
         """POST a JSON body to an API path (kubectl reads it from a private temporary file)."""
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump(body, handle)
-        try:
+        handle = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115 - closed below
+        try:  # the file kfinstall just made is removed whatever happens, a failed json.dump included
+            with handle:
+                json.dump(body, handle)
             return self.run("create", "--raw", path, "-f", handle.name)
         finally:
             os.unlink(handle.name)
