@@ -99,6 +99,21 @@ def needed_packages(table: object, part: object = None, transaction_only: bool =
     return sorted(wanted)
 
 
+def package_minimums(table: object, part: object = None) -> dict[str, dict[str, str]]:
+    """name -> {version, hint} for the packages of the needed entries that have a `minimum` (as
+    needed_packages selects them; "" as version: the package need only exist). Checked against apt's
+    candidate, or the installed version, before anything is installed."""
+    minimums: dict[str, dict[str, str]] = {}
+    for name, entry in (table.items() if isinstance(table, Mapping) else []):
+        if not isinstance(entry, Mapping) or "minimum" not in entry:
+            continue
+        for package in needed_packages({name: entry}, part):
+            minimums[package] = {"version": upstream_version(entry["minimum"]) if entry["minimum"] else "",
+                                 "hint": str(entry.get("hint") or "")}
+    return minimums
+
+
 class FilterModule:
     def filters(self) -> dict[str, object]:
-        return {"upstream_version": upstream_version, "needed_packages": needed_packages}
+        return {"upstream_version": upstream_version, "needed_packages": needed_packages,
+                "package_minimums": package_minimums}
