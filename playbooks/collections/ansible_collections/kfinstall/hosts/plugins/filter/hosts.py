@@ -100,16 +100,24 @@ def needed_packages(table: object, part: object = None, transaction_only: bool =
 
 
 def package_minimums(table: object, part: object = None) -> dict[str, dict[str, str]]:
-    """name -> {version, hint} for the packages of the needed entries that have a `minimum` (as
-    needed_packages selects them; "" as version: the package need only exist). Checked against apt's
-    candidate, or the installed version, before anything is installed."""
+    """name -> {version, hint} of the needed entries' packages that have a minimum (as needed_packages
+    selects the entries). An entry's `minimum` maps a package to its lowest accepted version ("": the
+    package need only exist). Checked against apt's candidate, or the installed version, before
+    anything is installed."""
     minimums: dict[str, dict[str, str]] = {}
     for name, entry in (table.items() if isinstance(table, Mapping) else []):
         if not isinstance(entry, Mapping) or "minimum" not in entry:
             continue
-        for package in needed_packages({name: entry}, part):
-            minimums[package] = {"version": upstream_version(entry["minimum"]) if entry["minimum"] else "",
-                                 "hint": str(entry.get("hint") or "")}
+        wanted = entry["minimum"]
+        if not isinstance(wanted, Mapping):
+            raise AnsibleFilterError(
+                f"kf_packages entry {name!r}: minimum maps a package to a version, "
+                "e.g. minimum: {containerd: '1.7'}.")
+        needed = needed_packages({name: entry}, part)
+        for package, version in wanted.items():
+            if package in needed:
+                minimums[package] = {"version": upstream_version(version) if version else "",
+                                     "hint": str(entry.get("hint") or "")}
     return minimums
 
 
