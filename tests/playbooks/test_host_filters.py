@@ -154,3 +154,25 @@ def test_the_part_must_be_a_name() -> None:
 
 def test_ansible_finds_both_filters() -> None:
     assert set(hosts.FilterModule().filters()) >= {"upstream_version", "needed_packages"}
+
+
+MINIMUM_TABLE = {
+    "containerd": {"role": "containerd", "packages": ["containerd", "runc"], "needed": True,
+                   "minimum": {"containerd": "1:1.7.24~ds1-6", "runc": ""}, "hint": "Use the upstream release."},
+    "nfs_server": {"role": "nfs_server", "packages": ["nfs-ganesha"], "needed": "false",
+                   "minimum": {"nfs-ganesha": "5.0"}},
+    "base": {"packages": ["curl"], "needed": True},
+}
+
+
+def test_package_minimums_of_the_needed_entries() -> None:
+    assert hosts.package_minimums(MINIMUM_TABLE) == {
+        "containerd": {"version": "1.7.24", "hint": "Use the upstream release."},
+        "runc": {"version": "", "hint": "Use the upstream release."},   # need only exist
+    }
+    assert hosts.package_minimums(MINIMUM_TABLE, "base") == {}
+
+
+def test_package_minimums_refuses_a_minimum_that_is_not_a_mapping() -> None:
+    with pytest.raises(AnsibleFilterError, match="entry 'containerd': minimum maps a package to a version"):
+        hosts.package_minimums({"containerd": {**MINIMUM_TABLE["containerd"], "minimum": "1.7"}})
