@@ -51,14 +51,20 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("gluster-comma-client", {"kf_gluster_allowed_clients": ["10.0.0.7,*"]}, "gluster"),
 ]
 
-PLAYBOOK = """
+# The roles' settings are read as vars files (no task of theirs runs): a value a case sets (task vars or
+# extra vars) outranks them as it outranks a role default. kf_host stands in for kf_defaults' probe.
+PLAYBOOK = f"""
 - name: Render the storage roles' files from hostile values
   hosts: nfs1
   gather_facts: false
   connection: local
-  pre_tasks:
-    - {name: Read nfs_server's settings, ansible.builtin.import_role: {name: nfs_server, tasks_from: site_settings.yml}}
-    - {name: Read glusterfs's settings, ansible.builtin.import_role: {name: glusterfs, tasks_from: site_settings.yml}}
+  vars_files:
+    - {ROLES}/nfs_server/defaults/main.yml
+    - {ROLES}/nfs_server/vars/main.yml
+    - {ROLES}/glusterfs/defaults/main.yml
+    - {ROLES}/glusterfs/vars/main.yml
+  vars:
+    kf_host: {{container: false}}
   tasks:
 """
 
