@@ -110,7 +110,7 @@ def run_playbooks(
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
     }
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{vars_file}", *args]
-    argv += [str(PLAYBOOKS / p) for p in playbooks]
+    argv += [str(PLAYBOOKS / p) for p in playbooks]  # an absolute path stays itself
     start = time.monotonic()
     proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start)

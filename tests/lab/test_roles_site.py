@@ -9,7 +9,9 @@ kubernetes role runs up to its preflight and reports precisely why it stops. Tim
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
+from urllib.parse import urlparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,29 +26,45 @@ GLUSTER_MOUNT = "/mnt/gluster/kfinstall"
 EXPORT = "/srv/nfs/kfinstall"
 
 
+def test_too_old_containerd_stops_before_anything_is_installed(lab_site, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
+    """The channel's minimum containerd is checked against apt's candidate before the one apt transaction."""
+    for host in HOSTS:  # as fresh as the lab made them, whatever ran before in this session
+        _sh(lab_site, host, "apt-get -q -y purge containerd runc socat >/dev/null 2>&1 || true")
+    transactions = {host: _apt_transactions(lab_site, host) for host in HOSTS}
+    extra = lab_extra_vars(lab_site.out_dir, lab_site.repo_url, tmp_path_factory.mktemp("state"))
+    run = run_playbooks(lab_site.inventory, ["site.yml"], {**extra, "kf_containerd_minimum_distro": "99.0"})
+    assert run.rc != 0, run.tail()
+    assert {h: r["failed"] for h, r in run.recap.items()} == dict.fromkeys(HOSTS, 1), run.tail()
+    assert "older than the minimum 99.0" in run.output
+    assert "Use kf_containerd_source=upstream" in run.output
+    for host in HOSTS:
+        assert _apt_transactions(lab_site, host) == transactions[host], f"{host}: apt ran before the check failed"
+        installed = lab_site.ssh(host, "dpkg-query -W -f='${db:Status-Abbrev}' containerd socat 2>/dev/null").stdout
+        assert "ii" not in installed, f"{host}: the run installed packages before failing: {installed!r}"
+        # Nor wrote containerd's configuration (purge removed the old one).
+        assert lab_site.ssh(host, "test -e /etc/containerd/config.toml").returncode != 0, host
+
+
+@dataclass
+class HostMarks:
+    """What a host looked like just before a run: its apt transactions so far and the time."""
+
+    transactions: int
+    epoch: int
+
+
 @dataclass
 class Converged:
     site: object  # LabSite
     extra: dict
     first: PlaybookRun
     second: PlaybookRun
+    before_first: dict[str, HostMarks]
+    before_second: dict[str, HostMarks]
 
 
-def test_too_old_containerd_stops_before_anything_is_installed(lab_site, tmp_path_factory) -> None:  # type: ignore[no-untyped-def]
-    """The channel's minimum containerd is checked against apt's candidate before the one apt transaction."""
-    for host in HOSTS:  # as fresh as the lab made them, whatever ran before in this session
-        _sh(lab_site, host, "apt-get -q -y purge containerd runc socat >/dev/null 2>&1 || true")
-    extra = lab_extra_vars(lab_site.out_dir, lab_site.repo_url, tmp_path_factory.mktemp("state"))
-    run = run_playbooks(lab_site.inventory, ["site.yml"], {**extra, "kf_containerd_minimum_distro": "99.0"})
-    assert run.rc != 0, run.tail()
-    assert run.task_results("OS | Check the minimum versions before installing") == dict.fromkeys(HOSTS, "failed")
-    assert "older than the minimum 99.0" in run.output
-    assert "Use kf_containerd_source=upstream" in run.output
-    for host in HOSTS:
-        installed = lab_site.ssh(host, "dpkg-query -W -f='${db:Status-Abbrev}' containerd socat 2>/dev/null").stdout
-        assert "ii" not in installed, f"{host}: the run installed packages before failing: {installed!r}"
-        # Nor wrote the configuration files, which come just before the transaction (purge removed the old).
-        assert lab_site.ssh(host, "test -e /etc/containerd/config.toml").returncode != 0, host
+def _marks(site) -> dict[str, HostMarks]:  # type: ignore[no-untyped-def]
+    return {h: HostMarks(_apt_transactions(site, h), int(_sh(site, h, "date +%s"))) for h in HOSTS}
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +73,40 @@ def converged(lab_site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Co
     extra = lab_extra_vars(lab_site.out_dir, lab_site.repo_url, state)
     for host in HOSTS:  # containerd fresh on every host, whatever ran before in this session
         _sh(lab_site, host, "apt-get -q -y purge containerd runc >/dev/null 2>&1 || true")
+    time.sleep(1)  # the marks' whole seconds are strictly before anything the run does
+    before_first = _marks(lab_site)
     first = run_playbooks(lab_site.inventory, ["site.yml"], extra)
     print(f"\nsite.yml first run on 3 hosts: {first.seconds:.1f} s, recap {first.recap}\n{first.slowest()}")
     assert_converged(first, HOSTS)
+    time.sleep(1)
+    before_second = _marks(lab_site)
     second = run_playbooks(lab_site.inventory, ["site.yml"], extra)
     print(f"site.yml second run on 3 hosts: {second.seconds:.1f} s, recap {second.recap}\n{second.slowest()}")
-    yield Converged(lab_site, extra, first, second)
+    yield Converged(lab_site, extra, first, second, before_first, before_second)
 
 
-def _sh(site, host: str, command: str) -> str:
+def _sh(site, host: str, command: str) -> str:  # type: ignore[no-untyped-def]
     result = site.ssh(host, command)
     assert result.returncode == 0, f"{host}: {command}\n{result.stdout}\n{result.stderr}"
     return result.stdout
+
+
+def _apt_transactions(site, host: str) -> int:  # type: ignore[no-untyped-def]
+    """How many apt transactions the host has logged (one Start-Date each in apt's history)."""
+    count = _sh(site, host, "cat /var/log/apt/history.log 2>/dev/null | grep -c '^Start-Date:' || true")
+    return int(count.strip() or 0)
+
+
+def _starts(site, host: str, unit: str, since: int) -> int:  # type: ignore[no-untyped-def]
+    """How many times systemd started `unit` since the epoch second `since` (its own journal lines)."""
+    journal = f"journalctl -u {unit} --since @{since} --no-pager -o cat _PID=1"
+    out = _sh(site, host, f"{journal} | grep -c '^Started ' || true")
+    return int(out.strip() or 0)
+
+
+def _invocation(site, host: str, unit: str) -> str:  # type: ignore[no-untyped-def]
+    """systemd's id of the unit's current run: it changes with every start or restart."""
+    return _sh(site, host, f"systemctl show -p InvocationID --value {unit}").strip()
 
 
 def test_second_run_changes_nothing(converged: Converged) -> None:
@@ -75,58 +115,37 @@ def test_second_run_changes_nothing(converged: Converged) -> None:
     assert set(changed.values()) == {0}, f"changed on second run: {changed}\n{converged.second.tail(200)}"
 
 
-# Every apt call of the roles: each costs seconds a host on a fresh host and about a second on a
-# converged one, even with nothing to do.
-ROLE_APT_TASKS = [
-    "Containerd | Install packages",
-    "NFS server | Install nfs-ganesha",
-    "NFS client | Install packages",
-    "GlusterFS | Install the server",
-    "GlusterFS | Install the FUSE client",
-]
-APT_TASKS = ["OS | Install packages", *ROLE_APT_TASKS]
-
-
 def test_first_run_installs_in_one_apt_transaction(converged: Converged) -> None:
-    """site.yml gives os_prepare every role's distribution packages; the roles' own installs are skipped."""
-    assert converged.first.task_results("OS | Install packages") == dict.fromkeys(HOSTS, "changed")
-    for task in ROLE_APT_TASKS:
-        results = converged.first.task_results(task)
-        assert results, f"{task} not found in the first run's output"
-        assert set(results.values()) == {"skipping"}, f"{task} on the first run: {results}"
-    # ...and what the roles would have installed is there.
+    """Every role's distribution packages come in one apt transaction a host (apt's own history says so)."""
     for host in HOSTS:
+        new = _apt_transactions(converged.site, host) - converged.before_first[host].transactions
+        assert new == 1, f"{host}: {new} apt transactions in the first run"
+        # ...and what the roles need is there.
         _sh(converged.site, host, "dpkg -s containerd runc nfs-common glusterfs-server glusterfs-client >/dev/null")
     _sh(converged.site, "h1", "dpkg -s nfs-ganesha nfs-ganesha-vfs >/dev/null")
 
 
-def test_services_installed_by_the_transaction_start_configured(converged: Converged) -> None:
-    """os_prepare writes containerd's and nfs-ganesha's configuration before the apt transaction, so the
-    packages' own start reads it: the roles write nothing more and restart nothing on a fresh host."""
-    assert converged.first.task_results("OS | Write the configuration files") == dict.fromkeys(HOSTS, "changed")
-    for task in ["Containerd | Write the configuration", "NFS server | Write the ganesha configuration",
-                 "NFS server | Create the export directory"]:
-        assert set(converged.first.task_results(task).values()) == {"skipping"}, task
-    # containerd was purged before the first run (fixture): installed fresh, started by its package.
-    assert converged.first.task_results("Containerd | Enable and start or restart the service") == dict.fromkeys(
-        HOSTS, "ok")
-    assert "changed" not in converged.first.task_results("NFS server | Enable and start or restart nfs-ganesha").values()
+def test_services_start_after_their_configuration_with_at_most_one_restart(converged: Converged) -> None:
+    """A service the transaction installs starts with the package's defaults; its role then writes its
+    configuration and restarts it once through its handler: it runs with the role's file, and was started
+    no more than twice in the first run (the package's start and that one restart)."""
     for host in HOSTS:
         assert _started_after_written(converged.site, host, "containerd", "/etc/containerd/config.toml")
+        assert _starts(converged.site, host, "containerd", converged.before_first[host].epoch) <= 2, host
     assert _started_after_written(converged.site, "h1", "nfs-ganesha", "/etc/ganesha/ganesha.conf")
+    assert _starts(converged.site, "h1", "nfs-ganesha", converged.before_first["h1"].epoch) <= 2
 
 
-def test_second_run_makes_no_apt_call(converged: Converged) -> None:
-    """Converged hosts skip apt: os_prepare's probe shows every package installed and the index fresh."""
-    for task in APT_TASKS:
-        first, second = converged.first.task_results(task), converged.second.task_results(task)
-        assert first, f"{task} not found in the first run's output"
-        assert second == dict.fromkeys(first, "skipping"), f"{task} on the second run: {second}"
-    assert set(converged.second.task_results("OS | Update the apt package index").values()) == {"skipping"}
-    # The lab's apt source and the configuration files are unchanged, so they are not written again (the
-    # probe read their signatures).
-    assert set(converged.second.task_results("OS | Configure the lab apt repository").values()) == {"skipping"}
-    assert set(converged.second.task_results("OS | Write the configuration files").values()) == {"skipping"}
+def test_second_run_makes_no_apt_transaction_and_restarts_nothing(converged: Converged) -> None:
+    """Converged hosts: no apt transaction, no index refresh, no service started or restarted."""
+    for host in HOSTS:
+        since = converged.before_second[host]
+        assert _apt_transactions(converged.site, host) == since.transactions, host
+        stamp = int(_sh(converged.site, host, "stat -c %Y /var/lib/apt/lists").strip())
+        assert stamp < since.epoch, f"{host}: the second run refreshed the apt index"
+        for unit in ("containerd", "glusterd"):
+            assert _starts(converged.site, host, unit, since.epoch) == 0, (host, unit)
+    assert _starts(converged.site, "h1", "nfs-ganesha", converged.before_second["h1"].epoch) == 0
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -205,7 +224,7 @@ def test_kubernetes_preflight_says_why_it_stops(converged: Converged) -> None:
 
 def test_kubernetes_preflight_fails_precisely_when_unreachable(converged: Converged) -> None:
     # A mirror on the lab bridge where nothing listens: the run must fail and name URL and error.
-    url = "http://10.89.7.1:9/"
+    url = f"http://{urlparse(converged.site.repo_url).hostname}:9/"
     extra = {**converged.extra, "kf_kubernetes_package_mirror": url, "kf_kubernetes_packages_unreachable": "fail"}
     run = run_playbooks(converged.site.inventory, ["50-kubernetes.yml"], extra, "--limit", "h1")
     assert run.rc != 0
@@ -265,41 +284,42 @@ def test_gpu_host_previewed_in_check_mode(converged: Converged) -> None:
 
 
 def test_drift_on_a_converged_host_is_repaired(converged: Converged) -> None:
-    """The probe-based skips must not hide drift: a changed file, mode or stopped service is put back."""
+    """Skipping work on converged hosts must not hide drift: a changed file, mode or stopped service is put
+    back, with the one restart that needs and no other (systemd's InvocationID changes with every start)."""
     site = converged.site
+    units = {(h, "containerd") for h in HOSTS} | {("h1", "nfs-ganesha"), ("h1", "glusterd")}
+    before = {key: _invocation(site, *key) for key in units}
     _sh(site, "h2", "echo '# edited by hand' >> /etc/containerd/config.toml")
     _sh(site, "h3", "chmod 0600 /etc/sysctl.d/90-kfinstall.conf")
     _sh(site, "h1", "systemctl stop nfs-ganesha")
     run = run_playbooks(site.inventory, ["site.yml"], converged.extra)
     print(f"\nsite.yml after drift on 3 hosts: {run.seconds:.1f} s, recap {run.recap}")
     assert_converged(run, HOSTS)
-    only_h2 = {"h1": "skipping", "h2": "changed", "h3": "skipping"}
-    # os_prepare's one write puts the file and the mode back; containerd, which was running, is restarted.
-    assert run.task_results("OS | Write the configuration files") == {"h1": "skipping", "h2": "changed", "h3": "changed"}
-    assert set(run.task_results("Containerd | Write the configuration").values()) == {"skipping"}
-    assert run.task_results("Containerd | Enable and start or restart the service") == only_h2
-    assert run.task_results("NFS server | Enable and start or restart nfs-ganesha") == {"h1": "changed"}
-    # ...and the hosts are as the roles want them again.
+    # ...the hosts are as the roles want them again,
     assert "edited by hand" not in _sh(site, "h2", "cat /etc/containerd/config.toml")
     assert _started_after_written(site, "h2", "containerd", "/etc/containerd/config.toml")
     assert _sh(site, "h3", "stat -c %a /etc/sysctl.d/90-kfinstall.conf").strip() == "644"
     assert _sh(site, "h1", "systemctl is-active nfs-ganesha").strip() == "active"
+    # ...with exactly the restarts the drift needed: containerd on h2 and nfs-ganesha on h1, nothing else.
+    after = {key: _invocation(site, *key) for key in units}
+    restarted = {key for key in units if after[key] != before[key]}
+    assert restarted == {("h2", "containerd"), ("h1", "nfs-ganesha")}, restarted
 
 
 def test_a_role_setting_from_the_inventory_wins_and_stays_converged(converged: Converged) -> None:
-    """os_prepare writes containerd's configuration with the role's settings at their own precedence: a
-    value from the inventory wins there as in the role's play, so the two never write the file differently
-    (which would change it, and restart containerd, on every run)."""
+    """A role variable set in the inventory wins over the role's default, restarts the service once, and
+    the next run changes nothing."""
     site, plays = converged.site, ["10-os.yml", "20-containerd.yml"]
     host_vars = Path(site.inventory).parent / "host_vars" / "h3.yml"
     host_vars.parent.mkdir(exist_ok=True)
     host_vars.write_text("containerd_systemd_cgroup: false\n")
     try:
+        before = _invocation(site, "h3", "containerd")
         changed = run_playbooks(site.inventory, plays, converged.extra, "--limit", "h3")
         assert_converged(changed, ["h3"])
         assert "SystemdCgroup = false" in _sh(site, "h3", "cat /etc/containerd/config.toml")
-        assert changed.task_results("OS | Write the configuration files") == {"h3": "changed"}
-        assert changed.task_results("Containerd | Write the configuration") == {"h3": "skipping"}
+        assert _invocation(site, "h3", "containerd") != before
+        assert _started_after_written(site, "h3", "containerd", "/etc/containerd/config.toml")
         again = run_playbooks(site.inventory, plays, converged.extra, "--limit", "h3")
         assert_converged(again, ["h3"])
         assert again.recap["h3"]["changed"] == 0, again.tail(200)
@@ -311,16 +331,17 @@ def test_a_role_setting_from_the_inventory_wins_and_stays_converged(converged: C
 
 
 def test_ganesha_export_on_overlayfs_is_refused(converged: Converged) -> None:
-    """nfs-ganesha's VFS backend cannot export overlayfs: the role stops with the fix, using the
-    filesystem os_prepare's probe read for the (not yet existing) export path."""
-    extra = {**converged.extra, "kf_nfs_export_path": f"/var/tmp/kfinstall-overlay-{uuid.uuid4().hex[:8]}"}
+    """nfs-ganesha's VFS backend cannot export overlayfs: the role stops with the fix before writing anything."""
+    export = f"/var/tmp/kfinstall-overlay-{uuid.uuid4().hex[:8]}"
+    extra = {**converged.extra, "kf_nfs_export_path": export}
+    before = _invocation(converged.site, "h1", "nfs-ganesha")
     run = run_playbooks(converged.site.inventory, ["10-os.yml", "40-storage.yml"], extra, "--limit", "h1")
     assert run.rc != 0, run.tail()
-    assert run.task_results("NFS server | Check the export's filesystem") == {"h1": "skipping"}  # the probe knew
-    assert run.task_results("NFS server | Stop when the export is on overlayfs") == {"h1": "fatal"}
+    assert run.recap["h1"]["failed"] == 1, run.tail()
     assert "is on overlayfs, which nfs-ganesha's VFS backend" in run.output
-    # The running server and its configuration were left alone.
-    assert _sh(converged.site, "h1", "systemctl is-active nfs-ganesha").strip() == "active"
+    # Nothing written, the running server and its configuration left alone.
+    assert converged.site.ssh("h1", f"test -e {export}").returncode != 0
+    assert _invocation(converged.site, "h1", "nfs-ganesha") == before
     assert "/srv/nfs/kfinstall" in _sh(converged.site, "h1", "cat /etc/ganesha/ganesha.conf")
 
 
@@ -376,3 +397,60 @@ def test_storage_serves_the_cluster_hosts_and_refuses_others(converged: Converge
     assert_converged(restored, ["h1"])
     assert _nfs_reachable(site, "h3").returncode == 0
     assert _gluster_mountable(site, "h3")
+
+
+# Each host role run alone must leave the hosts exactly as site.yml does: same files, services and
+# packages (issue 14: a role behaves the same run alone or under site.yml). The hosts each role's own
+# play targets in site.yml, and what to undo on a host first so that the role alone has work to do.
+ROLE_HOSTS = {
+    "os_prepare": "kube_control_plane:kube_node:nfs_server:gluster",
+    "containerd": "kube_control_plane:kube_node",
+    "nfs_server": "nfs_server",
+    "nfs_client": "kube_node",
+    "glusterfs": "gluster:kube_node",
+}
+UNDO = {
+    "os_prepare": ("h2", "rm -f /etc/sysctl.d/90-kfinstall.conf /etc/apt/sources.list.d/kfinstall-lab.list"),
+    "containerd": ("h2", "systemctl stop containerd && rm -f /etc/containerd/config.toml"),
+    "nfs_server": ("h1", "systemctl stop nfs-ganesha && rm -f /etc/ganesha/ganesha.conf"),
+    "nfs_client": ("h2", "true"),
+    "glusterfs": ("h2", f"umount {GLUSTER_MOUNT} && sed -i '\\# {GLUSTER_MOUNT} #d' /etc/fstab"),
+}
+SNAPSHOT = f"""
+for p in /etc/apt/sources.list.d/kfinstall-lab.list /etc/sysctl.d/90-kfinstall.conf /etc/modules-load.d/kfinstall.conf \\
+         /etc/containerd/config.toml /etc/ganesha/ganesha.conf {EXPORT} /data/gluster/kfinstall; do
+  if [ -e "$p" ]; then stat -c '%n %F %a %U %G' "$p"; [ -f "$p" ] && sha1sum "$p"; else echo "$p absent"; fi
+done
+for u in containerd nfs-ganesha glusterd chrony; do echo "$u $(systemctl is-active $u) $(systemctl is-enabled $u 2>/dev/null)"; done
+grep ' {GLUSTER_MOUNT} ' /etc/fstab; findmnt -no FSTYPE {GLUSTER_MOUNT} || echo 'not mounted'
+dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' containerd runc nfs-common nfs-ganesha glusterfs-server \\
+  glusterfs-client chrony socat 2>/dev/null | sort
+"""
+
+
+def _snapshot(site) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {host: _sh(site, host, SNAPSHOT) for host in HOSTS}
+
+
+def _run_role_alone(site, role: str, extra: dict) -> PlaybookRun:  # type: ignore[no-untyped-def]
+    playbook = Path(site.inventory).parent / f"alone-{role}.yml"
+    playbook.write_text(
+        f"- hosts: '{ROLE_HOSTS[role]}'\n  become: true\n  gather_facts: true\n  roles: [{role}]\n")
+    return run_playbooks(site.inventory, [str(playbook)], extra)
+
+
+@pytest.mark.parametrize("role", list(ROLE_HOSTS))
+def test_a_role_alone_leaves_the_hosts_as_site_yml_does(converged: Converged, role: str) -> None:
+    site = converged.site
+    as_site_yml_left_them = _snapshot(site)
+    # Alone on the converged hosts: the role writes, installs and restarts nothing...
+    alone = _run_role_alone(site, role, converged.extra)
+    assert_converged(alone, [h for h in HOSTS if h in alone.recap])
+    assert {h: r["changed"] for h, r in alone.recap.items()} == dict.fromkeys(alone.recap, 0), alone.tail(200)
+    # ...and with its work undone on a host, it alone puts the host back to what site.yml left.
+    host, undo = UNDO[role]
+    _sh(site, host, undo)
+    redone = _run_role_alone(site, role, converged.extra)
+    print(f"\n{role} alone after its work was undone on {host}: {redone.seconds:.1f} s, recap {redone.recap}")
+    assert_converged(redone, [h for h in HOSTS if h in redone.recap])
+    assert _snapshot(site) == as_site_yml_left_them
