@@ -8,9 +8,13 @@ from typing import Any
 
 import yaml
 from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
 
 ROLES = Path(__file__).resolve().parents[2] / "playbooks" / "roles"
+# The roles' expressions call kfinstall's own collection (kfinstall.hosts.upstream_version, ...), which
+# ships beside the roles: found the way ansible.cfg's collections_path finds it for ansible-playbook.
+init_plugin_loader([str(ROLES.parent / "collections")])
 
 
 def trusted(value: Any) -> Any:
