@@ -115,7 +115,7 @@ def private_variable_violations(root: Path) -> list[str]:
     roles = _roles(root)
     prefixes = {ROLE_PREFIX.get(role, role): role for role in roles}
     # Longest first: `_nfs_server_x` is nfs_server's even if a role `nfs` existed.
-    private = re.compile(r"(?<![\w.])_(" + "|".join(sorted(map(re.escape, prefixes), key=len, reverse=True))
+    private = re.compile(r"(?<!\w)_(" + "|".join(sorted(map(re.escape, prefixes), key=len, reverse=True))
                          + r")_\w+")
     found = []
     for role in roles:
@@ -143,7 +143,7 @@ def role_path_violations(root: Path) -> list[str]:
 
 def os_prepare_name_violations(root: Path) -> list[str]:
     """b. No os_prepare_ variable or fact is read outside os_prepare (bar the listed exceptions)."""
-    name = re.compile(r"(?<![\w.])os_prepare_\w+")
+    name = re.compile(r"(?<!\w)os_prepare_\w+")
     found = []
     for path in _code_files(root):
         relative = path.relative_to(root)
@@ -176,7 +176,7 @@ def _dependencies(role_dir: Path) -> list[str]:
 def kf_defaults_dependency_violations(root: Path) -> list[str]:
     """c. A role that reads kf_defaults' probe fact or includes its tasks depends on kf_defaults (meta):
     run alone, it then has them too."""
-    used = re.compile(r"(?<![\w.])(" + "|".join(KF_DEFAULTS_PUBLIC) + r")\b")
+    used = re.compile(r"(?<!\w)(" + "|".join(KF_DEFAULTS_PUBLIC) + r")\b")
     found = []
     for role in _roles(root):
         role_dir = root / "roles" / role
@@ -321,6 +321,7 @@ BROKEN_TREE = {
   hosts: all
   vars:
     _containerd_installed_version: "{{ _os_prepare_candidates.containerd }}"
+    kf_export: "{{ hostvars[groups['nfs_server'][0]]._nfs_server_export_dir }}"
   roles: [os_prepare]
 """,
     "roles/os_prepare/tasks/main.yml": """
@@ -371,6 +372,7 @@ def test_each_guard_names_the_file_and_line_of_a_violation(tmp_path: Path) -> No
             "playbooks/roles/containerd/templates/config.toml.j2:1: _kf_install_candidates",
             "playbooks/10-os.yml:4: _containerd_installed_version",
             "playbooks/10-os.yml:4: _os_prepare_candidates",
+            "playbooks/10-os.yml:5: _nfs_server_export_dir",
         ],
         "role_path_violations": ["playbooks/roles/containerd/tasks/main.yml:8: role_path"],
         "os_prepare_name_violations": ["playbooks/roles/containerd/tasks/main.yml:10: os_prepare_installed_packages"],
