@@ -104,6 +104,9 @@ def run_playbooks(
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_FORKS": "10",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        # As kfinstall sets them: a playbook outside playbooks/ (a role run alone) finds the roles too.
+        "ANSIBLE_ROLES_PATH": str(PLAYBOOKS / "roles"),
+        "ANSIBLE_COLLECTIONS_PATH": str(PLAYBOOKS / "collections"),
         # Host keys checked like kfinstall does, strictly: `lab up` pinned every lab machine's key.
         **lab_ssh_env(inventory.parent),
         # Per-task durations in the output (TASKS RECAP), for the timings in test logs.
