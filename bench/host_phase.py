@@ -107,6 +107,11 @@ def bare_services() -> list[str]:
     return list(dict.fromkeys(s for entry in bare_entries() for s in entry.get("services", [])))
 
 
+def say(message: str) -> None:
+    """Progress on stderr (the result goes to stdout)."""
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
 def sh(argv: list[str], timeout: float = 3600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if done.returncode != 0:
@@ -122,6 +127,7 @@ class Lab:
         self.status: LabStatus | None = None
 
     def fresh(self, hosts: int) -> None:
+        say(f"lab {LAB.name}: {hosts} fresh host(s)")
         lab_down(settings=LAB)
         self.status = lab_up(hosts, out=self.site, settings=LAB)
         self.wait_until_booted()
@@ -160,6 +166,11 @@ class Lab:
             sh(["podman", "update", "--cpus", f"{cpus:.3f}", LAB.container_name(host_name(index))])
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages: other work on this machine skews every figure."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def busy_cpu_seconds() -> float:
     """CPU seconds this machine has been busy since boot (every process: Ansible and all lab hosts)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -175,6 +186,7 @@ def host_phase(lab: Lab, extra: list[str]) -> dict[str, float]:
     report = json.loads(done.stdout)
     phase = next(p for p in report["phases"] if p["name"] == "hosts")
     changed = sum(h["changed"] for h in report["hosts"].values())
+    say(f"kfinstall up --only hosts: {elapsed:.1f} s (phase {phase['duration_s']:.1f} s), changed={changed}")
     return {"s": elapsed, "phase_s": phase["duration_s"], "changed": changed, "cpu_s": cpu}
 
 
@@ -200,7 +212,9 @@ def bare_install(lab: Lab) -> float:
               + " ".join(map(shlex.quote, bare_services())))
     start = time.perf_counter()
     lab.ssh("h1", script)
-    return time.perf_counter() - start
+    elapsed = time.perf_counter() - start
+    say(f"bare apt-get install + service starts: {elapsed:.1f} s")
+    return elapsed
 
 
 def noop_floor(lab: Lab) -> float:
@@ -213,6 +227,7 @@ def noop_floor(lab: Lab) -> float:
         start = time.perf_counter()
         sh([str(BIN / "ansible"), "all", "-i", str(lab.site / "hosts.yml"), "-m", "kfinstall.hosts.probe"], env=env)
         elapsed = time.perf_counter() - start
+        say(f"ansible all -m kfinstall.hosts.probe: {elapsed:.1f} s")
         # The SSH masters (ControlPersist) would outlive the directory: close each (any host name does).
         for socket in Path(control_dir).iterdir():
             subprocess.run(["ssh", "-o", f"ControlPath={socket}", "-O", "exit", "master"],
@@ -230,7 +245,9 @@ _UNTIL_PORT = ("deadline=$(( $(date +%s) + 120 )); "
 
 def restart_seconds(lab: Lab, command: str) -> float:
     done = lab.ssh("h1", "bash -c " + shlex.quote(_TIMED.format(command=command)), timeout=300)
-    return int(done.stdout.split()[-1]) / 1e9
+    seconds = int(done.stdout.split()[-1]) / 1e9
+    say(f"{command.split(' &&', maxsplit=1)[0]}: {seconds:.2f} s")
+    return seconds
 
 
 def restart_containerd(lab: Lab) -> float:
@@ -365,6 +382,7 @@ def main() -> None:
     if os.geteuid() != 0:
         parser.error("needs root (rootful podman): run it with sudo")
     bare_entries()  # a stale BARE_ENTRIES stops the bench before any host is made
+    load_at_start = load_average()
     with tempfile.TemporaryDirectory(prefix="kfbench-") as tmp:
         lab = Lab(Path(tmp) / "site")
         try:
@@ -375,6 +393,7 @@ def main() -> None:
             raise SystemExit(f"lab: {exc}") from None
         finally:
             lab.down()
+    result.update({"load_average_start": load_at_start, "load_average_end": load_average()})
     print(json.dumps(result, indent=2) if args.json else "\n".join(f"{k:28} {v}" for k, v in result.items()))
 
 
