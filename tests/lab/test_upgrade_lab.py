@@ -65,7 +65,9 @@ def test_facts_action_writes_what_the_preflight_reads(lab_site, extra: dict, tmp
     assert len(facts) == 3, sorted(p.name for p in folder.iterdir())
     for node in facts.values():
         assert node["systemd_cgroup"] is True  # the containerd role writes it
-        assert node["containerd_version"]
+        # The release numbers only (kfinstall.hosts.upstream_version): the distribution's containerd says
+        # "1.6.20~ds1", which is not a version the precheck's comparison reads as 1.6.20.
+        assert re.fullmatch(r"[0-9]+(\.[0-9]+)+", node["containerd_version"]), node
         assert node["cgroup_version"] in (1, 2)
 
 
