@@ -38,8 +38,8 @@ OS_PREPARE_READ_ELSEWHERE = {
         "kf_probe_sysctls: the one probe reads the live values of os_prepare's sysctls",
 }
 
-# What a role can only have from kf_defaults: the probe's fact and what is derived from it.
-KF_DEFAULTS_PUBLIC = ("kf_host", "kf_running_units")
+# What a role can only have from kf_defaults: the probe's fact and what kf_defaults derives from it.
+KF_DEFAULTS_PUBLIC = ("kf_host", "kf_running_units", "kf_install_needed")
 INCLUDE_MODULES = {"include_role", "import_role", "ansible.builtin.include_role", "ansible.builtin.import_role"}
 
 # Shared logic written once (the kfinstall.hosts filter upstream_version, the probe's `container`).
