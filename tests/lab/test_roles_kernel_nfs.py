@@ -55,7 +55,7 @@ def test_kernel_nfs_export_mounted_from_another_vm(lab_vm_site) -> None:
         "kf_gluster_enabled": False,
         "nfs_client_test_mount": True,
         # Keep chrony off: the VMs have no time source on the lab bridge.
-        "os_prepare_time_sync": False,
+        "kf_time_sync": False,
         # apt is about 10x slower in a TCG VM: a package table of only what this test needs (the lab
         # repository is still set up). It replaces kf_defaults' whole table, as an inventory value would.
         "kf_packages": {

@@ -29,14 +29,7 @@ ROLE_PREFIX = {"kf_defaults": "kf"}
 
 # The os_prepare_ names read outside os_prepare, each with the reason it may be. (file under playbooks/,
 # name) -> why.
-OS_PREPARE_READ_ELSEWHERE = {
-    ("roles/kf_defaults/defaults/main.yml", "os_prepare_time_sync"):
-        "the package table's chrony entry (os_prepare's own) is needed only when time sync is on",
-    ("roles/kf_defaults/defaults/main.yml", "os_prepare_sysctls_netns"):
-        "kf_probe_sysctls: the one probe reads the live values of os_prepare's sysctls",
-    ("roles/kf_defaults/defaults/main.yml", "os_prepare_sysctls_global"):
-        "kf_probe_sysctls: the one probe reads the live values of os_prepare's sysctls",
-}
+OS_PREPARE_READ_ELSEWHERE: dict[tuple[str, str], str] = {}
 
 # What a role can only have from kf_defaults: the probe's fact and what kf_defaults derives from it.
 KF_DEFAULTS_PUBLIC = ("kf_host", "kf_running_units", "kf_install_needed")
@@ -235,7 +228,7 @@ def test_playbooks_keep_the_role_boundaries(guard) -> None:
 
 KF_DEFAULTS = PLAYBOOKS / "roles" / "kf_defaults" / "defaults" / "main.yml"
 # Besides kf_* settings (kf_host included) and the table's own _kf_ derived switches.
-TABLE_MAY_READ = {"group_names", "os_prepare_time_sync"}
+TABLE_MAY_READ = {"group_names"}
 
 
 class _AnyName(dict):  # type: ignore[type-arg]
@@ -269,7 +262,7 @@ def _undeclared(value: Any) -> set[str]:
 
 def package_table_violations(defaults: dict[str, Any]) -> list[str]:
     """Each kf_packages entry's templates (needed, packages, minimum, ...) and the _kf_ switches they use
-    read only kf_* settings, group_names, kf_host and os_prepare_time_sync: whether a host needs a package
+    read only kf_* settings, group_names and kf_host: whether a host needs a package
     follows from what kfinstall passes and the inventory's groups, never from a role's internals."""
     found = []
     for key, entry in (defaults.get("kf_packages") or {}).items():
