@@ -26,10 +26,10 @@ _PACKAGE = re.compile(r"^[A-Za-z0-9][^\s]*$")
 def upstream_version(value: object) -> str:
     """The release numbers of a Debian or upstream version, for comparing with a minimum.
 
-    "1:1.7.24~ds1-6+b1" -> "1.7.24" (epoch, ~ and + suffixes and the Debian revision dropped);
-    "v2.0.1" -> "2.0.1"; "1.7.12-0ubuntu2~22.04.1" -> "1.7.12"; "2.0.0-rc.1" -> "2.0.0" (a pre-release
-    counts as its release: distributions ship none of the packages compared); "", "(none)" (apt's
-    candidate when there is none) and text without numbers -> "".
+    The epoch ("N:"), a leading "v", "~" and "+" suffixes, the Debian revision and a pre-release suffix
+    are dropped, leaving the leading digits and dots (a pre-release counts as its release: distributions
+    ship none of the packages compared); "", "(none)" (apt's candidate when there is none) and text
+    without numbers give "". tests/playbooks/test_host_filters.py has the table of examples.
     """
     if value is None:
         return ""
@@ -112,7 +112,7 @@ def package_minimums(table: object, part: object = None) -> dict[str, dict[str, 
         if not isinstance(wanted, Mapping):
             raise AnsibleFilterError(
                 f"kf_packages entry {name!r}: minimum maps a package to a version, "
-                "e.g. minimum: {containerd: '1.7'}.")
+                "e.g. minimum: {containerd: '<version>'}.")
         needed = needed_packages({name: entry}, part)
         for package, version in wanted.items():
             if package in needed:
