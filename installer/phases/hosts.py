@@ -9,15 +9,18 @@ from typing import Any
 
 import yaml
 
-from installer.adapters.ansible import EventSink, PlaybookResult, run_playbook
+from installer.adapters.ansible import EventSink, PlaybookResult, run_playbook, unsafe_vars_yaml
 from installer.adapters.ssh import HostKeyPolicy
 from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, PhaseFailed
+from installer.owned import write_file_atomically
 from installer.paths import data_dir
 from installer.phases.base import FACTS_CACHE, Component, Phase, PhasePlan, PhaseResult, RunContext, Step, outcome
 from installer.progress import HostProgress
 
 SITE_PLAYBOOK = "site.yml"
+# The extra vars as the playbooks received them, for `ansible-playbook -e @<record>/ansible-vars.yml` by hand.
+RECORDED_VARS = "ansible-vars.yml"
 
 # Plan reads the playbooks on every call: libyaml when PyYAML has it (4x faster on 10-os.yml).
 try:
@@ -32,7 +35,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
     extravars = ctx.cfg.ansible_vars()
-    ctx.record.write_json("ansible-vars.json", extravars)  # what the playbooks received
+    _record_vars(ctx, extravars)
     with HostProgress(ctx.console, "hosts (check)" if check else "hosts") as view:
         result = run_playbook(
             SITE_PLAYBOOK,
@@ -53,6 +56,16 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
     if not result.ok and not check:  # in check mode a failure is a finding to report, not an error
         raise PhaseFailed(_failure_text(result, ctx), phase=phase)
     return phase
+
+
+def _record_vars(ctx: RunContext, extravars: dict[str, Any]) -> None:
+    """Keep the extra vars in the form run_playbook passes them: YAML with every string `!unsafe`.
+
+    Not JSON: Ansible templates every string of a JSON vars file given with `-e @`, so a value such as
+    `/x{{ lookup('pipe', 'id') }}` re-run by hand from the record would run on this machine.
+    """
+    text = unsafe_vars_yaml(ctx.record.clean(extravars))
+    write_file_atomically(ctx.record.path / RECORDED_VARS, text.encode("utf-8"), 0o600)
 
 
 def _recording(ctx: RunContext, view: HostProgress) -> EventSink:
