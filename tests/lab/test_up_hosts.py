@@ -15,6 +15,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
+from ansible.parsing.yaml.loader import AnsibleLoader
 
 pytestmark = pytest.mark.lab
 
@@ -79,12 +81,12 @@ def test_second_run_changes_nothing(first_two_runs) -> None:  # type: ignore[no-
 def test_run_record_and_state(first_two_runs, lab_site) -> None:  # type: ignore[no-untyped-def]
     _, second = first_two_runs
     record = Path(second["record"])
-    assert {"config.resolved.json", "ansible-vars.json", "events.jsonl", "hosts.json", "preflight.json",
+    assert {"config.resolved.json", "ansible-vars.yml", "events.jsonl", "hosts.json", "preflight.json",
             "summary.json"} <= {
         p.name for p in record.iterdir()}
     secrets = [line.split(": ", 1)[1] for line in (lab_site.out_dir / "secrets.yml").read_text().splitlines()
                if ": " in line and not line.startswith("#")]
-    text = "".join(p.read_text() for p in record.glob("*.json*"))
+    text = "".join(p.read_text() for p in [*record.glob("*.json*"), *record.glob("*.yml")])
     assert not any(value and value in text for value in secrets if len(value) > 8)
     state = json.loads((lab_site.out_dir / ".kfinstall" / "lab" / "state.json").read_text())
     assert state["last_run_id"] == second["runId"] and state["history"][-1]["result"] == "incomplete"
@@ -130,7 +132,8 @@ def test_template_in_a_setting_runs_nowhere(first_two_runs, lab_site) -> None:  
     for host in HOSTS:
         assert lab_site.ssh(host, f"test ! -e {canary}").returncode == 0, f"the payload ran on {host}"
     [record] = set(runs_dir(site).iterdir()) - before
-    assert json.loads((record / "ansible-vars.json").read_text())["kf_nfs_export_path"] == value
+    # The record keeps it as kfinstall passed it: `!unsafe` YAML (AnsibleLoader reads the tag).
+    assert yaml.load((record / "ansible-vars.yml").read_text(), Loader=AnsibleLoader)["kf_nfs_export_path"] == value
     # The role used it (check mode shows the export it would create), literally.
     diffs = json.dumps(json.loads(done.stdout)["hostCheck"]["diffs"])
     assert json.dumps(value)[1:-1] in diffs, diffs[:3000]
