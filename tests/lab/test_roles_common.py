@@ -7,7 +7,6 @@ the kubernetes role stops after its preflight and says why (kf_kubernetes_packag
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from labsite import lab_ssh_env
+
+from installer.adapters.ansible import write_unsafe_vars
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -96,8 +97,10 @@ def lab_extra_vars(site_dir: Path, repo_url: str, state_dir: Path) -> dict[str, 
 def run_playbooks(
     inventory: Path, playbooks: list[str], extra_vars: dict[str, Any], *args: str, timeout: float = 1800
 ) -> PlaybookRun:
-    vars_file = inventory.parent / f"extra-vars-{os.getpid()}-{time.monotonic_ns()}.json"
-    vars_file.write_text(json.dumps(extra_vars))
+    # As kfinstall passes them (installer/adapters/ansible.py): YAML with every string `!unsafe`, so the
+    # roles see values as data, never as templates. A templated condition (a kf_packages `needed`) belongs
+    # in the inventory, as an operator would write it.
+    vars_file = write_unsafe_vars(inventory.parent, extra_vars)
     env = {
         **os.environ,
         "ANSIBLE_NOCOLOR": "1",
@@ -115,7 +118,10 @@ def run_playbooks(
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{vars_file}", *args]
     argv += [str(PLAYBOOKS / p) for p in playbooks]  # an absolute path stays itself
     start = time.monotonic()
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    try:
+        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    finally:
+        vars_file.unlink(missing_ok=True)
     return PlaybookRun(proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start)
 
 

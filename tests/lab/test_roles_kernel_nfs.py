@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -20,8 +21,8 @@ SERVER, CLIENT = "vm2", "vm1"
 EXPORT = "/srv/kfinstall-kernel-nfs"
 
 
-def _vm_inventory(inventory: Path) -> Path:
-    """The lab inventory's VMs in the roles' groups: vm2 serves NFS, vm1 is a node."""
+def _vm_inventory(inventory: Path, group_vars: dict[str, Any]) -> Path:
+    """The lab inventory's VMs in the roles' groups: vm2 serves NFS, vm1 is a node; `group_vars` for all."""
     data = yaml.safe_load(inventory.read_text())["all"]
     hosts = {name: data["hosts"][name] for name in (SERVER, CLIENT)}
     path = inventory.with_name("hosts-kernel-nfs.yml")
@@ -29,7 +30,7 @@ def _vm_inventory(inventory: Path) -> Path:
         yaml.safe_dump(
             {
                 "all": {
-                    "vars": data.get("vars", {}),
+                    "vars": {**data.get("vars", {}), **group_vars},
                     "hosts": hosts,
                     "children": {"nfs_server": {"hosts": {SERVER: {}}}, "kube_node": {"hosts": {CLIENT: {}}}},
                 }
@@ -46,7 +47,6 @@ def _sh(site, host: str, command: str) -> str:
 
 
 def test_kernel_nfs_export_mounted_from_another_vm(lab_vm_site) -> None:
-    inventory = _vm_inventory(lab_vm_site.inventory)
     extra = {
         "kf_nfs_enabled": True,
         "kf_nfs_implementation": "kernel",
@@ -56,15 +56,18 @@ def test_kernel_nfs_export_mounted_from_another_vm(lab_vm_site) -> None:
         "nfs_client_test_mount": True,
         # Keep chrony off: the VMs have no time source on the lab bridge.
         "kf_time_sync": False,
-        # apt is about 10x slower in a TCG VM: a package table of only what this test needs (the lab
-        # repository is still set up). It replaces kf_defaults' whole table, as an inventory value would.
+    }
+    # apt is about 10x slower in a TCG VM: a package table of only what this test needs (the lab
+    # repository is still set up). In the inventory, where an operator would set it (its conditions are
+    # templates; extra vars reach the roles as data): it replaces kf_defaults' whole table.
+    inventory = _vm_inventory(lab_vm_site.inventory, {
         "kf_packages": {
             "os_prepare": {"packages": ["kmod"], "needed": True},
             "nfs_client": {"packages": ["nfs-common"], "needed": "{{ 'kube_node' in group_names }}"},
             "nfs_server_kernel": {"role": "nfs_server", "packages": ["nfs-kernel-server"], "services": ["nfs-server"],
                                   "needed": "{{ 'nfs_server' in group_names }}", "transaction": False},
         },
-    }
+    })
     first = run_playbooks(inventory, ["10-os.yml", "40-storage.yml"], extra, timeout=2400)
     print(f"\n10-os + 40-storage on 2 TCG VMs (kernel NFS): {first.seconds:.1f} s, recap {first.recap}")
     assert_converged(first, [SERVER, CLIENT])
