@@ -97,10 +97,6 @@ def lab_extra_vars(site_dir: Path, repo_url: str, state_dir: Path) -> dict[str, 
 def run_playbooks(
     inventory: Path, playbooks: list[str], extra_vars: dict[str, Any], *args: str, timeout: float = 1800
 ) -> PlaybookRun:
-    # As kfinstall passes them (installer/adapters/ansible.py): YAML with every string `!unsafe`, so the
-    # roles see values as data, never as templates. A templated condition (a kf_packages `needed`) belongs
-    # in the inventory, as an operator would write it.
-    vars_file = write_unsafe_vars(inventory.parent, extra_vars)
     env = {
         **os.environ,
         "ANSIBLE_NOCOLOR": "1",
@@ -115,6 +111,10 @@ def run_playbooks(
         # Per-task durations in the output (TASKS RECAP), for the timings in test logs.
         "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
     }
+    # As kfinstall passes them (installer/adapters/ansible.py): YAML with every string `!unsafe`, so the
+    # roles see values as data, never as templates. A templated condition (a kf_packages `needed`) belongs
+    # in the inventory, as an operator would write it.
+    vars_file = write_unsafe_vars(inventory.parent, extra_vars)
     argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), "-e", f"@{vars_file}", *args]
     argv += [str(PLAYBOOKS / p) for p in playbooks]  # an absolute path stays itself
     start = time.monotonic()
