@@ -133,3 +133,13 @@ def test_kfinstall_runs_find_the_module_and_its_documentation(tmp_path: Path) ->
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)["kfinstall.hosts.files"]["doc"]
     assert set(doc["options"]["files"]["suboptions"]) == {"path", "state", "content", "mode", "owner", "group"}
+
+
+def test_a_path_is_taken_literally_without_expanding_variables(tmp_path: Path, target: Path) -> None:
+    """The export path an operator gives reaches /etc/exports and ganesha.conf as written: the module must
+    create that very path, not one with $HOME or ~ expanded (Ansible's `path` option type expands both)."""
+    literal = target / "srv" / "$HOME"
+    result = run_module(tmp_path, [{"path": str(literal), "state": "directory", "mode": "0755"}])
+    assert result["files"] == {str(literal): True}, result
+    assert literal.is_dir()
+    assert not (target / "srv" / os.environ.get("HOME", "/root").lstrip("/")).exists()

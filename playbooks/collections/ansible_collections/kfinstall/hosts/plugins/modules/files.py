@@ -30,7 +30,7 @@ options:
     elements: dict
     required: true
     suboptions:
-      path: {description: Absolute path., type: path, required: true}
+      path: {description: "Absolute path, taken literally (no ~ or $VAR expansion).", type: str, required: true}
       state: {description: A regular file or a directory., type: str, choices: [file, directory], default: file}
       content: {description: The file's content (state=file)., type: str, default: ""}
       mode: {description: Octal mode as a string such as "0644"., type: str, required: true}
@@ -46,7 +46,9 @@ files:
 """
 
 FILE_SPEC = {
-    "path": {"type": "path", "required": True},
+    # str, not path: Ansible's path type expands ~ and $VAR, so "/srv/$HOME" would be written as
+    # "/srv//root" while the exports line and ganesha.conf name "/srv/$HOME".
+    "path": {"type": "str", "required": True},
     "state": {"type": "str", "choices": ["file", "directory"], "default": "file"},
     "content": {"type": "str", "default": ""},
     "mode": {"type": "str", "required": True},
@@ -122,7 +124,7 @@ def ensure(module: AnsibleModule, spec: dict, diffs: list[dict]) -> bool:
         return True  # nothing to read the attributes of: the path would be created
     attributes = module.load_file_common_arguments(
         {"path": path, "mode": spec["mode"], "owner": spec["owner"], "group": spec["group"]})
-    return module.set_fs_attributes_if_different(attributes, changed)
+    return module.set_fs_attributes_if_different(attributes, changed, expand=False)
 
 
 def main() -> None:
