@@ -124,6 +124,7 @@ def ensure(module: AnsibleModule, spec: dict, diffs: list[dict]) -> bool:
         return True  # nothing to read the attributes of: the path would be created
     attributes = module.load_file_common_arguments(
         {"path": path, "mode": spec["mode"], "owner": spec["owner"], "group": spec["group"]})
+    attributes["path"] = path  # load_file_common_arguments expands ~ and $VAR; the path is literal
     return module.set_fs_attributes_if_different(attributes, changed, expand=False)
 
 
