@@ -8,13 +8,14 @@ kubernetes role runs up to its preflight and reports precisely why it stops. Tim
 
 from __future__ import annotations
 
+import shlex
 import subprocess
-import time
 import uuid
-from urllib.parse import urlparse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from test_roles_common import PlaybookRun, assert_converged, lab_extra_vars, run_playbooks
@@ -45,12 +46,40 @@ def test_too_old_containerd_stops_before_anything_is_installed(lab_site, tmp_pat
         assert lab_site.ssh(host, "test -e /etc/containerd/config.toml").returncode != 0, host
 
 
-@dataclass
-class HostMarks:
-    """What a host looked like just before a run: its apt transactions so far and the time."""
+# Every apt index refresh on a lab host appends one line to APT_UPDATES: apt runs the hook after each
+# update, whether it downloaded anything or only got "Hit" (the lists' mtime cannot see the latter).
+# python-apt's Cache.update(), which the apt module's update_cache calls, runs it too (apt-pkg's
+# ListUpdate -> AcquireUpdate with its update scripts); test_the_refresh_counter_sees_ansible_refreshes
+# proves that on the lab. A test artefact: written by the `converged` fixture, removed at its teardown.
+APT_UPDATES = "/var/log/kfinstall-test-apt-updates"
+APT_UPDATES_HOOK = "/etc/apt/apt.conf.d/99kfinstall-test-updates"
+APT_UPDATES_HOOK_TEXT = f'APT::Update::Post-Invoke {{"date +%s >> {APT_UPDATES}";}};\n'
+# The services each lab host runs, whose starts the runs are judged by.
+UNITS = {"h1": ("containerd", "glusterd", "nfs-ganesha"), "h2": ("containerd", "glusterd"),
+         "h3": ("containerd", "glusterd")}
+CONFIGS = {"containerd": "/etc/containerd/config.toml", "nfs-ganesha": "/etc/ganesha/ganesha.conf"}
+# What the roles install through the one transaction (nfs-ganesha on the nfs_server host only).
+PACKAGES = {h: ["containerd", "runc", "nfs-common", "glusterfs-server", "glusterfs-client"] for h in HOSTS}
+PACKAGES["h1"] += ["nfs-ganesha", "nfs-ganesha-vfs"]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A host just before a run: its apt transactions and index refreshes so far, and its clock."""
 
     transactions: int
-    epoch: int
+    updates: int
+    time: str  # epoch seconds with nanoseconds, as journalctl --since @... reads them
+
+
+@dataclass(frozen=True)
+class RunCounts:
+    """What one run did to a host, counted right after it (so later tests cannot change the numbers)."""
+
+    transactions: int  # apt transactions (apt's history)
+    updates: int  # apt index refreshes (the Post-Invoke hook's lines)
+    starts: dict[str, int]  # unit -> starts and restarts (systemd's journal)
+    not_installed: list[str]  # the host's PACKAGES that were not installed after the run
 
 
 @dataclass
@@ -59,30 +88,55 @@ class Converged:
     extra: dict
     first: PlaybookRun
     second: PlaybookRun
-    before_first: dict[str, HostMarks]
-    before_second: dict[str, HostMarks]
+    first_counts: dict[str, RunCounts]
+    second_counts: dict[str, RunCounts]
+    # (host, unit) -> (when systemd last reported it started, when its configuration was last written),
+    # read right after the first run.
+    first_start_and_write: dict[tuple[str, str], tuple[Decimal, Decimal]]
 
 
-def _marks(site) -> dict[str, HostMarks]:  # type: ignore[no-untyped-def]
-    return {h: HostMarks(_apt_transactions(site, h), int(_sh(site, h, "date +%s"))) for h in HOSTS}
+def _mark(site, host: str) -> Mark:  # type: ignore[no-untyped-def]
+    return Mark(_apt_transactions(site, host), _apt_updates(site, host), _sh(site, host, "date +%s.%N").strip())
+
+
+def _counts_since(site, host: str, mark: Mark) -> RunCounts:  # type: ignore[no-untyped-def]
+    return RunCounts(
+        transactions=_apt_transactions(site, host) - mark.transactions,
+        updates=_apt_updates(site, host) - mark.updates,
+        starts={unit: _starts(site, host, unit, mark.time) for unit in UNITS[host]},
+        not_installed=_not_installed(site, host, PACKAGES[host]),
+    )
 
 
 @pytest.fixture(scope="module")
 def converged(lab_site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Converged]:
     state = tmp_path_factory.mktemp("state")
     extra = lab_extra_vars(lab_site.out_dir, lab_site.repo_url, state)
-    for host in HOSTS:  # containerd fresh on every host, whatever ran before in this session
-        _sh(lab_site, host, "apt-get -q -y purge containerd runc >/dev/null 2>&1 || true")
-    time.sleep(1)  # the marks' whole seconds are strictly before anything the run does
-    before_first = _marks(lab_site)
-    first = run_playbooks(lab_site.inventory, ["site.yml"], extra)
-    print(f"\nsite.yml first run on 3 hosts: {first.seconds:.1f} s, recap {first.recap}\n{first.slowest()}")
-    assert_converged(first, HOSTS)
-    time.sleep(1)
-    before_second = _marks(lab_site)
-    second = run_playbooks(lab_site.inventory, ["site.yml"], extra)
-    print(f"site.yml second run on 3 hosts: {second.seconds:.1f} s, recap {second.recap}\n{second.slowest()}")
-    yield Converged(lab_site, extra, first, second, before_first, before_second)
+    hook = f"printf %s {shlex.quote(APT_UPDATES_HOOK_TEXT)} > {APT_UPDATES_HOOK} && touch {APT_UPDATES}"
+    # The services fresh from the transaction on every host, whatever ran before in this session or lab.
+    fresh = {"h1": "containerd runc nfs-ganesha nfs-ganesha-vfs", "h2": "containerd runc", "h3": "containerd runc"}
+    for host in HOSTS:
+        _sh(lab_site, host, f"apt-get -q -y purge {fresh[host]} >/dev/null 2>&1 || true; {hook}")
+    try:
+        before = {h: _mark(lab_site, h) for h in HOSTS}
+        first = run_playbooks(lab_site.inventory, ["site.yml"], extra)
+        print(f"\nsite.yml first run on 3 hosts: {first.seconds:.1f} s, recap {first.recap}\n{first.slowest()}")
+        assert_converged(first, HOSTS)
+        first_counts = {h: _counts_since(lab_site, h, before[h]) for h in HOSTS}
+        first_start_and_write = {
+            (h, unit): _start_and_write(lab_site, h, unit, CONFIGS[unit])
+            for h in HOSTS for unit in UNITS[h] if unit in CONFIGS
+        }
+        print(f"first run: {first_counts}")
+        before = {h: _mark(lab_site, h) for h in HOSTS}
+        second = run_playbooks(lab_site.inventory, ["site.yml"], extra)
+        print(f"site.yml second run on 3 hosts: {second.seconds:.1f} s, recap {second.recap}\n{second.slowest()}")
+        second_counts = {h: _counts_since(lab_site, h, before[h]) for h in HOSTS}
+        print(f"second run: {second_counts}")
+        yield Converged(lab_site, extra, first, second, first_counts, second_counts, first_start_and_write)
+    finally:
+        for host in HOSTS:
+            lab_site.ssh(host, f"rm -f {APT_UPDATES_HOOK} {APT_UPDATES}")
 
 
 def _sh(site, host: str, command: str) -> str:  # type: ignore[no-untyped-def]
@@ -97,8 +151,20 @@ def _apt_transactions(site, host: str) -> int:  # type: ignore[no-untyped-def]
     return int(count.strip() or 0)
 
 
-def _starts(site, host: str, unit: str, since: int) -> int:  # type: ignore[no-untyped-def]
-    """How many times systemd started `unit` since the epoch second `since` (its own journal lines)."""
+def _apt_updates(site, host: str) -> int:  # type: ignore[no-untyped-def]
+    """How many apt index refreshes the host has run since the `converged` fixture installed the hook."""
+    return int(_sh(site, host, f"cat {APT_UPDATES} 2>/dev/null | wc -l").strip())
+
+
+def _not_installed(site, host: str, packages: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    query = f"dpkg-query -W -f='${{Package}} ${{db:Status-Abbrev}}\\n' {' '.join(packages)} 2>/dev/null || true"
+    status = _sh(site, host, query)
+    installed = {line.split()[0] for line in status.splitlines() if line.split()[1:2] == ["ii"]}
+    return [p for p in packages if p not in installed]
+
+
+def _starts(site, host: str, unit: str, since: str) -> int:  # type: ignore[no-untyped-def]
+    """How many times systemd started `unit` since the epoch time `since` (its own journal lines)."""
     journal = f"journalctl -u {unit} --since @{since} --no-pager -o cat _PID=1"
     out = _sh(site, host, f"{journal} | grep -c '^Started ' || true")
     return int(out.strip() or 0)
@@ -109,6 +175,20 @@ def _invocation(site, host: str, unit: str) -> str:  # type: ignore[no-untyped-d
     return _sh(site, host, f"systemctl show -p InvocationID --value {unit}").strip()
 
 
+def _start_and_write(site, host: str, unit: str, path: str) -> tuple[Decimal, Decimal]:  # type: ignore[no-untyped-def]
+    """When systemd last reported `unit` started (its journal line) and when `path` was last written."""
+    journal = f"journalctl -u {unit} --no-pager -o short-unix _PID=1 | grep -F ' Started ' | tail -n 1"
+    started = _sh(site, host, journal).split()
+    assert started, f"{host}: systemd's journal has no start of {unit}"
+    return Decimal(started[0]), Decimal(_sh(site, host, f"stat -c %.Y {path}").strip())
+
+
+def _assert_started_after_written(site, host: str, unit: str, path: str) -> None:  # type: ignore[no-untyped-def]
+    """The running `unit` has read `path`: systemd reported it started strictly after the file's last write."""
+    started, written = _start_and_write(site, host, unit, path)
+    assert started > written, f"{host}: {unit} last started at {started}, {path} written at {written}"
+
+
 def test_second_run_changes_nothing(converged: Converged) -> None:
     assert_converged(converged.second, HOSTS)
     changed = {h: r["changed"] for h, r in converged.second.recap.items()}
@@ -117,35 +197,41 @@ def test_second_run_changes_nothing(converged: Converged) -> None:
 
 def test_first_run_installs_in_one_apt_transaction(converged: Converged) -> None:
     """Every role's distribution packages come in one apt transaction a host (apt's own history says so)."""
-    for host in HOSTS:
-        new = _apt_transactions(converged.site, host) - converged.before_first[host].transactions
-        assert new == 1, f"{host}: {new} apt transactions in the first run"
-        # ...and what the roles need is there.
-        _sh(converged.site, host, "dpkg -s containerd runc nfs-common glusterfs-server glusterfs-client >/dev/null")
-    _sh(converged.site, "h1", "dpkg -s nfs-ganesha nfs-ganesha-vfs >/dev/null")
+    counts = converged.first_counts
+    assert {h: c.transactions for h, c in counts.items()} == dict.fromkeys(HOSTS, 1), counts
+    # ...and what the roles need was there after it.
+    assert {h: c.not_installed for h, c in counts.items()} == dict.fromkeys(HOSTS, []), counts
 
 
 def test_services_start_after_their_configuration_with_at_most_one_restart(converged: Converged) -> None:
     """A service the transaction installs starts with the package's defaults; its role then writes its
     configuration and restarts it once through its handler: it runs with the role's file, and was started
-    no more than twice in the first run (the package's start and that one restart)."""
-    for host in HOSTS:
-        assert _started_after_written(converged.site, host, "containerd", "/etc/containerd/config.toml")
-        assert _starts(converged.site, host, "containerd", converged.before_first[host].epoch) <= 2, host
-    assert _started_after_written(converged.site, "h1", "nfs-ganesha", "/etc/ganesha/ganesha.conf")
-    assert _starts(converged.site, "h1", "nfs-ganesha", converged.before_first["h1"].epoch) <= 2
+    once or twice in the first run (the package's start and that one restart)."""
+    for (host, unit), (started, written) in converged.first_start_and_write.items():
+        assert started > written, f"{host}: {unit} last started at {started}, its configuration written at {written}"
+    starts = {(h, u): n for h, c in converged.first_counts.items() for u, n in c.starts.items() if u in CONFIGS}
+    assert set(starts) == {(h, "containerd") for h in HOSTS} | {("h1", "nfs-ganesha")}
+    assert all(1 <= n <= 2 for n in starts.values()), starts
 
 
 def test_second_run_makes_no_apt_transaction_and_restarts_nothing(converged: Converged) -> None:
     """Converged hosts: no apt transaction, no index refresh, no service started or restarted."""
-    for host in HOSTS:
-        since = converged.before_second[host]
-        assert _apt_transactions(converged.site, host) == since.transactions, host
-        stamp = int(_sh(converged.site, host, "stat -c %Y /var/lib/apt/lists").strip())
-        assert stamp < since.epoch, f"{host}: the second run refreshed the apt index"
-        for unit in ("containerd", "glusterd"):
-            assert _starts(converged.site, host, unit, since.epoch) == 0, (host, unit)
-    assert _starts(converged.site, "h1", "nfs-ganesha", converged.before_second["h1"].epoch) == 0
+    counts = converged.second_counts
+    assert {h: c.transactions for h, c in counts.items()} == dict.fromkeys(HOSTS, 0), counts
+    assert {h: c.updates for h, c in counts.items()} == dict.fromkeys(HOSTS, 0), f"the index was refreshed: {counts}"
+    starts = {(h, u): n for h, c in counts.items() for u, n in c.starts.items()}
+    assert starts == dict.fromkeys(starts, 0), starts
+    assert len(starts) == 7  # containerd and glusterd on h1-h3, nfs-ganesha on h1
+
+
+def test_the_refresh_counter_sees_ansible_refreshes(converged: Converged) -> None:
+    """The index-refresh count above can fail: an apt index refresh through Ansible's apt module (as the roles
+    refresh it) adds one line, although the lab repository's index is unchanged (apt only gets "Hit")."""
+    site = converged.site
+    before = _apt_updates(site, "h2")
+    result = site.ansible("h2", "-m", "ansible.builtin.apt", "-a", "update_cache=true")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _apt_updates(site, "h2") == before + 1
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -156,14 +242,7 @@ def test_containerd_active_with_systemd_cgroup(converged: Converged, host: str) 
     assert "runtimes.nvidia" not in config  # no GPU hosts in the lab
     assert "SystemdCgroup = true" in _sh(converged.site, host, "containerd config dump")
     # The running daemon has read it: started (or restarted) after the file was last written.
-    assert _started_after_written(converged.site, host, "containerd", "/etc/containerd/config.toml")
-
-
-def _started_after_written(site, host: str, unit: str, path: str) -> bool:  # type: ignore[no-untyped-def]
-    """Whether `unit`'s current run began no earlier than `path`'s last write (whole seconds)."""
-    started = _sh(site, host, f"date -d \"$(systemctl show -p ActiveEnterTimestamp --value {unit})\" +%s")
-    written = _sh(site, host, f"stat -c %Y {path}")
-    return int(started) >= int(written)
+    _assert_started_after_written(converged.site, host, "containerd", "/etc/containerd/config.toml")
 
 
 def test_os_prepare_reports_container_limits(converged: Converged) -> None:
@@ -197,7 +276,7 @@ def test_gluster_file_written_on_one_node_is_read_on_another(converged: Converge
 def test_nfs_export_served_and_used(converged: Converged) -> None:
     server = converged.site.addresses["h1"]
     assert "active" in _sh(converged.site, "h1", "systemctl is-active nfs-ganesha")
-    assert _started_after_written(converged.site, "h1", "nfs-ganesha", "/etc/ganesha/ganesha.conf")
+    _assert_started_after_written(converged.site, "h1", "nfs-ganesha", "/etc/ganesha/ganesha.conf")
     for client in ("h2", "h3"):
         # The userspace NFS client is test tooling, not something the roles install.
         _sh(converged.site, client, "command -v nfs-cat || apt-get install -y -q libnfs-utils >/dev/null")
@@ -297,7 +376,7 @@ def test_drift_on_a_converged_host_is_repaired(converged: Converged) -> None:
     assert_converged(run, HOSTS)
     # ...the hosts are as the roles want them again,
     assert "edited by hand" not in _sh(site, "h2", "cat /etc/containerd/config.toml")
-    assert _started_after_written(site, "h2", "containerd", "/etc/containerd/config.toml")
+    _assert_started_after_written(site, "h2", "containerd", "/etc/containerd/config.toml")
     assert _sh(site, "h3", "stat -c %a /etc/sysctl.d/90-kfinstall.conf").strip() == "644"
     assert _sh(site, "h1", "systemctl is-active nfs-ganesha").strip() == "active"
     # ...with exactly the restarts the drift needed: containerd on h2 and nfs-ganesha on h1, nothing else.
@@ -314,12 +393,13 @@ def test_a_role_setting_from_the_inventory_wins_and_stays_converged(converged: C
     host_vars.parent.mkdir(exist_ok=True)
     host_vars.write_text("containerd_systemd_cgroup: false\n")
     try:
-        before = _invocation(site, "h3", "containerd")
+        before, mark = _invocation(site, "h3", "containerd"), _mark(site, "h3")
         changed = run_playbooks(site.inventory, plays, converged.extra, "--limit", "h3")
         assert_converged(changed, ["h3"])
         assert "SystemdCgroup = false" in _sh(site, "h3", "cat /etc/containerd/config.toml")
         assert _invocation(site, "h3", "containerd") != before
-        assert _started_after_written(site, "h3", "containerd", "/etc/containerd/config.toml")
+        assert _starts(site, "h3", "containerd", mark.time) == 1
+        _assert_started_after_written(site, "h3", "containerd", "/etc/containerd/config.toml")
         again = run_playbooks(site.inventory, plays, converged.extra, "--limit", "h3")
         assert_converged(again, ["h3"])
         assert again.recap["h3"]["changed"] == 0, again.tail(200)
@@ -410,12 +490,22 @@ ROLE_HOSTS = {
     "nfs_client": "kube_node",
     "glusterfs": "gluster:kube_node",
 }
+
+
+@dataclass(frozen=True)
+class Undo:
+    host: str
+    command: str
+    purged: tuple[str, ...] = ()  # packages the command purges, and nothing else; the role reinstalls them
+    service: str = ""  # a service the role must (re)start with the configuration it writes again
+
+
 UNDO = {
-    "os_prepare": ("h2", "rm -f /etc/sysctl.d/90-kfinstall.conf /etc/apt/sources.list.d/kfinstall-lab.list"),
-    "containerd": ("h2", "systemctl stop containerd && rm -f /etc/containerd/config.toml"),
-    "nfs_server": ("h1", "systemctl stop nfs-ganesha && rm -f /etc/ganesha/ganesha.conf"),
-    "nfs_client": ("h2", "true"),
-    "glusterfs": ("h2", f"umount {GLUSTER_MOUNT} && sed -i '\\# {GLUSTER_MOUNT} #d' /etc/fstab"),
+    "os_prepare": Undo("h2", "rm -f /etc/sysctl.d/90-kfinstall.conf /etc/apt/sources.list.d/kfinstall-lab.list"),
+    "containerd": Undo("h2", "rm -f /etc/containerd/config.toml", ("containerd",), "containerd"),
+    "nfs_server": Undo("h1", "systemctl stop nfs-ganesha && rm -f /etc/ganesha/ganesha.conf", service="nfs-ganesha"),
+    "nfs_client": Undo("h2", "true", ("nfs-common",)),
+    "glusterfs": Undo("h2", f"umount {GLUSTER_MOUNT} && sed -i '\\# {GLUSTER_MOUNT} #d' /etc/fstab"),
 }
 SNAPSHOT = f"""
 for p in /etc/apt/sources.list.d/kfinstall-lab.list /etc/sysctl.d/90-kfinstall.conf /etc/modules-load.d/kfinstall.conf \\
@@ -448,10 +538,27 @@ def test_a_role_alone_leaves_the_hosts_as_site_yml_does(converged: Converged, ro
     alone = _run_role_alone(site, role, converged.extra)
     assert_converged(alone, [h for h in HOSTS if h in alone.recap])
     assert {h: r["changed"] for h, r in alone.recap.items()} == dict.fromkeys(alone.recap, 0), alone.tail(200)
-    # ...and with its work undone on a host, it alone puts the host back to what site.yml left.
-    host, undo = UNDO[role]
-    _sh(site, host, undo)
+    # ...and with its work undone on a host, it alone puts the host back to what site.yml left,
+    undo = UNDO[role]
+    _sh(site, undo.host, undo.command)
+    if undo.purged:
+        _purge(site, undo.host, undo.purged)
+    transactions = _apt_transactions(site, undo.host)
     redone = _run_role_alone(site, role, converged.extra)
-    print(f"\n{role} alone after its work was undone on {host}: {redone.seconds:.1f} s, recap {redone.recap}")
+    print(f"\n{role} alone after its work was undone on {undo.host}: {redone.seconds:.1f} s, recap {redone.recap}")
     assert_converged(redone, [h for h in HOSTS if h in redone.recap])
     assert _snapshot(site) == as_site_yml_left_them
+    # ...installing the packages it owns itself, in one apt transaction, when they were purged.
+    assert _apt_transactions(site, undo.host) - transactions == (1 if undo.purged else 0), redone.tail(200)
+    if undo.service:  # ...and the service runs with the file the role wrote, not a package default.
+        _assert_started_after_written(site, undo.host, undo.service, CONFIGS[undo.service])
+
+
+def _purge(site, host: str, packages: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    """Purge exactly `packages`: apt's simulation first, so that no package depending on them goes too
+    (the role would not put that back, and the snapshot may not list it)."""
+    names = " ".join(packages)
+    simulated = _sh(site, host, f"apt-get -s purge {names}")
+    purged = sorted(line.split()[1] for line in simulated.splitlines() if line.startswith("Purg "))
+    assert purged == sorted(packages), f"{host}: apt-get purge {names} would purge {purged}"
+    _sh(site, host, f"apt-get -q -y purge {names} >/dev/null")
