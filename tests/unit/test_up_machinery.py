@@ -185,13 +185,15 @@ def test_ctrl_c_stops_the_run_keeps_the_record_and_exits_130(make_site, monkeypa
 
     monkeypatch.setitem(up_module.PHASES, "preflight", slow_phase)
     site = make_site()
+    # What the process had before (a shell's background job inherits SIGINT ignored): up must put it back.
+    before = signal.getsignal(signal.SIGINT)
     result = CliRunner().invoke(cli, ["up", "-i", str(site), "--only", "preflight", "--yes"])
     assert isinstance(result.exception, Interrupted) and result.exception.exit_code == 130
     state = json.loads((site / ".kfinstall" / "test" / "state.json").read_text())
     assert state["history"][-1]["result"] == "interrupted"
     summary = json.loads(next((site / ".kfinstall" / "test" / "runs").glob("*/summary.json")).read_text())
     assert summary["phases"][0]["status"] == "Interrupted"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
 
 
 def test_main_maps_keyboard_interrupt_to_130(monkeypatch) -> None:
