@@ -20,6 +20,7 @@ import jinja2
 import jinja2.meta
 import pytest
 import yaml
+from task_walk import walk_tasks
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -85,15 +86,6 @@ def _load(path: Path) -> Any:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
 
 
-def _tasks(node: Any) -> Iterator[dict[str, Any]]:
-    """Every task (and handler) of a task file, those inside blocks included."""
-    for task in node if isinstance(node, list) else []:
-        if isinstance(task, dict):
-            yield task
-            for key in ("block", "rescue", "always"):
-                yield from _tasks(task.get(key))
-
-
 def _names(value: Any) -> list[str]:
     """notify/listen: one name or a list of names."""
     if isinstance(value, str):
@@ -152,7 +144,7 @@ def os_prepare_name_violations(root: Path) -> list[str]:
 
 def _includes_kf_defaults(path: Path) -> int | None:
     """The line of a task of this file that includes or imports kf_defaults' tasks, if any."""
-    for task in _tasks(_load(path)):
+    for task in walk_tasks(_load(path)):
         for module in INCLUDE_MODULES & task.keys():
             args = task[module]
             if isinstance(args, dict) and args.get("name") == "kf_defaults":
@@ -194,10 +186,10 @@ def notify_violations(root: Path) -> list[str]:
     for role in _roles(root):
         role_dir = root / "roles" / role
         handlers_file = role_dir / "handlers" / "main.yml"
-        handlers = list(_tasks(_load(handlers_file))) if handlers_file.is_file() else []
+        handlers = list(walk_tasks(_load(handlers_file))) if handlers_file.is_file() else []
         known = {n for h in handlers for n in [*_names(h.get("name")), *_names(h.get("listen"))]}
         for path in sorted([*role_dir.glob("tasks/*.yml"), *role_dir.glob("handlers/*.yml")]):
-            for task in _tasks(_load(path)):
+            for task in walk_tasks(_load(path)):
                 for handler in _names(task.get("notify")):
                     if handler not in known:
                         found.append(f"{_where(root, path, task['__line__'])}: notify {handler!r}: no handler of "

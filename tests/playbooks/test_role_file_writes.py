@@ -9,11 +9,10 @@ Read as YAML, no Ansible.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import yaml
+from task_walk import walk_tasks
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -30,15 +29,6 @@ FILES_ONLY = [
 ]
 
 
-def _tasks(node: Any) -> Iterator[dict[str, Any]]:
-    """Every task (and handler) of a task file, those inside blocks included."""
-    for task in node if isinstance(node, list) else []:
-        if isinstance(task, dict):
-            yield task
-            for key in ("block", "rescue", "always"):
-                yield from _tasks(task.get(key))
-
-
 def _task_files(root: Path, entry: str) -> list[Path]:
     path = root / entry
     if path.is_file():
@@ -51,7 +41,7 @@ def plain_write_violations(root: Path, entries: list[str]) -> list[str]:
     found = []
     for entry in entries:
         for path in _task_files(root, entry):
-            for task in _tasks(yaml.safe_load(path.read_text(encoding="utf-8"))):
+            for task in walk_tasks(yaml.safe_load(path.read_text(encoding="utf-8"))):
                 for module in sorted(PLAIN_WRITES & task.keys()):
                     found.append(f"{path.relative_to(root.parent)}: {task.get('name', '(unnamed)')!r} writes with "
                                  f"{module}: add the path to the role's kfinstall.hosts.files run instead")
