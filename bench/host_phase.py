@@ -54,7 +54,7 @@ from typing import Any
 
 import yaml
 
-from installer.adapters.ansible import _environment as kfinstall_ansible_environment
+from installer.adapters.ansible import ansible_environment as kfinstall_ansible_environment
 from installer.adapters.ssh import HostKeyPolicy
 from installer.config.ssh import site_known_hosts
 from installer.errors import KfinstallError
@@ -225,7 +225,8 @@ def noop_floor(lab: Lab) -> float:
     with tempfile.TemporaryDirectory(prefix="kfbench-cp-") as control_dir:
         env = {**os.environ, **kfinstall_ansible_environment(policy), "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir}
         start = time.perf_counter()
-        sh([str(BIN / "ansible"), "all", "-i", str(lab.site / "hosts.yml"), "-b", "-m", "kfinstall.hosts.probe"], env=env)
+        sh([str(BIN / "ansible"), "all", "-i", str(lab.site / "hosts.yml"), "-b", "-m", "kfinstall.hosts.probe"],
+           env=env)
         elapsed = time.perf_counter() - start
         say(f"ansible all -m kfinstall.hosts.probe: {elapsed:.1f} s")
         # The SSH masters (ControlPersist) would outlive the directory: close each (any host name does).

@@ -109,7 +109,7 @@ _SSH_DEFAULTS = {
 }
 
 
-def _environment(host_keys: HostKeyPolicy | None = None) -> dict[str, str]:
+def ansible_environment(host_keys: HostKeyPolicy | None = None) -> dict[str, str]:
     """The child's Ansible settings. `host_keys` is the site's policy (installer/adapters/ssh.py); without
     one (tools that make no connection), ssh's own defaults apply: ~/.ssh/known_hosts, unknown refused."""
     venv_bin = str(Path(sys.executable).parent)
@@ -228,7 +228,7 @@ def _run(
         runner = ansible_runner.interface.init_runner(
             private_data_dir=str(work_dir),
             artifact_dir=scratch,
-            envvars=_environment(host_keys),
+            envvars=ansible_environment(host_keys),
             # ansible-runner sets Ansible's jsonfile fact cache itself (its env overrides ours) under the
             # run's artifacts; an absolute path here replaces that directory (it is os.path.join'ed).
             **({"fact_cache": str(facts_cache.resolve())} if facts_cache else {}),
@@ -334,7 +334,7 @@ def child_environment(prepared: dict[str, str], inherited: dict[str, str]) -> di
 @functools.cache
 def _own_settings() -> frozenset[str]:
     """The names of kfinstall's own Ansible settings (their values are recorded): fixed for the process."""
-    return frozenset(_environment())
+    return frozenset(ansible_environment())
 
 
 def _recorded(name: str) -> bool:

@@ -125,9 +125,9 @@ def test_relative_paths_are_refused(tmp_path: Path) -> None:
 def test_kfinstall_runs_find_the_module_and_its_documentation(tmp_path: Path) -> None:
     """kfinstall's own Ansible environment puts the collection on the path, wherever it runs from
     (here a directory with no ansible.cfg)."""
-    from installer.adapters.ansible import _environment
+    from installer.adapters.ansible import ansible_environment
 
-    env = {**os.environ, **_environment(), "HOME": str(tmp_path)}
+    env = {**os.environ, **ansible_environment(), "HOME": str(tmp_path)}
     done = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "--json", "kfinstall.hosts.files"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

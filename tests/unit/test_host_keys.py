@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from installer.adapters.ansible import _environment
+from installer.adapters.ansible import ansible_environment
 from installer.adapters.ssh import HostKeyPolicy, check_host_keys
 from installer.config.load import load
 from installer.config.problems import InvalidConfig
@@ -31,7 +31,7 @@ OTHER = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBv8p6bq2Xb9e9lFJ6x8G0wZz7u6jvQeKkq
 
 
 def _policy_args(policy: HostKeyPolicy) -> list[str]:
-    return shlex.split(_environment(policy)["ANSIBLE_SSH_ARGS"])
+    return shlex.split(ansible_environment(policy)["ANSIBLE_SSH_ARGS"])
 
 
 def test_default_is_accept_new_against_known_hosts_in_the_state_dir(make_site) -> None:
@@ -39,7 +39,7 @@ def test_default_is_accept_new_against_known_hosts_in_the_state_dir(make_site) -
     policy = HostKeyPolicy.of(cfg)
     assert policy.mode == "accept-new"
     assert policy.known_hosts == cfg.state_dir / "known_hosts"
-    env = _environment(policy)
+    env = ansible_environment(policy)
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     args = _policy_args(policy)
     assert args[:4] == [
@@ -73,7 +73,7 @@ def test_an_unknown_mode_is_refused_with_the_choices(make_site) -> None:
 
 
 def test_environment_without_a_site_keeps_ansible_checking_on() -> None:
-    env = _environment()
+    env = ansible_environment()
     assert env["ANSIBLE_HOST_KEY_CHECKING"] == "True"
     assert "StrictHostKeyChecking" not in env["ANSIBLE_SSH_ARGS"]
 
@@ -90,7 +90,7 @@ def test_ansible_puts_kfinstall_host_key_options_before_the_inventory_ssh_args(m
     recorder.chmod(0o755)
     # The operator's shell turning checking off is replaced, under either of Ansible's names for it.
     operator = {"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_SSH_HOST_KEY_CHECKING": "False"}
-    env = {**os.environ, **operator, **_environment(HostKeyPolicy.of(cfg)), "ANSIBLE_SSH_EXECUTABLE": str(recorder)}
+    env = {**os.environ, **operator, **ansible_environment(HostKeyPolicy.of(cfg)), "ANSIBLE_SSH_EXECUTABLE": str(recorder)}
     subprocess.run(
         [str(VENV_BIN / "ansible"), "cp1", "-i", str(site / "hosts.yml"), "-m", "ping"],
         env=env, capture_output=True, text=True, timeout=120, check=False,

@@ -189,8 +189,8 @@ def test_cached_host_facts_keep_no_environment_and_no_secret(make_site, monkeypa
 
 def test_kfinstalls_own_ansible_settings_are_recorded_with_their_values(tmp_path) -> None:
     """The record says what Ansible was told to do (transport, sockets, host keys): none is withheld."""
-    from installer.adapters.ansible import _environment, recorded_environment
+    from installer.adapters.ansible import ansible_environment, recorded_environment
     from installer.adapters.ssh import HostKeyPolicy
 
-    for env in (_environment(), _environment(HostKeyPolicy("accept-new", tmp_path / "known_hosts"))):
+    for env in (ansible_environment(), ansible_environment(HostKeyPolicy("accept-new", tmp_path / "known_hosts"))):
         assert recorded_environment(env) == dict(sorted(env.items()))
