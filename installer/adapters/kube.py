@@ -172,3 +172,17 @@ def site_kubectl(cfg: ClusterConfig, request_timeout: str = REQUEST_TIMEOUT) -> 
         raise PreflightError("no cluster reachable: " + "; ".join(problems))
     return Kubectl(kubeconfig_path(cfg), request_timeout=request_timeout)
 
+
+# etcd of a kubeadm cluster is a static pod on each control plane (namespace kube-system, label
+# component=etcd) whose image carries etcdctl; these are the certificates kubeadm writes for it (the
+# etcd_backup role's etcdctl uses the same ones). Reached with `kubectl exec`, so no SSH and no etcdctl
+# on the operator's machine.
+ETCD_NAMESPACE = "kube-system"
+ETCD_SELECTOR = "component=etcd"
+ETCDCTL_TLS = ("--endpoints=https://127.0.0.1:2379", "--cacert=/etc/kubernetes/pki/etcd/ca.crt",
+               "--cert=/etc/kubernetes/pki/etcd/server.crt", "--key=/etc/kubernetes/pki/etcd/server.key")
+
+
+def etcdctl_args(pod: str, *args: str) -> list[str]:
+    """kubectl arguments running `etcdctl ARGS` in the etcd pod `pod` (argv only, no shell)."""
+    return ["exec", "-n", ETCD_NAMESPACE, pod, "--", "etcdctl", *ETCDCTL_TLS, *args]

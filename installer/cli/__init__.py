@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "backup": "installer.cli.backup:backup",
     "restore": "installer.cli.backup:restore",
     "down": "installer.cli.down:down",
+    "node": "installer.cli.node:node",
     "lab": "installer.cli.lab:lab",
     "channels": "installer.cli.channels:channels",
     "profile": "installer.cli.profile:profile",

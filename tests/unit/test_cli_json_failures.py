@@ -50,6 +50,7 @@ NEEDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("upgrade",): ("--to", channel_names()[-1], "--from", channel_names()[-2], "--dry-run"),
     ("restore",): ("{tmp}",),
     ("profile", "show"): ("lab",),
+    ("node", "remove"): ("n1",),
 }
 
 

@@ -1,0 +1,552 @@
+"""`kfinstall node remove HOST`: take one host out of a running site, in the order Kubernetes documents.
+
+Order (kubeadm's "Remove the node": drain, then `kubeadm reset` on the node, then `kubectl delete
+node`, so a kubelet still running cannot register the Node again):
+
+1. cordon: no new pod lands on it;
+2. drain: `--ignore-daemonsets` (their pods would come straight back), `--delete-emptydir-data`,
+   `--force` (pods no controller owns, such as JupyterHub notebook servers, are deleted and not
+   recreated: the user restarts the server from the hub; its files on the volume stay) and a grace
+   period, so kernels get SIGTERM and that long to save before they are killed;
+3. reset the host (installer.reset: kubeadm reset, which also removes a control plane's own etcd
+   member, CNI and iptables state, kfinstall's files); skipped with --unreachable;
+4. a control plane's etcd member is removed through a remaining control plane's etcd pod when it is
+   still listed (always for an unreachable host, whose kubeadm reset cannot run);
+5. delete the Node;
+6. take the host out of hosts.yml (installer.config.hostsedit), or with --keep-inventory print the
+   exact lines to delete.
+
+Refused with exit 3 before anything changes, each with the safe path (decided from the inventory and
+the config alone, plus which control planes are Ready when the cluster answers): the NFS server, the
+last control plane, a control plane whose removal loses etcd quorum, a host whose removal leaves no
+kube_node, a host serving a brick of the Gluster volume (its replica set would drop below the replica
+count: replace-brick). Every step can be re-run: a failed run is finished by running the same command.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from installer.adapters.kube import ETCD_NAMESPACE, ETCD_SELECTOR, Kubectl, KubectlFailed, etcdctl_args
+from installer.config.hostsedit import HostRemoval, write_host_removal
+from installer.config.inventory import Host
+from installer.config.resolved import ClusterConfig
+from installer.errors import ConfigError, KfinstallError, PhaseFailed, PreflightError
+
+DEFAULT_GRACE_S = 120  # seconds a pod (a notebook kernel) gets between SIGTERM and SIGKILL
+DRAIN_SLACK_S = 300  # drain's own --timeout beyond the grace period: evictions retried while a PDB blocks
+NOTEBOOK_LABEL = ("component", "singleuser-server")  # KubeSpawner's label on JupyterHub user servers
+
+
+# ---- refusals: from the inventory and the config ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why the host may not be removed, and the safe way to get where the operator wants to go."""
+
+    reason: str
+    safe_path: str
+
+    def text(self) -> str:
+        return f"{self.reason}. Safe path: {self.safe_path}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"reason": self.reason, "safePath": self.safe_path}
+
+
+def quorum(members: int) -> int:
+    """Members that must agree for etcd to commit anything, a membership change included: (n/2)+1."""
+    return members // 2 + 1
+
+
+def etcd_quorum_refusal(members: Sequence[str], removing: str, unhealthy: Collection[str]) -> Refusal | None:
+    """Stacked etcd (kubeadm's default): one member per control plane. Removing `removing` must be
+    committed by a quorum of today's members, and the members left must still form a quorum of the
+    smaller cluster; `unhealthy` are the members that cannot vote (control planes not Ready)."""
+    healthy = [m for m in members if m not in unhealthy]
+    if len(healthy) < quorum(len(members)):
+        return Refusal(
+            f"etcd has no quorum now: {len(healthy)} of {len(members)} members healthy, {quorum(len(members))} "
+            "needed, so no member can be removed",
+            "bring the failed control planes back (or restore etcd from its snapshot: `kfinstall restore`) "
+            "before changing membership")
+    left = [m for m in healthy if m != removing]
+    after = len(members) - 1
+    if after and len(left) < quorum(after):
+        down = ", ".join(sorted(set(members) & set(unhealthy))) or "none"
+        return Refusal(
+            f"removing {removing} leaves {after} etcd members of which {len(left)} healthy, but {quorum(after)} "
+            f"are needed for quorum (not Ready: {down})",
+            f"remove the failed control plane first ({down}), or bring it back, then remove {removing}")
+    return None
+
+
+def inventory_refusals(cfg: ClusterConfig, host: Host) -> list[Refusal]:
+    """What the inventory and the config alone refuse (no cluster needed)."""
+    refusals: list[Refusal] = []
+    inv, storage = cfg.inventory, cfg.spec.storage
+    if "nfs_server" in host.roles and storage.nfs.enabled:
+        refusals.append(Refusal(
+            f"{host.name} is the NFS server: it exports {storage.nfs.export_path}, which holds the platform's "
+            "volumes (notebooks, models, metrics); every pod using them would lose its data",
+            "kfinstall does not move an NFS server. To retire the whole site: `kfinstall backup`, "
+            "`kfinstall down --purge-data`, `kfinstall reset`. To take the machine out for repair, "
+            "`kubectl drain` it and keep it in hosts.yml"))
+    control = inv.names("kube_control_plane")
+    if "kube_control_plane" in host.roles and len(control) == 1:
+        refusals.append(Refusal(
+            f"{host.name} is the last control plane: the cluster's API server and etcd would be gone",
+            "keep it; to retire the whole site: `kfinstall backup`, `kfinstall down --purge-data`, "
+            "`kfinstall reset`"))
+    workers = inv.names("kube_node")
+    if "kube_node" in host.roles and workers == [host.name]:
+        refusals.append(Refusal(
+            f"{host.name} is the only kube_node: nothing would run the platform's workloads",
+            "add the new worker first (hosts.yml, then `kfinstall up --limit NEW`), then remove this one"))
+    if "gluster" in host.roles and storage.gluster.enabled:
+        refusals.append(gluster_refusal(cfg, host))
+    return refusals
+
+
+def gluster_brick(cfg: ClusterConfig, address: str) -> str:
+    """The brick the glusterfs role makes on a host (playbooks/roles/glusterfs/vars/main.yml:
+    ADDRESS:BRICK_PATH, or ADDRESS:BRICK_PATH/brick when a brick device is mounted there)."""
+    gluster = cfg.spec.storage.gluster
+    folder = f"{gluster.brick_path}/brick" if gluster.brick_device else gluster.brick_path
+    return f"{address}:{folder}"
+
+
+def gluster_refusal(cfg: ClusterConfig, host: Host) -> Refusal:
+    """Every gluster host holds one brick of a replica set of `replica` bricks: removing it leaves that
+    set one copy short (below the replica count), and the host count off a multiple of it. The way out
+    is gluster's replace-brick onto the new host (the only replace-brick form gluster accepts is
+    `commit force`), then a full heal."""
+    gluster = cfg.spec.storage.gluster
+    members = cfg.inventory.names("gluster")
+    address = gluster_address(cfg, host)
+    volume = gluster.volume
+    command = (f"gluster volume replace-brick {volume} {gluster_brick(cfg, address)} "
+               f"{gluster_brick(cfg, 'NEW_ADDRESS')} commit force && gluster volume heal {volume} full")
+    return Refusal(
+        f"{host.name} serves a brick of the Gluster volume {volume} (replica {gluster.replica}, "
+        f"{len(members)} gluster hosts): without it its replica set keeps {gluster.replica - 1} of "
+        f"{gluster.replica} copies, below the volume's replica count",
+        f"replace its brick first: put the new host in the gluster group in place of {host.name} in hosts.yml, "
+        f"run `kfinstall up --limit NEW`, then on a gluster host `{command}`, wait until "
+        f"`gluster volume heal {volume} info` lists no entries, then `kfinstall node remove {host.name}`")
+
+
+def gluster_address(cfg: ClusterConfig, host: Host) -> str:
+    """The address the host's brick is named by: glusterfs_address when the inventory sets it, else
+    the address ssh uses (the glusterfs role's host_address filter orders them so)."""
+    manager = cfg.inventory.ansible
+    if manager is not None:
+        found = manager.get_host(host.name)
+        value = found.get_vars().get("glusterfs_address") if found is not None else None
+        if isinstance(value, str) and value:
+            return value
+    return host.address
+
+
+# ---- what the cluster says ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PodFate:
+    """One pod on the node and what the drain does to it (kubectl drain's filters)."""
+
+    namespace: str
+    name: str
+    fate: str  # stays-daemonset | stays-static | deleted-finished | deleted-unmanaged | evicted
+    owner: str | None
+    empty_dir: bool
+    notebook: bool
+
+    def describe(self) -> str:
+        texts = {
+            "stays-daemonset": "stays (DaemonSet pod; gone with the node)",
+            "stays-static": "stays (static pod; gone with kubeadm reset)",
+            "deleted-finished": "deleted (finished)",
+            "deleted-unmanaged": "deleted, not recreated (no controller)",
+            "evicted": f"evicted, recreated elsewhere by {self.owner}",
+        }
+        text = texts[self.fate]
+        if self.notebook:
+            text += "; a notebook server: its kernel is stopped, the user starts it again from the hub"
+        if self.empty_dir and self.fate.startswith(("evicted", "deleted")):
+            text += "; its emptyDir data is lost"
+        return f"{self.namespace}/{self.name}: {text}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"namespace": self.namespace, "name": self.name, "fate": self.fate, "owner": self.owner,
+                "emptyDir": self.empty_dir, "notebook": self.notebook}
+
+
+def classify_pod(pod: dict[str, Any]) -> PodFate:
+    """What `kubectl drain --ignore-daemonsets --delete-emptydir-data --force` does to `pod`."""
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    controller = next((ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None)
+    owner = f"{controller.get('kind')}/{controller.get('name')}" if controller else None
+    if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+        fate = "stays-static"
+    elif controller is not None and controller.get("kind") == "DaemonSet":
+        fate = "stays-daemonset"
+    elif status.get("phase") in ("Succeeded", "Failed"):
+        fate = "deleted-finished"
+    elif controller is None:
+        fate = "deleted-unmanaged"
+    else:
+        fate = "evicted"
+    labels = meta.get("labels") or {}
+    return PodFate(
+        namespace=str(meta.get("namespace", "")), name=str(meta.get("name", "")), fate=fate, owner=owner,
+        empty_dir=any("emptyDir" in (volume or {}) for volume in spec.get("volumes") or []),
+        notebook=labels.get(NOTEBOOK_LABEL[0]) == NOTEBOOK_LABEL[1])
+
+
+def find_node(nodes: list[dict[str, Any]], host: Host) -> dict[str, Any] | None:
+    """The Node of an inventory host: kubeadm registers the machine's lower-cased hostname, which may
+    differ from the inventory name, so a Node whose addresses hold the host's address counts too."""
+    by_name = [n for n in nodes if (n.get("metadata") or {}).get("name") == host.name.lower()]
+    if by_name:
+        return by_name[0]
+    for node in nodes:
+        addresses = {a.get("address") for a in (node.get("status") or {}).get("addresses") or []}
+        if host.address in addresses:
+            return node
+    return None
+
+
+def node_ready(node: dict[str, Any] | None) -> bool:
+    conditions = (node or {}).get("status", {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def node_name(node: dict[str, Any]) -> str:
+    return str((node.get("metadata") or {}).get("name", ""))
+
+
+# ---- the plan ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Step:
+    name: str
+    what: str
+    status: str = "pending"  # pending | done | skipped | failed
+    note: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"name": self.name, "what": self.what, "status": self.status, "note": self.note}
+
+
+@dataclass
+class RemovalPlan:
+    host: Host
+    node: str | None
+    pods: list[PodFate]
+    cluster_note: str | None
+    refusals: list[Refusal]
+    warnings: list[str]
+    steps: list[Step]
+    inventory: HostRemoval
+    keep_inventory: bool
+    unreachable: bool
+    grace_period: int
+    result: str = "planned"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host.name, "roles": list(self.host.roles), "node": self.node,
+            "unreachable": self.unreachable, "gracePeriodSeconds": self.grace_period,
+            "pods": [p.as_dict() for p in self.pods], "clusterNote": self.cluster_note,
+            "refusals": [r.as_dict() for r in self.refusals], "warnings": list(self.warnings),
+            "steps": [s.as_dict() for s in self.steps],
+            "inventory": {**self.inventory.as_dict(), "keep": self.keep_inventory},
+            "result": self.result,
+        }
+
+    def lines(self) -> list[str]:
+        out = [f"node remove {self.host.name} (roles: {', '.join(self.host.roles) or 'none'}; "
+               f"Node: {self.node or 'not in the cluster'})"]
+        if self.cluster_note:
+            out.append(f"  cluster: {self.cluster_note}")
+        if self.pods:
+            out.append(f"  pods on {self.node} ({len(self.pods)}):")
+            out += [f"    {pod.describe()}" for pod in self.pods]
+        out.append("  steps:")
+        out += [f"    {n}. {s.what}" + (f" [{s.status}{': ' + s.note if s.note else ''}]" if s.status != "pending"
+                                         else "") for n, s in enumerate(self.steps, start=1)]
+        out += [f"  warning: {w}" for w in self.warnings]
+        out += [f"  refused: {r.text()}" for r in self.refusals]
+        return out
+
+
+def drain_args(node: str, grace_period: int) -> list[str]:
+    """kubectl drain as the upstream "Remove the node" runbook gives it, with a grace period and a timeout."""
+    return ["drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--force",
+            f"--grace-period={grace_period}", f"--timeout={grace_period + DRAIN_SLACK_S}s"]
+
+
+def plan_removal(cfg: ClusterConfig, host: Host, inventory_edit: HostRemoval, *, nodes: list[dict[str, Any]] | None,
+                 pods: list[dict[str, Any]] | None, cluster_note: str | None = None, unreachable: bool = False,
+                 keep_inventory: bool = False, grace_period: int = DEFAULT_GRACE_S) -> RemovalPlan:
+    """The removal of `host` from what the inventory and (when it answered: `nodes`, `pods`) the cluster say."""
+    refusals = inventory_refusals(cfg, host)
+    warnings: list[str] = []
+    node = find_node(nodes or [], host) if nodes is not None else None
+    control = cfg.inventory.in_role("kube_control_plane")
+    is_control = "kube_control_plane" in host.roles
+    if is_control and len(control) > 1:
+        unhealthy = {h.name for h in control if nodes is not None and not node_ready(find_node(nodes, h))}
+        if unreachable:
+            unhealthy.add(host.name)
+        refusal = etcd_quorum_refusal([h.name for h in control], host.name, unhealthy)
+        if refusal is not None:
+            refusals.append(refusal)
+        if (len(control) - 1) % 2 == 0:
+            warnings.append(f"{len(control) - 1} control planes are left: etcd tolerates no failure until the "
+                            "replacement joins, and `kfinstall plan`/`up` refuse an even number until you add it "
+                            "to kube_control_plane in hosts.yml and run `kfinstall up --limit NEW`")
+    if inventory_edit.host_vars:
+        warnings.append(f"{', '.join(inventory_edit.host_vars)} stay (kfinstall leaves them alone)")
+    if "gpu" in host.roles:
+        warnings.append(f"{host.name} is a GPU host: its GPUs leave the cluster's capacity")
+    name = node_name(node) if node else None
+    steps = _steps(host, name, is_control, unreachable, keep_inventory, inventory_edit, grace_period)
+    return RemovalPlan(host=host, node=name, pods=[classify_pod(p) for p in pods or []], cluster_note=cluster_note,
+                       refusals=refusals, warnings=warnings, steps=steps, inventory=inventory_edit,
+                       keep_inventory=keep_inventory, unreachable=unreachable, grace_period=grace_period)
+
+
+def _steps(host: Host, node: str | None, is_control: bool, unreachable: bool, keep_inventory: bool,
+           inventory_edit: HostRemoval, grace_period: int) -> list[Step]:
+    missing = "(no Node in the cluster: skipped)"
+    steps = [
+        Step("cordon", f"kubectl cordon {node}" if node else f"cordon {missing}"),
+        Step("drain", f"kubectl {' '.join(drain_args(node, grace_period))}" if node and not unreachable
+             else "drain (skipped: " + ("host unreachable; its pods go when the Node is deleted)" if unreachable
+                                        else "no Node)")),
+        Step("reset", f"kfinstall reset of {host.name} (kubeadm reset, CNI and iptables state, kfinstall's files)"
+             if not unreachable else f"reset of {host.name} (skipped: unreachable; run `kubeadm reset -f` on it "
+             "before the machine is used again)"),
+    ]
+    if is_control:
+        steps.append(Step("etcd-member", f"etcd member remove of {node or host.name} through a remaining control "
+                          "plane's etcd pod, when it is still listed"))
+    steps.append(Step("delete-node", f"kubectl delete node {node}" if node else f"delete the Node {missing}"))
+    file = inventory_edit.path.name
+    steps.append(Step("inventory", f"remove {host.name} from {file} ({len(inventory_edit.entries)} entr"
+                      f"{'y' if len(inventory_edit.entries) == 1 else 'ies'}, comments kept)" if not keep_inventory
+                      else f"print the lines of {file} to delete (--keep-inventory)"))
+    return steps
+
+
+# ---- running it ----------------------------------------------------------------------------------------------
+
+ResetHost = Callable[[ClusterConfig, str], Any]
+
+
+@dataclass
+class Runner:
+    """Runs a plan's steps in order; kubectl through `kubectl`, the host reset through `reset_host`."""
+
+    cfg: ClusterConfig
+    kubectl: Kubectl | None
+    reset_host: ResetHost
+    say: Callable[[str], None]
+    done: list[str] = field(default_factory=list)
+
+    def run(self, plan: RemovalPlan) -> RemovalPlan:
+        actions = {"cordon": self._cordon, "drain": self._drain, "reset": self._reset,
+                   "etcd-member": self._etcd_member, "delete-node": self._delete_node, "inventory": self._inventory}
+        for step in plan.steps:
+            self.say(f"{step.name}: {step.what}")
+            try:
+                note = actions[step.name](plan)
+            except (KubectlFailed, KfinstallError, subprocess.TimeoutExpired, OSError) as exc:
+                step.status, step.note = "failed", _said(exc)
+                plan.result = "failed"
+                error = PhaseFailed(
+                    f"node remove {plan.host.name} stopped at '{step.name}': {step.note}. Done before it: "
+                    f"{', '.join(self.done) or 'nothing'}. Fix the cause and run the same command again: "
+                    "every step is safe to repeat")
+                error.report = plan
+                if isinstance(exc, KfinstallError) and exc.exit_code == 130:
+                    raise
+                raise error from None
+            step.status, step.note = ("skipped", note) if note and note.startswith("skipped") else ("done", note or "")
+            self.done.append(step.name)
+        plan.result = "removed"
+        return plan
+
+    def _kubectl(self) -> Kubectl:
+        if self.kubectl is None:
+            raise PreflightError("no cluster reachable")
+        return self.kubectl
+
+    def _cordon(self, plan: RemovalPlan) -> str | None:
+        if plan.node is None:
+            return "skipped: no Node"
+        self._kubectl().run("cordon", plan.node)
+        return None
+
+    def _drain(self, plan: RemovalPlan) -> str | None:
+        if plan.node is None or plan.unreachable:
+            return "skipped"
+        kubectl = replace(self._kubectl(), timeout_s=float(plan.grace_period + DRAIN_SLACK_S + 60))
+        kubectl.run(*drain_args(plan.node, plan.grace_period))
+        return None
+
+    def _reset(self, plan: RemovalPlan) -> str | None:
+        if plan.unreachable:
+            return "skipped: unreachable"
+        self.reset_host(self.cfg, plan.host.name)
+        return None
+
+    def _etcd_member(self, plan: RemovalPlan) -> str | None:
+        kubectl = self._kubectl()
+        member_name = plan.node or plan.host.name.lower()
+        pod = etcd_pod_elsewhere(kubectl.json("get", "pods", "-n", ETCD_NAMESPACE, "-l", ETCD_SELECTOR), member_name)
+        if pod is None:
+            raise PreflightError("no running etcd pod on another control plane to remove the member through")
+        # etcdctl's own -w json (kubectl's -o json would be taken by kubectl exec itself).
+        listed = _json(kubectl.run(*etcdctl_args(pod, "member", "list", "-w", "json")))
+        member = etcd_member_id(listed, member_name, plan.host.address)
+        if member is None:
+            return "skipped: not an etcd member (kubeadm reset removed it)"
+        kubectl.run(*etcdctl_args(pod, "member", "remove", member))
+        return f"removed member {member} through {pod}"
+
+    def _delete_node(self, plan: RemovalPlan) -> str | None:
+        if plan.node is None:
+            return "skipped: no Node"
+        self._kubectl().run("delete", "node", plan.node, "--ignore-not-found")
+        return None
+
+    def _inventory(self, plan: RemovalPlan) -> str | None:
+        if plan.keep_inventory:
+            return "skipped: --keep-inventory; delete by hand: " + "; ".join(plan.inventory.instructions())
+        write_host_removal(plan.inventory)
+        return None
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise PreflightError("etcdctl printed no JSON member list") from None
+
+
+def _said(exc: BaseException) -> str:
+    if isinstance(exc, KubectlFailed):
+        return f"{exc.command}: {exc.said}"
+    if isinstance(exc, KfinstallError):
+        return exc.message
+    return str(exc) or exc.__class__.__name__
+
+
+def etcd_pod_elsewhere(pods: Any, member_name: str) -> str | None:
+    """A Running etcd pod that is not on the node being removed."""
+    for pod in (pods or {}).get("items") or []:
+        if (pod.get("spec") or {}).get("nodeName") == member_name:
+            continue
+        if (pod.get("status") or {}).get("phase") == "Running":
+            return str(pod["metadata"]["name"])
+    return None
+
+
+def etcd_member_id(listed: Any, name: str, address: str) -> str | None:
+    """The hex ID `etcdctl member remove` takes, of the member named `name` (kubeadm names members
+    after their node) or peering from `address`. `member list -w json` prints IDs as decimal numbers."""
+    for member in (listed or {}).get("members") or []:
+        peers = " ".join(member.get("peerURLs") or [])
+        if member.get("name") == name or f"//{address}:" in peers:
+            return format(int(member["ID"]), "x")
+    return None
+
+
+def check_host(cfg: ClusterConfig, name: str) -> Host:
+    """The inventory host called `name`; ConfigError (exit 2) naming the hosts there are."""
+    for host in cfg.inventory.hosts:
+        if host.name == name:
+            return host
+    names = ", ".join(h.name for h in cfg.inventory.hosts) or "(none)"
+    raise ConfigError(f"no host {name!r} in {cfg.inventory.path}; its hosts are: {names}")
+
+
+# ---- the command ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClusterFacts:
+    kubectl: Kubectl | None
+    nodes: list[dict[str, Any]] | None
+    pods: list[dict[str, Any]] | None
+    note: str | None  # why nodes/pods are unknown
+
+
+def read_cluster(cfg: ClusterConfig, host: Host) -> ClusterFacts:
+    """Nodes and the host's pods, read only; what is unknown and why when the cluster does not answer."""
+    from installer.adapters.kube import site_kubectl
+
+    try:
+        kubectl = site_kubectl(cfg)
+        nodes = list(kubectl.json("get", "nodes").get("items") or [])
+        node = find_node(nodes, host)
+        on_node = f"spec.nodeName={node_name(node)}" if node is not None else ""
+        pods = list(kubectl.json("get", "pods", "--all-namespaces", "--field-selector", on_node).get("items")
+                    or []) if node is not None else []
+    except PreflightError as exc:
+        return ClusterFacts(None, None, None, exc.message)
+    except (KubectlFailed, subprocess.TimeoutExpired, ValueError) as exc:
+        return ClusterFacts(None, None, None, f"the cluster did not answer ({_said(exc)})")
+    return ClusterFacts(kubectl, nodes, pods, None)
+
+
+def remove_node(cfg: ClusterConfig, name: str, *, keep_inventory: bool, unreachable: bool, grace_period: int,
+                dry_run: bool, confirm: Callable[[str], bool] | None, say: Callable[[str], None],
+                reset_host: ResetHost, cluster: Callable[[ClusterConfig, Host], ClusterFacts] = read_cluster,
+                ) -> RemovalPlan:
+    """Plan the removal, refuse (exit 3) or ask, then run it. Bad input is exit 2 before any host is touched."""
+    from installer.config.hostsedit import plan_host_removal
+    from installer.lock import run_lock
+
+    if grace_period < 0:
+        raise ConfigError(f"--grace-period {grace_period}: give the seconds a pod gets to stop (0 or more)")
+    host = check_host(cfg, name)
+    assert cfg.inventory.path is not None  # a host was found, so there is an inventory file
+    edit = plan_host_removal(cfg.inventory.path, host.name)
+    if not keep_inventory and not edit.editable:
+        raise ConfigError(f"kfinstall cannot edit {cfg.inventory.path}: {edit.reason}. Fix: pass --keep-inventory "
+                          "and delete these by hand afterwards: " + "; ".join(edit.instructions()))
+    early = inventory_refusals(cfg, host)
+    facts = cluster(cfg, host) if not early else ClusterFacts(None, None, None, "not read (refused first)")
+    plan = plan_removal(cfg, host, edit, nodes=facts.nodes, pods=facts.pods, cluster_note=facts.note,
+                        unreachable=unreachable, keep_inventory=keep_inventory, grace_period=grace_period)
+    if plan.refusals:
+        plan.result = "refused"
+        error = PreflightError(f"node remove {host.name} refused, nothing was changed: "
+                               + " | ".join(r.text() for r in plan.refusals))
+        error.report = plan
+        raise error
+    if dry_run:
+        plan.result = "dry-run"
+        return plan
+    if facts.kubectl is None or facts.nodes is None:
+        error = PreflightError(f"node remove {host.name} needs the cluster and it did not answer: {facts.note}. "
+                               "Nothing was changed. If the cluster itself is gone, delete the host from hosts.yml "
+                               f"and run `kfinstall reset --limit {host.name}`")
+        error.report = plan
+        raise error
+    for line in plan.lines():
+        say(line)
+    if confirm is not None and not confirm(f"Remove {host.name} from {cfg.name} (steps above)?"):
+        plan.result = "not-confirmed"
+        error = PreflightError("not confirmed; nothing was changed")
+        error.report = plan
+        raise error
+    with run_lock(cfg.state_dir, f"node remove {host.name}"):
+        return Runner(cfg, facts.kubectl, reset_host, say).run(plan)

@@ -1,0 +1,447 @@
+"""`kfinstall node remove HOST` (issue 15 items 2 and 3): refusals decided from the inventory and the
+config, the order of the steps, the commands built from upstream facts, and the edit of a commented
+hosts.yml. Kubernetes is a stand-in kubectl on PATH (it logs its argv and answers from a table); the
+host reset is a recorded stand-in. What needs a real cluster is in tests/e2e/test_node_remove_e2e.py.
+
+Upstream facts relied on (each asserted below where it shapes a command):
+- kubectl drain: "--force: Continue even if there are pods that do not declare a controller";
+  "--grace-period: Period of time in seconds given to each pod to terminate gracefully. If negative,
+  the default value specified in the pod will be used"; DaemonSet pods need --ignore-daemonsets and
+  are never deleted; mirror (static) pods cannot be deleted through the API server
+  (kubernetes/kubectl pkg/cmd/drain/drain.go, the command's flags and long help).
+- Removing a kubeadm node: `kubectl drain <node> --delete-emptydir-data --force --ignore-daemonsets`,
+  then "Before removing the node, reset the state installed by kubeadm: kubeadm reset", then
+  `kubectl delete node <node>` (kubernetes/website content/en/docs/setup/production-environment/
+  tools/kubeadm/create-cluster-kubeadm.md, "Remove the node").
+- kubeadm reset runs the phase remove-etcd-member ("Remove a local etcd member") before cleanup-node
+  (https://kubernetes.io/docs/reference/setup-tools/kubeadm/kubeadm-reset).
+- etcd: "(n/2)+1 members, a majority, must agree on a proposal before it can be committed to the
+  cluster. These proposals include key-value updates and membership changes"; "When replacing an
+  etcd node, it's important to remove the member first and then add its replacement"
+  (etcd-io/website content/en/docs/v3.5/faq.md, "Should I add a member before removing an unhealthy
+  member?").
+- gluster replace-brick accepts only `volume replace-brick <VOLNAME> <SOURCE-BRICK> <NEW-BRICK>
+  commit force` (gluster/glusterfs tests/bugs/glusterd/bug-1094119-remove-replace-brick-support-from-glusterd.t).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from installer.noderemove import classify_pod, drain_args, etcd_member_id, etcd_quorum_refusal, quorum
+
+# A stand-in kubectl: logs its argv, then answers with the first rule whose words are all among its arguments.
+FAKE_KUBECTL = r'''#!{python}
+import json, sys
+args = sys.argv[1:]
+with open({log!r}, "a") as log:
+    log.write(json.dumps(args) + "\n")
+for words, out, code in json.load(open({rules!r})):
+    if all(w in args for w in words):
+        sys.stdout.write(out)
+        if code:
+            sys.stderr.write("error: " + (out or "failed") + "\n")
+        sys.exit(code)
+sys.exit(0)
+'''
+
+COMMENTED_HOSTS = """\
+# Site hosts (kept by the ops team; do not reorder)
+all:
+  hosts:
+    cp1:
+      ansible_host: 192.0.2.11   # rack 1
+    n1:
+      ansible_host: 192.0.2.21
+      # n1's disks are the old ones
+      ansible_user: ops
+    # n2 replaced n7 in March
+    n2:
+      ansible_host: 192.0.2.22
+  children:
+    kube_control_plane:
+      hosts:
+        cp1:
+    kube_node:
+      hosts:
+        n1:   # the slow one
+        n2:
+    gpu:
+      hosts:
+        n1:
+    nfs_server:
+      hosts:
+        cp1:
+# end of hosts
+"""
+
+
+def _node(name: str, address: str, ready: bool = True) -> dict[str, Any]:
+    return {"metadata": {"name": name},
+            "status": {"addresses": [{"type": "InternalIP", "address": address}],
+                       "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def _pod(namespace: str, name: str, owner: str | None = None, **extra: Any) -> dict[str, Any]:
+    meta: dict[str, Any] = {"namespace": namespace, "name": name, "labels": extra.pop("labels", {})}
+    if owner:
+        kind, _, owner_name = owner.partition("/")
+        meta["ownerReferences"] = [{"kind": kind, "name": owner_name, "controller": True}]
+    meta.update(extra.pop("meta", {}))
+    return {"metadata": meta, "spec": {"volumes": extra.pop("volumes", [])},
+            "status": {"phase": extra.pop("phase", "Running")}}
+
+
+class Cluster:
+    """The fake kubectl's table, its log, and the site's kubeconfig."""
+
+    def __init__(self, folder: Path, monkeypatch: pytest.MonkeyPatch, site: Path) -> None:
+        self.folder = folder
+        self.log, self.rules_file = folder / "kubectl.log", folder / "rules.json"
+        script = folder / "kubectl"
+        script.write_text(FAKE_KUBECTL.format(python=sys.executable, log=str(self.log), rules=str(self.rules_file)))
+        script.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+        state = site / ".kfinstall" / "test"
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
+        self.nodes = [_node("cp1", "192.0.2.11"), _node("n1", "192.0.2.21"), _node("n2", "192.0.2.22")]
+        self.pods = [
+            _pod("kube-system", "calico-node-x", "DaemonSet/calico-node"),
+            _pod("kfinstall-hub", "jupyter-alice", labels={"component": "singleuser-server"},
+                 volumes=[{"name": "tmp", "emptyDir": {}}]),
+            _pod("kfinstall-serving", "tf-serving-1", "ReplicaSet/tf-serving-7d"),
+        ]
+        self.etcd_pods: list[dict[str, Any]] = []
+        self.members: dict[str, Any] = {"members": []}
+        self.failing: list[str] = []
+
+    def write(self) -> None:
+        rules = [[[word], "refused by the test", 1] for word in self.failing]
+        rules += [
+            [["get", "nodes"], json.dumps({"items": self.nodes}), 0],
+            [["get", "pods", "--all-namespaces"], json.dumps({"items": self.pods}), 0],
+            [["get", "pods", "component=etcd"], json.dumps({"items": self.etcd_pods}), 0],
+            [["member", "list"], json.dumps(self.members), 0],
+        ]
+        self.rules_file.write_text(json.dumps(rules))
+
+    def calls(self) -> list[list[str]]:
+        if not self.log.exists():
+            return []
+        # Each call: the words after kfinstall's own --request-timeout and --kubeconfig PATH.
+        return [json.loads(line)[3:] for line in self.log.read_text().splitlines()]
+
+    def changes(self) -> list[list[str]]:
+        return [c for c in self.calls() if c and c[0] in ("cordon", "drain", "delete", "exec")
+                and "list" not in c]
+
+
+@pytest.fixture
+def resets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hosts the stand-in host reset was asked to reset (and when, relative to kubectl calls)."""
+    done: list[str] = []
+
+    def fake_reset(cfg: Any, host: str) -> None:
+        done.append(host)
+        log = cfg.state_dir.parent.parent.parent / "kubectl-bin" / "kubectl.log"
+        with log.open("a") as handle:  # the reset's place among kubectl calls, for the order
+            handle.write(json.dumps(["", "", "", "RESET", host]) + "\n")
+
+    monkeypatch.setattr("installer.cli.node._reset_host", fake_reset)
+    return done
+
+
+@pytest.fixture
+def site(make_site: Any) -> Path:
+    return make_site()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, site: Path) -> Cluster:
+    folder = tmp_path / "kubectl-bin"
+    folder.mkdir()
+    made = Cluster(folder, monkeypatch, site)
+    made.write()
+    return made
+
+
+# ---- upstream facts in the commands ----------------------------------------------------------------------
+
+def test_drain_takes_unmanaged_pods_with_a_grace_period_and_leaves_daemonsets() -> None:
+    args = drain_args("n1", 120)
+    assert args[:2] == ["drain", "n1"]
+    # --force: pods no controller owns (notebook servers) would otherwise stop the drain (kubectl drain.go).
+    assert "--force" in args and "--ignore-daemonsets" in args and "--delete-emptydir-data" in args
+    # An explicit grace period, not -1 (which would use each pod's own), and a timeout beyond it.
+    assert "--grace-period=120" in args
+    timeout = next(a for a in args if a.startswith("--timeout="))
+    assert int(timeout.removeprefix("--timeout=").removesuffix("s")) > 120
+
+
+def test_each_pod_gets_the_fate_kubectl_drain_gives_it() -> None:
+    fates = {p["metadata"]["name"]: classify_pod(p) for p in [
+        _pod("kube-system", "calico", "DaemonSet/calico-node"),
+        _pod("kube-system", "etcd-cp1", meta={"annotations": {"kubernetes.io/config.mirror": "x"}}),
+        _pod("hub", "jupyter-bob", labels={"component": "singleuser-server"}),
+        _pod("jobs", "done", "Job/j", phase="Succeeded"),
+        _pod("serving", "tf", "ReplicaSet/tf-1", volumes=[{"name": "c", "emptyDir": {}}]),
+    ]}
+    assert fates["calico"].fate == "stays-daemonset"
+    assert fates["etcd-cp1"].fate == "stays-static"
+    assert fates["jupyter-bob"].fate == "deleted-unmanaged" and fates["jupyter-bob"].notebook
+    assert "notebook server" in fates["jupyter-bob"].describe()
+    assert fates["done"].fate == "deleted-finished"
+    assert fates["tf"].fate == "evicted" and "emptyDir data is lost" in fates["tf"].describe()
+
+
+@pytest.mark.parametrize(("members", "unhealthy", "removing", "refused"), [
+    (["a", "b", "c"], set(), "c", False),            # 3 -> 2, both healthy: quorum 2 of 2
+    (["a", "b", "c"], {"c"}, "c", False),            # replacing the failed one: 2 healthy commit it
+    (["a", "b", "c"], {"c"}, "b", True),             # a healthy one while c is down: 1 of 2 left
+    (["a", "b", "c"], {"b", "c"}, "c", True),        # no quorum now (1 of 3): nothing can commit
+    (["a", "b", "c", "d", "e"], {"e"}, "d", False),  # 5 -> 4 with e down: 3 healthy of 4, quorum 3
+    (["a", "b", "c", "d", "e"], {"d", "e"}, "c", True),  # 2 healthy of 4 left, quorum 3
+])
+def test_etcd_quorum_math(members: list[str], unhealthy: set[str], removing: str, refused: bool) -> None:
+    # etcd FAQ: (n/2)+1 members must agree on a proposal, membership changes included.
+    assert [quorum(n) for n in (1, 2, 3, 4, 5)] == [1, 2, 2, 3, 3]
+    refusal = etcd_quorum_refusal(members, removing, unhealthy)
+    assert (refusal is not None) is refused
+    if refusal is not None:
+        assert "quorum" in refusal.reason and refusal.safe_path
+
+
+def test_etcd_member_id_is_the_hex_form_etcdctl_member_remove_takes() -> None:
+    # `etcdctl member list -w json` prints IDs as decimal integers; `member remove` takes hex.
+    listed = {"members": [{"ID": 1234567890123456789, "name": "cp1", "peerURLs": ["https://192.0.2.11:2380"]},
+                          {"ID": 255, "name": "other-name", "peerURLs": ["https://192.0.2.13:2380"]}]}
+    assert etcd_member_id(listed, "cp1", "192.0.2.11") == "112210f47de98115"
+    assert etcd_member_id(listed, "cp3", "192.0.2.13") == "ff"  # found by its peer address
+    assert etcd_member_id(listed, "cp9", "192.0.2.99") is None
+
+
+# ---- refusals from the inventory and the config (no cluster) -----------------------------------------
+
+def _unchanged(site: Path, before: bytes) -> None:
+    assert (site / "hosts.yml").read_bytes() == before
+
+
+def test_the_nfs_server_is_refused_with_the_safe_path(site: Path, kfinstall: Any, cluster: Cluster) -> None:
+    before = (site / "hosts.yml").read_bytes()
+    code, out = kfinstall("node", "remove", "cp1", "-i", str(site), "--yes")
+    assert code == 3, out
+    assert "NFS server" in out and "Safe path" in out and "kfinstall backup" in out
+    assert "last control plane" in out
+    assert cluster.changes() == []
+    _unchanged(site, before)
+
+
+def test_the_last_kube_node_is_refused(make_site: Any, kfinstall: Any) -> None:
+    site = make_site(hosts={"all.children.kube_node.hosts": {"n1": None}, "all.hosts.n2": ...})
+    code, out = kfinstall("node", "remove", "n1", "-i", str(site), "--yes")
+    assert code == 3, out
+    assert "only kube_node" in out and "kfinstall up --limit NEW" in out
+
+
+def test_a_gluster_brick_host_is_refused_with_the_replace_brick_command(make_site: Any, kfinstall: Any) -> None:
+    site = make_site(
+        cluster={"spec.storage.gluster": {"enabled": True, "replica": 3, "volume": "vol1", "brickPath": "/b/k"}},
+        hosts={"all.hosts.n3": {"ansible_host": "192.0.2.23", "glusterfs_address": "10.9.0.23"},
+               "all.children.kube_node.hosts": {"n1": None, "n2": None, "n3": None},
+               "all.children.gluster.hosts": {"n1": None, "n2": None, "n3": None}})
+    before = (site / "hosts.yml").read_bytes()
+    code, out = kfinstall("node", "remove", "n3", "-i", str(site), "--yes", "-o", "json")
+    assert code == 3, out
+    doc = json.loads(out[: out.rindex("}") + 1])
+    assert doc["exitCode"] == 3 and doc["refusals"], doc
+    safe = doc["refusals"][0]["safePath"]
+    # gluster's only replace-brick form, with the brick the role made (glusterfs_address:brick path).
+    assert "gluster volume replace-brick vol1 10.9.0.23:/b/k NEW_ADDRESS:/b/k commit force" in safe
+    assert "gluster volume heal vol1 full" in safe
+    assert "below the volume's replica count" in doc["refusals"][0]["reason"]
+    _unchanged(site, before)
+
+
+def test_a_control_plane_whose_removal_loses_quorum_is_refused(make_site: Any, kfinstall: Any, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    site = make_site(
+        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
+        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
+               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
+    folder = tmp_path / "kubectl-bin"
+    folder.mkdir()
+    made = Cluster(folder, monkeypatch, site)
+    made.nodes += [_node("cp2", "192.0.2.12"), _node("cp3", "192.0.2.13", ready=False)]
+    made.write()
+    code, out = kfinstall("node", "remove", "cp2", "-i", str(site), "--yes")
+    assert code == 3, out
+    assert "quorum" in out and "remove the failed control plane first (cp3)" in out
+    assert made.changes() == []
+
+
+def test_an_unknown_host_is_bad_input(site: Path, kfinstall: Any) -> None:
+    code, out = kfinstall("node", "remove", "n9", "-i", str(site), "--yes")
+    assert code == 2, out
+    assert "no host 'n9'" in out and "cp1, n1, n2" in out
+    assert "Traceback" not in out
+
+
+# ---- the inventory edit -------------------------------------------------------------------------------------
+
+def test_the_host_leaves_every_group_and_every_comment_stays(make_site: Any) -> None:
+    from installer.config.hostsedit import plan_host_removal, write_host_removal
+
+    site = make_site(hosts_text=COMMENTED_HOSTS)
+    (site / "host_vars").mkdir()
+    (site / "host_vars" / "n1.yml").write_text("nvidia_driver: 550\n")
+    path = site / "hosts.yml"
+    path.chmod(0o640)
+    removal = plan_host_removal(path, "n1")
+    assert removal.editable, removal.reason
+    assert [e.group for e in removal.entries] == ["all", "kube_node", "gpu"]
+    assert removal.host_vars == ["host_vars/n1.yml"]
+    write_host_removal(removal)
+    text = path.read_text()
+    for comment in ("# Site hosts", "# rack 1", "# n2 replaced n7 in March", "# end of hosts"):
+        assert comment in text
+    assert "n1" not in text.replace("n1's", "")  # the host's entries and its own comments are gone
+    assert "the slow one" not in text
+    assert yaml.safe_load(text) == _without_n1(yaml.safe_load(COMMENTED_HOSTS))
+    assert (site / "host_vars" / "n1.yml").read_text() == "nvidia_driver: 550\n"  # never touched
+    assert oct(path.stat().st_mode & 0o777) == oct(0o640)
+    # Only those lines went, and every other line is the old one, in the old order.
+    old_lines, new_lines = COMMENTED_HOSTS.splitlines(), text.splitlines()
+    gone = [line for line in old_lines if line not in new_lines]
+    assert gone == ["    n1:", "      ansible_host: 192.0.2.21", "      # n1's disks are the old ones",
+                    "      ansible_user: ops", "        n1:   # the slow one", "        n1:"]
+    assert [line for line in old_lines if line in new_lines] == new_lines
+
+
+def _without_n1(data: dict[str, Any]) -> dict[str, Any]:
+    data["all"]["hosts"].pop("n1")
+    data["all"]["children"]["kube_node"]["hosts"].pop("n1")
+    data["all"]["children"]["gpu"]["hosts"] = None
+    return data
+
+
+@pytest.mark.parametrize("kind", ["symlink", "ini", "flow"])
+def test_an_inventory_kfinstall_cannot_edit_safely_is_refused_before_anything(
+        kind: str, make_site: Any, kfinstall: Any, tmp_path: Path, cluster: Cluster) -> None:
+    site = make_site()
+    hosts = site / "hosts.yml"
+    if kind == "symlink":
+        real = tmp_path / "elsewhere.yml"
+        real.write_text(hosts.read_text())
+        hosts.unlink()
+        hosts.symlink_to(real)
+    elif kind == "ini":
+        hosts.unlink()
+        (site / "hosts.ini").write_text("[kube_control_plane]\ncp1 ansible_host=192.0.2.11\n[kube_node]\n"
+                                        "n1 ansible_host=192.0.2.21\nn2 ansible_host=192.0.2.22\n"
+                                        "[nfs_server]\ncp1\n")
+    else:
+        hosts.write_text("all:\n  hosts: {cp1: {ansible_host: 192.0.2.11}, n1: {ansible_host: 192.0.2.21}, "
+                         "n2: {ansible_host: 192.0.2.22}}\n  children:\n    kube_control_plane: {hosts: {cp1: }}\n"
+                         "    kube_node: {hosts: {n1: , n2: }}\n    nfs_server: {hosts: {cp1: }}\n")
+    code, out = kfinstall("node", "remove", "n1", "-i", str(site), "--yes")
+    assert code == 2, out
+    assert "--keep-inventory" in out and "Traceback" not in out
+    assert cluster.changes() == []
+
+
+# ---- the whole removal -------------------------------------------------------------------------------------------
+
+def test_a_worker_is_drained_reset_deleted_and_taken_out_of_hosts_yml_in_that_order(
+        site: Path, kfinstall_streams: Any, cluster: Cluster, resets: list[str]) -> None:
+    code, out, err = kfinstall_streams("node", "remove", "n1", "-i", str(site), "--yes", "-o", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["result"] == "removed" and doc["node"] == "n1"
+    assert [s["status"] for s in doc["steps"]] == ["done"] * 5
+    notebook = next(p for p in doc["pods"] if p["name"] == "jupyter-alice")
+    assert notebook["fate"] == "deleted-unmanaged" and notebook["notebook"]
+    order = [c[0] for c in cluster.calls() if c and c[0] in ("cordon", "drain", "delete", "RESET")]
+    assert order == ["cordon", "drain", "RESET", "delete"], cluster.calls()
+    assert ["delete", "node", "n1", "--ignore-not-found"] in cluster.calls()
+    assert resets == ["n1"]
+    hosts = yaml.safe_load((site / "hosts.yml").read_text())
+    assert "n1" not in hosts["all"]["hosts"] and list(hosts["all"]["children"]["kube_node"]["hosts"]) == ["n2"]
+
+
+def test_dry_run_lists_the_evictions_and_changes_nothing(site: Path, kfinstall: Any, cluster: Cluster,
+                                                         resets: list[str]) -> None:
+    before = (site / "hosts.yml").read_bytes()
+    code, out = kfinstall("node", "remove", "n1", "-i", str(site), "--dry-run")
+    assert code == 0, out
+    assert "jupyter-alice: deleted, not recreated (no controller); a notebook server" in out
+    assert "kfinstall-serving/tf-serving-1: evicted, recreated elsewhere by ReplicaSet/tf-serving-7d" in out
+    assert "kubectl drain n1 --ignore-daemonsets --delete-emptydir-data --force --grace-period=120" in out
+    assert cluster.changes() == [] and resets == []
+    _unchanged(site, before)
+
+
+def test_keep_inventory_leaves_hosts_yml_and_names_the_lines(site: Path, kfinstall: Any, cluster: Cluster,
+                                                            resets: list[str]) -> None:
+    before = (site / "hosts.yml").read_bytes()
+    code, out = kfinstall("node", "remove", "n2", "-i", str(site), "--yes", "--keep-inventory")
+    assert code == 0, out
+    _unchanged(site, before)
+    assert "delete by hand: hosts.yml line" in out and "under kube_node" in out
+
+
+def test_a_failed_drain_stops_before_the_reset_and_a_rerun_finishes(site: Path, kfinstall_streams: Any,
+                                                                    cluster: Cluster, resets: list[str]) -> None:
+    before = (site / "hosts.yml").read_bytes()
+    cluster.failing = ["drain"]
+    cluster.write()
+    code, out, err = kfinstall_streams("node", "remove", "n1", "-i", str(site), "--yes", "-o", "json")
+    assert code == 4, err
+    doc = json.loads(out)
+    assert doc["result"] == "failed" and "stopped at 'drain'" in doc["error"]
+    assert [s["status"] for s in doc["steps"]][:3] == ["done", "failed", "pending"]
+    assert resets == [] and (site / "hosts.yml").read_bytes() == before
+    cluster.failing = []
+    cluster.write()
+    code, out, err = kfinstall_streams("node", "remove", "n1", "-i", str(site), "--yes")
+    assert code == 0, err
+    assert resets == ["n1"]
+
+
+def test_replacing_a_failed_control_plane_removes_its_etcd_member_through_a_healthy_one(
+        make_site: Any, kfinstall_streams: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        resets: list[str]) -> None:
+    site = make_site(
+        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
+        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
+               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
+    folder = tmp_path / "kubectl-bin"
+    folder.mkdir()
+    made = Cluster(folder, monkeypatch, site)
+    made.nodes += [_node("cp2", "192.0.2.12"), _node("cp3", "192.0.2.13", ready=False)]
+    made.pods = []
+    made.etcd_pods = [{"metadata": {"name": f"etcd-{n}"}, "spec": {"nodeName": n}, "status": {"phase": "Running"}}
+                      for n in ("cp3", "cp1")]
+    made.members = {"members": [{"ID": 10, "name": "cp1"}, {"ID": 11, "name": "cp2"}, {"ID": 3054, "name": "cp3"}]}
+    made.write()
+    code, out, err = kfinstall_streams("node", "remove", "cp3", "-i", str(site), "--yes", "--unreachable",
+                                       "-o", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert [s["status"] for s in doc["steps"]] == ["done", "skipped", "skipped", "done", "done", "done"]
+    assert "2 control planes are left" in " ".join(doc["warnings"])
+    calls = made.changes()
+    # Through cp1's etcd pod (not the failed cp3's), the member's hex ID, before the Node is deleted.
+    remove = next(c for c in calls if "remove" in c)
+    assert remove[:4] == ["exec", "-n", "kube-system", "etcd-cp1"] and remove[-3:] == ["member", "remove", "bee"]
+    assert calls.index(remove) < calls.index(["delete", "node", "cp3", "--ignore-not-found"])
+    assert not any(c[0] == "drain" for c in calls) and resets == []  # unreachable: no drain, no reset
+    hosts = yaml.safe_load((site / "hosts.yml").read_text())
+    assert list(hosts["all"]["children"]["kube_control_plane"]["hosts"]) == ["cp1", "cp2"]
