@@ -24,7 +24,7 @@ import re
 import secrets
 import stat
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,13 @@ VOLUME_CLASSES_OUTPUT = "volume_classes"  # stacks.storage.VOLUME_CLASSES_OUTPUT
 # ---- writing ---------------------------------------------------------------------------------
 
 
-def record_apply(cfg: ClusterConfig, phases: Iterable[str] = PARTS, *, run_id: str | None = None) -> Path:
+def record_apply(cfg: ClusterConfig, phases: Iterable[str] = PARTS, *, run_id: str | None = None,
+                 limit: Collection[str] = ()) -> Path:
     """Record the parts of `cfg` that the named phases applied ("hosts", "platform"); keep the others.
 
-    Called by `up` after each phase that succeeded. Returns the record's path.
+    Called by `up` after each phase that succeeded. Returns the record's path. With `limit` (`up --limit`)
+    only those hosts' roles are recorded anew; the other hosts, and the settings and versions they were
+    last given, stay as recorded, so `plan` still shows what a full run would change on them.
     """
     wanted = list(phases)
     unknown = [p for p in wanted if p not in PARTS]
@@ -72,7 +75,10 @@ def record_apply(cfg: ClusterConfig, phases: Iterable[str] = PARTS, *, run_id: s
     for part in wanted:
         header = {"recordedAt": time.strftime("%FT%TZ", time.gmtime()), "runId": run_id,
                   "settings": settings_of(cfg, hasher), "versions": versions_of(cfg)}
-        if part == "hosts":
+        if part == "hosts" and limit and record.get("hosts"):
+            record["hosts"] = {**record["hosts"], "runId": run_id,
+                               "roles": _limited_roles(record["hosts"].get("roles") or {}, cfg, set(limit))}
+        elif part == "hosts":
             record["hosts"] = {**header, "roles": roles_of(cfg)}
         else:
             previous = (record.get("platform") or {}).get("outputs")
@@ -147,6 +153,13 @@ def versions_of(cfg: ClusterConfig) -> dict[str, Any]:
 
 def roles_of(cfg: ClusterConfig) -> dict[str, list[str]]:
     return {role: list(cfg.inventory.names(role)) for role in ROLE_GROUPS}
+
+
+def _limited_roles(recorded: Mapping[str, Any], cfg: ClusterConfig, limit: set[str]) -> dict[str, list[str]]:
+    """The recorded hosts per role, with the limited hosts' roles as they are now."""
+    current = roles_of(cfg)
+    return {role: [h for h in recorded.get(role) or [] if h not in limit]
+            + [h for h in current[role] if h in limit] for role in ROLE_GROUPS}
 
 
 def installed_outputs(cfg: ClusterConfig, previous: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from rich.console import Console
 from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, KfinstallError, PreflightError
 from installer.interrupt import interrupt_sets
+from installer.limited import HOST_PHASES, LimitedRun, check_limit_phases, limited_run
 from installer.lock import run_lock
 from installer.log import LOG, run_log
 from installer.phases import PHASES as PHASE_OBJECTS
@@ -45,6 +46,7 @@ class UpReport:
     # The run record's scrubber: a failed task's message (in a phase's failures) may echo a value it was
     # given, and this document goes to the terminal, -o json and summary.json alike.
     scrub: Callable[[Any], Any] | None = field(default=None, repr=False, compare=False)
+    limit: tuple[str, ...] = ()  # `up --limit`: the only hosts the run gave tasks to
 
     def skipped(self) -> list[dict[str, str]]:
         """Every step asked for but skipped, with its phase, host and reason."""
@@ -61,6 +63,7 @@ class UpReport:
             "skipped": self.skipped(),
             "hosts": hosts,
             "phases": [p.as_dict() for p in self.phases],
+            **({"limit": list(self.limit)} if self.limit else {}),
         }
         return self.scrub(document) if self.scrub is not None else document
 
@@ -76,6 +79,9 @@ def summary_lines(report: UpReport) -> list[str]:
     skipped = report.skipped()
     for skip in skipped:
         lines.append(f"  SKIPPED on {skip['host']} ({skip['phase']}): {skip['step']}: {skip['reason']}")
+    if report.limit:
+        lines.append(f"limited to {', '.join(report.limit)}: no other host got a task; platform and verify "
+                     "(cluster-wide) did not run")
     verdict = f"result: {report.result}"
     if report.result == "incomplete":
         verdict += f": {len(skipped)} step(s) asked for were skipped (SKIPPED above); fix the reason and run again"
@@ -133,19 +139,25 @@ def run_up(
     start_at: str | None = None,
     confirm: Callable[[str], bool] | None = None,
     verbosity: int = 0,
+    limit: str | None = None,
 ) -> UpReport:
     """Run the phases; raises PreflightError (3), PhaseFailed (4) or Interrupted (130).
 
-    `verbosity` (-v count) reaches Ansible and kfinstall's log (installer/log.py)."""
+    `verbosity` (-v count) reaches Ansible and kfinstall's log (installer/log.py). `limit` (an Ansible host
+    pattern) runs preflight and the host phase on the matching hosts only (installer/limited.py)."""
     cfg = against_installed(cfg)
+    limited = _limited(cfg, limit, only, start_at)
     names = selected_phases(only, start_at)
+    if limited is not None:  # the cluster-wide phases do not run under --limit
+        names = [n for n in names if n in HOST_PHASES]
     changing = [n for n in names if n in {"hosts", "platform"}]
-    if changing and confirm is not None and not confirm(_question(cfg, changing, names)):
+    if changing and confirm is not None and not confirm(_question(cfg, changing, names, limited)):
         raise PreflightError("not confirmed; nothing was changed")
     with run_lock(cfg.state_dir, "up"):
-        record = RunRecord.start(cfg, "up " + " ".join(names))
-        ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names), verbosity=verbosity)
-        report = UpReport(run_id=record.run_id, record=str(record.path), scrub=record.clean)
+        record = RunRecord.start(cfg, "up " + " ".join(names) + (f" --limit {limit}" if limited else ""))
+        ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names), verbosity=verbosity,
+                         limit=limited.hosts if limited else (), contacts=limited.contacts if limited else ())
+        report = UpReport(run_id=record.run_id, record=str(record.path), scrub=record.clean, limit=ctx.limit)
         with run_log(record, verbosity), interrupt_sets(ctx.cancelled):
             try:
                 for name in names:
@@ -173,7 +185,23 @@ def run_up(
         return report
 
 
-def run_check(cfg: ClusterConfig, console: Console, verbosity: int = 0) -> PhaseResult:
+def _limited(cfg: ClusterConfig, limit: str | None, only: str | None, start_at: str | None) -> LimitedRun | None:
+    """`--limit`: bad input (exit 2) for a pattern matching no host or a cluster-wide phase; a refusal
+    (exit 3, nothing touched) for what a limited run cannot do safely (installer/limited.py)."""
+    if limit is None:
+        return None
+    from installer.applied import read_applied
+
+    check_limit_phases(only, start_at)
+    recorded = ((read_applied(cfg.state_dir) or {}).get("hosts") or {}).get("roles")
+    limited = limited_run(cfg, limit, recorded)
+    if limited.refusals:
+        raise PreflightError("up --limit refused (nothing was changed):\n  " + "\n  ".join(limited.refusals))
+    return limited
+
+
+def run_check(cfg: ClusterConfig, console: Console, verbosity: int = 0, limit: tuple[str, ...] = (),
+              contacts: tuple[str, ...] = ()) -> PhaseResult:
     """Preflight, then the host phase in check/diff mode: what would change, changing nothing.
 
     Under the cluster's lock like `up`: it reaches every host over SSH, and its record and fact
@@ -181,7 +209,8 @@ def run_check(cfg: ClusterConfig, console: Console, verbosity: int = 0) -> Phase
     """
     with run_lock(cfg.state_dir, "plan --check-hosts"):
         record = RunRecord.start(cfg, "plan --check-hosts")
-        ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"), verbosity=verbosity)
+        ctx = RunContext(cfg=cfg, record=record, console=console, phases=("preflight", "hosts"), verbosity=verbosity,
+                         limit=limit, contacts=contacts)
         try:
             with interrupt_sets(ctx.cancelled):
                 preflight.run(ctx)
@@ -197,7 +226,7 @@ def _record_applied(ctx: RunContext, result: PhaseResult) -> None:
     from installer.applied import PARTS, record_apply
 
     if result.name in PARTS and result.status == "ok":
-        record_apply(ctx.cfg, (result.name,), run_id=ctx.record.run_id)
+        record_apply(ctx.cfg, (result.name,), run_id=ctx.record.run_id, limit=ctx.limit)
 
 
 def _stop_if_asked(ctx: RunContext, phase: str) -> None:
@@ -209,7 +238,7 @@ def _stop_if_asked(ctx: RunContext, phase: str) -> None:
 CONFIRM_ACTIONS = 4  # per phase in the confirmation; `kfinstall plan` shows them all
 
 
-def _question(cfg: ClusterConfig, changing: list[str], names: list[str]) -> str:
+def _question(cfg: ClusterConfig, changing: list[str], names: list[str], limited: LimitedRun | None = None) -> str:
     """What `up` asks before changing anything: the plan's summary of the phases it runs and every
     warning of the plan, then the question (`kfinstall plan` is the whole plan)."""
     from installer.plan import build_plan
@@ -228,6 +257,10 @@ def _question(cfg: ClusterConfig, changing: list[str], names: list[str]) -> str:
     warnings = plan["warnings"]
     lines += [f"{len(warnings)} warning(s):"] if warnings else []
     lines += [f"  {w['severity']}: " + (f"{w['file']}: " if w.get("file") else "") + w["message"] for w in warnings]
+    if limited is not None:
+        lines += limited.lines()
+        lines.append(f"Apply {' and '.join(changing)} to {', '.join(limited.hosts)} of cluster {cfg.name} only?")
+        return "\n".join(lines)
     lines.append(f"Apply {' and '.join(changing)} to cluster {cfg.name} ({hosts} host(s))?")
     return "\n".join(lines)
 

@@ -83,6 +83,17 @@ def state_dir_option(func: F) -> F:
     )(func)
 
 
+def limit_option(func: F) -> F:
+    return click.option(
+        "--limit",
+        "limit",
+        metavar="PATTERN",
+        default=None,
+        help="Only these hosts (an Ansible host pattern: 'h4', 'kube_node:!h1', 'h4,h5'): preflight and the host "
+        "phase run on them alone; what they need from the others is read, not changed (docs/operations.md).",
+    )(func)
+
+
 def _use_vault_password_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
     if value is not None:
         set_vault_password_file(value)

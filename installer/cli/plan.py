@@ -14,6 +14,7 @@ from rich.table import Table
 from installer.cli.common import (
     emit_json,
     inventory_option,
+    limit_option,
     output_option,
     print_problems,
     profile_option,
@@ -27,6 +28,7 @@ from installer.config.inventory import ROLE_GROUPS
 from installer.config.load import load
 from installer.config.resolved import ClusterConfig
 from installer.interrupt import interrupt_sets
+from installer.limited import LimitedRun, limited_run
 from installer.plan import Plan, build_plan
 from installer.plandiff import as_up_applies, diff_lines, plan_diff
 
@@ -41,9 +43,11 @@ MAX_NAMES = 12
 @click.option(
     "--check-hosts", is_flag=True, help="Also run the host playbooks in Ansible check/diff mode (SSH; changes nothing)."
 )
+@limit_option
 @output_option
 def plan(
-    inventory: Path, profile: str | None, sets: tuple[str, ...], state_dir: Path | None, check_hosts: bool, output: str
+    inventory: Path, profile: str | None, sets: tuple[str, ...], state_dir: Path | None, check_hosts: bool,
+    limit: str | None, output: str,
 ) -> None:
     """Show hosts by role, phases in order, component versions, storage, auth and warnings.
 
@@ -52,18 +56,22 @@ def plan(
     --output json the result is the documented plan document (docs/plan-json.md).
     """
     cfg = as_up_applies(load(inventory, sets, need_secrets=check_hosts, state_dir=state_dir, profile=profile))
+    limited = _limited(cfg, limit)
     result = build_plan(cfg)
-    checked = _check_hosts(cfg) if check_hosts else None
-    preview = _platform_preview(cfg)
+    checked = _check_hosts(cfg, limited) if check_hosts else None
+    preview = None if limited else _platform_preview(cfg)  # up --limit runs no platform phase
     diff = plan_diff(cfg)
     if output == "json":
         extra = {"hostCheck": checked} if checked is not None else {}
+        extra |= {"limit": limited.as_dict()} if limited else {}
         emit_json({**result.as_dict(), "diff": diff, **extra, **({"platformPreview": preview} if preview else {})})
         return
     if preview:
         stdout.print(f"Pulumi preview: {preview['changes']}", markup=False)
     _print_text(result)
     for line in diff_lines(diff, preview=preview is not None):
+        stdout.print(line, markup=False)
+    for line in limited.lines() if limited else ():
         stdout.print(line, markup=False)
     if checked is not None:
         for host, stats in sorted(checked["hosts"].items()):
@@ -89,11 +97,22 @@ def _platform_preview(cfg: ClusterConfig) -> dict[str, Any] | None:
         return engine.preview(cfg).as_dict()
 
 
-def _check_hosts(cfg: ClusterConfig) -> dict[str, Any]:
+def _limited(cfg: ClusterConfig, limit: str | None) -> LimitedRun | None:
+    """`plan --limit`: what `up --limit` would run where, read from outside, or refuse (exit 2 for a bad pattern)."""
+    if limit is None:
+        return None
+    from installer.applied import read_applied
+
+    recorded = ((read_applied(cfg.state_dir) or {}).get("hosts") or {}).get("roles")
+    return limited_run(cfg, limit, recorded)
+
+
+def _check_hosts(cfg: ClusterConfig, limited: LimitedRun | None) -> dict[str, Any]:
     """Preflight, then site.yml with --check --diff; reachable hosts report what would change."""
     from installer.up import run_check
 
-    return run_check(cfg, stderr, verbosity=verbosity()).as_dict()
+    hosts, contacts = (limited.hosts, limited.contacts) if limited else ((), ())
+    return run_check(cfg, stderr, verbosity=verbosity(), limit=hosts, contacts=contacts).as_dict()
 
 
 def _print_text(result: Plan) -> None:

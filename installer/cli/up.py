@@ -11,6 +11,7 @@ from installer.cli.common import (
     emit_json,
     failure_document,
     inventory_option,
+    limit_option,
     output_option,
     profile_option,
     set_option,
@@ -33,6 +34,7 @@ from installer.up import run_up, summary_lines
 @click.option("--only", type=click.Choice(UP_PHASES), default=None, help="Run preflight and then this phase alone.")
 @click.option("--from", "start_at", type=click.Choice(UP_PHASES), default=None, help="Start at this phase.")
 @click.option("--yes", is_flag=True, help="Do not ask before changing hosts (required when not on a terminal).")
+@limit_option
 @output_option
 def up(
     inventory: Path,
@@ -42,6 +44,7 @@ def up(
     only: str | None,
     start_at: str | None,
     yes: bool,
+    limit: str | None,
     output: str,
 ) -> None:
     """Bring the site to the state kfinstall.yaml describes (re-runs converge).
@@ -54,7 +57,7 @@ def up(
     progress = stderr if output == "json" else stdout
     try:
         report = run_up(cfg, progress, only=only, start_at=start_at, confirm=None if yes else confirm_on_terminal,
-                        verbosity=verbosity())
+                        verbosity=verbosity(), limit=limit)
     except KfinstallError as exc:
         if output == "json":
             # The report so far (per-host counts, each phase's status), then result, error and exitCode.

@@ -26,6 +26,10 @@ class RunContext:
     # the first playbook, and reuses it: a second check would replace the record of the keys it pinned).
     host_keys: Any = None
     verbosity: int = 0  # -v count: Ansible's verbosity and kfinstall's log (installer/log.py)
+    # `up --limit`: the only hosts that get host-phase tasks (installer/limited.py); empty means every host.
+    limit: tuple[str, ...] = ()
+    # Hosts outside the limit that its delegated tasks connect to: their SSH host keys are checked too.
+    contacts: tuple[str, ...] = ()
 
     def cancel_requested(self) -> bool:
         return self.cancelled.is_set()

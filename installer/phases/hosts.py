@@ -13,6 +13,7 @@ from installer.adapters.ansible import EventSink, PlaybookResult, run_playbook, 
 from installer.adapters.ssh import HostKeyPolicy
 from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, PhaseFailed
+from installer.limit import ansible_limit
 from installer.owned import write_file_atomically
 from installer.paths import data_dir
 from installer.phases.base import FACTS_CACHE, Component, Phase, PhasePlan, PhaseResult, RunContext, Step, outcome
@@ -43,6 +44,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
             extravars,
             ctx.record.path / "ansible",
             check=check,
+            limit=ansible_limit(ctx.limit) if ctx.limit else None,
             sink=_recording(ctx, view),
             cancel=ctx.cancel_requested,
             facts_cache=ctx.record.path / FACTS_CACHE,

@@ -7,6 +7,7 @@ then facts (OS, free disk, clock). Thresholds below say why they are what they a
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from rich.console import Console
@@ -16,6 +17,7 @@ from installer.adapters.ssh import HostKeyPolicy, HostKeyReport, check_host_keys
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, PreflightError
+from installer.limit import ansible_limit
 from installer.phases.base import FACTS_CACHE, Phase, PhasePlan, PhaseResult, RunContext
 from installer.runs import RunRecord
 
@@ -66,13 +68,19 @@ def run(ctx: RunContext) -> PhaseResult:
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
     managed = [h.name for h in ctx.cfg.inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
+    if ctx.limit:  # `up --limit`: preflight checks and touches only the limited hosts
+        managed = [h for h in managed if h in ctx.limit]
     host_keys = HostKeyPolicy.of(ctx.cfg)
-    show_host_keys(ctx.record, ctx.console, check_host_keys(host_keys))  # before any task; exit 3 on a changed key
+    # before any task; exit 3 on a changed key. Under --limit: the limited hosts and the ones their delegated
+    # tasks reach, no other host is contacted.
+    checked_keys = _only(host_keys, (*ctx.limit, *ctx.contacts)) if ctx.limit else host_keys
+    show_host_keys(ctx.record, ctx.console, check_host_keys(checked_keys))
     result = run_playbook(
         "preflight.yml",
         inventory,
         {},
         ctx.record.path / "ansible-preflight",
+        limit=ansible_limit(ctx.limit) if ctx.limit else None,
         cancel=ctx.cancel_requested,
         facts_cache=ctx.record.path / FACTS_CACHE,
         host_keys=host_keys,
@@ -85,6 +93,10 @@ def run(ctx: RunContext) -> PhaseResult:
         raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))
     checks += ["ssh", "os", "disk", "clock", "sudo"]
     return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks, **details})
+
+
+def _only(policy: HostKeyPolicy, hosts: tuple[str, ...]) -> HostKeyPolicy:
+    return replace(policy, targets={name: t for name, t in policy.targets.items() if name in hosts})
 
 
 def show_host_keys(record: RunRecord, console: Console, report: HostKeyReport) -> None:
