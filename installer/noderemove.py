@@ -35,7 +35,7 @@ from installer.adapters.kube import ETCD_NAMESPACE, ETCD_SELECTOR, Kubectl, Kube
 from installer.config.hostsedit import HostRemoval, write_host_removal
 from installer.config.inventory import Host
 from installer.config.resolved import ClusterConfig
-from installer.errors import ConfigError, KfinstallError, PhaseFailed, PreflightError
+from installer.errors import ConfigError, Interrupted, KfinstallError, PhaseFailed, PreflightError
 
 DEFAULT_GRACE_S = 120  # seconds a pod (a notebook kernel) gets between SIGTERM and SIGKILL
 DRAIN_SLACK_S = 300  # drain's own --timeout beyond the grace period: evictions retried while a PDB blocks
@@ -375,7 +375,7 @@ class Runner:
                     f"{', '.join(self.done) or 'nothing'}. Fix the cause and run the same command again: "
                     "every step is safe to repeat")
                 error.report = plan
-                if isinstance(exc, KfinstallError) and exc.exit_code == 130:
+                if isinstance(exc, Interrupted):
                     raise
                 raise error from None
             step.status, step.note = ("skipped", note) if note and note.startswith("skipped") else ("done", note or "")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
+from rich.console import Console
 
 from installer.cli.common import (
     confirm_on_terminal,
@@ -16,8 +18,10 @@ from installer.cli.common import (
     state_dir_option,
     stderr,
     stdout,
+    verbosity,
 )
 from installer.config.load import load
+from installer.config.resolved import ClusterConfig
 from installer.errors import KfinstallError
 from installer.noderemove import DEFAULT_GRACE_S, remove_node
 
@@ -60,7 +64,8 @@ def remove(host: str, inventory: Path, profile: str | None, state_dir: Path | No
     try:
         plan = remove_node(cfg, host, keep_inventory=keep_inventory, unreachable=unreachable,
                            grace_period=grace_period, dry_run=dry_run,
-                           confirm=None if yes else confirm_on_terminal, say=say, reset_host=_reset_host)
+                           confirm=None if yes else confirm_on_terminal, say=say,
+                           reset_host=functools.partial(_reset_host, console=progress, verbosity=verbosity()))
     except KfinstallError as exc:
         if output == "json":
             emit_json(failure_document(exc, exc.exit_code))
@@ -82,6 +87,9 @@ def remove(host: str, inventory: Path, profile: str | None, state_dir: Path | No
             say(f"  delete by hand: {line}")
 
 
-def _reset_host(cfg: object, host: str) -> None:
-    """The host reset of `kfinstall reset --limit HOST` (installer.reset)."""
-    raise KfinstallError("kfinstall reset is not available yet")
+def _reset_host(cfg: ClusterConfig, host: str, *, console: Console | None = None, verbosity: int = 0) -> None:
+    """The host reset of `kfinstall reset` (installer.reset.reset_host: reset.yml on that host alone, under
+    node remove's lock, its run record in STATE/runs/)."""
+    from installer.reset import reset_host
+
+    reset_host(cfg, host, console=console, verbosity=verbosity)

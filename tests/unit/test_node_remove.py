@@ -149,7 +149,7 @@ def resets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The hosts the stand-in host reset was asked to reset (and when, relative to kubectl calls)."""
     done: list[str] = []
 
-    def fake_reset(cfg: Any, host: str) -> None:
+    def fake_reset(cfg: Any, host: str, **options: Any) -> None:
         done.append(host)
         log = cfg.state_dir.parent.parent.parent / "kubectl-bin" / "kubectl.log"
         with log.open("a") as handle:  # the reset's place among kubectl calls, for the order
