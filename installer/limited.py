@@ -87,6 +87,29 @@ def limited_run(cfg: ClusterConfig, pattern: str, recorded_roles: dict[str, list
     return LimitedRun(pattern, hosts, added, steps, contacts, tuple(outside), tuple(refusals))
 
 
+def converged_roles(cfg: ClusterConfig) -> dict[str, list[str]] | None:
+    """Hosts per role that the host phase last ran to its end on (state.json); for a site whose state predates
+    that, the last recorded apply's (installer.applied); None when neither has any."""
+    from installer.applied import read_applied
+    from installer.state import read_state
+
+    state = read_state(cfg.state_dir)
+    if state is not None and state.host_roles:
+        return state.host_roles
+    return ((read_applied(cfg.state_dir) or {}).get("hosts") or {}).get("roles") or None
+
+
+def converged_roles_after(
+    cfg: ClusterConfig, before: dict[str, list[str]], limit: Sequence[str]
+) -> dict[str, list[str]]:
+    """converged_roles once a host phase ran to its end: every host's roles, or under --limit the limited
+    hosts' roles as they are now and the others' as they were."""
+    if not limit:
+        return {role: cfg.inventory.names(role) for role in ROLE_GROUPS}
+    return {role: [h for h in before.get(role, []) if h not in limit]
+            + [h for h in cfg.inventory.names(role) if h in limit] for role in ROLE_GROUPS}
+
+
 def _first(cfg: ClusterConfig, role: str) -> str | None:
     names = cfg.inventory.names(role)
     return names[0] if names else None

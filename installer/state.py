@@ -63,6 +63,9 @@ class State(BaseModel):
     last_run_id: str | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     upgrade: UpgradeProgress | None = None
+    # Hosts per role group that the host phase last ran to its end on (ok, or incomplete with steps skipped on
+    # purpose, as on lab hosts without Kubernetes packages): what `up --limit` takes as already converged.
+    host_roles: dict[str, list[str]] = Field(default_factory=dict)
 
 
 def read_state(state_dir: Path) -> State | None:

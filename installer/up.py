@@ -17,7 +17,14 @@ from rich.console import Console
 from installer.config.resolved import ClusterConfig
 from installer.errors import Interrupted, KfinstallError, PreflightError
 from installer.interrupt import interrupt_sets
-from installer.limited import HOST_PHASES, LimitedRun, check_limit_phases, limited_run
+from installer.limited import (
+    HOST_PHASES,
+    LimitedRun,
+    check_limit_phases,
+    converged_roles,
+    converged_roles_after,
+    limited_run,
+)
 from installer.lock import run_lock
 from installer.log import LOG, run_log
 from installer.phases import PHASES as PHASE_OBJECTS
@@ -190,11 +197,8 @@ def _limited(cfg: ClusterConfig, limit: str | None, only: str | None, start_at: 
     (exit 3, nothing touched) for what a limited run cannot do safely (installer/limited.py)."""
     if limit is None:
         return None
-    from installer.applied import read_applied
-
     check_limit_phases(only, start_at)
-    recorded = ((read_applied(cfg.state_dir) or {}).get("hosts") or {}).get("roles")
-    limited = limited_run(cfg, limit, recorded)
+    limited = limited_run(cfg, limit, converged_roles(cfg))
     if limited.refusals:
         raise PreflightError("up --limit refused (nothing was changed):\n  " + "\n  ".join(limited.refusals))
     return limited
@@ -274,6 +278,8 @@ def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord) -> None:
     state.last_run_id = report.run_id
     if "hosts" in done:
         state.kubernetes_version = cfg.kubernetes_version
+    if any(p.name == "hosts" and p.status in ("ok", "incomplete") for p in report.phases):
+        state.host_roles = converged_roles_after(cfg, state.host_roles, report.limit)
     if "platform" in done:
         state.installed_channel = cfg.release.channel
     state.history.append(

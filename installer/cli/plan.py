@@ -28,7 +28,7 @@ from installer.config.inventory import ROLE_GROUPS
 from installer.config.load import load
 from installer.config.resolved import ClusterConfig
 from installer.interrupt import interrupt_sets
-from installer.limited import LimitedRun, limited_run
+from installer.limited import LimitedRun, converged_roles, limited_run
 from installer.plan import Plan, build_plan
 from installer.plandiff import as_up_applies, diff_lines, plan_diff
 
@@ -101,10 +101,7 @@ def _limited(cfg: ClusterConfig, limit: str | None) -> LimitedRun | None:
     """`plan --limit`: what `up --limit` would run where, read from outside, or refuse (exit 2 for a bad pattern)."""
     if limit is None:
         return None
-    from installer.applied import read_applied
-
-    recorded = ((read_applied(cfg.state_dir) or {}).get("hosts") or {}).get("roles")
-    return limited_run(cfg, limit, recorded)
+    return limited_run(cfg, limit, converged_roles(cfg))
 
 
 def _check_hosts(cfg: ClusterConfig, limited: LimitedRun | None) -> dict[str, Any]:

@@ -161,3 +161,25 @@ def test_hosts_yml_stays_as_written(make_site, kfinstall_streams, playbooks) -> 
     before = (site / "hosts.yml").read_bytes()
     assert kfinstall_streams("up", "-i", str(site), "--limit", "n3", "--yes")[0] == 0
     assert (site / "hosts.yml").read_bytes() == before and yaml.safe_load(before)
+
+
+def test_an_incomplete_full_run_counts_as_converged(make_site, kfinstall_streams, playbooks) -> None:
+    """Lab hosts skip the Kubernetes step on purpose (incomplete, so no apply is recorded): the hosts the host
+    phase ran to its end on are kept in state.json, and --limit takes them as converged."""
+    from installer import up as up_module
+    from installer.phases.base import PhaseResult
+    from installer.state import read_state
+
+    site = make_site(cluster=ADMITTED)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(up_module.PHASES, "hosts", lambda ctx: PhaseResult("hosts", "incomplete"))
+        assert kfinstall_streams("up", "-i", str(site), "--only", "hosts", "--yes")[0] == 0
+    state_dir = load(site, need_secrets=False).state_dir
+    assert read_applied(state_dir) is None
+    assert read_state(state_dir).host_roles["kube_node"] == ["n1", "n2"]
+    site = make_site(cluster=ADMITTED, hosts=NEW)
+    code, out, err = kfinstall_streams("plan", "-i", str(site), "--limit", "n3", "--output", "json")
+    assert code == 0 and json.loads(out)["limit"]["added"] == ["n3"], err
+    code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "n3", "--yes")
+    assert code == 0, out + err
+    assert read_state(state_dir).host_roles["kube_node"] == ["n1", "n2", "n3"]
