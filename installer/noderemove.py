@@ -93,14 +93,14 @@ def inventory_refusals(cfg: ClusterConfig, host: Host) -> list[Refusal]:
         refusals.append(Refusal(
             f"{host.name} is the NFS server: it exports {storage.nfs.export_path}, which holds the platform's "
             "volumes (notebooks, models, metrics); every pod using them would lose its data",
-            "kfinstall does not move an NFS server. To retire the whole site: `kfinstall backup`, "
+            "kfinstall does not move an NFS server. To retire the whole site: `kfinstall backup --cluster`, "
             "`kfinstall down --purge-data`, `kfinstall reset`. To take the machine out for repair, "
             "`kubectl drain` it and keep it in hosts.yml"))
     control = inv.names("kube_control_plane")
     if "kube_control_plane" in host.roles and len(control) == 1:
         refusals.append(Refusal(
             f"{host.name} is the last control plane: the cluster's API server and etcd would be gone",
-            "keep it; to retire the whole site: `kfinstall backup`, `kfinstall down --purge-data`, "
+            "keep it; to retire the whole site: `kfinstall backup --cluster`, `kfinstall down --purge-data`, "
             "`kfinstall reset`"))
     workers = inv.names("kube_node")
     if "kube_node" in host.roles and workers == [host.name]:
