@@ -445,3 +445,30 @@ def test_replacing_a_failed_control_plane_removes_its_etcd_member_through_a_heal
     assert not any(c[0] == "drain" for c in calls) and resets == []  # unreachable: no drain, no reset
     hosts = yaml.safe_load((site / "hosts.yml").read_text())
     assert list(hosts["all"]["children"]["kube_control_plane"]["hosts"]) == ["cp1", "cp2"]
+
+
+def test_a_reachable_control_plane_is_reset_before_its_leftover_etcd_member_is_removed(
+        make_site: Any, kfinstall_streams: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        resets: list[str]) -> None:
+    # kubeadm reset's remove-etcd-member phase normally removes the member; one still listed after it
+    # (kubeadm only warns when it cannot) is removed through another control plane before the Node goes.
+    site = make_site(
+        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
+        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
+               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
+    folder = tmp_path / "kubectl-bin"
+    folder.mkdir()
+    made = Cluster(folder, monkeypatch, site)
+    # cp3's machine registered its own hostname, not the inventory name: found by its address.
+    made.nodes += [_node("cp2", "192.0.2.12"), _node("node-c", "192.0.2.13")]
+    made.pods = []
+    made.etcd_pods = [{"metadata": {"name": f"etcd-{n}"}, "spec": {"nodeName": n}, "status": {"phase": "Running"}}
+                      for n in ("node-c", "cp2")]
+    made.members = {"members": [{"ID": 16, "name": "node-c", "peerURLs": ["https://192.0.2.13:2380"]}]}
+    made.write()
+    code, out, err = kfinstall_streams("node", "remove", "cp3", "-i", str(site), "--yes", "-o", "json")
+    assert code == 0, err
+    order = [c[0] if c[0] != "exec" else " ".join(c[3:4] + c[-3:]) for c in made.calls()
+             if c and c[0] in ("cordon", "drain", "RESET", "exec", "delete")]
+    assert order == ["cordon", "drain", "RESET", "etcd-cp2 list -w json", "etcd-cp2 member remove 10", "delete"]
+    assert ["delete", "node", "node-c", "--ignore-not-found"] in made.calls()
