@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "restore": "installer.cli.backup:restore",
     "down": "installer.cli.down:down",
     "node": "installer.cli.node:node",
+    "reset": "installer.cli.reset:reset",
     "lab": "installer.cli.lab:lab",
     "channels": "installer.cli.channels:channels",
     "profile": "installer.cli.profile:profile",

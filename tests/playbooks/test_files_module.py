@@ -26,7 +26,9 @@ GROUP = grp.getgrgid(os.getgid()).gr_name
 
 def run_module(tmp_path: Path, files: list[dict[str, Any]], check: bool = False, diff: bool = False) -> dict[str, Any]:
     entries = [{"owner": OWNER, "group": GROUP, **entry} for entry in files]
-    args = {"ANSIBLE_MODULE_ARGS": {"files": entries, "_ansible_check_mode": check, "_ansible_diff": diff,
+    # The record goes beside the test's files, never into this machine's /var/lib/kfinstall.
+    args = {"ANSIBLE_MODULE_ARGS": {"files": entries, "record": str(tmp_path / "record" / "record.json"),
+                                    "_ansible_check_mode": check, "_ansible_diff": diff,
                                     "_ansible_tmpdir": str(tmp_path)}}
     args_file = tmp_path / f"args-{len(list(tmp_path.glob('args-*')))}.json"
     args_file.write_text(json.dumps(args))

@@ -121,7 +121,32 @@ def package_minimums(table: object, part: object = None) -> dict[str, dict[str, 
     return minimums
 
 
+def kfinstall_installed(table: object, installed: object, before: object) -> dict[str, list[str]]:
+    """{packages, services}: the table's packages kfinstall installed on a host, and their entries' units.
+
+    `installed`: the packages on the host now (the probe's kf_host.packages); `before`: those installed
+    before kfinstall first wrote to the host (its record, kfinstall.hosts.files). A package that was there
+    before is the operator's, and so are the units of its entry: `kfinstall reset` leaves them alone.
+    Every entry counts, needed on this host today or not: a setting changed since may have left one.
+    """
+    if not isinstance(table, Mapping):
+        raise AnsibleFilterError(f"kfinstall_installed takes the package table, not a {type(table).__name__}.")
+    if before is None:
+        return {"packages": [], "services": []}
+    present = {str(name).split(":")[0] for name in (installed or {})} - {str(name) for name in before}  # type: ignore[union-attr]
+    packages: set[str] = set()
+    services: set[str] = set()
+    for name, entry in table.items():
+        if not isinstance(entry, Mapping):
+            raise AnsibleFilterError(f"kf_packages entry {name!r} must be a mapping with packages and needed.")
+        ours = set(_packages(str(name), entry)) & present
+        if ours:
+            packages |= ours
+            services |= {str(unit) for unit in entry.get("services") or []}
+    return {"packages": sorted(packages), "services": sorted(services)}
+
+
 class FilterModule:
     def filters(self) -> dict[str, object]:
         return {"upstream_version": upstream_version, "needed_packages": needed_packages,
-                "package_minimums": package_minimums}
+                "package_minimums": package_minimums, "kfinstall_installed": kfinstall_installed}

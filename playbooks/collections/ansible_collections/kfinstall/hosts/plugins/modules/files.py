@@ -10,7 +10,11 @@ is one run. Used where a role writes configuration whose content it renders on t
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
+import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -23,6 +27,10 @@ description:
   - A file is replaced atomically and only when its content differs; missing parent directories are
     created root-owned with mode 0755 (a package installed later finds its configuration in place).
   - Supports check mode and diff mode.
+  - Keeps a record on the host of what it wrote in I(record), each file with the sha256 of its content,
+    the content a file held before kfinstall first replaced it, the directories it created, and the
+    packages installed when the record was started (before kfinstall's first apt transaction on the
+    host). C(kfinstall reset) (module kfinstall.hosts.reset_files) removes or restores exactly those.
 options:
   files:
     description: The files and directories to manage.
@@ -36,6 +44,10 @@ options:
       mode: {description: Octal mode as a string such as "0644"., type: str, required: true}
       owner: {description: Owner., type: str, default: root}
       group: {description: Group., type: str, default: root}
+  record:
+    description: The record of what kfinstall wrote on this host (JSON, mode 0600, root's).
+    type: str
+    default: /var/lib/kfinstall/record.json
 """
 
 RETURN = r"""
@@ -57,14 +69,111 @@ FILE_SPEC = {
 }
 
 
-def make_parents(module: AnsibleModule, path: str) -> bool:
-    """Create the missing parent directories of path (root, 0755); whether any was missing."""
+RECORD_VERSION = 1
+ORIGINALS = "originals"  # beside the record: what a file held before kfinstall first replaced it
+
+
+def missing_parents(path: str) -> list[str]:
+    """The parent directories of path that do not exist, outermost first."""
+    missing = []
     parent = os.path.dirname(path)
-    if os.path.isdir(parent):
+    while parent and not os.path.isdir(parent) and parent != os.path.dirname(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    return missing[::-1]
+
+
+def make_parents(module: AnsibleModule, path: str, record: dict | None = None) -> bool:
+    """Create the missing parent directories of path (root, 0755); whether any was missing."""
+    missing = missing_parents(path)
+    if not missing:
         return False
     if not module.check_mode:
-        os.makedirs(parent, mode=0o755, exist_ok=True)
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        if record is not None:
+            for directory in missing:
+                record["dirs"][directory] = {"created": True}
     return True
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# The record -------------------------------------------------------------------------------------
+#
+# What kfinstall wrote, so that `kfinstall reset` removes exactly that and puts back what a file held
+# before: derived from the roles' own writes, never from a second list of paths. Packages installed
+# when the record is started (before kfinstall's first apt transaction: os_prepare writes its files
+# first) tell reset which packages, and so which services, were there before kfinstall.
+
+_DPKG_STATUS = "/var/lib/dpkg/status"
+
+
+def installed_package_names(status_path: str = _DPKG_STATUS) -> list[str]:
+    try:
+        with open(status_path, encoding="utf-8", errors="replace") as handle:
+            status = handle.read()
+    except OSError:
+        return []
+    names = []
+    for block in re.split(r"\n\s*\n", status):
+        fields = dict(line.split(":", 1) for line in block.splitlines() if line[:1].strip() and ":" in line)
+        if fields.get("Status", "").split()[1:] == ["ok", "installed"] and fields.get("Package"):
+            names.append(fields["Package"].strip())
+    return sorted(set(names))
+
+
+def load_record(module: AnsibleModule, path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        return {"version": RECORD_VERSION, "packagesBefore": installed_package_names(), "files": {}, "dirs": {}}
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg=f"kfinstall's record {path} cannot be read ({exc}); move it away to start a new one "
+                             "(kfinstall reset then removes only what is recorded after that).")
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or not isinstance(record.get("dirs"), dict):
+        module.fail_json(msg=f"kfinstall's record {path} is not a record of files; move it away to start a new one.")
+    return record
+
+
+def save_record(path: str, record: dict) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd, staged = tempfile.mkstemp(prefix=".record.", dir=os.path.dirname(path))
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1, sort_keys=True)
+    os.chmod(staged, 0o600)
+    os.replace(staged, path)
+
+
+def keep_original(record_path: str, path: str) -> str | None:
+    """Copy what a regular file holds before kfinstall first replaces it; the copy's name, or None."""
+    if not os.path.isfile(path) or os.path.islink(path):
+        return None
+    folder = os.path.join(os.path.dirname(record_path), ORIGINALS)
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    name = sha256(path.encode("utf-8"))
+    shutil.copy2(path, os.path.join(folder, name), follow_symlinks=False)
+    return name
+
+
+def note_file(module: AnsibleModule, record: dict, spec: dict, existed: bool) -> None:
+    """Record a file entry: its content's digest and, the first time, what was there before."""
+    path = spec["path"]
+    entry = record["files"].get(path)
+    digest = sha256(spec["content"].encode("utf-8"))
+    if entry is None:
+        # A file that already holds this content (a host converged before kfinstall kept a record) is
+        # taken as kfinstall's: there is no earlier content to keep.
+        adopted = existed and read_bytes(path) == spec["content"].encode("utf-8")
+        entry = {"original": keep_original(module.params["record"], path) if existed and not adopted else None,
+                 "created": not existed}
+        if entry["original"] is not None:
+            info = os.lstat(path)
+            entry.update(uid=info.st_uid, gid=info.st_gid)
+        record["files"][path] = entry
+    entry["sha256"] = digest
 
 
 def read_bytes(path: str) -> bytes | None:
@@ -111,14 +220,21 @@ def make_directory(module: AnsibleModule, path: str, diffs: list[dict]) -> bool:
     return True
 
 
-def ensure(module: AnsibleModule, spec: dict, diffs: list[dict]) -> bool:
+def ensure(module: AnsibleModule, spec: dict, diffs: list[dict], record: dict | None = None) -> bool:
     path = spec["path"]
     if not os.path.isabs(path):
         module.fail_json(msg=f"kfinstall.hosts.files needs absolute paths, got {path!r}.")
-    changed = make_parents(module, path)
+    existed = os.path.lexists(path)
+    changed = make_parents(module, path, record)
     if spec["state"] == "directory":
         changed = make_directory(module, path, diffs) or changed
+        if record is not None and path not in record["dirs"]:
+            record["dirs"][path] = {"created": not existed}
     else:
+        if record is not None and (path not in record["files"] or record["files"][path].get("sha256")
+                                   != sha256(spec["content"].encode("utf-8"))):
+            # Before the write: the original is copied while it is still there.
+            note_file(module, record, spec, existed)
         changed = write_content(module, spec, diffs) or changed
     if module.check_mode and not os.path.lexists(path):
         return True  # nothing to read the attributes of: the path would be created
@@ -130,11 +246,20 @@ def ensure(module: AnsibleModule, spec: dict, diffs: list[dict]) -> bool:
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"files": {"type": "list", "elements": "dict", "required": True, "options": FILE_SPEC}},
+        argument_spec={"files": {"type": "list", "elements": "dict", "required": True, "options": FILE_SPEC},
+                       "record": {"type": "str", "default": "/var/lib/kfinstall/record.json"}},
         supports_check_mode=True,
     )
     diffs: list[dict] = []
-    results = {spec["path"]: ensure(module, spec, diffs) for spec in module.params["files"]}
+    record_path = module.params["record"]
+    record = None if module.check_mode else load_record(module, record_path)
+    before = json.dumps(record, sort_keys=True)
+    try:
+        results = {spec["path"]: ensure(module, spec, diffs, record) for spec in module.params["files"]}
+    finally:
+        # Also after a failure half-way: what was written is recorded.
+        if record is not None and (json.dumps(record, sort_keys=True) != before or not os.path.exists(record_path)):
+            save_record(record_path, record)
     module.exit_json(changed=any(results.values()), files=results, diff=diffs)
 
 

@@ -1,0 +1,244 @@
+#!/usr/bin/python
+# Copyright: kfinstall authors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Undo what kfinstall.hosts.files wrote on a host, from the record it kept there (`kfinstall reset`).
+
+The list of files is never a second, hand-kept list: it is the record kfinstall.hosts.files writes as
+the roles write their files. Only what the record names is touched, and only while it still holds
+what kfinstall wrote; anything changed since, or not kfinstall's, is kept and reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: reset_files
+short_description: Remove the files and directories kfinstall wrote, put back what they replaced
+description:
+  - Reads the record kfinstall.hosts.files keeps (I(record)).
+  - A recorded file that still holds what kfinstall wrote is removed, or, when it replaced a file,
+    that file's earlier content, mode and owner are put back. A file changed since, a link or
+    anything else in its place is kept and reported.
+  - Directories kfinstall created are removed when empty, deepest first; the data directories
+    (I(data)) are kept with everything in them, unless I(purge_data) is true and kfinstall created
+    them. Directories kfinstall did not create are never removed.
+  - The record keeps what was kept, and the packages installed before kfinstall (returned as
+    I(packages_before)). Supports check mode (nothing changes; the result says what would).
+options:
+  record:
+    description: The record kfinstall.hosts.files keeps.
+    type: str
+    default: /var/lib/kfinstall/record.json
+  data:
+    description: Absolute paths of data directories (the NFS export, Gluster bricks); kept unless I(purge_data).
+    type: list
+    elements: str
+    default: []
+  purge_data:
+    description: Remove the data directories kfinstall created, with their content.
+    type: bool
+    default: false
+"""
+
+RETURN = r"""
+removed:
+  description: Paths removed (files, then directories).
+  returned: always
+  type: list
+restored:
+  description: Files put back to what they held before kfinstall replaced them.
+  returned: always
+  type: list
+kept:
+  description: Path -> why it was kept.
+  returned: always
+  type: dict
+packages_before:
+  description: The packages installed before kfinstall's first write on the host; null without a record.
+  returned: always
+  type: list
+"""
+
+ORIGINALS = "originals"
+
+
+def sha256_of(path: str) -> str | None:
+    """The digest of a regular file (not followed through a link); None for anything else."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    found = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            found.update(chunk)
+    return found.hexdigest()
+
+
+def within(path: str, folder: str) -> bool:
+    folder = folder.rstrip("/") or "/"
+    return path == folder or path.startswith(folder + "/")
+
+
+class Reset:
+    def __init__(self, module: AnsibleModule, record: dict) -> None:
+        self.module = module
+        self.record = record
+        self.removed: list[str] = []
+        self.restored: list[str] = []
+        self.kept: dict[str, str] = {}
+        self.data = [os.path.normpath(p) for p in module.params["data"]]
+        self.originals = os.path.join(os.path.dirname(module.params["record"]), ORIGINALS)
+
+    def in_data(self, path: str) -> bool:
+        return any(within(path, folder) for folder in self.data)
+
+    def files(self) -> None:
+        for path, entry in sorted(self.record["files"].items()):
+            if self.in_data(path) and not self.module.params["purge_data"]:
+                self.kept[path] = "in a data directory (kept without --purge-data)"
+                continue
+            current = sha256_of(path)
+            if current is None:
+                self.forget_file(path, entry)
+            elif current != entry.get("sha256"):
+                self.kept[path] = ("changed since kfinstall wrote it" if current != "not a regular file"
+                                   else "no longer a regular file (a link or something else is there)")
+            elif entry.get("original"):
+                self.restore(path, entry)
+            else:
+                if not self.module.check_mode:
+                    os.unlink(path)
+                self.removed.append(path)
+                self.forget_file(path, entry)
+
+    def restore(self, path: str, entry: dict) -> None:
+        saved = os.path.join(self.originals, entry["original"])
+        if not os.path.isfile(saved):
+            self.kept[path] = f"the content it replaced ({saved}) is gone"
+            return
+        if not self.module.check_mode:
+            fd, staged = tempfile.mkstemp(prefix=".kfinstall.", dir=os.path.dirname(path))
+            os.close(fd)
+            shutil.copy2(saved, staged)
+            if "uid" in entry:
+                os.chown(staged, entry["uid"], entry["gid"])
+            os.replace(staged, path)
+        self.restored.append(path)
+        self.forget_file(path, entry)
+
+    def forget_file(self, path: str, entry: dict) -> None:
+        if self.module.check_mode:
+            return
+        self.record["files"].pop(path, None)
+        if entry.get("original"):
+            try:
+                os.unlink(os.path.join(self.originals, entry["original"]))
+            except FileNotFoundError:
+                pass
+
+    def directories(self) -> None:
+        # Deepest first, so a directory kfinstall made inside another is gone before its parent is tried.
+        for path in sorted(self.record["dirs"], key=lambda p: (-p.count("/"), p)):
+            entry = self.record["dirs"][path]
+            if not entry.get("created"):
+                if not self.module.check_mode:
+                    del self.record["dirs"][path]  # not kfinstall's: nothing to undo
+                continue
+            if self.in_data(path):
+                if not self.module.params["purge_data"]:
+                    self.kept[path] = "a data directory (kept without --purge-data)"
+                    continue
+                self.remove_tree(path)
+                continue
+            self.remove_empty(path)
+
+    def remove_tree(self, path: str) -> None:
+        if not os.path.lexists(path):
+            self.forget_dir(path)
+            return
+        if os.path.islink(path) or not os.path.isdir(path):
+            self.keep(path, "no longer a directory")
+            return
+        if not self.module.check_mode:
+            shutil.rmtree(path)
+        self.removed.append(path)
+        self.forget_dir(path)
+
+    def remove_empty(self, path: str) -> None:
+        if not os.path.lexists(path):
+            self.forget_dir(path)
+            return
+        if os.path.islink(path) or not os.path.isdir(path):
+            self.keep(path, "no longer a directory")
+            return
+        left = [name for name in os.listdir(path)
+                if not (self.module.check_mode and os.path.join(path, name) in self.removed)]
+        if left:
+            self.keep(path, f"holds {len(left)} entries kfinstall did not write (or kept)")
+            return
+        if not self.module.check_mode:
+            os.rmdir(path)
+        self.removed.append(path)
+        self.forget_dir(path)
+
+    def keep(self, path: str, reason: str) -> None:
+        self.kept[path] = reason
+
+    def forget_dir(self, path: str) -> None:
+        if not self.module.check_mode:
+            self.record["dirs"].pop(path, None)
+
+
+def save(path: str, record: dict) -> None:
+    fd, staged = tempfile.mkstemp(prefix=".record.", dir=os.path.dirname(path))
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1, sort_keys=True)
+    os.chmod(staged, 0o600)
+    os.replace(staged, path)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "record": {"type": "str", "default": "/var/lib/kfinstall/record.json"},
+            "data": {"type": "list", "elements": "str", "default": []},
+            "purge_data": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    for path in module.params["data"]:
+        if not os.path.isabs(path) or os.path.normpath(path) == "/":
+            module.fail_json(msg=f"data directory {path!r} refused: give an absolute path below /.")
+    record_path = module.params["record"]
+    try:
+        with open(record_path, encoding="utf-8") as handle:
+            record = json.load(handle)
+    except FileNotFoundError:
+        module.exit_json(changed=False, removed=[], restored=[], kept={}, packages_before=None,
+                         msg=f"no record at {record_path}: kfinstall wrote no file on this host")
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg=f"kfinstall's record {record_path} cannot be read ({exc}); nothing was removed.")
+    if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or not isinstance(record.get("dirs"), dict):
+        module.fail_json(msg=f"kfinstall's record {record_path} is not a record of files; nothing was removed.")
+    reset = Reset(module, record)
+    reset.files()
+    reset.directories()
+    if not module.check_mode and (reset.removed or reset.restored or len(record["files"]) + len(record["dirs"]) == 0):
+        save(record_path, record)
+    module.exit_json(changed=bool(reset.removed or reset.restored), removed=reset.removed, restored=reset.restored,
+                     kept=reset.kept, packages_before=record.get("packagesBefore"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""`kfinstall reset`'s host side (issue 15 item 4): the record kfinstall.hosts.files keeps of what it wrote,
+and kfinstall.hosts.reset_files, which undoes exactly that and nothing else.
+
+Both modules run the way Ansible runs them on a host (their file, the arguments as JSON), against a
+temporary directory, as the current user, with the record in the test's directory. No root, no hosts.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+MODULES = REPO / "playbooks/collections/ansible_collections/kfinstall/hosts/plugins/modules"
+OWNER = pwd.getpwuid(os.getuid()).pw_name
+GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+def run(tmp_path: Path, module: str, args: dict[str, Any], check: bool = False) -> dict[str, Any]:
+    payload = {"ANSIBLE_MODULE_ARGS": {**args, "record": str(tmp_path / "state" / "record.json"),
+                                       "_ansible_check_mode": check, "_ansible_tmpdir": str(tmp_path)}}
+    args_file = tmp_path / f"args-{len(list(tmp_path.glob('args-*')))}.json"
+    args_file.write_text(json.dumps(payload))
+    done = subprocess.run([sys.executable, str(MODULES / f"{module}.py"), str(args_file)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def write(tmp_path: Path, files: list[dict[str, Any]]) -> dict[str, Any]:
+    return run(tmp_path, "files", {"files": [{"owner": OWNER, "group": GROUP, **f} for f in files]})
+
+
+def reset(tmp_path: Path, check: bool = False, **args: Any) -> dict[str, Any]:
+    return run(tmp_path, "reset_files", args, check=check)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Path:
+    root = tmp_path / "host"
+    (root / "etc/app").mkdir(parents=True)
+    # The operator's: a package's default configuration kfinstall will replace, and a file beside it.
+    (root / "etc/app/app.conf").write_text("package default\n")
+    (root / "etc/app/app.conf").chmod(0o640)
+    (root / "etc/app/operator.conf").write_text("mine\n")
+    return root
+
+
+def converge(tmp_path: Path, host: Path) -> None:
+    result = write(tmp_path, [
+        {"path": str(host / "etc/app/app.conf"), "content": "kfinstall's\n", "mode": "0644"},
+        {"path": str(host / "etc/kf/new.d/kf.conf"), "content": "new\n", "mode": "0644"},
+        {"path": str(host / "srv/export"), "state": "directory", "mode": "0777"},
+    ])
+    assert result["changed"] is True, result
+
+
+def test_the_record_names_what_was_written_and_what_it_replaced(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    record = json.loads((tmp_path / "state/record.json").read_text())
+    assert stat.S_IMODE((tmp_path / "state/record.json").stat().st_mode) == 0o600
+    files = record["files"]
+    assert files[str(host / "etc/app/app.conf")]["created"] is False
+    assert files[str(host / "etc/kf/new.d/kf.conf")]["created"] is True
+    original = tmp_path / "state/originals" / files[str(host / "etc/app/app.conf")]["original"]
+    assert original.read_text() == "package default\n"
+    # Directories it made (parents included) are kfinstall's; /etc/app was there before.
+    assert record["dirs"][str(host / "etc/kf")]["created"] is True
+    assert record["dirs"][str(host / "srv/export")]["created"] is True
+    assert str(host / "etc/app") not in record["dirs"]
+    assert isinstance(record["packagesBefore"], list)
+
+
+def test_a_converged_run_leaves_the_record_alone(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    before = (tmp_path / "state/record.json").stat().st_mtime_ns
+    converge_again = write(tmp_path, [{"path": str(host / "etc/app/app.conf"), "content": "kfinstall's\n",
+                                       "mode": "0644"}])
+    assert converge_again["changed"] is False
+    assert (tmp_path / "state/record.json").stat().st_mtime_ns == before
+
+
+def test_reset_removes_what_kfinstall_wrote_and_puts_back_what_it_replaced(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    result = reset(tmp_path, data=[str(host / "srv/export")])
+    assert result["changed"] is True, result
+    assert (host / "etc/app/app.conf").read_text() == "package default\n"
+    assert stat.S_IMODE((host / "etc/app/app.conf").stat().st_mode) == 0o640
+    assert not (host / "etc/kf").exists()  # the file, then the directories kfinstall made
+    assert (host / "etc/app/operator.conf").read_text() == "mine\n"
+    assert (host / "etc/app").is_dir()
+    assert (host / "srv/export").is_dir()  # data: kept without purge_data
+    assert result["restored"] == [str(host / "etc/app/app.conf")]
+    assert str(host / "srv/export") in result["kept"]
+    again = reset(tmp_path, data=[str(host / "srv/export")])
+    assert again["changed"] is False, again
+
+
+def test_reset_keeps_a_file_changed_since_and_a_link_planted_in_its_place(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    (host / "etc/app/app.conf").write_text("edited by hand\n")
+    victim = tmp_path / "victim"
+    victim.write_text("do not touch\n")
+    (host / "etc/kf/new.d/kf.conf").unlink()
+    (host / "etc/kf/new.d/kf.conf").symlink_to(victim)
+    result = reset(tmp_path)
+    assert (host / "etc/app/app.conf").read_text() == "edited by hand\n"
+    assert "changed since kfinstall wrote it" in result["kept"][str(host / "etc/app/app.conf")]
+    assert victim.read_text() == "do not touch\n" and (host / "etc/kf/new.d/kf.conf").is_symlink()
+    assert str(host / "etc/kf/new.d") in result["kept"]  # not empty: the link is not kfinstall's
+
+
+def test_purge_data_removes_the_data_directory_kfinstall_created(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    (host / "srv/export/notebook.ipynb").write_text("{}")
+    reset(tmp_path, data=[str(host / "srv/export")], purge_data=True)
+    assert not (host / "srv/export").exists()
+
+
+def test_purge_data_never_removes_a_data_directory_kfinstall_did_not_create(tmp_path: Path, host: Path) -> None:
+    (host / "srv/export").mkdir(parents=True)
+    (host / "srv/export/theirs").write_text("operator data\n")
+    converge(tmp_path, host)
+    reset(tmp_path, data=[str(host / "srv/export")], purge_data=True)
+    assert (host / "srv/export/theirs").read_text() == "operator data\n"
+
+
+def test_check_mode_reports_and_changes_nothing(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    record_before = (tmp_path / "state/record.json").read_text()
+    result = reset(tmp_path, check=True)
+    assert result["changed"] is True and str(host / "etc/kf/new.d/kf.conf") in result["removed"]
+    assert (host / "etc/kf/new.d/kf.conf").read_text() == "new\n"
+    assert (host / "etc/app/app.conf").read_text() == "kfinstall's\n"
+    assert (tmp_path / "state/record.json").read_text() == record_before
+
+
+def test_no_record_means_nothing_to_undo(tmp_path: Path) -> None:
+    result = reset(tmp_path)
+    assert result["changed"] is False and result["packages_before"] is None
+
+
+def test_a_damaged_record_removes_nothing(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    (tmp_path / "state/record.json").write_text("{not json")
+    result = reset(tmp_path)
+    assert result.get("failed") is True and "nothing was removed" in result["msg"]
+    assert (host / "etc/kf/new.d/kf.conf").exists()
+
+
+def test_kfinstall_installed_counts_only_packages_that_were_not_there_before() -> None:
+    sys.path.insert(0, str(REPO / "playbooks/collections/ansible_collections/kfinstall/hosts/plugins/filter"))
+    try:
+        from hosts import kfinstall_installed  # type: ignore[import-not-found]
+    finally:
+        sys.path.pop(0)
+    table = {
+        "os_prepare": {"packages": ["curl", "iptables"], "needed": True},
+        "chrony": {"role": "os_prepare", "packages": ["chrony"], "services": ["chrony"], "needed": True},
+        "containerd": {"packages": ["containerd", "runc"], "services": ["containerd"], "needed": True},
+        "glusterfs_server": {"packages": ["glusterfs-server"], "services": ["glusterd"], "needed": False},
+    }
+    installed = {"curl": "8", "iptables": "1", "chrony": "4", "containerd": "1.7", "runc": "1.1"}
+    found = kfinstall_installed(table, installed, ["curl", "chrony"])
+    # chrony was the operator's before kfinstall: its service stays; glusterfs-server is not installed.
+    assert found == {"packages": ["containerd", "iptables", "runc"], "services": ["containerd"]}
+    assert kfinstall_installed(table, installed, None) == {"packages": [], "services": []}

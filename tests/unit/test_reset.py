@@ -1,0 +1,180 @@
+"""`kfinstall reset` (issue 15 item 4): the plan per host, the refusals that protect the hosts that stay
+(exit 3, nothing touched), bad input (exit 2), JSON on every path, and the function other verbs call.
+
+No host is reached: the playbook run (installer.reset._run) is replaced where a test goes that far.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from installer.config.load import load
+from installer.errors import ConfigError, PreflightError
+from installer.reset import ResetPlan, ResetReport, check_plan, plan_reset, reset_host, run_reset
+
+GLUSTER_HOSTS = {
+    "all.hosts.g1": {"ansible_host": "192.0.2.31"}, "all.hosts.g2": {"ansible_host": "192.0.2.32"},
+    "all.hosts.g3": {"ansible_host": "192.0.2.33"},
+    "all.children.gluster": {"hosts": {"g1": None, "g2": None, "g3": None}},
+}
+
+
+def test_a_worker_is_reset_with_a_warning_naming_node_remove(make_site) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_reset(load(make_site(), need_secrets=False), "n1")
+    assert plan.hosts == ("n1",) and not plan.whole_site and plan.refusals == ()
+    assert "kfinstall node remove" in plan.warnings[0]
+    [host] = plan.per_host
+    assert host.roles == ("kube_node",) and "Leave the Kubernetes cluster" in host.steps
+    assert "Withdraw the NFS export" not in host.steps  # reset.yml's plays that reach n1 only
+    check_plan(plan)
+
+
+@pytest.mark.parametrize(("limit", "says"), [
+    ("cp1", "kfinstall node remove cp1"),  # the control plane the others stay in
+    ("cp1", "NFS export /export/kfinstall"),  # ...and their NFS server
+])
+def test_a_host_the_others_depend_on_is_refused_with_the_safe_path(make_site, limit: str, says: str) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_reset(load(make_site(), need_secrets=False), limit)
+    assert any(says in refusal for refusal in plan.refusals), plan.refusals
+    with pytest.raises(PreflightError) as refused:
+        check_plan(plan)
+    assert refused.value.exit_code == 3 and "nothing was changed" in refused.value.message
+
+
+def test_the_whole_site_is_never_refused(make_site) -> None:  # type: ignore[no-untyped-def]
+    cfg = load(make_site(), need_secrets=False)
+    for limit in (None, "all", "cp1,n1,n2"):
+        plan = plan_reset(cfg, limit, purge_data=True)
+        assert plan.whole_site and plan.refusals == () and plan.hosts == ("cp1", "n1", "n2")
+
+
+def test_gluster_hosts_are_refused_below_the_volume_quorum(make_site) -> None:  # type: ignore[no-untyped-def]
+    cfg = load(make_site(cluster={"spec.storage.gluster": {"enabled": True, "replica": 3}}, hosts=GLUSTER_HOSTS),
+               need_secrets=False)
+    assert plan_reset(cfg, "g3").refusals == ()  # 2 of 3 stay: more than half of the replica
+    two = plan_reset(cfg, "g2,g3")
+    assert len(two.refusals) == 1 and "client quorum needs 2" in two.refusals[0]
+    purge = plan_reset(cfg, "g3", purge_data=True)
+    assert len(purge.refusals) == 1 and "gluster volume replace-brick kfinstall" in purge.refusals[0]
+
+
+def test_a_caller_that_removed_the_host_from_the_site_is_not_refused(make_site) -> None:  # type: ignore[no-untyped-def]
+    plan = plan_reset(load(make_site(), need_secrets=False), "cp1", leaving=True)
+    assert plan.refusals == () and plan.warnings == ()
+
+
+def test_a_pattern_matching_no_host_is_bad_input(make_site) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as bad:
+        plan_reset(load(make_site(), need_secrets=False), "nope")
+    assert bad.value.exit_code == 2 and "cp1, n1, n2" in bad.value.message
+
+
+def test_a_profile_without_hosts_is_bad_input(tmp_path: Path) -> None:
+    import shutil
+
+    site = tmp_path / "gcp"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "inventories" / "gcp", site)
+    with pytest.raises(ConfigError, match="no hosts") as bad:
+        plan_reset(load(site, need_secrets=False))
+    assert bad.value.exit_code == 2
+
+
+def test_purges_are_shown_and_passed_to_the_playbook(make_site) -> None:  # type: ignore[no-untyped-def]
+    from installer.reset import reset_vars
+
+    cfg = load(make_site(), need_secrets=False)
+    kept = plan_reset(cfg, "n1")
+    assert any("--purge-packages" in keep for keep in kept.per_host[0].keeps)
+    purged = plan_reset(cfg, None, purge_packages=True, purge_data=True)
+    variables = reset_vars(cfg, purged)
+    assert variables["kf_reset_purge_packages"] is True and variables["kf_reset_purge_data"] is True
+    assert variables["kf_nfs_export_path"] == "/export/kfinstall"  # the playbook finds the data it keeps
+    cp1 = purged.per_host[0]
+    assert not any("packages kfinstall installed" in keep for keep in cp1.keeps)
+    assert any("--purge-data deletes it" in keep for keep in cp1.keeps)
+
+
+def test_refused_or_unconfirmed_resets_touch_nothing(make_site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import installer.reset as module
+
+    cfg = load(make_site(), need_secrets=False)
+    ran: list[Any] = []
+    monkeypatch.setattr(module, "_run", lambda *args: ran.append(args))
+    with pytest.raises(PreflightError):
+        run_reset(cfg, plan_reset(cfg, "cp1"), console=None, confirm=lambda q: True)  # type: ignore[arg-type]
+    with pytest.raises(PreflightError, match="not confirmed"):
+        run_reset(cfg, plan_reset(cfg, "n1"), console=None, confirm=lambda q: False)  # type: ignore[arg-type]
+    assert ran == [] and not (cfg.state_dir / "runs").exists() and not (cfg.state_dir / "lock").exists()
+
+
+def test_reset_host_runs_under_the_callers_lock_without_asking(make_site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import installer.reset as module
+    from installer.lock import run_lock
+
+    cfg = load(make_site(), need_secrets=False)
+    seen: list[ResetPlan] = []
+
+    def fake_run(cfg: Any, plan: ResetPlan, console: Any, verbosity: int) -> ResetReport:
+        seen.append(plan)
+        return ResetReport("id", "record", plan)
+
+    monkeypatch.setattr(module, "_run", fake_run)
+    with run_lock(cfg.state_dir, "node remove cp1"):  # node remove holds the lock; reset must not take it again
+        report = reset_host(cfg, "cp1")
+    assert report.plan.hosts == ("cp1",) and seen[0].refusals == ()
+
+
+def test_forget_hosts_makes_plan_show_a_reset_host_as_new(make_site) -> None:  # type: ignore[no-untyped-def]
+    from installer.applied import forget_hosts, read_applied, record_apply
+
+    cfg = load(make_site(), need_secrets=False)
+    record_apply(cfg, ("hosts",), run_id="r1")
+    forget_hosts(cfg, ["n2"])
+    roles = read_applied(cfg.state_dir)["hosts"]["roles"]  # type: ignore[index]
+    assert roles["kube_node"] == ["n1"] and roles["kube_control_plane"] == ["cp1"]
+    forget_hosts(cfg, ["cp1", "n1", "n2"], whole_site=True)
+    assert "hosts" not in read_applied(cfg.state_dir)  # type: ignore[operator]
+
+
+# ---- the command ----------------------------------------------------------------------------------------
+
+
+def test_dry_run_json_is_the_plan(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = kfinstall_streams("reset", "-i", str(make_site()), "--limit", "kube_node:!n2", "--dry-run",
+                                     "--output", "json")
+    assert code == 0
+    document = json.loads(out)
+    assert document["hosts"] == ["n1"] and document["dryRun"] is True and document["result"] == "ok"
+    assert document["perHost"][0]["host"] == "n1" and document["warnings"]
+
+
+def test_dry_run_of_a_refused_reset_shows_the_plan_then_exits_3(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
+    code, out, err = kfinstall_streams("reset", "-i", str(make_site()), "--limit", "cp1", "--dry-run")
+    assert code == 3
+    assert "cp1 (kube_control_plane, nfs_server):" in out and "refused: cp1 is a control plane" in out
+    assert "kfinstall node remove cp1" in err
+
+
+def test_refused_reset_prints_one_json_document_and_exits_3(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
+    site = make_site()
+    code, out, _ = kfinstall_streams("reset", "-i", str(site), "--limit", "cp1", "--yes", "--output", "json")
+    assert code == 3
+    document = json.loads(out)
+    assert document["exitCode"] == 3 and document["plan"]["refusals"] and document["result"] == "failed"
+    assert not (site / ".kfinstall" / "test" / "runs").exists()
+
+
+def test_bad_pattern_is_exit_2_with_json(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = kfinstall_streams("reset", "-i", str(make_site()), "--limit", "@retry.txt", "--output", "json")
+    assert code == 2 and json.loads(out)["result"] == "invalid"
+
+
+def test_off_a_terminal_without_yes_nothing_runs(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
+    site = make_site()
+    code, _, err = kfinstall_streams("reset", "-i", str(site), "--limit", "n1")
+    assert code == 3 and "--yes" in err and "n1 (kube_node)" in err
+    assert not (Path(site) / ".kfinstall" / "test" / "runs").exists()
