@@ -12,8 +12,9 @@ Refused (exit 3, before any connection), each with the safe path:
   * no host-phase run is recorded yet (--limit changes a converged site; a partial first run would leave
     a control plane or export the others never get);
   * a new host the NFS export does not admit yet: the export list is a file on the NFS server, and changing
-    it restarts the server for every client, so it is not done behind the operator's back;
-  * a new Gluster host: its bricks change the volume on every Gluster host.
+    it restarts the server for every client, so it is not done behind the operator's back.
+A new Gluster host joins the trusted pool through the first Gluster host (a peer probe, as for a full run);
+kfinstall never adds bricks to an existing volume, so the volume is unchanged (replace-brick is the operator's).
 """
 
 from __future__ import annotations
@@ -137,6 +138,11 @@ def _outside(cfg: ClusterConfig, chosen: set[str]) -> tuple[tuple[str, ...], lis
         contacts.append(brick)
         notes.append(f"the Gluster pool and volume {storage.gluster.volume} are read on {brick}; when a new client "
                      f"must be admitted, the volume's auth.allow is set through {brick} (an online volume setting)")
+        servers = [h for h in cfg.inventory.names("gluster") if h in chosen]
+        if servers:
+            notes.append(f"{', '.join(servers)} join(s) the Gluster pool (peer probe through {brick}); the volume's "
+                         "bricks are not changed (kfinstall creates the volume once): move a brick with "
+                         "`gluster volume replace-brick` (docs/operations.md, \"Removing a node\")")
     return tuple(dict.fromkeys(contacts)), notes
 
 
@@ -147,13 +153,7 @@ def _refusals(cfg: ClusterConfig, hosts: Sequence[str], recorded: dict[str, list
     if not recorded:
         return [f"no successful host-phase run of {cfg.name} is recorded in {cfg.state_dir}: run `kfinstall up` "
                 "on every host first; --limit changes a converged site"]
-    found = []
-    found += _nfs_refusal(cfg, hosts, recorded)
-    new_bricks = [h for h in hosts if h in cfg.inventory.names("gluster") and h not in (recorded.get("gluster") or [])]
-    if cfg.spec.storage.gluster.enabled and new_bricks:
-        found.append(f"{', '.join(new_bricks)} joined group gluster: new bricks change volume "
-                     f"{cfg.spec.storage.gluster.volume} on every Gluster host; run `kfinstall up` without --limit")
-    return found
+    return _nfs_refusal(cfg, hosts, recorded)
 
 
 def _nfs_refusal(cfg: ClusterConfig, hosts: Sequence[str], recorded: dict[str, list[str]]) -> list[str]:

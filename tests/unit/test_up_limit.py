@@ -134,7 +134,9 @@ def test_limit_before_any_recorded_run_is_refused(make_site, kfinstall_streams, 
     assert code == 0, out + err
 
 
-def test_a_new_gluster_host_is_refused(make_site, kfinstall_streams, playbooks) -> None:
+def test_a_new_gluster_host_joins_the_pool_through_the_first_gluster_host(make_site, kfinstall_streams) -> None:
+    """The path `node remove` offers for a Gluster host (a new host in group gluster, `up --limit NEW`, then
+    replace-brick) is not refused: plan says the new host is probed into the pool through n1."""
     gluster = {"spec.storage.gluster.enabled": True, "spec.storage.gluster.replica": 2, **ADMITTED}
     bricks = {"all.children.gluster.hosts.n1": None, "all.children.gluster.hosts.n2": None}
     site = make_site(cluster=gluster, hosts=bricks)
@@ -143,8 +145,11 @@ def test_a_new_gluster_host_is_refused(make_site, kfinstall_streams, playbooks) 
                                              "all.hosts.n4": {"ansible_host": "192.0.2.24"},
                                              "all.children.kube_node.hosts.n4": None,
                                              "all.children.gluster.hosts.n4": None})
-    code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "n3,n4", "--yes")
-    assert code == 3 and "n3, n4 joined group gluster" in out + err and playbooks == []
+    code, out, err = kfinstall_streams("plan", "-i", str(site), "--limit", "n3,n4", "--output", "json")
+    assert code == 0, out + err
+    limit = json.loads(out)["limit"]
+    assert limit["refusals"] == [] and limit["contacts"] == ["cp1", "n1"]
+    assert any(note.startswith("n3, n4 join(s) the Gluster pool (peer probe through n1)") for note in limit["outside"])
 
 
 @pytest.mark.parametrize(("address", "allowed", "expected"), [
