@@ -55,7 +55,8 @@ def remove(host: str, inventory: Path, profile: str | None, state_dir: Path | No
     the last kube_node and a Gluster brick host, naming the safe path. Re-run after a failure: every
     step is safe to repeat.
     """
-    cfg = load(inventory, need_secrets=True, state_dir=state_dir, profile=profile)
+    # No secret is needed: the cluster is reached with the site's kubeconfig, the host with SSH.
+    cfg = load(inventory, need_secrets=False, state_dir=state_dir, profile=profile)
     progress = stderr if output == "json" else stdout
 
     def say(line: str) -> None:

@@ -156,11 +156,14 @@ def _indent(line: str) -> int:
 
 def _entry(lines: list[str], group: str, first: int, column: int) -> Entry:
     """The entry starting at line `first` (key at `column`, 0-based): it and the lines below that are
-    indented deeper, up to the first line that is not (a blank line ends it too)."""
+    indented deeper, up to the first line that is not. Blank lines belong to it only when a deeper line
+    follows them (blank lines after the entry stay with what follows)."""
     last = first
     for number in range(first + 1, len(lines) + 1):
         line = lines[number - 1]
-        if not line.strip() or _indent(line) <= column:
+        if not line.strip():
+            continue
+        if _indent(line) <= column:
             break
         last = number
     return Entry(group, first, last)

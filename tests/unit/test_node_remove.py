@@ -472,3 +472,39 @@ def test_a_reachable_control_plane_is_reset_before_its_leftover_etcd_member_is_r
              if c and c[0] in ("cordon", "drain", "RESET", "exec", "delete")]
     assert order == ["cordon", "drain", "RESET", "etcd-cp2 list -w json", "etcd-cp2 member remove 10", "delete"]
     assert ["delete", "node", "node-c", "--ignore-not-found"] in made.calls()
+
+
+def test_the_host_reset_is_kfinstall_reset_of_that_host_alone(site: Path, kfinstall_streams: Any, cluster: Cluster,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # node remove hands the host to installer.reset.reset_host (reset.yml on that host, under node remove's
+    # own lock: reset_host takes none), after the drain and before the Node is deleted.
+    import installer.reset
+
+    called: list[tuple[str, dict[str, Any]]] = []
+
+    def fake(cfg: Any, host: str, **options: Any) -> None:
+        from installer.lock import run_lock
+
+        with run_lock(cfg.state_dir, "probe"):  # node remove holds the lock: a second taker is refused
+            pass
+        called.append((host, options))
+
+    monkeypatch.setattr(installer.reset, "reset_host", fake)
+    code, out, err = kfinstall_streams("node", "remove", "n2", "-i", str(site), "--yes", "-o", "json")
+    assert code == 4, err
+    assert "another kfinstall run holds" in json.loads(out)["error"] and called == []
+    monkeypatch.setattr(installer.reset, "reset_host", lambda cfg, host, **options: called.append((host, options)))
+    code, out, err = kfinstall_streams("node", "remove", "n2", "-i", str(site), "--yes", "-o", "json")
+    assert code == 0, err
+    assert [host for host, _ in called] == ["n2"] and set(called[0][1]) == {"console", "verbosity"}
+
+
+def test_blank_lines_inside_an_entry_go_with_it_and_those_after_it_stay(make_site: Any) -> None:
+    from installer.config.hostsedit import plan_host_removal
+
+    text = COMMENTED_HOSTS.replace("      ansible_user: ops\n", "\n      ansible_user: ops\n\n")
+    site = make_site(hosts_text=text)
+    removal = plan_host_removal(site / "hosts.yml", "n1")
+    assert removal.editable, removal.reason
+    assert removal.new_text is not None and "ansible_user: ops" not in removal.new_text
+    assert "192.0.2.22\n" in removal.new_text and "\n\n    # n2 replaced n7" in removal.new_text
