@@ -23,8 +23,10 @@ from installer.cli.common import (
 from installer.config.load import load
 from installer.config.resolved import ClusterConfig
 from installer.errors import ConfigError, PreflightError
+from installer.noderemove import DEFAULT_GRACE_S
 from installer.releases import channel_names, load_release
 from installer.state import State, read_state
+from installer.upgrade.hops import hop_runners
 from installer.upgrade.migrations import MIGRATIONS
 from installer.upgrade.route import Route, plan_route
 from installer.upgrade.run import run_upgrade
@@ -103,6 +105,14 @@ def plan_for(
 )
 @click.option("--dry-run", is_flag=True, help="Print the route, migrations and backups; change nothing.")
 @click.option("--yes", is_flag=True, help="Do not pause for confirmation before each hop.")
+@click.option(
+    "--grace-period",
+    type=click.IntRange(min=0),
+    default=DEFAULT_GRACE_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds each pod of a drained node (a notebook's kernels too) gets between SIGTERM and SIGKILL.",
+)
 @output_option
 def upgrade(
     inventory: Path,
@@ -113,6 +123,7 @@ def upgrade(
     kubernetes: str | None,
     dry_run: bool,
     yes: bool,
+    grace_period: int,
     output: str,
 ) -> None:
     """Upgrade the platform to channel TO, one hop at a time, with backups before each hop.
@@ -140,7 +151,8 @@ def upgrade(
         )
     # With --output json, stdout carries only the JSON document; progress goes to stderr.
     progress = stderr if output == "json" else stdout
-    report = run_upgrade(cfg, route, progress, confirm=None if yes else confirm_on_terminal, verbosity=verbosity())
+    report = run_upgrade(cfg, route, progress, confirm=None if yes else confirm_on_terminal, verbosity=verbosity(),
+                         runners=hop_runners(grace_period))
     if output == "json":
         emit_json(report.as_dict())
         return

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from installer.config.resolved import ClusterConfig
@@ -60,7 +61,7 @@ def upgrade_playbook(ctx: RunContext, extravars: dict[str, Any], what: str) -> N
         raise PreflightError(f"{what}: profile {ctx.cfg.spec.profile} has no hosts kfinstall manages")
     result = run_playbook(
         UPGRADE_PLAYBOOK,
-        inventory,
+        ctx.cfg.inventory,
         extravars,
         ctx.record.path / "ansible",
         sink=ctx.record.append_event,
@@ -102,14 +103,21 @@ def runtime_gate_vars(kubernetes: str) -> dict[str, Any]:
     }
 
 
-def kubernetes_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+def drain_vars(grace_period: int) -> dict[str, Any]:
+    """How the playbook drains a node (kube_upgrade/tasks/drain.yml): every pod, a notebook server's too,
+    gets `grace_period` seconds between SIGTERM and SIGKILL."""
+    return {"kf_upgrade_drain_grace_period": grace_period}
+
+
+def kubernetes_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts, drain: Mapping[str, Any] | None = None) -> None:
     target = hop_config(ctx.cfg, hop)
-    extra = {**target.ansible_vars(), **runtime_gate_vars(hop.kubernetes_to), "kf_upgrade_action": "kubernetes"}
+    extra = {**target.ansible_vars(), **runtime_gate_vars(hop.kubernetes_to), **(drain or {}),
+             "kf_upgrade_action": "kubernetes"}
     upgrade_playbook(ctx, extra, f"hop {hop.index} ({hop.title()})")
     record_hop(ctx, target, "hosts")
 
 
-def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts, drain: Mapping[str, Any] | None = None) -> None:
     from installer.adapters import pulumi as pulumi_adapter
     from installer.phases import platform
 
@@ -119,7 +127,8 @@ def platform_hop(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
     target = run_migrations(ctx, hop, target, facts)
     if hop.node_changes and target.profile.host_phase:
         driver = any(c.component == "nvidia-driver" for c in hop.node_changes)
-        extra = {**target.ansible_vars(), "kf_upgrade_action": "runtime", "kf_upgrade_driver_changed": driver}
+        extra = {**target.ansible_vars(), **(drain or {}), "kf_upgrade_action": "runtime",
+                 "kf_upgrade_driver_changed": driver}
         upgrade_playbook(ctx, extra, f"hop {hop.index} node runtime")
     platform.run(dataclasses.replace(ctx, cfg=target))
     record_hop(ctx, target, "platform")
@@ -135,3 +144,16 @@ def record_hop(ctx: RunContext, applied: ClusterConfig, part: str) -> None:
 
 
 HOP_RUNNERS: dict[str, HopRunner] = {"kubernetes": kubernetes_hop, "platform": platform_hop}
+
+
+def hop_runners(grace_period: int) -> dict[str, HopRunner]:
+    """The runners with the drain's grace period bound (`kfinstall upgrade --grace-period`)."""
+    drain = drain_vars(grace_period)
+
+    def kubernetes(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+        kubernetes_hop(ctx, hop, facts, drain)
+
+    def platform(ctx: RunContext, hop: Hop, facts: ClusterFacts) -> None:
+        platform_hop(ctx, hop, facts, drain)
+
+    return {"kubernetes": kubernetes, "platform": platform}

@@ -124,7 +124,7 @@ def test_drain_has_a_timeout_and_keeps_daemonsets() -> None:
     drain = yaml.safe_load((PLAYBOOKS / "roles" / "kube_upgrade" / "tasks" / "drain.yml").read_text())[0]
     command = drain["ansible.builtin.command"]
     assert "--ignore-daemonsets" in command and "--delete-emptydir-data" in command
-    assert "--timeout={{ kube_upgrade_drain_timeout }}s" in command
+    assert "--timeout={{ kube_upgrade_drain_timeout | int }}s" in command  # templated: test_kube_upgrade_drain.py
 
 
 def test_backup_runs_on_the_first_control_plane_only() -> None:
