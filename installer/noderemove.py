@@ -26,6 +26,7 @@ count: replace-brick). Every step can be re-run: a failed run is finished by run
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -256,7 +257,7 @@ class RemovalPlan:
     unreachable: bool
     grace_period: int
     result: str = "planned"
-    extra: dict[str, Any] = field(default_factory=dict)
+    follow_up: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -264,6 +265,7 @@ class RemovalPlan:
             "unreachable": self.unreachable, "gracePeriodSeconds": self.grace_period,
             "pods": [p.as_dict() for p in self.pods], "clusterNote": self.cluster_note,
             "refusals": [r.as_dict() for r in self.refusals], "warnings": list(self.warnings),
+            "followUp": list(self.follow_up),
             "steps": [s.as_dict() for s in self.steps],
             "inventory": {**self.inventory.as_dict(), "keep": self.keep_inventory},
             "result": self.result,
@@ -281,6 +283,7 @@ class RemovalPlan:
         out += [f"    {n}. {s.what}" + (f" [{s.status}{': ' + s.note if s.note else ''}]" if s.status != "pending"
                                          else "") for n, s in enumerate(self.steps, start=1)]
         out += [f"  warning: {w}" for w in self.warnings]
+        out += [f"  then: {f}" for f in self.follow_up]
         out += [f"  refused: {r.text()}" for r in self.refusals]
         return out
 
@@ -319,7 +322,28 @@ def plan_removal(cfg: ClusterConfig, host: Host, inventory_edit: HostRemoval, *,
     steps = _steps(host, name, is_control, unreachable, keep_inventory, inventory_edit, grace_period)
     return RemovalPlan(host=host, node=name, pods=[classify_pod(p) for p in pods or []], cluster_note=cluster_note,
                        refusals=refusals, warnings=warnings, steps=steps, inventory=inventory_edit,
-                       keep_inventory=keep_inventory, unreachable=unreachable, grace_period=grace_period)
+                       keep_inventory=keep_inventory, unreachable=unreachable, grace_period=grace_period,
+                       follow_up=storage_follow_up(cfg, host, keep_inventory))
+
+
+def storage_follow_up(cfg: ClusterConfig, host: Host, keep_inventory: bool) -> list[str]:
+    """The storage servers admit every cluster host's address (the NFS export's clients, where root is
+    root on the export, and the Gluster volume's auth.allow): until they are converged again without the
+    removed host, its address keeps that access. That run is the operator's next command, shown here."""
+    storage = cfg.spec.storage
+    servers = [h for h in cfg.inventory.names("nfs_server") if storage.nfs.enabled]
+    servers += [h for h in cfg.inventory.names("gluster") if storage.gluster.enabled and h not in servers]
+    servers = [h for h in servers if h != host.name]
+    if not servers:
+        return []
+    file = cfg.inventory.path.name if cfg.inventory.path else "hosts.yml"
+    first = f"after deleting {host.name}'s lines from {file}, " if keep_inventory else ""
+    what = " and ".join(name for name, on in (("the NFS export", storage.nfs.enabled),
+                                              ("the Gluster volume", storage.gluster.enabled)) if on)
+    command = f"kfinstall up -i {shlex.quote(str(cfg.site))} --only hosts --limit {','.join(servers)} --yes"
+    verb = "stop" if " and " in what else "stops"
+    return [f"{first}`{command}`: {what} {verb} admitting {host.name}'s address {host.address} "
+            "(until then it still may mount them)"]
 
 
 def _steps(host: Host, node: str | None, is_control: bool, unreachable: bool, keep_inventory: bool,

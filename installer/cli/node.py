@@ -86,6 +86,8 @@ def remove(host: str, inventory: Path, profile: str | None, state_dir: Path | No
     if plan.keep_inventory:
         for line in plan.inventory.instructions():
             say(f"  delete by hand: {line}")
+    for line in plan.follow_up:
+        say(f"  then: {line}")
 
 
 def _reset_host(cfg: ClusterConfig, host: str, *, console: Console | None = None, verbosity: int = 0) -> None:

@@ -374,6 +374,9 @@ def test_a_worker_is_drained_reset_deleted_and_taken_out_of_hosts_yml_in_that_or
     assert resets == ["n1"]
     hosts = yaml.safe_load((site / "hosts.yml").read_text())
     assert "n1" not in hosts["all"]["hosts"] and list(hosts["all"]["children"]["kube_node"]["hosts"]) == ["n2"]
+    # The NFS server admitted n1's address (root there is root on the export): the next command re-converges it.
+    assert doc["followUp"] == [f"`kfinstall up -i {site} --only hosts --limit cp1 --yes`: the NFS export stops "
+                               "admitting n1's address 192.0.2.21 (until then it still may mount them)"]
 
 
 def test_dry_run_lists_the_evictions_and_changes_nothing(site: Path, kfinstall: Any, cluster: Cluster,
