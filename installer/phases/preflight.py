@@ -41,6 +41,8 @@ def run(ctx: RunContext) -> PhaseResult:
     start = time.monotonic()
     checks = []
     planned = checked_phases(ctx.phases)
+    if ctx.limit:  # `up --limit --only preflight` answers "would `up --limit` start?": no cluster-wide phase
+        planned = tuple(p for p in planned if p in ("preflight", "hosts"))
     # Alone (`--only preflight`) nothing follows, so every refusal is gathered and shown together;
     # before other phases the first refusal ends the run at once (no SSH when a tool is missing).
     only_checking = tuple(ctx.phases) == ("preflight",)

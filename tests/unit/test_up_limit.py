@@ -188,3 +188,12 @@ def test_an_incomplete_full_run_counts_as_converged(make_site, kfinstall_streams
     code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "n3", "--yes")
     assert code == 0, out + err
     assert read_state(state_dir).host_roles["kube_node"] == ["n1", "n2", "n3"]
+
+
+def test_limit_only_preflight_checks_what_up_limit_needs(make_site, kfinstall_streams, playbooks) -> None:
+    """`up --limit n3 --only preflight` answers "would `up --limit n3` start?": the limited host only, and not
+    the platform's tools (no Pulumi CLI here: a full `up --only preflight` refuses for that)."""
+    site = converged(make_site, ADMITTED)
+    code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "n3", "--only", "preflight", "--yes")
+    assert code == 0, out + err
+    assert playbooks[1:] == [{"playbook": "preflight.yml", "limit": "n3"}]
