@@ -495,6 +495,9 @@ def etcd_member_id(listed: Any, name: str, address: str) -> str | None:
 
 def check_host(cfg: ClusterConfig, name: str) -> Host:
     """The inventory host called `name`; ConfigError (exit 2) naming the hosts there are."""
+    if not cfg.profile.host_phase:
+        raise ConfigError(f"profile {cfg.spec.profile} has no hosts of kfinstall's: its nodes are the cloud's "
+                          "(change the node pool there)")
     for host in cfg.inventory.hosts:
         if host.name == name:
             return host

@@ -20,6 +20,8 @@ Upstream facts relied on (each asserted below where it shapes a command):
   etcd node, it's important to remove the member first and then add its replacement"
   (etcd-io/website content/en/docs/v3.5/faq.md, "Should I add a member before removing an unhealthy
   member?").
+- KubeSpawner labels JupyterHub user servers with component=singleuser-server (its component_label
+  default; jupyterhub/kubespawner kubespawner/spawner.py) and creates them as bare pods (no controller).
 - gluster replace-brick accepts only `volume replace-brick <VOLNAME> <SOURCE-BRICK> <NEW-BRICK>
   commit force` (gluster/glusterfs tests/bugs/glusterd/bug-1094119-remove-replace-brick-support-from-glusterd.t).
 """
@@ -287,11 +289,20 @@ def test_a_control_plane_whose_removal_loses_quorum_is_refused(make_site: Any, k
     assert made.changes() == []
 
 
-def test_an_unknown_host_is_bad_input(site: Path, kfinstall: Any) -> None:
+def test_an_unknown_host_is_bad_input(site: Path, kfinstall: Any, make_site: Any) -> None:
     code, out = kfinstall("node", "remove", "n9", "-i", str(site), "--yes")
     assert code == 2, out
     assert "no host 'n9'" in out and "cp1, n1, n2" in out
     assert "Traceback" not in out
+    code, out = kfinstall("node", "remove", "n1\x1b[2J", "-i", str(site), "--yes")
+    assert code == 2 and "\x1b" not in out, out  # shown escaped, never sent to the terminal
+
+
+def test_a_profile_without_hosts_is_bad_input(kfinstall: Any, tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[2] / "inventories" / "gcp"
+    code, out = kfinstall("node", "remove", "n1", "-i", str(sample), "--state-dir", str(tmp_path / "s"), "--yes")
+    assert code == 2, out
+    assert "profile gcp has no hosts" in out
 
 
 # ---- the inventory edit -------------------------------------------------------------------------------------
