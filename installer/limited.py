@@ -73,8 +73,8 @@ def check_limit_phases(only: str | None, start_at: str | None) -> None:
 
 
 def limited_run(cfg: ClusterConfig, pattern: str, recorded_roles: dict[str, list[str]] | None) -> LimitedRun:
-    """The limited run of `pattern` on `cfg`; `recorded_roles` are the hosts per role of the last recorded
-    apply (installer.applied), None when no host-phase run is recorded."""
+    """The limited run of `pattern` on `cfg`; `recorded_roles` are the hosts per role the host phase last ran
+    to its end on (converged_roles), None when no host-phase run has finished."""
     from installer.phases.hosts import plan_steps  # the phases package imports this module's users
 
     hosts = resolve_limit(cfg.inventory, pattern)
