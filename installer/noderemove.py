@@ -398,9 +398,10 @@ class Runner:
                     f"node remove {plan.host.name} stopped at '{step.name}': {step.note}. Done before it: "
                     f"{', '.join(self.done) or 'nothing'}. Fix the cause and run the same command again: "
                     "every step is safe to repeat")
-                error.report = plan
-                if isinstance(exc, Interrupted):
+                if isinstance(exc, Interrupted):  # stopped by a signal: its own exit code, the plan so far
+                    exc.report = plan
                     raise
+                error.report = plan
                 raise error from None
             step.status, step.note = ("skipped", note) if note and note.startswith("skipped") else ("done", note or "")
             self.done.append(step.name)

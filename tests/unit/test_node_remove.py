@@ -20,6 +20,9 @@ Upstream facts relied on (each asserted below where it shapes a command):
   etcd node, it's important to remove the member first and then add its replacement"
   (etcd-io/website content/en/docs/v3.5/faq.md, "Should I add a member before removing an unhealthy
   member?").
+- With --unreachable the drain is skipped: once the Node is deleted, the pod garbage collector deletes
+  "pods that are bound to nodes that don't exist" (kubernetes/kubernetes pkg/controller/podgc/
+  gc_controller.go, gcOrphaned).
 - KubeSpawner labels JupyterHub user servers with component=singleuser-server (its component_label
   default; jupyterhub/kubespawner kubespawner/spawner.py) and creates them as bare pods (no controller).
 - gluster replace-brick accepts only `volume replace-brick <VOLNAME> <SOURCE-BRICK> <NEW-BRICK>
