@@ -26,6 +26,7 @@ count: replace-brick). Every step can be re-run: a failed run is finished by run
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 from collections.abc import Callable, Collection, Sequence
@@ -226,8 +227,8 @@ def node_ready(node: dict[str, Any] | None) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def node_name(node: dict[str, Any]) -> str:
-    return str((node.get("metadata") or {}).get("name", ""))
+def node_name(node: dict[str, Any]) -> str | None:
+    return k8s_name((node.get("metadata") or {}).get("name"))
 
 
 # ---- the plan ---------------------------------------------------------------------------------------------
@@ -476,22 +477,40 @@ def _said(exc: BaseException) -> str:
 
 def etcd_pod_elsewhere(pods: Any, member_name: str) -> str | None:
     """A Running etcd pod that is not on the node being removed."""
-    for pod in (pods or {}).get("items") or []:
+    for pod in items(pods):
         if (pod.get("spec") or {}).get("nodeName") == member_name:
             continue
-        if (pod.get("status") or {}).get("phase") == "Running":
-            return str(pod["metadata"]["name"])
+        name = k8s_name((pod.get("metadata") or {}).get("name"))
+        if name and (pod.get("status") or {}).get("phase") == "Running":
+            return name
     return None
 
 
 def etcd_member_id(listed: Any, name: str, address: str) -> str | None:
     """The hex ID `etcdctl member remove` takes, of the member named `name` (kubeadm names members
     after their node) or peering from `address`. `member list -w json` prints IDs as decimal numbers."""
-    for member in (listed or {}).get("members") or []:
-        peers = " ".join(member.get("peerURLs") or [])
-        if member.get("name") == name or f"//{address}:" in peers:
-            return format(int(member["ID"]), "x")
+    for member in items(listed, "members"):
+        peers = member.get("peerURLs")
+        peering = isinstance(peers, list) and any(isinstance(p, str) and f"//{address}:" in p for p in peers)
+        ident = member.get("ID")
+        if (member.get("name") == name or peering) and isinstance(ident, int) and ident > 0:
+            return format(ident, "x")
     return None
+
+
+def items(document: Any, key: str = "items") -> list[dict[str, Any]]:
+    """The objects of a list answer (`kubectl get -o json`, `etcdctl -w json`); anything else is none."""
+    found = document.get(key) if isinstance(document, dict) else None
+    return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
+
+
+_K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+
+
+def k8s_name(value: Any) -> str | None:
+    """`value` when it is an object name as Kubernetes allows them (a DNS subdomain), else None: names the
+    API returns reach kubectl's argv, where one starting with '-' would be read as an option."""
+    return value if isinstance(value, str) and _K8S_NAME.fullmatch(value) else None
 
 
 def check_host(cfg: ClusterConfig, name: str) -> Host:
@@ -522,11 +541,11 @@ def read_cluster(cfg: ClusterConfig, host: Host) -> ClusterFacts:
 
     try:
         kubectl = site_kubectl(cfg)
-        nodes = list(kubectl.json("get", "nodes").get("items") or [])
+        nodes = items(kubectl.json("get", "nodes"))
         node = find_node(nodes, host)
-        on_node = f"spec.nodeName={node_name(node)}" if node is not None else ""
-        pods = list(kubectl.json("get", "pods", "--all-namespaces", "--field-selector", on_node).get("items")
-                    or []) if node is not None else []
+        name = node_name(node) if node is not None else None
+        pods = items(kubectl.json("get", "pods", "--all-namespaces", "--field-selector", f"spec.nodeName={name}")
+                     ) if name else []
     except PreflightError as exc:
         return ClusterFacts(None, None, None, exc.message)
     except (KubectlFailed, subprocess.TimeoutExpired, ValueError) as exc:

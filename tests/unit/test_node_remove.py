@@ -525,3 +525,16 @@ def test_blank_lines_inside_an_entry_go_with_it_and_those_after_it_stay(make_sit
     assert removal.editable, removal.reason
     assert removal.new_text is not None and "ansible_user: ops" not in removal.new_text
     assert "192.0.2.22\n" in removal.new_text and "\n\n    # n2 replaced n7" in removal.new_text
+
+
+def test_names_and_ids_from_the_cluster_are_checked_before_they_reach_kubectl() -> None:
+    from installer.noderemove import etcd_pod_elsewhere, k8s_name
+
+    # A name starting with '-' would be an option to kubectl; an ID that is not a number is no member.
+    assert k8s_name("--kubeconfig=/tmp/x") is None and k8s_name("etcd-cp1") == "etcd-cp1"
+    pods = {"items": [{"metadata": {"name": "--as=admin"}, "spec": {"nodeName": "cp1"}, "status": {"phase": "Running"}},
+                      "junk", {"metadata": {"name": "etcd-cp2"}, "spec": {"nodeName": "cp2"},
+                               "status": {"phase": "Running"}}]}
+    assert etcd_pod_elsewhere(pods, "cp3") == "etcd-cp2"
+    assert etcd_member_id({"members": [{"ID": "1; rm", "name": "cp3"}, "junk"]}, "cp3", "192.0.2.13") is None
+    assert etcd_member_id({"members": "not a list"}, "cp3", "192.0.2.13") is None
