@@ -214,12 +214,15 @@ def _host_plan(cfg: ClusterConfig, host: str, purge_packages: bool, purge_data: 
     from installer.phases.hosts import site_plays
 
     roles = tuple(r for r in ROLE_GROUPS if host in cfg.inventory.names(r))
+    storage = cfg.spec.storage
+    # Plays whose tasks all skip on this site (their storage is off) are not shown.
+    idle = {"Unmount the GlusterFS volume and stop serving bricks": not storage.gluster.enabled,
+            "Withdraw the NFS export": not storage.nfs.enabled or storage.nfs.implementation != "kernel"}
     steps = tuple(play for _, play, pattern in site_plays(data_dir("playbooks"), RESET_PLAYBOOK)
-                  if host in cfg.inventory.pattern_hosts(pattern))
+                  if host in cfg.inventory.pattern_hosts(pattern) and not idle.get(play, False))
     keeps = []
     if not purge_packages:
         keeps.append("the packages kfinstall installed (--purge-packages purges them)")
-    storage = cfg.spec.storage
     if "nfs_server" in roles and storage.nfs.enabled:
         keeps.append(f"the NFS export {storage.nfs.export_path}" if not purge_data
                      else f"nothing of the NFS export {storage.nfs.export_path} (--purge-data deletes it)")

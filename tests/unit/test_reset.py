@@ -30,6 +30,7 @@ def test_a_worker_is_reset_with_a_warning_naming_node_remove(make_site) -> None:
     [host] = plan.per_host
     assert host.roles == ("kube_node",) and "Leave the Kubernetes cluster" in host.steps
     assert "Withdraw the NFS export" not in host.steps  # reset.yml's plays that reach n1 only
+    assert "Unmount the GlusterFS volume and stop serving bricks" not in host.steps  # Gluster is off here
     check_plan(plan)
 
 

@@ -232,10 +232,13 @@ def main() -> None:
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or not isinstance(record.get("dirs"), dict):
         module.fail_json(msg=f"kfinstall's record {record_path} is not a record of files; nothing was removed.")
     reset = Reset(module, record)
-    reset.files()
-    reset.directories()
-    if not module.check_mode and (reset.removed or reset.restored or len(record["files"]) + len(record["dirs"]) == 0):
-        save(record_path, record)
+    try:
+        reset.files()
+        reset.directories()
+    finally:
+        # Also when a step failed half-way: what is undone is off the record, so a re-run goes on from there.
+        if not module.check_mode and (reset.removed or reset.restored):
+            save(record_path, record)
     module.exit_json(changed=bool(reset.removed or reset.restored), removed=reset.removed, restored=reset.restored,
                      kept=reset.kept, packages_before=record.get("packagesBefore"))
 

@@ -1,0 +1,102 @@
+"""playbooks/reset.yml (issue 15 item 4): what it runs, checked without hosts.
+
+Upstream facts it relies on, each cited:
+* kubeadm reset "Performs a best effort revert of changes made to this host by 'kubeadm init' or 'kubeadm
+  join'", `-f, --force` "Reset the node without prompting for confirmation"; for a control plane it removes
+  the node's stacked etcd member; it does not clean /etc/cni/net.d, iptables/IPVS/nftables rules, or
+  kubeconfig files such as $HOME/.kube/config (https://kubernetes.io/docs/reference/setup-tools/kubeadm/kubeadm-reset/,
+  sections "Cleanup of CNI configuration", "Cleanup of network traffic rules", "Cleanup of kubeconfig files").
+* Calico's install-cni container writes /etc/cni/net.d/10-calico.conflist (env CNI_CONF_NAME) and
+  calico-kubeconfig beside it (projectcalico/calico, manifests/calico.yaml, the calico-node DaemonSet's
+  install-cni init container).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+VENV_BIN = Path(sys.executable).parent
+
+
+def tasks(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    found = []
+    for task in yaml.safe_load(path.read_text()) or []:
+        found.append(task)
+        found += task.get("block", [])
+    return found
+
+
+def named(path: Path, name: str) -> dict:  # type: ignore[type-arg]
+    return next(t for t in tasks(path) if t.get("name") == name)
+
+
+def test_reset_syntax() -> None:
+    done = subprocess.run([str(VENV_BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,",
+                           "playbooks/reset.yml"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_reset_reaches_every_group_site_yml_changes() -> None:
+    """The plays that read the record and undo files/services reach every host site.yml touches."""
+    from installer.phases.hosts import site_plays
+
+    def groups(entry: str) -> set[str]:
+        return {g for _, _, pattern in site_plays(PLAYBOOKS, entry) for g in str(pattern).split(":") if g != "all"}
+
+    reset_plays = site_plays(PLAYBOOKS, "reset.yml")
+    first, services = reset_plays[0], next(p for p in reset_plays if "remove the files" in p[1])
+    assert groups("site.yml") <= set(str(first[2]).split(":")) == set(str(services[2]).split(":"))
+
+
+def test_kubeadm_reset_is_forced_and_guarded_by_kubeadm_being_there() -> None:
+    path = PLAYBOOKS / "roles/kubernetes/tasks/reset.yml"
+    block = next(t for t in tasks(path) if t.get("name") == "Kubernetes | Reset the node")
+    assert block["when"] == "_kubernetes_reset_kubeadm.stdout | length > 0"
+    argv = named(path, "Kubernetes | kubeadm reset")["ansible.builtin.command"]["argv"]
+    assert argv == ["kubeadm", "reset", "--force"]
+    calico = named(path, "Kubernetes | Remove Calico's CNI configuration")
+    assert calico["loop"] == ["10-calico.conflist", "calico-kubeconfig"]
+    assert calico["ansible.builtin.file"]["path"] == "/etc/cni/net.d/{{ item }}"  # only Calico's, not the folder
+
+
+def test_only_kube_proxy_and_calico_rules_are_removed(tmp_path: Path) -> None:
+    """The task's own script, run with stand-in iptables-save/-restore: the host's own rules stay."""
+    script = named(PLAYBOOKS / "roles/kubernetes/tasks/reset.yml",
+                   "Kubernetes | Remove kube-proxy's and Calico's iptables rules")["ansible.builtin.shell"]
+    saved = "\n".join([
+        "*filter", ":INPUT ACCEPT [0:0]", ":KUBE-FIREWALL - [0:0]", ":cali-INPUT - [0:0]",
+        "-A INPUT -j KUBE-FIREWALL", "-A INPUT -m comment --comment \"cali:Cz_u1IQiXIMmKD4c\" -j cali-INPUT",
+        "-A INPUT -p tcp --dport 22 -j ACCEPT", "-A KUBE-FIREWALL -j DROP", "COMMIT", ""])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("iptables", "ip6tables"):
+        (bin_dir / f"{tool}-save").write_text(f"#!/bin/sh\ncat {tmp_path}/saved\n")
+        (bin_dir / f"{tool}-restore").write_text(f"#!/bin/sh\ncat > {tmp_path}/restored-{tool}\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    (tmp_path / "saved").write_text(saved)
+    done = subprocess.run(["/bin/bash", "-c", script], env={**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    for tool in ("iptables", "ip6tables"):
+        assert (tmp_path / f"restored-{tool}").read_text().splitlines() == [
+            "*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -p tcp --dport 22 -j ACCEPT", "COMMIT"]
+
+
+def test_root_kubeconfig_goes_only_when_it_is_the_copy_of_admin_conf() -> None:
+    task = named(PLAYBOOKS / "roles/kubernetes/tasks/reset.yml",
+                 "Kubernetes | Remove root's kubeconfig when it is the role's copy of admin.conf")
+    assert any("checksum ==" in condition for condition in task["when"])
+
+
+def test_the_gluster_mount_is_removed_only_when_it_is_kfinstalls_volume() -> None:
+    task = named(PLAYBOOKS / "roles/glusterfs/tasks/reset.yml",
+                 "GlusterFS | Unmount the volume and remove its fstab entry")
+    assert "== 'glusterfs'" in task["when"] and "':/' ~ glusterfs_volume" in task["when"]
