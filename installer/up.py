@@ -260,13 +260,19 @@ def _question(cfg: ClusterConfig, changing: list[str], names: list[str], limited
         lines.append(f"  {phase['name']}: {shown}{more}")
     warnings = plan["warnings"]
     lines += [f"{len(warnings)} warning(s):"] if warnings else []
-    lines += [f"  {w['severity']}: " + (f"{w['file']}: " if w.get("file") else "") + w["message"] for w in warnings]
+    lines += [f"  {w['severity']}: " + (f"{_where(w)}: " if w.get("file") else "") + w["message"] for w in warnings]
     if limited is not None:
         lines += limited.lines()
         lines.append(f"Apply {' and '.join(changing)} to {', '.join(limited.hosts)} of cluster {cfg.name} only?")
         return "\n".join(lines)
     lines.append(f"Apply {' and '.join(changing)} to cluster {cfg.name} ({hosts} host(s))?")
     return "\n".join(lines)
+
+
+def _where(warning: dict[str, Any]) -> str:
+    """file[:line:column] of a plan warning."""
+    line = warning.get("line")
+    return f"{warning['file']}:{line}:{warning.get('column') or 1}" if line else str(warning["file"])
 
 
 def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord) -> None:

@@ -27,6 +27,8 @@ import ansible_runner.interface
 import yaml
 
 from installer.adapters.ssh import REUSE_OPTIONS, HostKeyPolicy
+from installer.config.inventory import Inventory
+from installer.config.legacy_groups import alias_inventory
 from installer.errors import PhaseFailed
 from installer.interrupt import Stopped, stop_descendants
 from installer.paths import data_dir
@@ -384,9 +386,32 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
+ALIAS_INVENTORY = "kf-inventory-groups.yml"  # beside the operator's inventory in every run (legacy group names)
+
+
+def inventory_sources(inventory: Path | Inventory, work_dir: Path) -> list[str]:
+    """The inventory sources of a run: the operator's file, and when it uses legacy group names that
+    kfinstall accepts (installer/config/legacy_groups.py), a source of kfinstall's own in the run's
+    work dir making each a child of its role group, so plays see the role groups Kubespray would.
+    The operator's file is never rewritten."""
+    if isinstance(inventory, Path):
+        return [str(inventory.resolve())]
+    assert inventory.path is not None  # a profile with hosts has an inventory file
+    sources = [str(inventory.path.resolve())]
+    if inventory.aliases:
+        aliases: dict[str, tuple[str, ...]] = {}
+        for legacy, modern in inventory.aliases:
+            aliases[modern] = (*aliases.get(modern, ()), legacy)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        groups = work_dir / ALIAS_INVENTORY
+        _write_private(groups, alias_inventory(aliases))
+        sources.append(str(groups.resolve()))
+    return sources
+
+
 def run_playbook(
     playbook: str,
-    inventory: Path,
+    inventory: Path | Inventory,
     extravars: dict[str, Any],
     work_dir: Path,
     *,
@@ -415,7 +440,9 @@ def run_playbook(
     options = [*(["--check", "--diff"] if check else []), *(["--limit", limit] if limit else [])]
     work_dir.mkdir(parents=True, exist_ok=True)
     vars_file = write_unsafe_vars(work_dir, extravars)
-    LOG.info("ansible-playbook %s -i %s %s", playbook, inventory, " ".join([*options, "-v" * verbosity]).strip())
+    sources = inventory_sources(inventory, work_dir)
+    LOG.info("ansible-playbook %s -i %s %s", playbook, " -i ".join(sources),
+             " ".join([*options, "-v" * verbosity]).strip())
     try:
         return _run(
             work_dir,
@@ -424,7 +451,7 @@ def run_playbook(
             facts_cache,
             host_keys,
             playbook=str(data_dir("playbooks") / playbook),
-            inventory=str(inventory.resolve()),
+            inventory=sources if len(sources) > 1 else sources[0],
             cmdline=shlex.join([*options, "--extra-vars", f"@{vars_file}"]),
             verbosity=verbosity or None,
         )

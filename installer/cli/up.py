@@ -13,6 +13,7 @@ from installer.cli.common import (
     inventory_option,
     limit_option,
     output_option,
+    print_problems,
     profile_option,
     set_option,
     state_dir_option,
@@ -53,6 +54,10 @@ def up(
     (exit 4 names the failing host and task). Every run leaves STATE/runs/<id>/.
     """
     cfg = load(inventory, sets, need_secrets=True, state_dir=state_dir, profile=profile)
+    # The configuration's warnings (file:line, e.g. a legacy group name read as a role group): on stderr
+    # before anything runs, and in the JSON document, as `plan` and `inventory validate` show them.
+    print_problems(cfg.warnings)
+    warnings = {"warnings": [w.as_dict() for w in cfg.warnings]}
     # With --output json, stdout carries only the JSON document; progress goes to stderr.
     progress = stderr if output == "json" else stdout
     try:
@@ -61,10 +66,10 @@ def up(
     except KfinstallError as exc:
         if output == "json":
             # The report so far (per-host counts, each phase's status), then result, error and exitCode.
-            emit_json(failure_document(exc, exc.exit_code))
+            emit_json({**failure_document(exc, exc.exit_code), **warnings})
         raise
     if output == "json":
-        emit_json(report.as_dict())
+        emit_json({**report.as_dict(), **warnings})
         return
     for line in summary_lines(report):
         stdout.print(line, markup=False, highlight=False)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from installer.config.addresses import address_problem, inventory_name_problem, port_problem, user_problem
+from installer.config.legacy_groups import ACCEPTED, REFUSED, known_group
 from installer.config.problems import Problems
 from installer.config.refusals import refuse
 from installer.config.safefile import read_text_or_report
@@ -59,6 +60,9 @@ class Inventory:
     ansible: Any = field(default=None, repr=False, compare=False)
     # Where hosts and groups are written in `path`, for problem messages (None without a file).
     where: _Where | None = field(default=None, repr=False, compare=False)
+    # (legacy group, role group) pairs read as that role group (installer/config/legacy_groups.py): the
+    # legacy group is a child of the role group here and in every ansible-playbook run.
+    aliases: tuple[tuple[str, str], ...] = ()
 
     def in_role(self, role: str) -> list[Host]:
         return [h for h in self.hosts if role in h.roles]
@@ -195,6 +199,7 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
         return None
     connection = _connection_vars(manager, loader, display, problems)
     where = _Where(path, display, source)
+    aliases = _adopt_legacy_groups(manager, where, problems)
     hosts = []
     for host in manager.get_hosts():
         groups = tuple(sorted(g.name for g in host.get_groups() if g.name not in {"all", "ungrouped"}))
@@ -209,7 +214,32 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
             Host(name=host.name, address=str(address or host.name), roles=roles, groups=groups,
                  port=int(port) if port else None, ssh=read_target(host.name, values, display, problems))
         )
-    return Inventory(path=path, hosts=tuple(hosts), ansible=manager, where=where)
+    return Inventory(path=path, hosts=tuple(hosts), ansible=manager, where=where, aliases=aliases)
+
+
+def _adopt_legacy_groups(manager: Any, where: _Where, problems: Problems) -> tuple[tuple[str, str], ...]:
+    """Make each ACCEPTED legacy group with hosts a child of its role group in Ansible's parse, as
+    Kubespray's dynamic_groups does at run time, so roles, plays' patterns and --limit all see it.
+    A legacy group that is already the role group's parent would loop: refused unless it adds no host."""
+    adopted = []
+    for legacy, name in ACCEPTED.items():
+        group = manager.groups.get(legacy)
+        if group is None or not group.get_hosts():
+            continue
+        modern = manager.groups.get(manager.add_group(name.modern))
+        if modern in group.get_descendants():
+            extra = sorted(h.name for h in group.get_hosts() if h not in modern.get_hosts())
+            if extra:
+                file, line, column = where.group(legacy)
+                problems.error(file, legacy, f"group {legacy} is the parent of {name.modern} and also holds "
+                               f"{', '.join(extra)}: kfinstall cannot read it as {name.modern}",
+                               f"move {', '.join(extra)} into {name.modern}", line=line, column=column)
+            continue
+        modern.add_child_group(group)
+        adopted.append((legacy, name.modern))
+    if adopted:
+        manager.clear_pattern_cache()
+    return tuple(adopted)
 
 
 # What kfinstall reads from each host: the address it connects to and passes on, the SSH port and user,
@@ -444,6 +474,7 @@ def _check_role_groups(inv: Inventory, display: str, spec: dict[str, Any], probl
             )
         return
     _check_presence(inv, display, problems)
+    _check_legacy_groups(inv, display, problems)
     _check_near_role_groups(inv, display, problems)
     _check_addresses(inv, display, problems)
     _check_roles(inv, display, spec, problems)
@@ -457,8 +488,13 @@ def _check_presence(inv: Inventory, display: str, problems: Problems) -> None:
             "no hosts in the inventory",
             "list your machines under the role groups kube_control_plane, kube_node, ...",
         )
+    others = []
     for host in inv.hosts:
-        if not host.roles:
+        if not host.roles and any(known_group(group) for group in host.groups):
+            # Another tool's host (Kubespray, DeepOps): left alone, or named by its group's refusal.
+            refused = any(g in REFUSED and not inv.in_role(REFUSED[g].modern) for g in host.groups)
+            others += [] if refused or "bastion" in host.groups else [host]
+        elif not host.roles:
             near = [(group, role) for group in host.groups if (role := near_role_group(group)) is not None]
             problems.error(
                 display,
@@ -467,6 +503,22 @@ def _check_presence(inv: Inventory, display: str, problems: Problems) -> None:
                 f"rename the group {near[0][0]} to {near[0][1]}" if near
                 else f"add it to one of {', '.join(ROLE_GROUPS)} or remove it",
             )
+    if others:
+        shown = ", ".join(f"{h.name} ({', '.join(h.groups)})" for h in others[:5])
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        problems.warn(display, "all", f"{len(others)} host(s) in none of kfinstall's role groups but in groups of "
+                      f"other tools (Kubespray, DeepOps) are left alone: {shown}{more}",
+                      f"add a host to one of {', '.join(ROLE_GROUPS)} if kfinstall should manage it")
+
+
+def _check_legacy_groups(inv: Inventory, display: str, problems: Problems) -> None:
+    """A warning per legacy group read as a role group (at the group's line), naming the rename."""
+    for legacy, modern in inv.aliases:
+        count = sum(1 for h in inv.hosts if legacy in h.groups)
+        problems.warn(display, legacy,
+                      f"group {legacy} ({count} host(s)) is {ACCEPTED[legacy].origin} for {modern}: kfinstall reads "
+                      f"it as {modern}", f"rename the group {legacy} to {modern} (group_vars/{legacy}.yml too, if "
+                      "you have one): the old name is accepted for now")
 
 
 # Names operators reach for that are not kfinstall's role groups: Kubespray's pre-2.16 spellings and
@@ -514,11 +566,12 @@ def _check_near_role_groups(inv: Inventory, display: str, problems: Problems) ->
             members[group] = members.get(group, 0) + 1
     for name, count in sorted(members.items()):
         role = near_role_group(name)
-        if role is None:
+        if role is None or name in ACCEPTED:
             continue
         if not inv.in_role(role):
+            why = f" ({REFUSED[name].origin}: {REFUSED[name].why})" if name in REFUSED else ""
             problems.error(display, name, f"group {name} ({count} host(s)) is not a role group, and {role} is "
-                           f"empty: up would give these hosts no {role} role",
+                           f"empty: up would give these hosts no {role} role{why}",
                            f"rename the group {name} to {role}")
         else:
             problems.warn(display, name, f"group {name} looks like the role group {role}, but kfinstall gives "

@@ -40,7 +40,7 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
     with HostProgress(ctx.console, "hosts (check)" if check else "hosts") as view:
         result = run_playbook(
             SITE_PLAYBOOK,
-            inventory,
+            ctx.cfg.inventory,
             extravars,
             ctx.record.path / "ansible",
             check=check,

@@ -79,7 +79,7 @@ def run(ctx: RunContext) -> PhaseResult:
     show_host_keys(ctx.record, ctx.console, check_host_keys(checked_keys))
     result = run_playbook(
         "preflight.yml",
-        inventory,
+        ctx.cfg.inventory,
         {},
         ctx.record.path / "ansible-preflight",
         limit=ansible_limit(ctx.limit) if ctx.limit else None,

@@ -195,8 +195,8 @@ def ansible_cluster_backup(
             raise PreflightError(f"profile {cfg.spec.profile} has no hosts to back up etcd and PKI from")
         folder.mkdir(parents=True, exist_ok=True)
         extra = {**cfg.ansible_vars(), "kf_backup_dest": str(folder)}
-        result = run_playbook(BACKUP_PLAYBOOK, inventory, extra, work_dir, cancel=cancel, host_keys=checked_policy(),
-                              verbosity=verbosity)
+        result = run_playbook(BACKUP_PLAYBOOK, cfg.inventory, extra, work_dir, cancel=cancel,
+                              host_keys=checked_policy(), verbosity=verbosity)
         if not result.ok:
             lines = [f"  {f.host}: task '{f.task}': {f.message}" for f in result.failures]
             raise PhaseFailed("\n".join([f"cluster backup failed ({result.status}, rc {result.rc})", *lines]))
