@@ -114,7 +114,9 @@ class RunRecord:
         # secrets.yml's values and the operator's TLS key (spec.networking.tls.keyFile), which Pulumi carries too
         from installer.applied import secret_values
 
-        record = cls(path=path, run_id=run_id, secret_values=[v for v in secret_values(cfg).values() if v])
+        # cfg.secrets.values() adds what no key names: a rotation's pending and replaced values.
+        held = [*secret_values(cfg).values(), *(cfg.secrets.values() if cfg.secrets is not None else [])]
+        record = cls(path=path, run_id=run_id, secret_values=list(dict.fromkeys(v for v in held if v)))
         record.write_json("config.resolved.json", {"action": action, **cfg.redacted()})
         return record
 

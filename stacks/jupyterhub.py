@@ -184,6 +184,14 @@ def profile_list(profiles: list[GpuProfile], gpus_enabled: bool, gpu_image: str 
     return out
 
 
+def crypt_keys(cfg: ClusterConfig) -> list[pulumi.Output[str]]:
+    """CryptKeeper.keys: the first key encrypts auth_state, every key decrypts it (JupyterHub's MultiFernet,
+    jupyterhub/crypto.py), so keys a rotation retired stay until no stored auth_state needs them."""
+    if cfg.secrets is None:
+        return [secret(cfg, "jupyterhub_crypt_key")]
+    return [pulumi.Output.secret(key) for key in cfg.secrets.crypt_keys()]
+
+
 class Jupyterhub(pulumi.ComponentResource):
     """The hub, its proxy and user servers in namespace `jupyterhub`."""
 
@@ -221,7 +229,7 @@ class Jupyterhub(pulumi.ComponentResource):
         cfg = self._args.cfg
         auth = cfg.spec.auth
         config: dict[str, Any] = {"Authenticator": {"admin_users": list(auth.admins), "enable_auth_state": True},
-                                  "CryptKeeper": {"keys": [secret(cfg, "jupyterhub_crypt_key")]}}
+                                  "CryptKeeper": {"keys": crypt_keys(cfg)}}
         if auth.type == "dummy":
             # Rules allow dummy only on the lab profile; this guard keeps a bypass of the loader safe.
             if cfg.spec.profile != "lab":

@@ -290,3 +290,43 @@ def preview(cfg: ClusterConfig, on_output: OnOutput | None = None) -> StackSumma
 def destroy(cfg: ClusterConfig, on_output: OnOutput | None = None) -> StackSummary:
     """Remove everything the platform stack created (`kfinstall down`)."""
     return _run(cfg, "destroy", on_output)
+
+
+PASSPHRASE_TIMEOUT_S = 600  # the CLI rewrites the whole checkpoint: proportional to the stack's size
+
+
+def change_passphrase_argv(cfg: ClusterConfig, found: Preflight) -> list[str]:
+    """The CLI call that re-encrypts the stack's config and checkpoint with a new passphrase.
+
+    The Python Automation API has no call for it (pulumi 3.272's Stack has no change_secrets_provider),
+    so the CLI runs as the Automation API would. Upstream (pulumi/pulumi
+    pkg/cmd/pulumi/stack/stack_change_secrets_provider.go): changing to `passphrase` when the stack already
+    uses it is a rotation; pkg/secrets/passphrase/manager.go: the old passphrase comes from
+    PULUMI_CONFIG_PASSPHRASE, and a rotation run non-interactively reads the new one from the first
+    line of stdin (never argv, never the environment of other children).
+    """
+    work = cfg.state_dir / "pulumi-work"
+    return [found.cli, "stack", "change-secrets-provider", "passphrase", "--stack", cfg.name,
+            "--cwd", str(work), "--non-interactive", "--color", "never"]
+
+
+def change_passphrase(cfg: ClusterConfig, old: str, new: str) -> None:
+    """Re-encrypt the stack with `new`. A stack already re-encrypted by an earlier run whose secrets.yml
+    was not updated (the old passphrase is then refused) is re-encrypted with `new` again, harmlessly,
+    which proves `new` opens it. PhaseFailed names the CLI's last lines (they never hold a passphrase)."""
+    found = preflight(cfg, kubeconfig=False)
+    _stack(cfg, found)  # writes the project file and selects the stack in the work dir, as `up` does
+    argv = change_passphrase_argv(cfg, found)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    base.update({**engine_env(cfg), "PULUMI_HOME": str(found.pulumi_home)})
+    done = None
+    for current in (old, new):
+        done = run_child(argv, timeout=PASSPHRASE_TIMEOUT_S, input=new + "\n",
+                         env={**base, "PULUMI_CONFIG_PASSPHRASE": current})
+        if done.returncode == 0:
+            return
+        if "incorrect passphrase" not in (done.stdout + done.stderr).lower():
+            break
+    assert done is not None
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+    raise PhaseFailed(f"pulumi stack change-secrets-provider failed (exit {done.returncode}): {tail}")

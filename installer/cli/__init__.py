@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "down": "installer.cli.down:down",
     "node": "installer.cli.node:node",
     "reset": "installer.cli.reset:reset",
+    "secrets": "installer.cli.secrets:secrets",
     "lab": "installer.cli.lab:lab",
     "channels": "installer.cli.channels:channels",
     "profile": "installer.cli.profile:profile",

@@ -32,6 +32,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import AliasEvent, CollectionEndEvent, CollectionStartEvent, NodeEvent
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from installer.config.problems import Problems
 from installer.owned import write_file_atomically
@@ -54,6 +55,32 @@ _PROVIDED: dict[str, str] = {
     "ldap_bind_password": "password of spec.auth.ldap.bindDn (required with a bindDn; empty only for anonymous binds)",
 }
 KNOWN_KEYS = (*_GENERATED, *_PROVIDED)
+
+# Rotation (`kfinstall secrets rotate KEY`, installer/rotate.py). The new value waits in secrets.yml as
+# KEY_next while the run that applies it is under way, so a failed or interrupted run leaves KEY (the
+# value the site works with) as it was and a re-run applies the same new value; only a run that
+# succeeded moves KEY_next into KEY. Old JupyterHub crypt keys stay for decryption (CryptKeeper.keys:
+# the first key encrypts, every key decrypts), ';'-separated as in JupyterHub's JUPYTERHUB_CRYPT_KEY.
+NEXT_SUFFIX = "_next"
+CRYPT_KEY = "jupyterhub_crypt_key"
+RETIRED_CRYPT_KEYS = "jupyterhub_crypt_key_retired"
+NOT_ROTATABLE: dict[str, str] = {
+    "site_ca": "every browser and client trusts the site CA's certificate (site-ca.crt): a new CA means new "
+               "certificates everywhere and new trust on every client, which `secrets rotate` does not do",
+}
+ROTATABLE = tuple(key for key in KNOWN_KEYS if key not in NOT_ROTATABLE)
+PENDING_KEYS: dict[str, str] = {f"{key}{NEXT_SUFFIX}": key for key in ROTATABLE}  # KEY_next -> KEY
+_ACCEPTED = (*KNOWN_KEYS, RETIRED_CRYPT_KEYS, *PENDING_KEYS)
+
+
+def generated(key: str) -> bool:
+    """True for a key kfinstall generates (False for one the operator provides)."""
+    return key in _GENERATED
+
+
+def new_secret(key: str) -> str:
+    """A fresh random value for a generated key, of the kind its consumer needs (hex for z2jh)."""
+    return _new_value(_GENERATED[key][0])
 
 # A secrets file is a dozen short lines; bounds keep a hostile one from costing time or memory.
 MAX_SECRETS_BYTES = 64 * 1024
@@ -80,14 +107,47 @@ class Secrets(BaseModel):
     lab_user_password: SecretStr
     site_ca: SecretStr
     ldap_bind_password: SecretStr = SecretStr("")
+    jupyterhub_crypt_key_retired: SecretStr = SecretStr("")  # old crypt keys, ';'-separated, decryption only
     _lines: dict[str, int] = PrivateAttr(default_factory=dict)  # key -> its line in the file, for problems
+    _pending: dict[str, SecretStr] = PrivateAttr(default_factory=dict)  # KEY -> KEY_next, a rotation under way
+    _previous: dict[str, SecretStr] = PrivateAttr(default_factory=dict)  # KEY -> the value a rotation replaces
 
     def line_of(self, key: str) -> int | None:
         return self._lines.get(key)
 
     def values(self) -> list[str]:
-        """Every non-empty secret value, for redaction of run records."""
-        return [v.get_secret_value() for v in self.__dict__.values() if v.get_secret_value()]
+        """Every non-empty secret value, for redaction of run records: a pending new value and the value
+        a rotation replaces included."""
+        held = [*self.__dict__.values(), *self._pending.values(), *self._previous.values()]
+        return [v.get_secret_value() for v in held if v.get_secret_value()]
+
+    def pending(self, key: str) -> str | None:
+        """The new value of a rotation of `key` that has not finished (KEY_next), or None."""
+        value = self._pending.get(key)
+        return value.get_secret_value() if value is not None and value.get_secret_value() else None
+
+    def pending_keys(self) -> list[str]:
+        return [key for key in self._pending if self.pending(key) is not None]
+
+    def crypt_keys(self) -> list[str]:
+        """JupyterHub's CryptKeeper.keys: the current key first (it encrypts), then every key that may
+        have encrypted an auth_state still stored: a pending rotation's key, the retired ones."""
+        retired = self.jupyterhub_crypt_key_retired.get_secret_value().split(";")
+        keys = [self.jupyterhub_crypt_key.get_secret_value(), self.pending(CRYPT_KEY) or "", *retired]
+        return list(dict.fromkeys(key.strip() for key in keys if key.strip()))
+
+    def rotated(self, key: str, value: str) -> Secrets:
+        """These secrets with `key` set to `value`, as the run applying a rotation uses them. The old
+        value stays known for redaction; an old crypt key moves to the retired keys (decryption only)."""
+        old = getattr(self, key).get_secret_value()
+        update = {key: SecretStr(value)}
+        if key == CRYPT_KEY:
+            update[RETIRED_CRYPT_KEYS] = SecretStr(";".join(k for k in self.crypt_keys() if k != value))
+        copy = self.model_copy(update=update)
+        copy._lines = dict(self._lines)
+        copy._pending = {k: v for k, v in self._pending.items() if k != key}
+        copy._previous = {**self._previous, key: SecretStr(old)}
+        return copy
 
 
 def set_vault_password_file(path: Path) -> None:
@@ -281,7 +341,7 @@ def _structure_problems(tree: Any) -> Iterator[_Problem]:
         )
         return
     for key in tree:
-        if key not in KNOWN_KEYS:
+        if key not in _ACCEPTED:
             yield _Problem(
                 "unknown secret key", f"remove it (or fix its spelling); known keys: {', '.join(KNOWN_KEYS)}",
                 key=_shown(key), line=_key_line(tree, key),
@@ -481,6 +541,65 @@ def load_secrets(path: Path, display: str, problems: Problems) -> Secrets | None
         )
     if bad or missing:
         return None
-    loaded = Secrets(**{k: SecretStr(str(v)) for k, v in data.items() if v is not None})
+    loaded = Secrets(**{k: SecretStr(str(v)) for k, v in data.items() if v is not None and k not in PENDING_KEYS})
     loaded._lines.update({k: line for k in data if (line := _key_line(tree, k)) is not None})
+    loaded._pending.update({PENDING_KEYS[k]: SecretStr(str(v)) for k, v in data.items() if k in PENDING_KEYS and v})
     return loaded
+
+
+def stage_rotation(path: Path, key: str, value: str) -> None:
+    """Write `value` as KEY_next (added, or replacing an earlier pending value); KEY stays as it is."""
+    _edit(path, {f"{key}{NEXT_SUFFIX}": value})
+
+
+def abandon_rotation(path: Path, key: str, earlier: str | None) -> None:
+    """Undo stage_rotation after a refusal: KEY_next back to the earlier pending value, or gone."""
+    _edit(path, {f"{key}{NEXT_SUFFIX}": earlier})
+
+
+def finish_rotation(path: Path, key: str, secrets_now: Secrets) -> None:
+    """After a run that applied it: KEY takes the pending value, KEY_next goes, and for the crypt key
+    the retired keys are those the run used (`secrets_now`, from Secrets.rotated)."""
+    changes: dict[str, str | None] = {key: getattr(secrets_now, key).get_secret_value(), f"{key}{NEXT_SUFFIX}": None}
+    if key == CRYPT_KEY:
+        changes[RETIRED_CRYPT_KEYS] = secrets_now.jupyterhub_crypt_key_retired.get_secret_value()
+    _edit(path, changes)
+
+
+def _edit(path: Path, changes: dict[str, str | None]) -> None:
+    """Set (or, for None, delete) keys in secrets.yml through the round trip, every other value, comment
+    and the vault encryption kept; parsed again and compared before it replaces the file (atomically,
+    0600). InvalidConfig (nothing written) for a file that cannot be read, or is a link."""
+    display = str(path)
+    problems = Problems()
+    try:
+        current = _read(path)
+    except _Problem as unreadable:
+        _record(problems, display, unreadable)
+        problems.raise_if_errors()
+        raise  # unreachable: raise_if_errors raised
+    if current.is_link:
+        problems.error(display, "", "a symbolic link; kfinstall would replace the link to record the rotation",
+                       "replace the link with the file it points to")
+    for problem in _structure_problems(current.tree):
+        _record(problems, display, problem)
+    problems.raise_if_errors()
+    tree = current.tree if current.tree is not None else CommentedMap()
+    expected = {k: _shape(v) for k, v in tree.items() if changes.get(k, "") is not None}
+    for key, value in changes.items():
+        if value is None:
+            tree.pop(key, None)
+        else:
+            # Double-quoted: any value reads back as the same string ('true', '123', ': ', '#' included).
+            tree[key] = DoubleQuotedScalarString(value)
+            expected[key] = _shape(value)
+    text = _dump(tree)
+    try:
+        after = _round_trip().load(text)
+    except YAMLError:
+        after = None
+    if not isinstance(after, dict) or {k: _shape(v) for k, v in after.items()} != expected:
+        problems.error(display, ", ".join(changes), "cannot record the rotation without changing other values",
+                       "check the file by hand (`kfinstall secrets rotate` changes only the keys it names)")
+        problems.raise_if_errors()
+    write_file_atomically(path, current.vault.encrypt(text) if current.vault else text.encode("utf-8"), 0o600)
