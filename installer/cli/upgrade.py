@@ -30,6 +30,7 @@ from installer.upgrade.hops import hop_runners
 from installer.upgrade.migrations import MIGRATIONS
 from installer.upgrade.route import Route, plan_route
 from installer.upgrade.run import run_upgrade
+from installer.upgrade.site import site_route
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ def plan_for(
     explicit, notes = _explicit_target(cfg, to_channel)
     default = load_release(to_channel).kubernetes.default_minor
     route = plan_route(installed.channel, installed.kubernetes, to_channel, explicit, defaulted_kubernetes=default)
+    # What the site turned off is neither upgraded nor migrated.
+    route = site_route(route, cfg)
     return installed, route, notes + list(route.notes)
 
 
@@ -188,6 +191,8 @@ def _show_route(cfg: ClusterConfig, installed: Installed, route: Route, notes: l
             out.print(f"    change: {change.text()}", markup=False)
         for name in hop.migrations:
             out.print(f"    migration: {name}: {MIGRATIONS.get(name, '')}", markup=False)
+        for skipped in hop.skipped:
+            out.print(f"    skipped: {skipped}", markup=False)
         out.print(f"    backups: {', '.join(hop.backups)}", markup=False)
         for pause in hop.pauses:
             out.print(f"    pause: {pause}", markup=False)

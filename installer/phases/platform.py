@@ -103,6 +103,16 @@ def _enabled_images(cfg: ClusterConfig) -> list[str]:
     return images
 
 
+def deployed_charts(cfg: ClusterConfig) -> list[str]:
+    """The channel's chart keys the platform program deploys for `cfg` (an upgrade leaves the others alone)."""
+    return _enabled_charts(cfg)
+
+
+def deployed_images(cfg: ClusterConfig) -> list[str]:
+    """The channel's component images the program deploys for `cfg` (helpers such as busybox not listed)."""
+    return _enabled_images(cfg)
+
+
 def _components(cfg: ClusterConfig) -> list[Component]:
     pins = cfg.release
     found = [

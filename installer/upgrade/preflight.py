@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from installer.errors import PreflightError
 from installer.releases import Release, load_release
 from installer.upgrade.facts import ClusterFacts
-from installer.upgrade.migration_table import TRAINING_STANDALONE, Z2JH_CHART, chart_major
+from installer.upgrade.migration_table import TRAINING_STANDALONE, Z2JH_CHART, chart_major, migrations_for
 from installer.upgrade.route import Hop, Route
 from installer.upgrade.rules import UpgradeRules, load_rules
 from installer.versions import minor_of, minor_tuple, parse
@@ -109,7 +109,10 @@ def check_systemd_cgroup(facts: ClusterFacts) -> list[str]:
 
 def check_tfjobs(facts: ClusterFacts, hop: Hop, training_enabled: bool, rules: UpgradeRules) -> list[str]:
     """While TFJobs (or other guarded jobs) exist, the target must keep training-operator v1."""
-    if hop.kind != "platform" or TRAINING_STANDALONE not in hop.migrations:
+    # The channel boundary, not hop.migrations: a site with training off has that migration set aside
+    # (installer.upgrade.site), and jobs that still exist must refuse the hop all the same.
+    boundary = migrations_for(load_release(hop.from_channel), load_release(hop.to_channel), rules)
+    if hop.kind != "platform" or TRAINING_STANDALONE not in boundary:
         return []
     in_use = {name: count for name, count in facts.crd_objects.items() if count > 0}
     if in_use and not training_enabled:

@@ -60,6 +60,9 @@ class Hop:
     backups: tuple[str, ...] = BACKUPS
     pauses: tuple[str, ...] = ()
     reason: str = ""
+    # What the channels change but this site does not run (a component turned off), with the reason:
+    # neither upgraded nor migrated (installer.upgrade.site.site_route).
+    skipped: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -85,6 +88,7 @@ class Hop:
             "backups": list(self.backups),
             "pauses": list(self.pauses),
             "reason": self.reason,
+            "skipped": list(self.skipped),
         }
 
     def title(self) -> str:
@@ -361,11 +365,6 @@ def _kubernetes_hop(index: int, channel: Release, old: str, new: str, reason: st
 def _platform_hop(index: int, old: Release, new: Release, kubernetes: str, rules: UpgradeRules) -> Hop:
     changes = release_changes(old, new)
     migrations = migrations_for(old, new, rules)
-    pauses = [f"before hop {index}: {len(changes)} component change(s) on channel {new.channel}"]
-    if any(c.component == "nvidia-driver" for c in changes):
-        pauses.append(f"during hop {index}: GPU nodes are drained and rebooted one at a time for the new driver branch")
-    if INGRESS_SWITCH in migrations:
-        pauses.append(ingress_switch_pause(index))
     return Hop(
         index=index,
         kind="platform",
@@ -375,9 +374,21 @@ def _platform_hop(index: int, old: Release, new: Release, kubernetes: str, rules
         kubernetes_to=kubernetes,
         changes=changes,
         migrations=migrations,
-        pauses=tuple(pauses),
+        pauses=platform_pauses(index, new.channel, changes, migrations),
         reason=f"upgradesFrom edge {old.channel} -> {new.channel}",
     )
+
+
+def platform_pauses(
+    index: int, channel: str, changes: tuple[Change, ...], migrations: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Where a platform hop stops for the operator, from what it changes and migrates."""
+    pauses = [f"before hop {index}: {len(changes)} component change(s) on channel {channel}"]
+    if any(c.component == "nvidia-driver" for c in changes):
+        pauses.append(f"during hop {index}: GPU nodes are drained and rebooted one at a time for the new driver branch")
+    if INGRESS_SWITCH in migrations:
+        pauses.append(ingress_switch_pause(index))
+    return tuple(pauses)
 
 
 def validate_route(

@@ -259,4 +259,4 @@ def test_route_json_is_stable() -> None:
     assert data["to"] == {"channel": "1.11", "kubernetes": "1.32"}
     assert [h["kind"] for h in data["hops"]] == ["kubernetes", "platform"]
     assert set(data["hops"][1]) == {"index", "key", "kind", "fromChannel", "toChannel", "kubernetes", "changes",
-                                    "migrations", "backups", "pauses", "reason"}
+                                    "migrations", "backups", "pauses", "reason", "skipped"}
