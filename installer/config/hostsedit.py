@@ -76,11 +76,8 @@ class HostRemoval:
 def plan_host_removal(path: Path, host: str) -> HostRemoval:
     """Work out the edit without writing anything (the caller shows it and writes it at the end)."""
     removal = HostRemoval(path=path, host=host, host_vars=_host_vars_files(path.parent, host))
-    if path.suffix not in (".yml", ".yaml"):
-        removal.reason = f"{path.name} is not a YAML inventory; kfinstall edits only YAML ones"
-        return removal
-    if path.is_symlink() or not stat.S_ISREG(os.lstat(path).st_mode):
-        removal.reason = f"{path.name} is a link or not a regular file; kfinstall does not edit through it"
+    removal.reason = _not_editable(path)
+    if removal.reason is not None:
         return removal
     problems = Problems()
     text = read_text_or_report(path, path.name, problems, INVENTORY_LIMITS.max_bytes, "")
@@ -90,6 +87,8 @@ def plan_host_removal(path: Path, host: str) -> HostRemoval:
         return removal
     removal.old_text = text
     places = list(_places(loaded.tree, host, None))
+    # str.splitlines breaks where YAML does (\n, \r\n, \r, U+0085, U+2028/9); the other breaks it knows are
+    # characters YAML refuses, so the lines counted here are the parser's lines.
     lines = text.splitlines(keepends=True)
     removal.entries = [_entry(lines, group, line, column) for group, line, column in places]
     if not places:
@@ -104,6 +103,19 @@ def plan_host_removal(path: Path, host: str) -> HostRemoval:
         return removal
     removal.new_text = new_text
     return removal
+
+
+def _not_editable(path: Path) -> str | None:
+    """Why kfinstall will not edit `path` at all (not YAML, a link, not a regular file), else None."""
+    if path.suffix not in (".yml", ".yaml"):
+        return f"{path.name} is not a YAML inventory; kfinstall edits only YAML ones"
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as exc:
+        return f"{path.name} cannot be read again ({exc.strerror or exc.__class__.__name__})"
+    if stat.S_ISLNK(mode) or not stat.S_ISREG(mode):
+        return f"{path.name} is a link or not a regular file; kfinstall does not edit through it"
+    return None
 
 
 def write_host_removal(removal: HostRemoval) -> None:
