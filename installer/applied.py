@@ -151,18 +151,13 @@ def versions_of(cfg: ClusterConfig) -> dict[str, Any]:
             "images": {name: pin.ref for name, pin in sorted(release.images.items())}}
 
 
-def forget_hosts(cfg: ClusterConfig, hosts: Collection[str], *, whole_site: bool = False) -> None:
-    """After `kfinstall reset`: the reset hosts leave the recorded host roles, so `plan` shows them as hosts
-    to add and `up` (or `up --limit`) converges them again. A reset of every host drops the hosts part."""
+def forget_host_part(cfg: ClusterConfig) -> None:
+    """After `kfinstall reset` of every host: the hosts part goes (nothing of what it records is left), so
+    `plan` and `up --limit` see a site whose hosts were never converged."""
     record = read_applied(cfg.state_dir)
-    if not record or not record.get("hosts") or record.get("cluster") != cfg.name:
+    if not record or "hosts" not in record or record.get("cluster") != cfg.name:
         return
-    if whole_site:
-        del record["hosts"]
-    else:
-        gone = set(hosts)
-        record["hosts"]["roles"] = {role: [h for h in names if h not in gone]
-                                    for role, names in (record["hosts"].get("roles") or {}).items()}
+    del record["hosts"]
     path = cfg.state_dir / APPLIED_FILE
     write_file_atomically(path, (json.dumps(record, indent=1, sort_keys=True) + "\n").encode("utf-8"), 0o600)
 

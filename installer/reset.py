@@ -353,8 +353,10 @@ def _inventory(cfg: ClusterConfig) -> Any:
 
 
 def _remember(cfg: ClusterConfig, report: ResetReport) -> None:
-    """The state's history says when which hosts were reset; the last applied record forgets a host reset
-    in full, so `plan` shows it as a host to add and `up` converges it again."""
+    """The state's history says when which hosts were reset. A reset of every host also drops the last
+    applied record's host part (nothing of it is left). A partial reset keeps it: the hosts that stay still
+    carry what it records (the NFS export list and Gluster's auth.allow still name the reset hosts), and
+    `up --limit` reads it to tell which hosts those admit."""
     from installer.state import HistoryEntry, State, read_state, write_state
 
     state = read_state(cfg.state_dir) or State(cluster=cfg.name)
@@ -362,11 +364,7 @@ def _remember(cfg: ClusterConfig, report: ResetReport) -> None:
         report.plan.hosts), run_id=report.run_id, to_channel=state.installed_channel or cfg.release.channel,
         result=report.result))
     write_state(cfg.state_dir, state)
-    if report.result in ("ok", "incomplete"):
-        _forget_applied_hosts(cfg, report.plan)
+    if report.result in ("ok", "incomplete") and report.plan.whole_site:
+        from installer.applied import forget_host_part
 
-
-def _forget_applied_hosts(cfg: ClusterConfig, plan: ResetPlan) -> None:
-    from installer.applied import forget_hosts
-
-    forget_hosts(cfg, plan.hosts, whole_site=plan.whole_site)
+        forget_host_part(cfg)

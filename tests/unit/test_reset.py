@@ -129,16 +129,22 @@ def test_reset_host_runs_under_the_callers_lock_without_asking(make_site, monkey
     assert report.plan.hosts == ("cp1",) and seen[0].refusals == ()
 
 
-def test_forget_hosts_makes_plan_show_a_reset_host_as_new(make_site) -> None:  # type: ignore[no-untyped-def]
-    from installer.applied import forget_hosts, read_applied, record_apply
+def test_a_partial_reset_keeps_the_applied_hosts_a_whole_one_drops_them(make_site) -> None:  # type: ignore[no-untyped-def]
+    """The hosts that stay still admit the reset one (NFS export list, auth.allow): up --limit reads that."""
+    from installer.applied import read_applied, record_apply
+    from installer.reset import _remember
+    from installer.state import read_state
 
     cfg = load(make_site(), need_secrets=False)
     record_apply(cfg, ("hosts",), run_id="r1")
-    forget_hosts(cfg, ["n2"])
-    roles = read_applied(cfg.state_dir)["hosts"]["roles"]  # type: ignore[index]
-    assert roles["kube_node"] == ["n1"] and roles["kube_control_plane"] == ["cp1"]
-    forget_hosts(cfg, ["cp1", "n1", "n2"], whole_site=True)
+    recorded = read_applied(cfg.state_dir)["hosts"]["roles"]  # type: ignore[index]
+    _remember(cfg, ResetReport("r2", "record", plan_reset(cfg, "n2")))
+    assert read_applied(cfg.state_dir)["hosts"]["roles"] == recorded  # type: ignore[index]
+    _remember(cfg, ResetReport("r3", "record", plan_reset(cfg)))
     assert "hosts" not in read_applied(cfg.state_dir)  # type: ignore[operator]
+    history = read_state(cfg.state_dir).history  # type: ignore[union-attr]
+    assert [(h.action, h.run_id, h.result) for h in history] == [
+        ("reset n2", "r2", "ok"), ("reset cp1,n1,n2", "r3", "ok")]
 
 
 # ---- the command ----------------------------------------------------------------------------------------
