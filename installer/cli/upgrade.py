@@ -28,9 +28,11 @@ from installer.releases import channel_names, load_release
 from installer.state import State, read_state
 from installer.upgrade.hops import hop_runners
 from installer.upgrade.migrations import MIGRATIONS
+from installer.upgrade.preflight import refuse_if
 from installer.upgrade.route import Route, plan_route
 from installer.upgrade.run import run_upgrade
 from installer.upgrade.site import site_route
+from installer.upgrade.tools import tool_problems
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,9 @@ def upgrade(
             "not on a terminal and --yes not given: nothing was changed (the upgrade pauses before "
             "each hop for confirmation)"
         )
+    # Every program the route runs on this machine (helm for a CRD migration, Pulumi for a platform hop)
+    # is checked before the first hop, not found missing halfway.
+    refuse_if(tool_problems(cfg, route), "the route")
     # With --output json, stdout carries only the JSON document; progress goes to stderr.
     progress = stderr if output == "json" else stdout
     report = run_upgrade(cfg, route, progress, confirm=None if yes else confirm_on_terminal, verbosity=verbosity(),

@@ -235,6 +235,15 @@ def _kps_crds(run: MigrationRun, target: ClusterConfig) -> tuple[ClusterConfig, 
     return target, migrations.kps_crd_source(target.release)
 
 
+def step_programs(name: str, target: ClusterConfig) -> set[str]:
+    """The programs migration `name` runs on this machine besides kubectl (which the upgrade reaches through
+    installer.adapters.kube and checks before it reads the cluster), from the step's own command builder."""
+    if name == KPS_CRDS:
+        commands = migrations.kps_crd_commands(target.release, Path("charts"), Path("kubeconfig"))
+        return {argv[0] for argv in commands} - {kube.KUBECTL}
+    return set()
+
+
 STEPS: dict[str, Step] = {
     Z2JH_3_TO_4: _z2jh_3_to_4,
     TRAINING_STANDALONE: _training_standalone,

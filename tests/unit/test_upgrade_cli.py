@@ -148,7 +148,8 @@ def test_a_real_upgrade_needs_kfinstall_yaml_on_the_target_channel(make_site) ->
     assert "so that a later `kfinstall up` keeps the upgraded platform" in result.exception.message
 
 
-def test_a_real_upgrade_without_a_cluster_refuses_clearly(make_site) -> None:
+def test_a_real_upgrade_without_a_cluster_refuses_clearly(make_site, monkeypatch) -> None:
+    monkeypatch.setattr("installer.cli.upgrade.tool_problems", lambda cfg, route: [])  # Pulumi is not here
     site = make_site({"spec.channel": "26.03.1"})
     _state(site, "26.03", "1.34")
     result = _invoke("-i", str(site), "--to", "26.03.1", "--yes")

@@ -73,6 +73,7 @@ def test_the_command_passes_its_grace_period_to_the_hops(make_site, monkeypatch,
         raise SystemExit(0)
 
     monkeypatch.setattr(command, "run_upgrade", fake_run)
+    monkeypatch.setattr(command, "tool_problems", lambda cfg, route: [])  # no Pulumi CLI here
     result = CliRunner().invoke(cli, ["upgrade", "-i", str(site), "--to", "26.03.1", "--yes", "--grace-period", "33"])
     assert result.exit_code == 0, result.output
     cfg = load(site, need_secrets=False)
