@@ -12,6 +12,15 @@ Ansible will (same address, port, user and the operator's own ssh arguments, so 
 but with every authentication method switched off: the host key is verified (and pinned on first
 contact) and then the login fails on purpose. No credential is offered, no command and no task runs,
 on any host, until every host's key is known to be the pinned one.
+
+Jump hosts (a Kubespray `bastion` group, or -J / -o ProxyJump in the inventory's ssh args) are checked
+first, the same way and against the same known_hosts. ssh hands none of its -o options to the ssh it
+starts for a ProxyJump hop, only -F (OpenSSH ssh.c, measured with OpenSSH 9.2: "Setting implicit
+ProxyCommand from ProxyJump: ssh -l u -p 2222 -F <file> -W '[%h]:%p' <jump>"), so a site with jump hosts
+gets an ssh config file of its own in the state directory (<state>/ssh_config, passed with -F on every
+connection): the host-key policy for every host, jumps included, then the bastion's routes, then the
+operator's ~/.ssh/config and /etc/ssh/ssh_config (ssh keeps the first value it reads, so kfinstall's
+host-key settings win and the rest of the operator's configuration still applies).
 """
 
 from __future__ import annotations
@@ -24,9 +33,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installer.config.inventory import ROLE_GROUPS
+from installer.config.inventory import ROLE_GROUPS, Inventory
 from installer.config.resolved import ClusterConfig
-from installer.config.ssh import KNOWN_HOSTS, OWNED_OPTIONS, TRUST_OPTIONS, SshTarget, ssh_option_names
+from installer.config.ssh import (
+    KNOWN_HOSTS,
+    OWNED_OPTIONS,
+    TRUST_OPTIONS,
+    SshTarget,
+    jump_hosts,
+    proxy_command,
+    ssh_option_names,
+)
 from installer.errors import ConfigError, PreflightError
 from installer.interrupt import run_child
 
@@ -44,6 +61,8 @@ _CHECK_OPTIONS = (
 )
 CHECK_TIMEOUT_S = 30
 _OWNED = {o.lower() for o in OWNED_OPTIONS + TRUST_OPTIONS}
+SSH_CONFIG = "ssh_config"  # in the state directory, beside known_hosts: only for a site with jump hosts
+BASTION_GROUP = "bastion"  # Kubespray's: its first host is the jump host for every host outside the group
 
 
 @dataclass(frozen=True)
@@ -53,26 +72,81 @@ class HostKeyPolicy:
     mode: str
     known_hosts: Path
     targets: dict[str, SshTarget] = field(default_factory=dict)
+    # Jump hosts, checked before any target: the bastion by its inventory name, ProxyJump hops as "jump HOP".
+    jumps: dict[str, SshTarget] = field(default_factory=dict)
+    bastion: SshTarget | None = None  # Kubespray's bastion host, when the inventory has one
+    proxied: tuple[str, ...] = ()  # addresses ssh reaches through the bastion (ssh_config's ProxyJump)
 
     @classmethod
     def of(cls, cfg: ClusterConfig) -> HostKeyPolicy:
-        """The policy of a site: every host in a role group that Ansible reaches over ssh."""
+        """The policy of a site: every host in a role group that Ansible reaches over ssh, and the jump
+        hosts on the way to them."""
         targets = {
             h.name: h.ssh
             for h in cfg.inventory.hosts
             if h.ssh is not None and not h.ssh.local and set(h.roles) & set(ROLE_GROUPS)
         }
-        return cls(cfg.spec.ssh.host_key_checking, cfg.state_dir / KNOWN_HOSTS, targets)
+        environ = dict(os.environ)
+        jumps: dict[str, SshTarget] = {}
+        bastion = _bastion(cfg.inventory)
+        proxied: list[str] = []
+        if bastion is not None:
+            jumps[bastion[0]] = bastion[1]
+            # Kubespray's ssh-bastion.conf: every host outside the bastion group goes through it; a host
+            # whose own ssh args say how to reach it (ProxyJump, ProxyCommand) keeps its way, as ssh
+            # keeps the command line's value over a config file's.
+            outside = set(targets) - set(cfg.inventory.pattern_hosts(BASTION_GROUP))
+            proxied = [targets[name].address for name in sorted(outside) if not _own_route(targets[name], environ)]
+        for target in targets.values():
+            hops = jump_hosts(target.args(environ))
+            for index, hop in enumerate(hops):
+                jumps.setdefault(f"jump {hop}", _hop_target(hop, hops[:index]))
+        return cls(cfg.spec.ssh.host_key_checking, cfg.state_dir / KNOWN_HOSTS, targets, jumps,
+                   bastion[1] if bastion else None, tuple(dict.fromkeys(proxied)))
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.known_hosts.parent / SSH_CONFIG
+
+    def ssh_config_text(self) -> str:
+        """<state>/ssh_config: the bastion's routes, the host-key policy for every host (ProxyJump hops
+        read only this file's settings), then the operator's own ssh configuration."""
+        checking, known = self._checking()
+        lines = ["# Written by kfinstall on every run for this site's jump hosts (installer/adapters/ssh.py).",
+                 "# Change hosts.yml or kfinstall.yaml instead: this file is replaced."]
+        if self.bastion is not None and self.proxied:
+            lines += [f"Host {' '.join(self.proxied)}", f"  ProxyJump {_jump_spec(self.bastion.address)}",
+                      f"Host {self.bastion.address}"]
+            lines += [f"  User {self.bastion.user}"] if self.bastion.user else []
+            lines += [f"  Port {self.bastion.port}"] if self.bastion.port else []
+            if self.bastion.identity:
+                lines.append(f'  IdentityFile "{self.bastion.identity.replace("%", "%%")}"')
+        lines += ["Host *", f"  StrictHostKeyChecking {checking}", f'  UserKnownHostsFile "{known}"',
+                  "  GlobalKnownHostsFile /dev/null", "  VerifyHostKeyDNS no",
+                  "  Include ~/.ssh/config", "  Include /etc/ssh/ssh_config"]
+        return "\n".join(lines) + "\n"
+
+    def write_ssh_config(self) -> None:
+        """Write <state>/ssh_config (0600) when the site has jump hosts; kfinstall's own file, replaced."""
+        if self.jumps:
+            from installer.owned import write_file_atomically
+
+            self.ssh_config.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_file_atomically(self.ssh_config, self.ssh_config_text().encode(), 0o600)
+
+    def _checking(self) -> tuple[str, str]:
+        return _STRICTNESS[self.mode], "/dev/null" if self.mode == "off" else str(self.known_hosts)
 
     def ssh_options(self) -> list[str]:
         """The host-key options, first on every ssh command line (ssh keeps the first value given)."""
-        known = "/dev/null" if self.mode == "off" else str(self.known_hosts)
+        checking, known = self._checking()
         # ssh reads a space in a file name as a list separator: quote it (ssh_config's own quoting).
         # GlobalKnownHostsFile too: ssh also trusts /etc/ssh/ssh_known_hosts (or what an ssh_config names),
         # so under strict a host pinned there but not in the site's file would be let in.
+        # With jump hosts, -F: the only setting a ProxyJump hop's ssh is given (see the module docstring).
         return [
-            "-o", f"StrictHostKeyChecking={_STRICTNESS[self.mode]}", "-o", f'UserKnownHostsFile="{known}"',
-            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", f"StrictHostKeyChecking={checking}", "-o", f'UserKnownHostsFile="{known}"',
+            "-o", "GlobalKnownHostsFile=/dev/null", *(["-F", str(self.ssh_config)] if self.jumps else []),
         ]
 
     def ansible_ssh_args(self) -> str:
@@ -101,6 +175,40 @@ class HostKeyPolicy:
         return hashlib.sha256(f"{self.mode}\0{self.known_hosts}".encode()).hexdigest()[:12]
 
 
+def _bastion(inventory: Inventory) -> tuple[str, SshTarget] | None:
+    """Kubespray's bastion: the first host of the `bastion` group (roles/bastion-ssh-config reads
+    groups['bastion'][0]), reached as the inventory says (its address, port, user, key file)."""
+    first = inventory.pattern_hosts(f"{BASTION_GROUP}[0]")
+    host = next((h for h in inventory.hosts if first and h.name == first[0]), None)
+    if host is None or host.ssh is None or host.ssh.local:
+        return None
+    return host.name, host.ssh
+
+
+def _own_route(target: SshTarget, environ: dict[str, str]) -> bool:
+    args = target.args(environ)
+    return bool(jump_hosts(args)) or proxy_command(args) is not None
+
+
+def _hop_target(hop: str, before: list[str]) -> SshTarget:
+    """A ProxyJump hop ([user@]host[:port] or ssh://[user@]host[:port]) as a target of its own, reached
+    through the hops before it."""
+    spec = hop.removeprefix("ssh://")
+    user, _, rest = spec.rpartition("@")
+    if rest.startswith("["):  # [IPv6]:port
+        address, _, port = rest[1:].partition("]")
+        port = port.removeprefix(":")
+    else:
+        address, _, port = rest.partition(":") if rest.count(":") == 1 else (rest, "", "")
+    via = ("-J", ",".join(before)) if before else ()
+    return SshTarget(address=address, port=int(port) if port.isdigit() else None, user=user or None,
+                     common_args=via, extra_args=())
+
+
+def _jump_spec(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
 @dataclass(frozen=True)
 class HostKeyReport:
     mode: str
@@ -120,15 +228,28 @@ def check_host_keys(policy: HostKeyPolicy) -> HostKeyReport:
     Raises PreflightError (exit 3) naming each host whose key changed, or, under strict, is not pinned.
     """
     ignored = environment_conflicts(dict(os.environ))
+    policy.write_ssh_config()  # before any connection: every ssh of the run reads it (-F)
     if policy.mode == "off":
         return HostKeyReport(policy.mode, "/dev/null", ignored=ignored)
     policy.known_hosts.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if not policy.known_hosts.exists():
         policy.known_hosts.touch(mode=0o600)
-    with ThreadPoolExecutor(max_workers=max(1, min(16, len(policy.targets)))) as pool:
-        checked = pool.map(lambda target: _check_one(policy, target), policy.targets.values())
-        outcomes = dict(zip(policy.targets, checked, strict=True))
     report = HostKeyReport(policy.mode, str(policy.known_hosts), ignored=ignored)
+    # Jump hosts first: a hop whose key changed must be named as such, not as its hosts' failure.
+    for group in (policy.jumps, policy.targets):
+        refused = _check_group(policy, group, report)
+        if refused:
+            raise PreflightError("host key check refused (nothing was run on any host):\n  " + "\n  ".join(refused))
+    return report
+
+
+def _check_group(policy: HostKeyPolicy, targets: dict[str, SshTarget], report: HostKeyReport) -> list[str]:
+    """Check `targets` in parallel, adding each outcome to `report`; the refusals."""
+    if not targets:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as pool:
+        checked = pool.map(lambda target: _check_one(policy, target), targets.values())
+        outcomes = dict(zip(targets, checked, strict=True))
     refused = []
     for name, (status, detail) in outcomes.items():
         if status == "pinned":
@@ -139,9 +260,7 @@ def check_host_keys(policy: HostKeyPolicy) -> HostKeyReport:
             report.unreachable[name] = detail[0]
         else:
             refused.append(_refusal(policy, name, status, detail[0]))
-    if refused:
-        raise PreflightError("host key check refused (nothing was run on any host):\n  " + "\n  ".join(refused))
-    return report
+    return refused
 
 
 def environment_conflicts(environ: dict[str, str]) -> list[str]:

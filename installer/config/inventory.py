@@ -475,6 +475,7 @@ def _check_role_groups(inv: Inventory, display: str, spec: dict[str, Any], probl
         return
     _check_presence(inv, display, problems)
     _check_legacy_groups(inv, display, problems)
+    _check_bastion(inv, display, problems)
     _check_near_role_groups(inv, display, problems)
     _check_addresses(inv, display, problems)
     _check_roles(inv, display, spec, problems)
@@ -509,6 +510,21 @@ def _check_presence(inv: Inventory, display: str, problems: Problems) -> None:
         problems.warn(display, "all", f"{len(others)} host(s) in none of kfinstall's role groups but in groups of "
                       f"other tools (Kubespray, DeepOps) are left alone: {shown}{more}",
                       f"add a host to one of {', '.join(ROLE_GROUPS)} if kfinstall should manage it")
+
+
+def _check_bastion(inv: Inventory, display: str, problems: Problems) -> None:
+    """Kubespray's bastion (the first host of `bastion`): kfinstall writes its key file into the site's
+    ssh_config (installer/adapters/ssh.py), so the path must be literal and one line."""
+    first = inv.pattern_hosts("bastion[0]")
+    host = next((h for h in inv.hosts if first and h.name == first[0]), None)
+    identity = host.ssh.identity if host is not None and host.ssh is not None else None
+    if host is None or identity is None:
+        return
+    if "{{" in identity or "{%" in identity or '"' in identity or not identity.isprintable():
+        problems.error(display, f"all.hosts.{host.name}.ansible_ssh_private_key_file",
+                       "the bastion's key file must be a literal path (no template, quote or control character): "
+                       "kfinstall writes it into the site's ssh_config for the jump",
+                       "write the key file's path itself")
 
 
 def _check_legacy_groups(inv: Inventory, display: str, problems: Problems) -> None:

@@ -40,8 +40,8 @@ OWNED_OPTIONS = (
 # Options that make ssh trust a host key found elsewhere than the site's known_hosts (a command's
 # output, DNS SSHFP records): the pinned key would no longer be the only one accepted.
 TRUST_OPTIONS = ("KnownHostsCommand", "VerifyHostKeyDNS")
-# ssh flags that set an owned option directly: -S wins over any -o ControlPath, wherever it stands.
-_FLAG_OPTIONS = {"S": "ControlPath", "M": "ControlMaster"}
+# ssh flags that set an option directly: -S wins over any -o ControlPath, wherever it stands; -J is ProxyJump.
+_FLAG_OPTIONS = {"S": "ControlPath", "M": "ControlMaster", "J": "ProxyJump"}
 # Ansible's own variables for the control socket: a host variable beats kfinstall's environment.
 _CONTROL_PATH_VARS = ("ansible_control_path", "ansible_control_path_dir")
 SSH_CONNECTIONS = ("ssh", "smart", "ansible.builtin.ssh", "ansible.legacy.ssh")
@@ -55,10 +55,11 @@ _PORT_VARS = ("ansible_port", "ansible_ssh_port")
 _USER_VARS = ("ansible_user", "ansible_ssh_user")
 _ARGS_VARS = ("ansible_ssh_common_args", "ansible_ssh_extra_args")
 _CHECKING_VARS = ("ansible_host_key_checking", "ansible_ssh_host_key_checking")
+_KEY_VARS = ("ansible_private_key_file", "ansible_ssh_private_key_file")  # read for a bastion (Kubespray's)
 # Every variable read_target needs (installer/config/inventory.py reads them through Ansible).
 SSH_TARGET_VARS = (
     *_ADDRESS_VARS, *_PORT_VARS, *_USER_VARS, *_ARGS_VARS, *_CHECKING_VARS, "ansible_ssh_args", "ansible_connection",
-    *_CONTROL_PATH_VARS,
+    *_CONTROL_PATH_VARS, *_KEY_VARS,
 )
 # The inventory checks (installer/config/inventory.py) refuse templates in the address, port and user
 # variables, old names included; these are the rest.
@@ -77,6 +78,7 @@ class SshTarget:
     common_args: tuple[str, ...] | None = None
     extra_args: tuple[str, ...] | None = None
     local: bool = False  # ansible_connection: local (no SSH, no host key)
+    identity: str | None = None  # ansible_ssh_private_key_file, as written (used for a bastion: see adapters/ssh.py)
 
     def args(self, environ: dict[str, str]) -> list[str]:
         """The operator's ssh arguments as Ansible passes them: each from the inventory, else the environment."""
@@ -88,26 +90,54 @@ class SshTarget:
 
 def ssh_option_names(args: list[str] | tuple[str, ...]) -> list[str]:
     """The option names an ssh argument list sets, as ssh's getopt reads them (-oX=1, -o X=1, -vo X 1,
-    -o "X<tab>1"), with -S and -M named as the options they set (ControlPath, ControlMaster)."""
-    names, i = [], 0
+    -o "X<tab>1"), with -S, -M and -J named as the options they set (ControlPath, ControlMaster, ProxyJump)."""
+    return [name for name, _ in ssh_options(args)]
+
+
+def ssh_options(args: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """(option name, value) of each option an ssh argument list sets, in order (see ssh_option_names)."""
+    found, i = [], 0
     while i < len(args):
         token = args[i]
         i += 1
         if not token.startswith("-") or token in ("-", "--"):
             continue
         for pos, letter in enumerate(token[1:], start=1):
+            value = ""
+            if letter in _TAKES_ARGUMENT:
+                value = token[pos + 1 :]
+                if not value and i < len(args):
+                    value, i = args[i], i + 1
             if letter in _FLAG_OPTIONS:
-                names.append(_FLAG_OPTIONS[letter])
+                found.append((_FLAG_OPTIONS[letter], value))
             if letter not in _TAKES_ARGUMENT:
                 continue
-            value = token[pos + 1 :]
-            if not value and i < len(args):
-                value, i = args[i], i + 1
             if letter == "o":
                 # ssh_config syntax: the keyword ends at '=' or any white space, leading space skipped.
-                names.append(re.split(r"[\s=]", value.strip(), maxsplit=1)[0])
+                name, rest = _keyword(value)
+                found.append((name, rest))
             break
-    return names
+    return found
+
+
+def _keyword(value: str) -> tuple[str, str]:
+    """An -o argument split as ssh_config reads it: the keyword, then the value (after '=' or white space)."""
+    parts = re.split(r"[\s=]", value.strip(), maxsplit=1)
+    rest = parts[1] if len(parts) > 1 else ""
+    return parts[0], rest.strip().removeprefix("=").strip()
+
+
+def jump_hosts(args: list[str] | tuple[str, ...]) -> list[str]:
+    """The ProxyJump hops an ssh argument list asks for (-J a,b or -o ProxyJump=a,b; ssh keeps the first
+    given), [] without one or with `none`."""
+    value = next((v for name, v in ssh_options(args) if name.lower() == "proxyjump"), "")
+    return [] if value.strip().lower() in ("", "none") else [hop.strip() for hop in value.split(",") if hop.strip()]
+
+
+def proxy_command(args: list[str] | tuple[str, ...]) -> str | None:
+    """The ProxyCommand an ssh argument list sets (the first), None without one or with `none`."""
+    value = next((v for name, v in ssh_options(args) if name.lower() == "proxycommand"), None)
+    return None if value is None or value.strip().lower() == "none" else value
 
 
 def _last(variables: dict[str, Any], names: tuple[str, ...]) -> Any:
@@ -164,6 +194,7 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
     if len(problems.errors) > before:
         return None
     port = _last(variables, _PORT_VARS)
+    identity = _last(variables, _KEY_VARS)
     return SshTarget(
         address=str(_last(variables, _ADDRESS_VARS) or name),
         port=int(port) if port is not None and str(port).isdigit() else None,
@@ -171,12 +202,25 @@ def read_target(name: str, variables: dict[str, Any], display: str, problems: Pr
         common_args=tuple(split["ansible_ssh_common_args"]) if "ansible_ssh_common_args" in split else None,
         extra_args=tuple(split["ansible_ssh_extra_args"]) if "ansible_ssh_extra_args" in split else None,
         local=connection in LOCAL_CONNECTIONS,
+        identity=None if identity is None else str(identity),
     )
 
 
 def _check_options(split: dict[str, list[str]], key: str, display: str, problems: Problems) -> None:
-    """Refuse -o options (and -S/-M) in the inventory's ssh args that kfinstall owns or that trust other keys."""
+    """Refuse -o options (and -S/-M) in the inventory's ssh args that kfinstall owns or that trust other keys,
+    and a ProxyCommand running ssh: that inner ssh would check the jump host's key against the operator's own
+    known_hosts, never the site's."""
     for var, var_args in split.items():
+        command = proxy_command(var_args)
+        hop = proxy_ssh_destination(command) if command is not None else None
+        if hop is not None:
+            problems.error(
+                display, f"{key}.{var}",
+                "-o ProxyCommand runs ssh to a jump host whose key kfinstall cannot check (that ssh reads your "
+                "own known_hosts, not the site's)",
+                f"write -o ProxyJump={hop} instead (or put the jump host in a `bastion` group, as Kubespray does): "
+                "kfinstall then checks its key against the site's known_hosts like every host's",
+            )
         for option in ssh_option_names(var_args):
             trusted = next((o for o in TRUST_OPTIONS if o.lower() == option.lower()), None)
             if trusted is not None:
@@ -195,6 +239,30 @@ def _check_options(split: dict[str, list[str]], key: str, display: str, problems
                     "and the state directory's known_hosts, ControlMaster/ControlPersist/ControlPath (-M, -S) "
                     "reuse each connection through a socket of the site's own",
                 )
+
+
+def proxy_ssh_destination(command: str) -> str | None:
+    """`[user@]host[:port]` of a ProxyCommand that runs ssh (e.g. DeepOps' `ssh -W %h:%p -q ubuntu@10.0.0.1`),
+    None for any other command (nc, a SOCKS or HTTP proxy: no SSH hop, no host key)."""
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        return None
+    if not argv or Path(argv[0]).name != "ssh":
+        return None
+    port, destination, i = "", "?", 1
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if not token.startswith("-"):
+            destination = token
+            break
+        letter = token[1:2]
+        if letter in _TAKES_ARGUMENT:
+            value = token[2:] or (argv[i] if i < len(argv) else "")
+            i += 0 if token[2:] else 1
+            port = value if letter == "p" else port
+    return f"{destination}:{port}" if port else destination
 
 
 def _split_args(variables: dict[str, Any], key: str, display: str, problems: Problems) -> dict[str, list[str]]:
