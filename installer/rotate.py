@@ -54,11 +54,8 @@ EFFECTS: dict[str, str] = {
     "jupyterhub_proxy_secret_token": "the hub and the proxy restart with the new token (z2jh proxy.secretToken); "
                                      "users reconnect once both are back",
     "jupyterhub_tensorboard_api_token": "the hub and TensorBoard's login proxy restart with the new token",
-    "grafana_admin_password": "the Secret Grafana reads its admin password from changes; Grafana creates its admin "
-                              "user with it only on an empty database, so restart Grafana "
-                              "(`kubectl -n monitoring rollout restart deployment kps-grafana`, chart default: no "
-                              "persistence) or, with persistence, run `grafana cli admin reset-admin-password` in "
-                              "its pod",
+    "grafana_admin_password": "Grafana restarts (its pod annotation follows the password) and, on the empty database "
+                              "of the chart's default (no persistence), creates its admin user with the new password",
     "lab_user_password": "users of the lab's dummy authenticator log in with the new password",
     "ldap_bind_password": "the hub restarts and binds to LDAP with the new password: set it in the directory "
                           "first (or keep both valid until this run succeeded)",
@@ -141,22 +138,34 @@ def plan_rotation(cfg: ClusterConfig, key: str, *, given: bool) -> RotationPlan:
     if key != PASSPHRASE and not resources:
         raise PreflightError(f"nothing on {cfg.name} uses {key} (no resource of the platform carries it); "
                              "there is nothing to rotate")
-    return RotationPlan(cfg.name, key, source, resources, EFFECTS[key])
+    return RotationPlan(cfg.name, key, source, resources, EFFECTS[key] + _persistent_grafana(cfg, key))
+
+
+def _persistent_grafana(cfg: ClusterConfig, key: str) -> str:
+    """Grafana reads the admin password only on an empty database: with persistence (the site's monitoring
+    values) the restart keeps the old one, and Grafana's own CLI sets it."""
+    grafana = cfg.spec.components.monitoring.values.get("grafana")
+    persistence = grafana.get("persistence") if isinstance(grafana, dict) else None
+    if key != "grafana_admin_password" or not (isinstance(persistence, dict) and persistence.get("enabled")):
+        return ""
+    return ("; this site keeps Grafana's database (grafana.persistence.enabled), so the admin user keeps the old "
+            "password until you run `grafana cli admin reset-admin-password` in the Grafana pod with the new one")
 
 
 def carriers(cfg: ClusterConfig, key: str) -> list[str]:
-    """Ids (Kind/namespace/name, HelmRelease/namespace/release) of the resources whose inputs hold `key`'s
-    value: the program is rendered with a random marker in its place and searched for it."""
+    """Ids (Kind/namespace/name, HelmRelease/namespace/release) of the resources a new value of `key` changes:
+    the program is rendered as it is and with a random marker in the key's place, and the resources whose
+    inputs differ are listed (those carrying the value and those deriving from it, e.g. a restart annotation)."""
     from installer import render
 
     assert cfg.secrets is not None
     marker = f"kfinstall-rotation-marker-{random.token_hex(8)}"
-    marked = replace(cfg, secrets=cfg.secrets.rotated(key, marker))
+    before = {rec.urn: _inputs(render, rec) for rec in render.evaluate(cfg)}
     found = []
-    for rec in render.evaluate(marked):
-        body = render.plain(rec.inputs)
-        if marker not in json.dumps(body, default=str):
+    for rec in render.evaluate(replace(cfg, secrets=cfg.secrets.rotated(key, marker))):
+        if before.get(rec.urn) == _inputs(render, rec):
             continue
+        body = render.plain(rec.inputs)
         if rec.typ == render.HELM_RELEASE:
             found.append(f"HelmRelease/{body.get('namespace') or '-'}/{body.get('name') or rec.name}")
         elif rec.is_kubernetes_object:
@@ -165,6 +174,10 @@ def carriers(cfg: ClusterConfig, key: str) -> list[str]:
         else:
             found.append(f"{rec.typ}/-/{rec.name}")
     return sorted(set(found))
+
+
+def _inputs(render: Any, rec: Any) -> str:
+    return json.dumps(render.plain(rec.inputs), sort_keys=True, default=str)
 
 
 def new_value(cfg: ClusterConfig, key: str, given: str | None) -> str:

@@ -99,6 +99,37 @@ def test_dry_run_shows_every_resource_that_carries_the_key_and_changes_nothing(k
     assert secrets_of(site)["jupyterhub_tensorboard_api_token"] not in output
 
 
+def _grafana_annotations(site: Path, secrets: Any = None) -> dict[str, str]:
+    from dataclasses import replace
+
+    from installer import render
+    from installer.config.load import load
+
+    cfg = load(site)
+    cfg = replace(cfg, secrets=secrets) if secrets is not None else cfg
+    kps = next(r for r in render.evaluate(cfg) if r.typ == render.HELM_RELEASE and "prometheus" in r.name)
+    return render.plain(kps.inputs)["values"]["grafana"]["podAnnotations"]
+
+
+def test_a_new_grafana_password_restarts_grafana_without_revealing_it(kfinstall, site: Path) -> None:
+    """Grafana takes its admin password only when it creates the admin user on an empty database
+    (grafana/grafana conf/defaults.ini, [security] admin_password: "can be changed before first start of
+    grafana"), and the chart does not restart it for an existingSecret: the pod annotation must follow the
+    password, and only it."""
+    from installer.config.load import load
+
+    code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--dry-run", "-o", "json")
+    assert code == 0, output
+    assert "HelmRelease/monitoring/kube-prometheus-stack" in json.loads(output)["resources"]
+    secrets = load(site).secrets
+    now = _grafana_annotations(site)
+    new = _grafana_annotations(site, secrets.rotated("grafana_admin_password", "another password"))
+    assert now != new
+    assert secrets.grafana_admin_password.get_secret_value() not in json.dumps(now)
+    assert _grafana_annotations(site, secrets.rotated("jupyterhub_cookie_secret", "x" * 64)) == now
+    assert _grafana_annotations(site, secrets.rotated("pulumi_passphrase", "y" * 43)) == now
+
+
 def test_a_failed_run_keeps_the_old_value_and_a_rerun_finishes_with_the_same_new_one(
     kfinstall, site: Path, platform: FakePlatform
 ) -> None:
