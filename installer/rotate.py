@@ -149,7 +149,9 @@ def _persistent_grafana(cfg: ClusterConfig, key: str) -> str:
     if key != "grafana_admin_password" or not (isinstance(persistence, dict) and persistence.get("enabled")):
         return ""
     return ("; this site keeps Grafana's database (grafana.persistence.enabled), so the admin user keeps the old "
-            "password until you run `grafana cli admin reset-admin-password` in the Grafana pod with the new one")
+            "password until Grafana's CLI sets it: pipe the Secret monitoring/grafana-admin's admin-password into "
+            "`grafana cli admin reset-admin-password --password-from-stdin` in the Grafana pod "
+            "(docs/operations.md, Rotating a secret)")
 
 
 def carriers(cfg: ClusterConfig, key: str) -> list[str]:

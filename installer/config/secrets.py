@@ -544,6 +544,11 @@ def load_secrets(path: Path, display: str, problems: Problems) -> Secrets | None
     loaded = Secrets(**{k: SecretStr(str(v)) for k, v in data.items() if v is not None and k not in PENDING_KEYS})
     loaded._lines.update({k: line for k in data if (line := _key_line(tree, k)) is not None})
     loaded._pending.update({PENDING_KEYS[k]: SecretStr(str(v)) for k, v in data.items() if k in PENDING_KEYS and v})
+    for key in loaded.pending_keys():
+        # `plan`, `up` and `inventory validate` show it: meanwhile the site works with (and `up` applies) the old value.
+        problems.warn(display, f"{key}{NEXT_SUFFIX}", f"a rotation of {key} did not finish; {key} keeps its old "
+                      "value until it does", f"run `kfinstall secrets rotate {key}` to finish it",
+                      line=_key_line(tree, f"{key}{NEXT_SUFFIX}"))
     return loaded
 
 

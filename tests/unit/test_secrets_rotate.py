@@ -143,10 +143,15 @@ def test_a_failed_run_keeps_the_old_value_and_a_rerun_finishes_with_the_same_new
     assert after_failure["grafana_admin_password"] == old  # the site keeps working with the old value
     assert after_failure["grafana_admin_password_next"] == new
     assert "run `kfinstall secrets rotate grafana_admin_password` again" in output
-    # A normal load still applies the old value (what `up` would use meanwhile).
+    # A normal load still applies the old value (what `up` would use meanwhile), and `plan` says why.
     from installer.config.load import load
 
     assert load(site).secrets.grafana_admin_password.get_secret_value() == old
+    code, plan = kfinstall("plan", "-i", str(site), "-o", "json")
+    warning = next(w for w in json.loads(plan[plan.index("{"):])["warnings"] if "did not finish" in w["message"])
+    assert warning["key"] == "grafana_admin_password_next" and warning["line"]
+    assert "kfinstall secrets rotate grafana_admin_password" in warning["fix"]
+    assert new not in plan and old not in plan
 
     code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--yes")
     assert code == 0, output
@@ -369,3 +374,16 @@ def test_a_preflight_refusal_leaves_secrets_yml_as_it_was(kfinstall, site: Path,
     code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--yes")
     assert code == 3 and "unreachable" in output
     assert (site / "secrets.yml").read_bytes() == before and platform.applied == []
+
+
+def test_a_kept_grafana_database_is_named_with_grafanas_own_reset(kfinstall, site: Path) -> None:
+    yaml = YAML()
+    path = site / "kfinstall.yaml"
+    doc = yaml.load(path.read_text())
+    components = doc["spec"].setdefault("components", {})
+    components.setdefault("monitoring", {})["values"] = {"grafana": {"persistence": {"enabled": True}}}
+    with path.open("w") as handle:
+        yaml.dump(doc, handle)
+    code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--dry-run", "-o", "json")
+    assert code == 0, output
+    assert "reset-admin-password --password-from-stdin" in json.loads(output)["effect"]
