@@ -204,7 +204,11 @@ class PreflightPhase(Phase):
     def plan(self, cfg: ClusterConfig) -> PhasePlan:
         actions = []
         if cfg.profile.host_phase:
-            actions.append(f"check SSH, OS, disk, sudo and clock skew on {len(cfg.inventory.hosts)} host(s)")
+            managed = [h for h in cfg.inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
+            jumps = HostKeyPolicy.of(cfg).jumps
+            if jumps:  # a bastion or ProxyJump hops: their keys are checked first, against the same file
+                actions.append(f"check the SSH host keys of the jump host(s) {', '.join(jumps)} first")
+            actions.append(f"check SSH, OS, disk, sudo and clock skew on {len(managed)} host(s)")
         actions.append("check the Pulumi CLI and provider plugins match the installed SDKs")
         return PhasePlan("preflight", True, tuple(actions))
 

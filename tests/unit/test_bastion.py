@@ -156,3 +156,12 @@ def test_a_bastion_key_file_that_cannot_be_written_literally_is_refused(make_sit
         load(kubespray_site(make_site, text), need_secrets=False)
     assert any("all.hosts.bastion.ansible_ssh_private_key_file: the bastion's key file must be a literal path"
                in line for line in caught.value.lines()), caught.value.lines()
+
+
+def test_plan_shows_the_jump_hosts_checked_first_and_counts_only_cluster_hosts(make_site) -> None:
+    from installer.plan import build_plan
+
+    plan = build_plan(load(kubespray_site(make_site), need_secrets=False)).as_dict()
+    (preflight,) = [p for p in plan["phases"] if p["name"] == "preflight"]
+    assert preflight["actions"][:2] == ["check the SSH host keys of the jump host(s) bastion first",
+                                        "check SSH, OS, disk, sudo and clock skew on 3 host(s)"]
