@@ -26,13 +26,14 @@ from installer.errors import ConfigError, PreflightError
 from installer.noderemove import DEFAULT_GRACE_S
 from installer.releases import channel_names, load_release
 from installer.state import State, read_state
+from installer.upgrade.dryrun import ClusterView, HopDetail, cluster_note, detail_lines, hop_details
 from installer.upgrade.hops import hop_runners
 from installer.upgrade.migrations import MIGRATIONS
 from installer.upgrade.preflight import refuse_if
 from installer.upgrade.route import Route, plan_route
 from installer.upgrade.run import run_upgrade
 from installer.upgrade.site import site_route
-from installer.upgrade.tools import tool_problems
+from installer.upgrade.tools import Need, route_needs, tool_problems
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def upgrade(
     cfg = load(inventory, (), need_secrets=not dry_run, state_dir=state_dir, profile=profile)
     installed, route, notes = plan_for(cfg, to_channel, from_channel, kubernetes)
     if dry_run:
-        _show_route(cfg, installed, route, notes, output)
+        _show_route(cfg, installed, route, notes, output, grace_period)
         return
     if installed.source != "state.json":
         raise PreflightError(
@@ -169,19 +170,43 @@ def upgrade(
     )
 
 
-def route_document(cfg: ClusterConfig, installed: Installed, route: Route, notes: list[str]) -> dict[str, Any]:
-    return {
+@dataclass(frozen=True)
+class DryRun:
+    """What the dry run adds to the route, per hop and host (installer.upgrade.dryrun) and the programs it needs."""
+
+    details: list[HopDetail]
+    view: ClusterView
+    needs: list[Need]
+    grace: int
+
+
+def dry_run_details(cfg: ClusterConfig, route: Route, grace: int) -> DryRun:
+    details, view = hop_details(cfg, route, grace)
+    return DryRun(details, view, route_needs(cfg, route), grace)
+
+
+def route_document(cfg: ClusterConfig, installed: Installed, route: Route, notes: list[str],
+                   dry: DryRun | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
         "cluster": cfg.name,
         "dryRun": True,
         "installed": {"channel": installed.channel, "kubernetes": installed.kubernetes, "source": installed.source},
         "route": route.as_dict(),
         "notes": notes,
     }
+    if dry is not None:
+        doc["drain"] = {"gracePeriodSeconds": dry.grace, "force": True}
+        doc["clusterRead"] = {"ok": dry.view.nodes is not None, "note": cluster_note(dry.view)}
+        doc["hopDetails"] = [d.as_dict() for d in dry.details]
+        doc["programs"] = [n.as_dict() for n in dry.needs]
+    return doc
 
 
-def _show_route(cfg: ClusterConfig, installed: Installed, route: Route, notes: list[str], output: str) -> None:
+def _show_route(cfg: ClusterConfig, installed: Installed, route: Route, notes: list[str], output: str,
+                grace: int = DEFAULT_GRACE_S) -> None:
+    dry = dry_run_details(cfg, route, grace)
     if output == "json":
-        emit_json(route_document(cfg, installed, route, notes))
+        emit_json(route_document(cfg, installed, route, notes, dry))
         return
     out = stdout
     out.print(
@@ -189,7 +214,11 @@ def _show_route(cfg: ClusterConfig, installed: Installed, route: Route, notes: l
         markup=False,
     )
     out.print(f"route: {route.summary()}", markup=False)
-    for hop in route.hops:
+    out.print(f"drain: kubectl drain --force --grace-period={grace} (notebook servers get {grace} s, then stop)",
+              markup=False)
+    if cluster_note(dry.view):
+        out.print(f"note: {cluster_note(dry.view)}", markup=False)
+    for hop, detail in zip(route.hops, dry.details, strict=True):
         out.print(f"hop {hop.index}  {hop.kind:<10}  {hop.title()}", markup=False)
         out.print(f"    why: {hop.reason}", markup=False)
         for change in hop.changes:
@@ -198,9 +227,14 @@ def _show_route(cfg: ClusterConfig, installed: Installed, route: Route, notes: l
             out.print(f"    migration: {name}: {MIGRATIONS.get(name, '')}", markup=False)
         for skipped in hop.skipped:
             out.print(f"    skipped: {skipped}", markup=False)
+        for need in dry.needs:
+            if need.hop == hop.index:
+                out.print(f"    needs: {need.text()}", markup=False)
         out.print(f"    backups: {', '.join(hop.backups)}", markup=False)
         for pause in hop.pauses:
             out.print(f"    pause: {pause}", markup=False)
+        for line in detail_lines(detail, grace):
+            out.print(line, markup=False)
     for note in notes:
         out.print(f"note: {note}", markup=False)
     out.print("nothing was changed (--dry-run)", markup=False)

@@ -213,9 +213,10 @@ def test_sigterm_during_the_upgrades_first_facts_playbook(make_site, silent_port
     signal handling: a TERM killed kfinstall at once, ansible-playbook ran on and the lock was free."""
     from installer.state import State, write_state
 
-    site = _site(make_site, silent_ports, **{"spec.channel": "26.03.1"})
+    # A Kubernetes hop only: a platform hop's programs (Pulumi) are checked before the run, and are not here.
+    site = _site(make_site, silent_ports, **{"spec.channel": "26.03.1", "spec.kubernetes.version": "1.36"})
     state = site / ".kfinstall" / "test"
-    write_state(state, State(cluster="test", installed_channel="26.03", kubernetes_version="1.34"))
+    write_state(state, State(cluster="test", installed_channel="26.03.1", kubernetes_version="1.35"))
     (state / "kubeconfig").write_text("apiVersion: v1\nkind: Config\n")
     _stand_in(tmp_path / "bin", "kubectl", HANGING_KUBECTL)  # found on PATH; not reached before the playbook
     stopped = _stop_while_ansible_runs(site, silent_ports, ["upgrade", "--to", "26.03.1", "--yes"], signal.SIGTERM,
