@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,10 +134,14 @@ def spec_digest(spec: HostSpec, image: str) -> str:
     return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
-def ensure_host(settings: LabSettings, spec: HostSpec, current: ContainerState | None, image: str) -> bool:
-    """Start the host unless it already runs as specified; True when it was (re)created."""
+def ensure_host(settings: LabSettings, spec: HostSpec, current: ContainerState | None, image: str,
+                also_as_specified: Collection[str] = ()) -> bool:
+    """Start the host unless it already runs as specified; True when it was (re)created.
+
+    `also_as_specified`: other digests under which a running host is kept as it is (the same host in a lab
+    of another size: its /etc/hosts lists the hosts it started with, see lifecycle._host_specs)."""
     digest = spec_digest(spec, image)
-    if current is not None and current.running and current.spec == digest:
+    if current is not None and current.running and (current.spec == digest or current.spec in also_as_specified):
         return False
     if current is not None:
         remove_containers([current.name])

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from installer.config.ssh import site_known_hosts
@@ -156,12 +157,21 @@ def _prepare_artifacts(settings: LabSettings, *, with_vms: bool, say: Reporter) 
 
 def _host_specs(settings: LabSettings, hosts: int, vm_count: int) -> list[fleet.HostSpec]:
     # Containers resolve only hosts and the repo: adding or removing VMs must not re-create
-    # (and so wipe) hosts a test has already converged. VMs are reached by address.
+    # (and so wipe) hosts a test has already converged. VMs are reached by address. Adding or
+    # removing hosts keeps the running ones too (_as_in_other_sizes).
     etc_hosts = tuple(_etc_hosts(settings, hosts, 0))
     return [
         fleet.HostSpec(host_name(i), settings.container_name(host_name(i)), settings.host_ip(i), etc_hosts)
         for i in range(1, hosts + 1)
     ]
+
+
+def _as_in_other_sizes(settings: LabSettings, spec: fleet.HostSpec, image: str) -> set[str]:
+    """The digests of `spec` in a lab of any other number of hosts. Adding a host (a worker added with
+    `kfinstall up --limit`) or removing one must not re-create, and so wipe, the hosts already converged:
+    a host kept that way resolves the hosts it started with; kfinstall reaches every host by address."""
+    return {fleet.spec_digest(replace(spec, etc_hosts=tuple(_etc_hosts(settings, count, 0))), image)
+            for count in range(1, MAX_HOSTS + 1)}
 
 
 def _vm_specs(settings: LabSettings, vm_count: int) -> list[vms.VmSpec]:
@@ -186,7 +196,9 @@ def _start_hosts(settings: LabSettings, record: LabRecord, specs: list[fleet.Hos
         fleet.remove_containers(extra)
     image_id = fleet.image_id(settings)
     started = [
-        spec.name for spec in specs if fleet.ensure_host(settings, spec, existing.get(spec.container), image_id)
+        spec.name for spec in specs
+        if fleet.ensure_host(settings, spec, existing.get(spec.container), image_id,
+                             _as_in_other_sizes(settings, spec, image_id))
     ]
     if started:
         say(f"started {' '.join(started)}")
