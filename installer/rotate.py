@@ -25,6 +25,8 @@ from typing import Any
 
 from rich.console import Console
 
+from installer import catalogue
+from installer.adapters import kube
 from installer.config.load import SECRETS_FILE
 from installer.config.problems import Problems
 from installer.config.resolved import ClusterConfig
@@ -40,7 +42,7 @@ from installer.config.secrets import (
     new_secret,
     stage_rotation,
 )
-from installer.errors import KfinstallError, PreflightError
+from installer.errors import KfinstallError, PhaseFailed, PreflightError
 from installer.lock import run_lock
 from installer.up import UpReport, run_up
 
@@ -54,8 +56,8 @@ EFFECTS: dict[str, str] = {
     "jupyterhub_proxy_secret_token": "the hub and the proxy restart with the new token (z2jh proxy.secretToken); "
                                      "users reconnect once both are back",
     "jupyterhub_tensorboard_api_token": "the hub and TensorBoard's login proxy restart with the new token",
-    "grafana_admin_password": "Grafana restarts (its pod annotation follows the password) and, on the empty database "
-                              "of the chart's default (no persistence), creates its admin user with the new password",
+    "grafana_admin_password": "after the platform run kfinstall restarts Grafana, which creates its admin user with "
+                              "the new password on the empty database of the chart's default (no persistence)",
     "lab_user_password": "users of the lab's dummy authenticator log in with the new password",
     "ldap_bind_password": "the hub restarts and binds to LDAP with the new password: set it in the directory "
                           "first (or keep both valid until this run succeeded)",
@@ -64,6 +66,12 @@ EFFECTS: dict[str, str] = {
                 "(installer/upgrade/manifest.py), so keep the old secrets.yml with them",
 }
 MAX_VALUE_BYTES = 4096
+# Consumers that read the value only when they start and that no chart restarts for it: restarted after the
+# platform run. Grafana reads its admin password only when it creates the admin user on an empty database
+# (grafana/grafana conf/defaults.ini: "default admin password, can be changed before first start of
+# grafana"), and the chart does not roll its pod for a Secret it did not make (admin.existingSecret).
+RESTARTS: dict[str, tuple[str, str]] = {"grafana_admin_password": (catalogue.MONITORING.name,
+                                                                   "app.kubernetes.io/name=grafana")}
 
 
 @dataclass
@@ -78,7 +86,14 @@ class RotationPlan:
 
     def as_dict(self) -> dict[str, Any]:
         return {"cluster": self.cluster, "key": self.key, "source": self.source, "resources": list(self.resources),
-                "effect": self.effect, "secretsFile": self.secrets_file_steps()}
+                "restarts": self.restarts(), "effect": self.effect, "secretsFile": self.secrets_file_steps()}
+
+    def restarts(self) -> list[str]:
+        """What is restarted after the platform run, as `Deployment/NAMESPACE/-l SELECTOR`."""
+        if self.key not in RESTARTS:
+            return []
+        namespace, selector = RESTARTS[self.key]
+        return [f"Deployment/{namespace}/-l {selector}"]
 
     def secrets_file_steps(self) -> list[str]:
         steps = [f"{self.key}{NEXT_SUFFIX} holds the new value until the run succeeded",
@@ -96,6 +111,7 @@ class RotationPlan:
         else:
             out.append(f"  platform phase: {len(self.resources)} resource(s) carry it and change:")
             out += [f"    {ident}" for ident in self.resources]
+        out += [f"  then restarted (kubectl rollout restart): {ident}" for ident in self.restarts()]
         out.append(f"  effect: {self.effect}")
         out += [f"  secrets.yml: {step}" for step in self.secrets_file_steps()]
         return out
@@ -106,9 +122,11 @@ class RotationReport:
     plan: RotationPlan
     result: str
     run: UpReport | None = None
+    restarted: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.plan.as_dict(), "result": self.result, **({"run": self.run.as_dict()} if self.run else {})}
+        return {**self.plan.as_dict(), "result": self.result, "restarted": list(self.restarted),
+                **({"run": self.run.as_dict()} if self.run else {})}
 
 
 def check_key(cfg: ClusterConfig, key: str) -> None:
@@ -202,6 +220,7 @@ def run_rotation(cfg: ClusterConfig, plan: RotationPlan, value: str, console: Co
 
     if key == PASSPHRASE:
         engine.preflight(cfg, kubeconfig=False)  # a refusal (no CLI, no plugin) before secrets.yml is touched
+    kubectl = kube.site_kubectl(cfg) if key in RESTARTS else None  # likewise: kubectl and the kubeconfig
     path = cfg.site / SECRETS_FILE
     staged_now = cfg.secrets.pending(key) != value
     if staged_now:
@@ -214,6 +233,7 @@ def run_rotation(cfg: ClusterConfig, plan: RotationPlan, value: str, console: Co
                 engine.change_passphrase(cfg, cfg.secrets.pulumi_passphrase.get_secret_value(), value)
         else:
             run = run_up(replace(cfg, secrets=rotated), console, only="platform", verbosity=verbosity)
+        restarted = restart(kubectl, key) if kubectl is not None else []
     except PreflightError:
         # Refused before anything was applied: a refused command changes nothing, secrets.yml included.
         if staged_now:
@@ -225,7 +245,20 @@ def run_rotation(cfg: ClusterConfig, plan: RotationPlan, value: str, console: Co
         exc.args = (exc.message,)
         raise
     finish_rotation(path, key, rotated)
-    return RotationReport(plan, run.result if run is not None else "ok", run)
+    return RotationReport(plan, run.result if run is not None else "ok", run, restarted)
+
+
+def restart(kubectl: kube.Kubectl, key: str) -> list[str]:
+    """Restart the Deployments that read `key` only at start (RESTARTS); PhaseFailed naming kubectl's words."""
+    namespace, selector = RESTARTS[key]
+    try:
+        found = kubectl.json("get", "deployments", "-n", namespace, "-l", selector)["items"]
+        names = [item["metadata"]["name"] for item in found]
+        for name in names:
+            kubectl.run("rollout", "restart", f"deployment/{name}", "-n", namespace)
+    except kube.KubectlFailed as exc:
+        raise PhaseFailed(f"restarting what reads {key}: {exc.command}: {exc.said}") from None
+    return [f"Deployment/{namespace}/{name}" for name in names]
 
 
 def provided_value_problem(key: str, value: str, current: str) -> str | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,6 @@ from stacks.tls import ingress_tls
 NAMESPACE = catalogue.MONITORING.name
 RELEASE = "kube-prometheus-stack"
 GRAFANA_SECRET = "grafana-admin"  # noqa: S105 - a Secret object name
-ADMIN_VERSION_ANNOTATION = "kfinstall.io/admin-password-version"
 HPA_ALERT = "KubeHpaMaxedOut"
 DASHBOARD = Path(__file__).resolve().parent / "dashboards" / "gpu.json"
 
@@ -55,24 +52,6 @@ class Monitoring(pulumi.ComponentResource):
             type="Opaque", string_data={"admin-user": "admin",
                                         "admin-password": secret(self._args.cfg, "grafana_admin_password")},
             opts=child_opts(self, self._args, [ns]))
-
-    def _admin_password_version(self) -> dict[str, str]:
-        """A pod annotation that changes with the admin password, so a new password restarts Grafana.
-
-        Grafana reads its admin password only when it creates the admin user, on an empty database
-        (grafana/grafana conf/defaults.ini: "default admin password, can be changed before first start of
-        grafana"), and the chart does not restart the pod for a Secret it did not make (admin.existingSecret).
-        Without persistence (the chart's default) the restarted pod starts on an empty database and takes
-        the new password. The value is an HMAC keyed with another secret, one `secrets rotate` never changes
-        (site_ca), so a pod reader cannot test guesses of the password against it and no other rotation
-        restarts Grafana.
-        """
-        cfg = self._args.cfg
-        if cfg.secrets is None:  # render of a sample site: no password to follow
-            return {}
-        key = cfg.secrets.site_ca.get_secret_value().encode("utf-8")
-        password = cfg.secrets.grafana_admin_password.get_secret_value().encode("utf-8")
-        return {ADMIN_VERSION_ANNOTATION: hmac.new(key, b"grafana-admin:" + password, hashlib.sha256).hexdigest()[:16]}
 
     def _gpu_dashboard(self, ns: pulumi.Resource) -> k8s.core.v1.ConfigMap:
         # Grafana's sidecar loads every ConfigMap labelled grafana_dashboard=1 (charts/kube-prometheus-stack).
@@ -116,8 +95,7 @@ class Monitoring(pulumi.ComponentResource):
                                               "storageSpec": {"volumeClaimTemplate": claim}}},
             "defaultRules": {"disabled": {HPA_ALERT: True}},  # kfinstall's own, guarded copy: _hpa_rule
             "grafana": {"admin": {"existingSecret": GRAFANA_SECRET, "userKey": "admin-user",
-                                  "passwordKey": "admin-password"},
-                        "podAnnotations": self._admin_password_version()},
+                                  "passwordKey": "admin-password"}},
         }
         host = self._args.cfg.spec.networking.ingress.host
         if host and self._args.ingress_class:

@@ -51,6 +51,29 @@ def ldap_site(kfinstall, tmp_path: Path) -> Path:
     return path
 
 
+class FakeKubectl:
+    """Stands for the site's kubectl: one Grafana Deployment; `fail` makes every call fail."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.events, self.calls, self.fail = events, [], False
+
+    def _check(self, args: tuple[str, ...]) -> None:
+        self.calls.append(args)
+        if self.fail:
+            from installer.adapters.kube import KubectlFailed
+
+            raise KubectlFailed(args, "the server is currently unable to handle the request")
+
+    def json(self, *args: str) -> Any:
+        self._check(args)
+        return {"items": [{"metadata": {"name": "kps-grafana"}}]}
+
+    def run(self, *args: str) -> str:
+        self._check(args)
+        self.events.append("restart")
+        return ""
+
+
 class FakePlatform:
     """Stands for Pulumi's `up`: records the secrets each run applied; fails while `failures` > 0 with an
     error that echoes the values it was given (as a tool's error text may)."""
@@ -58,9 +81,12 @@ class FakePlatform:
     def __init__(self, failures: int = 0) -> None:
         self.failures = failures
         self.applied: list[Any] = []
+        self.events: list[str] = []
+        self.kubectl = FakeKubectl(self.events)
 
     def __call__(self, cfg: Any, on_output: Any = None) -> engine.StackSummary:
         self.applied.append(cfg.secrets)
+        self.events.append("platform")
         values = cfg.secrets.values()
         if on_output is not None:
             on_output("Updating (lab): hub.cookieSecret [secret]")
@@ -73,10 +99,12 @@ class FakePlatform:
 @pytest.fixture
 def platform(monkeypatch: pytest.MonkeyPatch) -> FakePlatform:
     import installer.phases.platform as platform_phase
+    import installer.rotate as rotate_module
     import installer.up as up_module
 
     fake = FakePlatform()
     monkeypatch.setattr(platform_phase.engine, "up", fake)
+    monkeypatch.setattr(rotate_module.kube, "site_kubectl", lambda cfg: fake.kubectl)
     monkeypatch.setitem(up_module.PHASES, "preflight", lambda ctx: PhaseResult("preflight", "ok"))
     return fake
 
@@ -99,35 +127,39 @@ def test_dry_run_shows_every_resource_that_carries_the_key_and_changes_nothing(k
     assert secrets_of(site)["jupyterhub_tensorboard_api_token"] not in output
 
 
-def _grafana_annotations(site: Path, secrets: Any = None) -> dict[str, str]:
-    from dataclasses import replace
-
-    from installer import render
-    from installer.config.load import load
-
-    cfg = load(site)
-    cfg = replace(cfg, secrets=secrets) if secrets is not None else cfg
-    kps = next(r for r in render.evaluate(cfg) if r.typ == render.HELM_RELEASE and "prometheus" in r.name)
-    return render.plain(kps.inputs)["values"]["grafana"]["podAnnotations"]
-
-
-def test_a_new_grafana_password_restarts_grafana_without_revealing_it(kfinstall, site: Path) -> None:
+def test_a_new_grafana_password_restarts_grafana_after_the_platform_run(kfinstall, kfinstall_streams, site: Path,
+                                                                       platform: FakePlatform) -> None:
     """Grafana takes its admin password only when it creates the admin user on an empty database
     (grafana/grafana conf/defaults.ini, [security] admin_password: "can be changed before first start of
-    grafana"), and the chart does not restart it for an existingSecret: the pod annotation must follow the
-    password, and only it."""
-    from installer.config.load import load
-
+    grafana"), and the chart does not restart it for an existingSecret: kfinstall restarts it."""
     code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--dry-run", "-o", "json")
     assert code == 0, output
-    assert "HelmRelease/monitoring/kube-prometheus-stack" in json.loads(output)["resources"]
-    secrets = load(site).secrets
-    now = _grafana_annotations(site)
-    new = _grafana_annotations(site, secrets.rotated("grafana_admin_password", "another password"))
-    assert now != new
-    assert secrets.grafana_admin_password.get_secret_value() not in json.dumps(now)
-    assert _grafana_annotations(site, secrets.rotated("jupyterhub_cookie_secret", "x" * 64)) == now
-    assert _grafana_annotations(site, secrets.rotated("pulumi_passphrase", "y" * 43)) == now
+    assert json.loads(output)["restarts"] == ["Deployment/monitoring/-l app.kubernetes.io/name=grafana"]
+    code, out, err = kfinstall_streams("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--yes",
+                                       "-o", "json")
+    assert code == 0, out + err
+    assert json.loads(out)["restarted"] == ["Deployment/monitoring/kps-grafana"]
+    assert platform.kubectl.calls[-1] == ("rollout", "restart", "deployment/kps-grafana", "-n", "monitoring")
+    assert platform.events == ["platform", "restart"]  # after the Secret changed, never before
+
+
+def test_a_failed_restart_leaves_the_rotation_pending(kfinstall, site: Path, platform: FakePlatform) -> None:
+    old = secrets_of(site)["grafana_admin_password"]
+    platform.kubectl.fail = True
+    code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--yes")
+    assert code == 4 and "restarting what reads grafana_admin_password" in output and "again to finish" in output
+    assert secrets_of(site)["grafana_admin_password"] == old and "grafana_admin_password_next" in secrets_of(site)
+    platform.kubectl.fail = False
+    code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--yes")
+    assert code == 0, output
+    assert "grafana_admin_password_next" not in secrets_of(site)
+
+
+def test_rotating_without_a_reachable_cluster_for_the_restart_changes_nothing(kfinstall, site: Path) -> None:
+    before = (site / "secrets.yml").read_bytes()
+    code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--yes")
+    assert code == 3 and "kubeconfig" in output
+    assert (site / "secrets.yml").read_bytes() == before
 
 
 def test_a_failed_run_keeps_the_old_value_and_a_rerun_finishes_with_the_same_new_one(
@@ -180,8 +212,10 @@ def test_no_old_or_new_value_in_output_or_run_records(kfinstall_streams, site: P
 def test_crypt_key_rotation_keeps_the_old_key_for_decryption(kfinstall, site: Path, platform: FakePlatform) -> None:
     """Upstream: JupyterHub's CryptKeeper.keys is a list; the first key encrypts and every key decrypts
     (MultiFernet), and JUPYTERHUB_CRYPT_KEY takes ';'-separated keys "for key rotation"
-    (jupyterhub/jupyterhub jupyterhub/crypto.py, CryptKeeper._keys_default and _fernet_default). z2jh passes
-    hub.config.CryptKeeper.keys to the hub as configuration (stacks/jupyterhub.py)."""
+    (jupyterhub/jupyterhub jupyterhub/crypto.py, CryptKeeper._keys_default and _fernet_default). z2jh hands
+    hub.config.CryptKeeper.keys to the hub joined with ';' in its Secret `hub`
+    (jupyterhub/zero-to-jupyterhub-k8s jupyterhub/templates/hub/_helpers-passwords.tpl,
+    `.Values.hub.config.CryptKeeper.keys | join ";"`), so the list keeps its order: the new key first."""
     old = secrets_of(site)["jupyterhub_crypt_key"]
     code, output = kfinstall("secrets", "rotate", "jupyterhub_crypt_key", "-i", str(site), "--yes")
     assert code == 0, output
