@@ -229,8 +229,8 @@ def _host_plan(cfg: ClusterConfig, host: str, purge_packages: bool, purge_data: 
     if "gluster" in roles and storage.gluster.enabled:
         keeps.append(f"the Gluster brick {storage.gluster.brick_path} and glusterd's pool and volume definition"
                      if not purge_data else
-                     f"glusterd's pool and volume definition (--purge-data deletes the brick "
-                     f"{storage.gluster.brick_path})")
+                     f"nothing of Gluster but the packages: --purge-data deletes the brick {storage.gluster.brick_path}"
+                     f", and with every Gluster host reset, the volume {storage.gluster.volume} and the pool")
     keeps.append("packages, services and files that were there before kfinstall, and any file changed since "
                  "kfinstall wrote it")
     return HostReset(host, roles, steps, tuple(keeps))

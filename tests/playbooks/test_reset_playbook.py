@@ -100,3 +100,13 @@ def test_the_gluster_mount_is_removed_only_when_it_is_kfinstalls_volume() -> Non
     task = named(PLAYBOOKS / "roles/glusterfs/tasks/reset.yml",
                  "GlusterFS | Unmount the volume and remove its fstab entry")
     assert "== 'glusterfs'" in task["when"] and "':/' ~ glusterfs_volume" in task["when"]
+
+
+def test_the_volume_and_pool_go_only_with_purge_data_and_every_gluster_host() -> None:
+    """A volume whose bricks were deleted could not start again; one whose bricks stay must be kept."""
+    path = PLAYBOOKS / "roles/glusterfs/tasks/reset.yml"
+    block = next(t for t in tasks(path)
+                 if t.get("name") == "GlusterFS | Delete the volume and the trusted pool kfinstall made")
+    assert "kf_reset_purge_data | default(false) | bool" in block["when"]
+    assert "glusterfs_servers | difference(ansible_play_hosts_all) | length == 0" in block["when"]
+    assert block["run_once"] is True
