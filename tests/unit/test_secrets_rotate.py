@@ -421,3 +421,31 @@ def test_a_kept_grafana_database_is_named_with_grafanas_own_reset(kfinstall, sit
     code, output = kfinstall("secrets", "rotate", "grafana_admin_password", "-i", str(site), "--dry-run", "-o", "json")
     assert code == 0, output
     assert "reset-admin-password --password-from-stdin" in json.loads(output)["effect"]
+
+
+def test_an_encrypted_secrets_file_stays_encrypted_through_a_rotation(kfinstall, site: Path, platform: FakePlatform,
+                                                                       tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """ansible-vault secrets.yml: staged, failed, finished, it is never written in the clear."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    lib = VaultLib([("default", VaultSecret(b"vault password for tests"))])
+    path = site / "secrets.yml"
+    plain = path.read_text()
+    old = secrets_of(site)["jupyterhub_cookie_secret"]
+    path.write_bytes(lib.encrypt(plain.encode(), VaultSecret(b"vault password for tests"), vault_id="prod"))
+    password_file = tmp_path / "vault-pass"
+    password_file.write_text("vault password for tests\n")
+    monkeypatch.setenv(VAULT_PASSWORD_ENV, str(password_file))
+    platform.failures = 1
+    code, _ = kfinstall("secrets", "rotate", "jupyterhub_cookie_secret", "-i", str(site), "--yes")
+    assert code == 4
+    assert path.read_bytes().startswith(b"$ANSIBLE_VAULT;1.2;AES256;prod")
+    staged = YAML(typ="safe", pure=True).load(lib.decrypt(path.read_bytes()).decode())
+    assert staged["jupyterhub_cookie_secret"] == old and staged["jupyterhub_cookie_secret_next"]
+    code, output = kfinstall("secrets", "rotate", "jupyterhub_cookie_secret", "-i", str(site), "--yes")
+    assert code == 0, output
+    assert path.read_bytes().startswith(b"$ANSIBLE_VAULT;1.2;AES256;prod")
+    done = YAML(typ="safe", pure=True).load(lib.decrypt(path.read_bytes()).decode())
+    assert done["jupyterhub_cookie_secret"] == staged["jupyterhub_cookie_secret_next"]
+    assert "jupyterhub_cookie_secret_next" not in done
