@@ -201,3 +201,25 @@ def test_ansible_playbook_targets_the_legacy_groups_hosts_through_the_role_group
     assert listed.returncode == 0, listed.stderr[-2000:]
     hosts = {line.strip() for line in listed.stdout.splitlines() if line.startswith("      ")}
     assert hosts == {"node1", "node2", "node3"}, listed.stdout
+
+
+def test_old_and_new_names_together_are_one_group_as_kubespray_makes_them(make_site) -> None:
+    hosts = ("all:\n  hosts:\n    cp1: {ansible_host: 192.0.2.11}\n    cp2: {ansible_host: 192.0.2.12}\n"
+             "    cp3: {ansible_host: 192.0.2.13}\n    n1: {ansible_host: 192.0.2.21}\n  children:\n"
+             "    kube_control_plane: {hosts: {cp1: , cp2: }}\n    kube-master: {hosts: {cp2: , cp3: }}\n"
+             "    kube_node: {hosts: {n1: }}\n    nfs_server: {hosts: {cp1: }}\n")
+    cfg = load(make_site(hosts_text=hosts, cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.10"}))
+    assert cfg.inventory.names("kube_control_plane") == ["cp1", "cp2", "cp3"]
+
+
+def test_an_old_name_that_is_the_parent_of_the_new_one_with_more_hosts_is_refused(make_site) -> None:
+    """Made a child, it would be its own ancestor: Ansible refuses the loop, kfinstall says what to move."""
+    hosts = ("all:\n  hosts:\n    cp1: {ansible_host: 192.0.2.11}\n    n1: {ansible_host: 192.0.2.21}\n"
+             "    n2: {ansible_host: 192.0.2.22}\n  children:\n"
+             "    kube-node:\n      hosts: {n2: }\n      children:\n        kube_node: {hosts: {n1: }}\n"
+             "    kube_control_plane: {hosts: {cp1: }}\n    nfs_server: {hosts: {cp1: }}\n")
+    with pytest.raises(InvalidConfig) as caught:
+        load(make_site(hosts_text=hosts))
+    assert any(line.startswith("error: hosts.yml:7:5: kube-node: group kube-node is the parent of kube_node and "
+                               "also holds n2") and line.endswith("Fix: move n2 into kube_node")
+               for line in caught.value.lines()), caught.value.lines()
