@@ -174,3 +174,13 @@ def test_kfinstall_installed_counts_only_packages_that_were_not_there_before() -
     # chrony was the operator's before kfinstall: its service stays; glusterfs-server is not installed.
     assert found == {"packages": ["containerd", "iptables", "runc"], "services": ["containerd"]}
     assert kfinstall_installed(table, installed, None) == {"packages": [], "services": []}
+
+
+def test_a_host_converged_before_the_record_has_no_packages_before(tmp_path: Path, host: Path) -> None:
+    """An older kfinstall wrote the file already: the packages found now are not those from before kfinstall,
+    so reset must not take them for the operator's (nor kfinstall's): it leaves services and packages alone."""
+    (host / "etc/app/app.conf").write_text("kfinstall's\n")
+    write(tmp_path, [{"path": str(host / "etc/app/app.conf"), "content": "kfinstall's\n", "mode": "0640"}])
+    record = json.loads((tmp_path / "state/record.json").read_text())
+    assert record["packagesBefore"] is None and record["files"][str(host / "etc/app/app.conf")]["adopted"] is True
+    assert reset(tmp_path)["packages_before"] is None

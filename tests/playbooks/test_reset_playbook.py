@@ -59,7 +59,7 @@ def test_kubeadm_reset_is_forced_and_guarded_by_kubeadm_being_there() -> None:
     path = PLAYBOOKS / "roles/kubernetes/tasks/reset.yml"
     block = next(t for t in tasks(path) if t.get("name") == "Kubernetes | Reset the node")
     assert block["when"] == "_kubernetes_reset_kubeadm.stdout | length > 0"
-    argv = named(path, "Kubernetes | kubeadm reset")["ansible.builtin.command"]["argv"]
+    argv = named(path, "Kubernetes | Reset the node with kubeadm")["ansible.builtin.command"]["argv"]
     assert argv == ["kubeadm", "reset", "--force"]
     calico = named(path, "Kubernetes | Remove Calico's CNI configuration")
     assert calico["loop"] == ["10-calico.conflist", "calico-kubeconfig"]

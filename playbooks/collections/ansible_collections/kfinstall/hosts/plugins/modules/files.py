@@ -168,7 +168,7 @@ def note_file(module: AnsibleModule, record: dict, spec: dict, existed: bool) ->
         # taken as kfinstall's: there is no earlier content to keep.
         adopted = existed and read_bytes(path) == spec["content"].encode("utf-8")
         entry = {"original": keep_original(module.params["record"], path) if existed and not adopted else None,
-                 "created": not existed}
+                 "created": not existed, **({"adopted": True} if adopted else {})}
         if entry["original"] is not None:
             info = os.lstat(path)
             entry.update(uid=info.st_uid, gid=info.st_gid)
@@ -253,10 +253,15 @@ def main() -> None:
     diffs: list[dict] = []
     record_path = module.params["record"]
     record = None if module.check_mode else load_record(module, record_path)
+    fresh = not os.path.exists(record_path)
     before = json.dumps(record, sort_keys=True)
     try:
         results = {spec["path"]: ensure(module, spec, diffs, record) for spec in module.params["files"]}
     finally:
+        if record is not None and fresh and any(e.get("adopted") for e in record["files"].values()):
+            # kfinstall's files were there before its record (an older kfinstall converged the host): the
+            # packages installed now are not the ones from before kfinstall, so none is known.
+            record["packagesBefore"] = None
         # Also after a failure half-way: what was written is recorded.
         if record is not None and (json.dumps(record, sort_keys=True) != before or not os.path.exists(record_path)):
             save_record(record_path, record)
