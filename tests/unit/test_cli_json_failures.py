@@ -51,6 +51,7 @@ NEEDS: dict[tuple[str, ...], tuple[str, ...]] = {
     ("restore",): ("{tmp}",),
     ("profile", "show"): ("lab",),
     ("node", "remove"): ("n1",),
+    ("secrets", "rotate"): ("grafana_admin_password",),
 }
 
 
