@@ -347,9 +347,9 @@ def _recording(record: Any, view: Callable[[dict[str, Any]], None]) -> Callable[
 
 
 def _inventory(cfg: ClusterConfig) -> Any:
-    inventory = cfg.inventory.path
-    assert inventory is not None  # a profile with hosts has an inventory (plan_reset refused the others)
-    return inventory
+    assert cfg.inventory.path is not None  # a profile with hosts has an inventory (plan_reset refused the others)
+    # The inventory itself, not its path: run_playbook adds the role groups of legacy group names.
+    return cfg.inventory
 
 
 def _remember(cfg: ClusterConfig, report: ResetReport) -> None:

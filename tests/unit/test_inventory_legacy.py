@@ -223,3 +223,11 @@ def test_an_old_name_that_is_the_parent_of_the_new_one_with_more_hosts_is_refuse
     assert any(line.startswith("error: hosts.yml:7:5: kube-node: group kube-node is the parent of kube_node and "
                                "also holds n2") and line.endswith("Fix: move n2 into kube_node")
                for line in caught.value.lines()), caught.value.lines()
+
+
+def test_reset_runs_see_the_role_groups_of_legacy_names_too(make_site, tmp_path) -> None:
+    from installer import reset
+
+    cfg = load(kubespray_site(make_site))
+    sources = inventory_sources(reset._inventory(cfg), tmp_path)
+    assert sources[-1] == str((tmp_path / ALIAS_INVENTORY).resolve())
