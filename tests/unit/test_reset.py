@@ -54,6 +54,10 @@ def test_the_whole_site_is_never_refused(make_site) -> None:  # type: ignore[no-
 
 
 def test_gluster_hosts_are_refused_below_the_volume_quorum(make_site) -> None:  # type: ignore[no-untyped-def]
+    """Client quorum (cluster.quorum-type auto, the default of replica 3): more than half of a replica set's
+    bricks must be up (Gluster Administrator Guide, "Arbiter volumes and quorum options"); below it "neither
+    read nor write txns are allowed and we fail the fop with ENOTCONN" (gluster/glusterfs commit bd44d59741bb,
+    "afr: add checks for allowing lookups")."""
     cfg = load(make_site(cluster={"spec.storage.gluster": {"enabled": True, "replica": 3}}, hosts=GLUSTER_HOSTS),
                need_secrets=False)
     assert plan_reset(cfg, "g3").refusals == ()  # 2 of 3 stay: more than half of the replica
