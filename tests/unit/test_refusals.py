@@ -171,8 +171,10 @@ def _playbook_checks() -> list[tuple[str, str, str]]:
         for task in _tasks(yaml.safe_load(path.read_text())):
             module = next(m for m in CHECK_MODULES if m in task)
             args = task[module] or {}
-            found.append((str(path.relative_to(PLAYBOOKS)), task.get("name", ""), str(args.get("fail_msg")
-                                                                                      or args.get("msg") or "")))
+            message = str(args.get("fail_msg") or args.get("msg") or "")
+            # A message built in the task's vars (00-validate.yml's one list of refusals) names its ids there.
+            message += "".join(f" {value}" for value in (task.get("vars") or {}).values())
+            found.append((str(path.relative_to(PLAYBOOKS)), task.get("name", ""), message))
     return found
 
 

@@ -44,6 +44,13 @@ options:
     description: Absolute path of an apt list file whose existence is returned as I(apt_index_read); "" for none.
     type: str
     default: ""
+  paths:
+    description:
+      - Absolute paths whose filesystem type is returned in I(filesystems): the type of the mount holding
+        the path, or its nearest existing parent when the path does not exist yet.
+    type: list
+    elements: str
+    default: []
 """
 
 RETURN = r"""
@@ -97,6 +104,14 @@ units:
   type: dict
 sysctls:
   description: Key -> live value (runs of whitespace as one space); "" where the key does not exist.
+  returned: always
+  type: dict
+swap:
+  description: Whether swap is active (/proc/swaps lists a device or file).
+  returned: always
+  type: bool
+filesystems:
+  description: Path -> filesystem type as /proc/self/mountinfo names it (C(ext4), C(overlay), ...), for each of I(paths).
   returned: always
   type: dict
 """
@@ -222,6 +237,42 @@ def systemctl_states(module: AnsibleModule, command: str, units: list[str]) -> d
     return states
 
 
+def swap_active() -> bool:
+    """/proc/swaps: a header line, then one line an active swap device or file."""
+    return len((read_text("proc/swaps") or "").strip().splitlines()) > 1
+
+
+def unescape_mountinfo(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes (\\040 ...)."""
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), field)
+
+
+def mounts() -> list[tuple[str, str]]:
+    """(mount point, filesystem type) of every mount, in mount order (a later one covers an earlier)."""
+    found = []
+    for line in (read_text("proc/self/mountinfo") or "").splitlines():
+        before, _, after = line.partition(" - ")
+        fields, types = before.split(), after.split()
+        if len(fields) >= 5 and types:
+            found.append((unescape_mountinfo(fields[4]), types[0]))
+    return found
+
+
+def filesystem_type(path: str, table: list[tuple[str, str]]) -> str:
+    """The type of the mount holding `path`, or its nearest existing parent; symbolic links resolved."""
+    existing = path
+    while not os.path.exists(host_path(existing.lstrip("/"))) and existing != "/":
+        existing = os.path.dirname(existing)
+    real = "/" + os.path.relpath(os.path.realpath(host_path(existing.lstrip("/"))), os.path.realpath(ROOT))
+    real = os.path.normpath(real)
+    best, best_type = "", ""
+    for point, fstype in table:
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):
+            best, best_type = point, fstype
+    return best_type
+
+
 def check_options(module: AnsibleModule) -> None:
     for key in module.params["sysctls"]:
         if not SYSCTL_KEY.match(key):
@@ -234,6 +285,9 @@ def check_options(module: AnsibleModule) -> None:
     apt_index = module.params["apt_index"]
     if apt_index and not os.path.isabs(apt_index):
         module.fail_json(msg=f"apt_index must be an absolute path or \"\", got {apt_index!r}.")
+    for path in module.params["paths"]:
+        if not os.path.isabs(path) or "\0" in path:
+            module.fail_json(msg=f"path {path!r} refused: give an absolute path such as /export/kfinstall.")
 
 
 def writable(path: str) -> bool:
@@ -246,6 +300,7 @@ def main() -> None:
             "units": {"type": "list", "elements": "str", "default": []},
             "sysctls": {"type": "list", "elements": "str", "default": []},
             "apt_index": {"type": "str", "default": ""},
+            "paths": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -255,6 +310,7 @@ def main() -> None:
     enabled = systemctl_states(module, "is-enabled", units)
     tech = container_tech()
     apt_index = module.params["apt_index"]
+    table = mounts()
     module.exit_json(
         changed=False,
         container=bool(tech),
@@ -269,6 +325,8 @@ def main() -> None:
         apt_index_read=bool(apt_index) and os.path.exists(host_path(apt_index.lstrip("/"))),
         units={unit: {"active": active[unit], "enabled": enabled[unit]} for unit in units},
         sysctls={key: live_sysctl(key) for key in module.params["sysctls"]},
+        swap=swap_active(),
+        filesystems={path: filesystem_type(os.path.normpath(path), table) for path in module.params["paths"]},
     )
 
 
