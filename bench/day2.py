@@ -87,8 +87,7 @@ def tasks_of_existing_hosts(report: dict[str, Any]) -> int:
     counted = sum(sum(v for v in stats.values() if isinstance(v, int))
                   for host, stats in report["hosts"].items() if host in EXISTING)
     events = Path(report["record"]) / "events.jsonl"
-    named = sum(1 for line in events.read_text().splitlines()
-                if json.loads(line).get("event_data", {}).get("host") in EXISTING)
+    named = sum(1 for line in events.read_text().splitlines() if json.loads(line).get("host") in EXISTING)
     return counted + named
 
 
