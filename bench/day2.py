@@ -130,6 +130,8 @@ def measure(runs: int, site: Path) -> dict[str, Any]:
         result.update({
             "reset_h4_s": round(med("reset"), 1),
             "reset": round(med("reset") / med("limited"), 2),
+            # "incomplete" means reset left steps undone (its `skipped`): then the ratio is not the target's.
+            "reset_results": [r["reset"]["report"].get("result") for r in reps],
         })
     else:
         result["reset"] = "not measured: this kfinstall has no `reset` verb"
