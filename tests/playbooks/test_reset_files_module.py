@@ -176,11 +176,13 @@ def test_kfinstall_installed_counts_only_packages_that_were_not_there_before() -
     assert kfinstall_installed(table, installed, None) == {"packages": [], "services": []}
 
 
-def test_a_host_converged_before_the_record_has_no_packages_before(tmp_path: Path, host: Path) -> None:
-    """An older kfinstall wrote the file already: the packages found now are not those from before kfinstall,
-    so reset must not take them for the operator's (nor kfinstall's): it leaves services and packages alone."""
+def test_a_file_already_holding_kfinstalls_content_keeps_the_packages_found_before(tmp_path: Path, host: Path) -> None:
+    """A file that already holds kfinstall's content (a lab image's apt source, a host an older kfinstall
+    converged) is adopted, and the packages found when the record starts are still recorded as there before:
+    reset then keeps those packages and their services instead of skipping the host."""
     (host / "etc/app/app.conf").write_text("kfinstall's\n")
     write(tmp_path, [{"path": str(host / "etc/app/app.conf"), "content": "kfinstall's\n", "mode": "0640"}])
     record = json.loads((tmp_path / "state/record.json").read_text())
-    assert record["packagesBefore"] is None and record["files"][str(host / "etc/app/app.conf")]["adopted"] is True
-    assert reset(tmp_path)["packages_before"] is None
+    assert record["files"][str(host / "etc/app/app.conf")]["adopted"] is True
+    assert isinstance(record["packagesBefore"], list)
+    assert reset(tmp_path)["packages_before"] == record["packagesBefore"]

@@ -253,15 +253,14 @@ def main() -> None:
     diffs: list[dict] = []
     record_path = module.params["record"]
     record = None if module.check_mode else load_record(module, record_path)
-    fresh = not os.path.exists(record_path)
     before = json.dumps(record, sort_keys=True)
     try:
         results = {spec["path"]: ensure(module, spec, diffs, record) for spec in module.params["files"]}
     finally:
-        if record is not None and fresh and any(e.get("adopted") for e in record["files"].values()):
-            # kfinstall's files were there before its record (an older kfinstall converged the host): the
-            # packages installed now are not the ones from before kfinstall, so none is known.
-            record["packagesBefore"] = None
+        # A file already holding kfinstall's content (adopted) does not void packagesBefore: a host whose
+        # packages an older kfinstall installed then lists them as there before the record, so reset keeps
+        # them and their services (it says so), the safe side. Voiding it on any adopted file made reset
+        # skip every fresh lab host, whose image already holds the lab's apt source as os_prepare writes it.
         # Also after a failure half-way: what was written is recorded.
         if record is not None and (json.dumps(record, sort_keys=True) != before or not os.path.exists(record_path)):
             save_record(record_path, record)
