@@ -147,12 +147,29 @@ def plan_reset(cfg: ClusterConfig, limit: str | None = None, *, purge_packages: 
     whole = set(chosen) == set(managed)
     refusals: list[str] = []
     warnings: list[str] = []
+    if not leaving:
+        refusals = _never_converged(cfg, chosen)
     if not whole and not leaving:
-        refusals = _refusals(cfg, chosen, purge_data)
+        refusals += _refusals(cfg, chosen, purge_data)
         warnings = _warnings(cfg, chosen)
     per_host = tuple(_host_plan(cfg, host, purge_packages, purge_data) for host in chosen)
     return ResetPlan(cfg.name, tuple(chosen), whole, purge_packages, purge_data, per_host,
                      tuple(refusals), tuple(warnings))
+
+
+def _never_converged(cfg: ClusterConfig, chosen: Sequence[str]) -> list[str]:
+    """The chosen hosts kfinstall's host phase never ran to its end on (state.json, else the applied record):
+    an inventory brought from elsewhere (a running Kubespray cluster) must not be kubeadm-reset by kfinstall."""
+    from installer.limited import converged_roles
+
+    known = {h for names in (converged_roles(cfg) or {}).values() for h in names}
+    never = [h for h in chosen if h not in known]
+    if not never:
+        return []
+    return [f"kfinstall never converged {', '.join(never)} (no `kfinstall up` of this site ran to its end on "
+            f"{'it' if len(never) == 1 else 'them'}; state in {cfg.state_dir}): reset undoes only kfinstall's own "
+            "work and would take down a cluster someone else built. Safe path: leave them out of --limit; for a "
+            "host whose `up` failed halfway, run `kfinstall up --limit HOST` to its end first, then reset it"]
 
 
 def _remaining(cfg: ClusterConfig, chosen: Sequence[str], role: str) -> list[str]:

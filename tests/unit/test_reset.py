@@ -23,8 +23,20 @@ GLUSTER_HOSTS = {
 }
 
 
+def converged(site: Path) -> Path:
+    """The site as a `kfinstall up` that ran to its end leaves it: state.json names every host's roles."""
+    from installer.config.inventory import ROLE_GROUPS
+    from installer.state import State, read_state, write_state
+
+    cfg = load(site, need_secrets=False)
+    state = read_state(cfg.state_dir) or State(cluster=cfg.name)
+    state.host_roles = {role: cfg.inventory.names(role) for role in ROLE_GROUPS}
+    write_state(cfg.state_dir, state)
+    return site
+
+
 def test_a_worker_is_reset_with_a_warning_naming_node_remove(make_site) -> None:  # type: ignore[no-untyped-def]
-    plan = plan_reset(load(make_site(), need_secrets=False), "n1")
+    plan = plan_reset(load(converged(make_site()), need_secrets=False), "n1")
     assert plan.hosts == ("n1",) and not plan.whole_site and plan.refusals == ()
     assert "kfinstall node remove" in plan.warnings[0]
     [host] = plan.per_host
@@ -39,7 +51,7 @@ def test_a_worker_is_reset_with_a_warning_naming_node_remove(make_site) -> None:
     ("cp1", "NFS export /export/kfinstall"),  # ...and their NFS server
 ])
 def test_a_host_the_others_depend_on_is_refused_with_the_safe_path(make_site, limit: str, says: str) -> None:  # type: ignore[no-untyped-def]
-    plan = plan_reset(load(make_site(), need_secrets=False), limit)
+    plan = plan_reset(load(converged(make_site()), need_secrets=False), limit)
     assert any(says in refusal for refusal in plan.refusals), plan.refusals
     with pytest.raises(PreflightError) as refused:
         check_plan(plan)
@@ -47,7 +59,7 @@ def test_a_host_the_others_depend_on_is_refused_with_the_safe_path(make_site, li
 
 
 def test_the_whole_site_is_never_refused(make_site) -> None:  # type: ignore[no-untyped-def]
-    cfg = load(make_site(), need_secrets=False)
+    cfg = load(converged(make_site()), need_secrets=False)
     for limit in (None, "all", "cp1,n1,n2"):
         plan = plan_reset(cfg, limit, purge_data=True)
         assert plan.whole_site and plan.refusals == () and plan.hosts == ("cp1", "n1", "n2")
@@ -58,8 +70,8 @@ def test_gluster_hosts_are_refused_below_the_volume_quorum(make_site) -> None:  
     bricks must be up (Gluster Administrator Guide, "Arbiter volumes and quorum options"); below it "neither
     read nor write txns are allowed and we fail the fop with ENOTCONN" (gluster/glusterfs commit bd44d59741bb,
     "afr: add checks for allowing lookups")."""
-    cfg = load(make_site(cluster={"spec.storage.gluster": {"enabled": True, "replica": 3}}, hosts=GLUSTER_HOSTS),
-               need_secrets=False)
+    cfg = load(converged(make_site(cluster={"spec.storage.gluster": {"enabled": True, "replica": 3}},
+                                   hosts=GLUSTER_HOSTS)), need_secrets=False)
     assert plan_reset(cfg, "g3").refusals == ()  # 2 of 3 stay: more than half of the replica
     two = plan_reset(cfg, "g2,g3")
     assert len(two.refusals) == 1 and "client quorum needs 2" in two.refusals[0]
@@ -70,6 +82,25 @@ def test_gluster_hosts_are_refused_below_the_volume_quorum(make_site) -> None:  
 def test_a_caller_that_removed_the_host_from_the_site_is_not_refused(make_site) -> None:  # type: ignore[no-untyped-def]
     plan = plan_reset(load(make_site(), need_secrets=False), "cp1", leaving=True)
     assert plan.refusals == () and plan.warnings == ()
+
+
+def test_hosts_kfinstall_never_converged_are_refused(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
+    """An inventory brought from elsewhere (a running Kubespray cluster) before any `up`: reset must not
+    kubeadm-reset its nodes (review1 finding 1)."""
+    from installer.state import State, write_state
+
+    site = make_site()
+    cfg = load(site, need_secrets=False)
+    for limit in (None, "n1"):
+        plan = plan_reset(cfg, limit)
+        assert any("kfinstall never converged" in r and "n1" in r for r in plan.refusals), plan.refusals
+    code, _, err = kfinstall_streams("reset", "-i", str(site), "--yes")
+    assert code == 3 and "never converged cp1, n1, n2" in err and "leave them out of --limit" in err
+    assert not (site / ".kfinstall" / "test" / "runs").exists()
+    write_state(cfg.state_dir, State(cluster=cfg.name, host_roles={"kube_control_plane": ["cp1"],
+                                                                   "kube_node": ["cp1", "n1"]}))
+    assert plan_reset(cfg, "n1").refusals == ()
+    assert any("never converged n2 " in r for r in plan_reset(cfg, "n2").refusals)
 
 
 def test_a_pattern_matching_no_host_is_bad_input(make_site) -> None:  # type: ignore[no-untyped-def]
@@ -91,7 +122,7 @@ def test_a_profile_without_hosts_is_bad_input(tmp_path: Path) -> None:
 def test_purges_are_shown_and_passed_to_the_playbook(make_site) -> None:  # type: ignore[no-untyped-def]
     from installer.reset import reset_vars
 
-    cfg = load(make_site(), need_secrets=False)
+    cfg = load(converged(make_site()), need_secrets=False)
     kept = plan_reset(cfg, "n1")
     assert any("--purge-packages" in keep for keep in kept.per_host[0].keeps)
     purged = plan_reset(cfg, None, purge_packages=True, purge_data=True)
@@ -106,7 +137,7 @@ def test_purges_are_shown_and_passed_to_the_playbook(make_site) -> None:  # type
 def test_refused_or_unconfirmed_resets_touch_nothing(make_site, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     import installer.reset as module
 
-    cfg = load(make_site(), need_secrets=False)
+    cfg = load(converged(make_site()), need_secrets=False)
     ran: list[Any] = []
     monkeypatch.setattr(module, "_run", lambda *args: ran.append(args))
     with pytest.raises(PreflightError):
@@ -139,7 +170,7 @@ def test_a_partial_reset_keeps_the_applied_hosts_a_whole_one_drops_them(make_sit
     from installer.reset import _remember
     from installer.state import read_state
 
-    cfg = load(make_site(), need_secrets=False)
+    cfg = load(converged(make_site()), need_secrets=False)
     record_apply(cfg, ("hosts",), run_id="r1")
     recorded = read_applied(cfg.state_dir)["hosts"]["roles"]  # type: ignore[index]
     _remember(cfg, ResetReport("r2", "record", plan_reset(cfg, "n2")))
@@ -155,8 +186,8 @@ def test_a_partial_reset_keeps_the_applied_hosts_a_whole_one_drops_them(make_sit
 
 
 def test_dry_run_json_is_the_plan(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
-    code, out, _ = kfinstall_streams("reset", "-i", str(make_site()), "--limit", "kube_node:!n2", "--dry-run",
-                                     "--output", "json")
+    code, out, _ = kfinstall_streams("reset", "-i", str(converged(make_site())), "--limit", "kube_node:!n2",
+                                     "--dry-run", "--output", "json")
     assert code == 0
     document = json.loads(out)
     assert document["hosts"] == ["n1"] and document["dryRun"] is True and document["result"] == "ok"
@@ -164,7 +195,7 @@ def test_dry_run_json_is_the_plan(make_site, kfinstall_streams) -> None:  # type
 
 
 def test_dry_run_of_a_refused_reset_shows_the_plan_then_exits_3(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
-    code, out, err = kfinstall_streams("reset", "-i", str(make_site()), "--limit", "cp1", "--dry-run")
+    code, out, err = kfinstall_streams("reset", "-i", str(converged(make_site())), "--limit", "cp1", "--dry-run")
     assert code == 3
     assert "cp1 (kube_control_plane, nfs_server):" in out and "refused: cp1 is a control plane" in out
     assert "kfinstall node remove cp1" in err
@@ -185,7 +216,7 @@ def test_bad_pattern_is_exit_2_with_json(make_site, kfinstall_streams) -> None: 
 
 
 def test_off_a_terminal_without_yes_nothing_runs(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
-    site = make_site()
+    site = converged(make_site())
     code, _, err = kfinstall_streams("reset", "-i", str(site), "--limit", "n1")
     assert code == 3 and "--yes" in err and "n1 (kube_node)" in err
     assert not (Path(site) / ".kfinstall" / "test" / "runs").exists()
