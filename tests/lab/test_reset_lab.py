@@ -23,8 +23,9 @@ pytestmark = pytest.mark.lab
 KF = str(Path(sys.executable).parent / "kfinstall")
 HOSTS = ["h1", "h2", "h3"]
 RECORD = "/var/lib/kfinstall/record.json"
-# Written by the roles on h3 (os_prepare's lab source and sysctls, containerd's configuration).
-KFINSTALL_FILES = ["/etc/apt/sources.list.d/kfinstall-lab.list", "/etc/containerd/config.toml"]
+# The lab image's own apt source: there before kfinstall (os_prepare writes the same content and adopts it),
+# so reset leaves it as it was.
+IMAGE_SOURCE = "/etc/apt/sources.list.d/kfinstall-lab.list"
 
 
 def kf(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -46,13 +47,14 @@ def reset_h3(lab_site):  # type: ignore[no-untyped-def]
     site = lab_site.out_dir
     up(site)  # converged (a no-op when an earlier test of the session converged the lab)
     config_before = lab_site.ssh("h3", "cat /etc/containerd/config.toml").stdout
+    source_before = lab_site.ssh("h3", f"cat {IMAGE_SOURCE}").stdout
     refused = kf("reset", "-i", str(site), "--limit", "h1", "--yes", "--output", "json")
     dry = kf("reset", "-i", str(site), "--limit", "h3", "--dry-run", "--output", "json")
     done = kf("reset", "-i", str(site), "--limit", "h3", "--yes", "--output", "json")
     assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-3000:]
     after = {
-        "files": {path: lab_site.ssh("h3", f"test -e {path}").returncode == 0 for path in KFINSTALL_FILES},
         "config": lab_site.ssh("h3", "cat /etc/containerd/config.toml 2>/dev/null").stdout,
+        "source": lab_site.ssh("h3", f"cat {IMAGE_SOURCE} 2>/dev/null").stdout,
         "units": {unit: lab_site.ssh("h3", f"systemctl is-active {unit}; systemctl is-enabled {unit}").stdout.split()
                   for unit in ("containerd", "glusterd")},
         "gluster_mount": lab_site.ssh(
@@ -64,7 +66,8 @@ def reset_h3(lab_site):  # type: ignore[no-untyped-def]
     next_up = up(site)
     further_up = up(site)
     return {"refused": refused, "dry": dry, "report": json.loads(done.stdout), "after": after,
-            "config_before": config_before, "next_up": next_up, "further_up": further_up}
+            "config_before": config_before, "source_before": source_before, "next_up": next_up,
+            "further_up": further_up}
 
 
 def test_the_control_plane_and_nfs_server_is_refused_and_nothing_changes(reset_h3) -> None:  # type: ignore[no-untyped-def]
@@ -90,7 +93,7 @@ def test_reset_removes_kfinstalls_files_services_and_mounts(reset_h3) -> None:  
     report, after = reset_h3["report"], reset_h3["after"]
     assert report["result"] == "ok", report
     assert sorted(report["hosts"]) == ["h3"] and report["hosts"]["h3"]["changed"] > 0
-    assert after["files"]["/etc/apt/sources.list.d/kfinstall-lab.list"] is False
+    assert after["source"] == reset_h3["source_before"] != ""  # the image's own file stays
     # The package's own configuration is back (or none, when the package ships none): not kfinstall's.
     assert after["config"] != reset_h3["config_before"]
     assert "SystemdCgroup = true" not in after["config"]

@@ -174,6 +174,13 @@ def test_kfinstall_installed_counts_only_packages_that_were_not_there_before() -
     # chrony was the operator's before kfinstall: its service stays; glusterfs-server is not installed.
     assert found == {"packages": ["containerd", "iptables", "runc"], "services": ["containerd"]}
     assert kfinstall_installed(table, installed, None) == {"packages": [], "services": []}
+    # One package of a multi-package entry was the operator's: its service is the operator's (review1 finding 3).
+    table["glusterfs_server"] = {"packages": ["glusterfs-server", "xfsprogs"], "services": ["glusterd"],
+                                 "needed": True}
+    found = kfinstall_installed(table, {**installed, "glusterfs-server": "11", "xfsprogs": "6"},
+                                ["curl", "chrony", "glusterfs-server"])
+    assert "xfsprogs" in found["packages"] and "glusterfs-server" not in found["packages"]
+    assert found["services"] == ["containerd"]
 
 
 def test_a_file_already_holding_kfinstalls_content_keeps_the_packages_found_before(tmp_path: Path, host: Path) -> None:
@@ -186,3 +193,18 @@ def test_a_file_already_holding_kfinstalls_content_keeps_the_packages_found_befo
     assert record["files"][str(host / "etc/app/app.conf")]["adopted"] is True
     assert isinstance(record["packagesBefore"], list)
     assert reset(tmp_path)["packages_before"] == record["packagesBefore"]
+
+
+def test_a_file_there_before_with_kfinstalls_content_survives_reset(tmp_path: Path, host: Path) -> None:
+    """The operator's file that happens to hold what kfinstall writes is adopted, not taken: reset leaves it
+    with its content, mode and owner (review1 finding 2)."""
+    mine = host / "etc/op.conf"
+    mine.write_text("overlay\nbr_netfilter\n")
+    mine.chmod(0o604)
+    write(tmp_path, [{"path": str(mine), "content": "overlay\nbr_netfilter\n", "mode": "0644"}])
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o644  # kfinstall's mode while converged
+    result = reset(tmp_path)
+    assert str(mine) in result["restored"] and str(mine) not in result["removed"], result
+    assert mine.read_text() == "overlay\nbr_netfilter\n" and stat.S_IMODE(mine.stat().st_mode) == 0o604
+    assert mine.stat().st_uid == os.getuid()
+    assert list((tmp_path / "state/originals").iterdir()) == []

@@ -133,15 +133,19 @@ def kfinstall_installed(table: object, installed: object, before: object) -> dic
         raise AnsibleFilterError(f"kfinstall_installed takes the package table, not a {type(table).__name__}.")
     if before is None:
         return {"packages": [], "services": []}
-    present = {str(name).split(":")[0] for name in (installed or {})} - {str(name) for name in before}  # type: ignore[union-attr]
+    there_before = {str(name) for name in before}  # type: ignore[union-attr]
+    present = {str(name).split(":")[0] for name in (installed or {})} - there_before  # type: ignore[union-attr]
     packages: set[str] = set()
     services: set[str] = set()
     for name, entry in table.items():
         if not isinstance(entry, Mapping):
             raise AnsibleFilterError(f"kf_packages entry {name!r} must be a mapping with packages and needed.")
-        ours = set(_packages(str(name), entry)) & present
-        if ours:
-            packages |= ours
+        listed = set(_packages(str(name), entry))
+        ours = listed & present
+        packages |= ours
+        # An entry's units are kfinstall's only when none of its packages was there before (glusterfs-server
+        # the operator's, xfsprogs kfinstall's: glusterd is the operator's and stays).
+        if ours and not listed & there_before:
             services |= {str(unit) for unit in entry.get("services") or []}
     return {"packages": sorted(packages), "services": sorted(services)}
 

@@ -164,10 +164,11 @@ def note_file(module: AnsibleModule, record: dict, spec: dict, existed: bool) ->
     entry = record["files"].get(path)
     digest = sha256(spec["content"].encode("utf-8"))
     if entry is None:
-        # A file that already holds this content (a host converged before kfinstall kept a record) is
-        # taken as kfinstall's: there is no earlier content to keep.
+        # A file that already holds this content (a lab image's apt source, a host converged before kfinstall
+        # kept a record) is adopted, but its original is kept all the same: it was there before kfinstall, so
+        # reset puts it back (leaves it as it is) instead of deleting what may be the operator's file.
         adopted = existed and read_bytes(path) == spec["content"].encode("utf-8")
-        entry = {"original": keep_original(module.params["record"], path) if existed and not adopted else None,
+        entry = {"original": keep_original(module.params["record"], path) if existed else None,
                  "created": not existed, **({"adopted": True} if adopted else {})}
         if entry["original"] is not None:
             info = os.lstat(path)
