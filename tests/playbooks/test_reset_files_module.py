@@ -208,3 +208,61 @@ def test_a_file_there_before_with_kfinstalls_content_survives_reset(tmp_path: Pa
     assert mine.read_text() == "overlay\nbr_netfilter\n" and stat.S_IMODE(mine.stat().st_mode) == 0o604
     assert mine.stat().st_uid == os.getuid()
     assert list((tmp_path / "state/originals").iterdir()) == []
+
+
+def forge(tmp_path: Path, edit: Any) -> dict[str, Any]:
+    record_path = tmp_path / "state/record.json"
+    record = json.loads(record_path.read_text())
+    edit(record)
+    record_path.write_text(json.dumps(record))
+    return record
+
+
+def test_a_forged_original_never_points_reset_at_another_file(tmp_path: Path, host: Path) -> None:
+    """record.json naming any file as a file's original would make reset copy it over the file, then unlink
+    it (review1 finding 6): only the name kfinstall.hosts.files gives the copy is accepted."""
+    converge(tmp_path, host)
+    victim = tmp_path / "victim"
+    victim.write_text("someone else's\n")
+    path = str(host / "etc/kf/new.d/kf.conf")
+    for original in (str(victim), "../../victim", "0" * 64):
+        forge(tmp_path, lambda record, o=original: record["files"][path].update(original=o))
+        result = reset(tmp_path)
+        assert result.get("failed") is True and "nothing was removed" in result["msg"], result
+        assert "not the copy kfinstall made" in result["msg"]
+        assert victim.read_text() == "someone else's\n" and Path(path).read_text() == "new\n"
+
+
+@pytest.mark.parametrize("key", ["etc/relative.conf", "/etc/../etc/shadow", "/etc/./x", "/etc/.."])
+def test_a_record_path_that_is_relative_or_holds_dot_parts_is_refused(tmp_path: Path, host: Path, key: str) -> None:
+    converge(tmp_path, host)
+    forge(tmp_path, lambda record: record["dirs"].update({key: {"created": True}}))
+    result = reset(tmp_path)
+    assert result.get("failed") is True and "not an absolute path without . or .. parts" in result["msg"], result
+    assert (host / "etc/kf/new.d/kf.conf").exists()
+
+
+def test_a_record_others_can_write_or_a_link_is_not_trusted(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    state = tmp_path / "state"
+    state.chmod(0o777)
+    result = reset(tmp_path)
+    assert result.get("failed") is True and "writable by group or others (mode 0777)" in result["msg"], result
+    state.chmod(0o700)
+    (state / "record.json").chmod(0o620)
+    assert "writable by group or others" in reset(tmp_path)["msg"]
+    (state / "record.json").chmod(0o600)
+    (state / "record.json").rename(tmp_path / "elsewhere.json")
+    (state / "record.json").symlink_to(tmp_path / "elsewhere.json")
+    result = reset(tmp_path)
+    assert result.get("failed") is True and "is a symbolic link" in result["msg"], result
+    assert (host / "etc/kf/new.d/kf.conf").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the owner check applies when reset runs as root")
+def test_a_record_not_roots_is_not_trusted(tmp_path: Path, host: Path) -> None:
+    converge(tmp_path, host)
+    os.chown(tmp_path / "state/record.json", 65534, 65534)
+    result = reset(tmp_path)
+    assert result.get("failed") is True and "owned by uid 65534, not root" in result["msg"], result
+    assert (host / "etc/kf/new.d/kf.conf").exists()

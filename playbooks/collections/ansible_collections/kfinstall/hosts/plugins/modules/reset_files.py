@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -200,6 +201,44 @@ class Reset:
             self.record["dirs"].pop(path, None)
 
 
+def unsafe_location(path: str) -> str | None:
+    """Why the record (or its folder) cannot be trusted: a link, not root's (when running as root), or
+    writable by group or others. Someone who can write it could make reset delete or overwrite any file."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link"
+    if os.geteuid() == 0 and info.st_uid != 0:
+        return f"{path} is owned by uid {info.st_uid}, not root"
+    if info.st_mode & 0o022:
+        return f"{path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
+
+
+def record_error(record: dict) -> str | None:
+    """What in a record's entries reset must not act on: a path that is not absolute or holds . or .., an
+    original's name other than the one kfinstall.hosts.files gives it (the sha256 of the path), which
+    would point reset at any file to copy from and then unlink."""
+    for kind in ("files", "dirs"):
+        for path, entry in record[kind].items():
+            # Not normpath(p) == p: the site's settings allow "/data/gluster/" (kfinstall.hosts.files records
+            # it as given), and extra slashes name the same file; "." and ".." are what a forger would use.
+            if not isinstance(path, str) or not os.path.isabs(path) or {".", ".."} & set(path.split("/")):
+                return f"{kind} entry {path!r} is not an absolute path without . or .. parts"
+            if not isinstance(entry, dict):
+                return f"{kind} entry {path!r} is not a mapping"
+    for path, entry in record["files"].items():
+        original = entry.get("original")
+        if original is not None and (not isinstance(original, str) or not re.fullmatch(r"[0-9a-f]{64}", original)
+                                     or original != hashlib.sha256(path.encode("utf-8")).hexdigest()):
+            return f"files entry {path!r} names the original {original!r}, not the copy kfinstall made of it"
+        if any(not isinstance(entry.get(key, 0), int) or isinstance(entry.get(key), bool) for key in ("uid", "gid")):
+            return f"files entry {path!r} has an owner that is not a number"
+    return None
+
+
 def save(path: str, record: dict) -> None:
     fd, staged = tempfile.mkstemp(prefix=".record.", dir=os.path.dirname(path))
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -221,6 +260,12 @@ def main() -> None:
         if not os.path.isabs(path) or os.path.normpath(path) == "/":
             module.fail_json(msg=f"data directory {path!r} refused: give an absolute path below /.")
     record_path = module.params["record"]
+    originals = os.path.join(os.path.dirname(record_path), ORIGINALS)
+    for place in (os.path.dirname(record_path), record_path, originals):
+        unsafe = unsafe_location(place)
+        if unsafe:
+            module.fail_json(msg=f"kfinstall's record is not to be trusted: {unsafe}; nothing was removed. Check "
+                                 "who changed it; kfinstall keeps it root's, mode 0700 (folders) and 0600.")
     try:
         with open(record_path, encoding="utf-8") as handle:
             record = json.load(handle)
@@ -231,6 +276,9 @@ def main() -> None:
         module.fail_json(msg=f"kfinstall's record {record_path} cannot be read ({exc}); nothing was removed.")
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or not isinstance(record.get("dirs"), dict):
         module.fail_json(msg=f"kfinstall's record {record_path} is not a record of files; nothing was removed.")
+    damaged = record_error(record)
+    if damaged:
+        module.fail_json(msg=f"kfinstall's record {record_path} is damaged or forged: {damaged}; nothing was removed.")
     reset = Reset(module, record)
     try:
         reset.files()
