@@ -167,9 +167,10 @@ def _never_converged(cfg: ClusterConfig, chosen: Sequence[str]) -> list[str]:
     if not never:
         return []
     return [f"kfinstall never converged {', '.join(never)} (no `kfinstall up` of this site ran to its end on "
-            f"{'it' if len(never) == 1 else 'them'}; state in {cfg.state_dir}): reset undoes only kfinstall's own "
-            "work and would take down a cluster someone else built. Safe path: leave them out of --limit; for a "
-            "host whose `up` failed halfway, run `kfinstall up --limit HOST` to its end first, then reset it"]
+            f"{'it' if len(never) == 1 else 'them'} since the last reset; state in {cfg.state_dir}): reset undoes "
+            "only kfinstall's own work and would take down a cluster someone else built. Safe path: leave them "
+            "out of --limit; for a host whose `up` failed halfway, run `kfinstall up --limit HOST` to its end "
+            "first, then reset it"]
 
 
 def _remaining(cfg: ClusterConfig, chosen: Sequence[str], role: str) -> list[str]:
@@ -380,6 +381,11 @@ def _remember(cfg: ClusterConfig, report: ResetReport) -> None:
     state.history.append(HistoryEntry(at=time.strftime("%FT%TZ", time.gmtime()), action="reset " + ",".join(
         report.plan.hosts), run_id=report.run_id, to_channel=state.installed_channel or cfg.release.channel,
         result=report.result))
+    if report.result in ("ok", "incomplete"):
+        # The reset hosts are no longer converged: `up --limit` (installer.limited.converged_roles) must not
+        # take them for hosts whose roles are in place.
+        state.host_roles = {} if report.plan.whole_site else {
+            role: [h for h in hosts if h not in report.plan.hosts] for role, hosts in state.host_roles.items()}
     write_state(cfg.state_dir, state)
     if report.result in ("ok", "incomplete") and report.plan.whole_site:
         from installer.applied import forget_host_part

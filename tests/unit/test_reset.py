@@ -182,6 +182,19 @@ def test_a_partial_reset_keeps_the_applied_hosts_a_whole_one_drops_them(make_sit
         ("reset n2", "r2", "ok"), ("reset cp1,n1,n2", "r3", "ok")]
 
 
+def test_reset_hosts_are_no_longer_converged(make_site) -> None:  # type: ignore[no-untyped-def]
+    """After a reset, `up --limit` must not take the reset hosts for converged ones (review1 finding 4)."""
+    from installer.limited import converged_roles
+    from installer.reset import _remember
+
+    cfg = load(converged(make_site()), need_secrets=False)
+    _remember(cfg, ResetReport("r1", "record", plan_reset(cfg, "n2")))
+    roles = converged_roles(cfg)
+    assert roles is not None and roles["kube_node"] == ["n1"] and "n2" not in str(roles)
+    _remember(cfg, ResetReport("r2", "record", plan_reset(cfg)))
+    assert converged_roles(cfg) is None
+
+
 # ---- the command ----------------------------------------------------------------------------------------
 
 
