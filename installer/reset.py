@@ -200,14 +200,19 @@ def _refusals(cfg: ClusterConfig, chosen: Sequence[str], purge_data: bool) -> li
     servers = cfg.inventory.names("gluster")
     going = [h for h in servers if h in chosen]
     if gluster.enabled and going:
-        staying = [h for h in servers if h not in chosen]
-        quorum = min(gluster.replica, len(servers)) // 2 + 1
-        if len(staying) < quorum:
-            found.append(
-                f"resetting the Gluster host(s) {', '.join(going)} leaves {len(staying)} of the volume "
-                f"{gluster.volume}'s {len(servers)} servers running; its client quorum needs {quorum} (more than half "
-                "of the replica), so the volume would stop taking writes. Safe path: reset fewer Gluster hosts at a "
-                "time (`up` brings each back and it heals), or reset every host of the site")
+        # Client quorum holds per replica set: the volume's bricks in create order (glusterfs/tasks/volume.yml,
+        # one per server in inventory order), `replica` adjacent bricks a set.
+        for first in range(0, len(servers), max(gluster.replica, 1)):
+            replica_set = servers[first:first + max(gluster.replica, 1)]
+            staying = [h for h in replica_set if h not in chosen]
+            quorum = len(replica_set) // 2 + 1
+            if len(staying) < quorum:
+                found.append(
+                    f"resetting the Gluster host(s) {', '.join(going)} leaves {len(staying)} of the replica set "
+                    f"{', '.join(replica_set)} of the volume {gluster.volume} running; its client quorum needs "
+                    f"{quorum} (more than half of the replica), so the volume would stop taking writes. Safe path: "
+                    "reset fewer Gluster hosts at a time (`up` brings each back and it heals), or reset every host "
+                    "of the site")
         if purge_data:
             found.append(
                 f"--purge-data deletes the brick {gluster.brick_path} of {', '.join(going)} while the volume "

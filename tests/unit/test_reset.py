@@ -79,6 +79,23 @@ def test_gluster_hosts_are_refused_below_the_volume_quorum(make_site) -> None:  
     assert len(purge.refusals) == 1 and "gluster volume replace-brick kfinstall" in purge.refusals[0]
 
 
+def test_gluster_quorum_is_per_replica_set_of_a_distributed_replicated_volume(make_site) -> None:  # type: ignore[no-untyped-def]
+    """g1..g6 with replica 3 is two replica sets, (g1, g2, g3) and (g4, g5, g6): "Each replica_count consecutive
+    bricks in the list you give will form a replica set" (Red Hat Gluster Storage 3.5 Administration Guide,
+    5.6 Creating Distributed Replicated Volumes, https://docs.redhat.com/en/documentation/red_hat_gluster_storage/
+    3.5/html/administration_guide/sect-creating_distributed_replicated_volumes); glusterfs/tasks/volume.yml lists
+    one brick per server in inventory order. Taking two of one set stops it (review1 finding 5)."""
+    names = [f"g{i}" for i in range(1, 7)]
+    hosts = {**{f"all.hosts.{h}": {"ansible_host": f"192.0.2.{30 + i}"} for i, h in enumerate(names, 1)},
+             "all.children.gluster": {"hosts": dict.fromkeys(names)}}
+    cfg = load(converged(make_site(cluster={"spec.storage.gluster": {"enabled": True, "replica": 3}}, hosts=hosts)),
+               need_secrets=False)
+    [refusal] = plan_reset(cfg, "g1,g2").refusals
+    assert "leaves 1 of the replica set g1, g2, g3" in refusal and "client quorum needs 2" in refusal
+    assert plan_reset(cfg, "g1,g4").refusals == ()  # one of each set: both keep 2 of 3
+    assert len(plan_reset(cfg, "g2,g3,g5,g6").refusals) == 2
+
+
 def test_a_caller_that_removed_the_host_from_the_site_is_not_refused(make_site) -> None:  # type: ignore[no-untyped-def]
     plan = plan_reset(load(make_site(), need_secrets=False), "cp1", leaving=True)
     assert plan.refusals == () and plan.warnings == ()
