@@ -266,3 +266,14 @@ def test_a_record_not_roots_is_not_trusted(tmp_path: Path, host: Path) -> None:
     result = reset(tmp_path)
     assert result.get("failed") is True and "owned by uid 65534, not root" in result["msg"], result
     assert (host / "etc/kf/new.d/kf.conf").exists()
+
+
+def test_reset_names_the_directories_kfinstall_created(tmp_path: Path, host: Path) -> None:
+    """reset.yml runs kubeadm reset only where the record shows kfinstall's work directory as created by
+    kfinstall (review1 finding 1): a directory that was there before is not listed."""
+    (host / "etc/there-before").mkdir()
+    write(tmp_path, [{"path": str(host / "etc/kf/work"), "state": "directory", "mode": "0700"},
+                     {"path": str(host / "etc/there-before"), "state": "directory", "mode": "0755"}])
+    result = reset(tmp_path, check=True)
+    assert str(host / "etc/kf/work") in result["created_dirs"] and str(host / "etc/kf") in result["created_dirs"]
+    assert str(host / "etc/there-before") not in result["created_dirs"]

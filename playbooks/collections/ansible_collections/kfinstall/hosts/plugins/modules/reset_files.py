@@ -62,6 +62,10 @@ kept:
   description: Path -> why it was kept.
   returned: always
   type: dict
+created_dirs:
+  description: The directories the record says kfinstall created (read before this run undoes anything).
+  returned: always
+  type: list
 packages_before:
   description: The packages installed before kfinstall's first write on the host; null without a record.
   returned: always
@@ -270,7 +274,7 @@ def main() -> None:
         with open(record_path, encoding="utf-8") as handle:
             record = json.load(handle)
     except FileNotFoundError:
-        module.exit_json(changed=False, removed=[], restored=[], kept={}, packages_before=None,
+        module.exit_json(changed=False, removed=[], restored=[], kept={}, packages_before=None, created_dirs=[],
                          msg=f"no record at {record_path}: kfinstall wrote no file on this host")
     except (OSError, ValueError) as exc:
         module.fail_json(msg=f"kfinstall's record {record_path} cannot be read ({exc}); nothing was removed.")
@@ -279,6 +283,9 @@ def main() -> None:
     damaged = record_error(record)
     if damaged:
         module.fail_json(msg=f"kfinstall's record {record_path} is damaged or forged: {damaged}; nothing was removed.")
+    # Which work directories kfinstall made: reset.yml undoes a role's outside-the-record work (kubeadm reset)
+    # only on a host whose record shows that role's own directory as kfinstall's.
+    created_dirs = sorted(path for path, entry in record["dirs"].items() if entry.get("created"))
     reset = Reset(module, record)
     try:
         reset.files()
@@ -288,7 +295,7 @@ def main() -> None:
         if not module.check_mode and (reset.removed or reset.restored):
             save(record_path, record)
     module.exit_json(changed=bool(reset.removed or reset.restored), removed=reset.removed, restored=reset.restored,
-                     kept=reset.kept, packages_before=record.get("packagesBefore"))
+                     kept=reset.kept, packages_before=record.get("packagesBefore"), created_dirs=created_dirs)
 
 
 if __name__ == "__main__":
