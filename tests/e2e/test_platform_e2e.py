@@ -23,31 +23,18 @@ tf-serving containers were not restarted to pick the model up.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2esite import site_from_env, skip
 
 pytestmark = pytest.mark.e2e
-SITE_ENV = "KFINSTALL_E2E_SITE"
 SERVING_PODS = ("get", "pods", "-n", "kubeflow-user", "-l", "app.kubernetes.io/name=tf-serving")
 
 
-def _skip(reason: str) -> None:
-    print(reason)
-    pytest.skip(reason)
-
-
 def _site() -> Path:
-    value = os.environ.get(SITE_ENV)
-    if not value:
-        _skip(f"no cluster: set {SITE_ENV} to a site folder whose cluster is up (see this module's docstring "
-              "for every precondition) to run the end-to-end tier")
-    site = Path(value)  # type: ignore[arg-type]
-    if not (site / "kfinstall.yaml").is_file():
-        pytest.fail(f"{SITE_ENV}={value} has no kfinstall.yaml: name a site folder (kfinstall init makes one)")
-    return site
+    return site_from_env("whose cluster is up", "the end-to-end tier")
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +55,7 @@ def kubectl(cfg):
         adapter.preflight(cfg)
         return cluster_preflight(cfg)
     except PreflightError as exc:
-        _skip(exc.message)
+        skip(exc.message)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +82,7 @@ def test_platform_up_converges(ready) -> None:
 def test_serving_is_healthy_with_or_without_a_model(ready) -> None:
     """The Deployment is Available on a fresh platform (no model yet) as after training."""
     if not ready.spec.components.serving.enabled:
-        _skip("spec.components.serving.enabled is false on this site")
+        skip("spec.components.serving.enabled is false on this site")
     from installer.verify import verify
 
     report = verify(ready)

@@ -17,32 +17,19 @@ the Pulumi passphrase rotates and the new one opens the stack (a preview changes
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2esite import site_from_env, skip
 
 pytestmark = pytest.mark.e2e
-SITE_ENV = "KFINSTALL_E2E_SITE"
-
-
-def _skip(reason: str) -> None:
-    print(reason)
-    pytest.skip(reason)
 
 
 def _site() -> Path:
-    value = os.environ.get(SITE_ENV)
-    if not value:
-        _skip(f"no cluster: set {SITE_ENV} to a site folder whose platform is up (see this module's docstring "
-              "for every precondition) to run the secrets rotation end to end")
-    site = Path(value)  # type: ignore[arg-type]
-    if not (site / "kfinstall.yaml").is_file():
-        pytest.fail(f"{SITE_ENV}={value} has no kfinstall.yaml: name a site folder (kfinstall init makes one)")
-    return site
+    return site_from_env("whose platform is up", "the secrets rotation end to end")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +44,7 @@ def kubectl() -> Any:
         adapter.preflight(cfg)
         return cluster_preflight(cfg)
     except PreflightError as exc:
-        _skip(exc.message)
+        skip(exc.message)
 
 
 def _rotate(key: str) -> None:
