@@ -168,12 +168,19 @@ class Reset:
                 continue
             self.remove_empty(path)
 
-    def remove_tree(self, path: str) -> None:
+    def still_a_directory(self, path: str) -> bool:
+        """Whether `path` is still the directory the record names; if not, the record forgets it (gone)
+        or it is kept and listed (replaced by a file or a link)."""
         if not os.path.lexists(path):
             self.forget_dir(path)
-            return
+            return False
         if os.path.islink(path) or not os.path.isdir(path):
             self.keep(path, "no longer a directory")
+            return False
+        return True
+
+    def remove_tree(self, path: str) -> None:
+        if not self.still_a_directory(path):
             return
         if not self.module.check_mode:
             shutil.rmtree(path)
@@ -181,11 +188,7 @@ class Reset:
         self.forget_dir(path)
 
     def remove_empty(self, path: str) -> None:
-        if not os.path.lexists(path):
-            self.forget_dir(path)
-            return
-        if os.path.islink(path) or not os.path.isdir(path):
-            self.keep(path, "no longer a directory")
+        if not self.still_a_directory(path):
             return
         left = [name for name in os.listdir(path)
                 if not (self.module.check_mode and os.path.join(path, name) in self.removed)]
