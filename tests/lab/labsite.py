@@ -10,7 +10,7 @@ from pathlib import Path
 
 from installer.adapters.ssh import HostKeyPolicy
 from installer.config.ssh import site_known_hosts
-from installer.lab import LabSettings, LabStatus
+from installer.lab import LabSettings, LabStatus, lab_status
 from installer.lab.ssh import ssh_argv
 
 LAB_HOSTS = 3
@@ -77,3 +77,8 @@ class LabSite:
             capture_output=True, text=True, timeout=timeout, check=False,
             env={**os.environ, **lab_ssh_env(self.out_dir)},
         )
+
+
+def vm_count(site: LabSite) -> int:
+    """The VMs the lab runs now: a test that resizes the lab keeps those another test's lab_vm_site added."""
+    return sum(1 for machine in lab_status(settings=site.settings).machines if machine.kind == "vm")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from labsite import LAB_HOSTS, LabSite
+from labsite import LAB_HOSTS, LabSite, vm_count
 
 from installer.cli.lab import lab
 from installer.lab import lab_down, lab_status, lab_up
@@ -18,11 +18,6 @@ from installer.lab.hostprep import read_sysctls
 pytestmark = pytest.mark.lab
 # Measured at about 1.5 s on a 2-core machine; generous for a loaded CI runner.
 NOOP_UP_LIMIT_S = 15.0
-
-
-def _vm_count(site: LabSite) -> int:
-    """Keep VMs another test's lab_vm_site may have added."""
-    return sum(1 for m in lab_status(settings=site.settings).machines if m.kind == "vm")
 
 
 def _container_ids(site: LabSite) -> list[str]:
@@ -60,7 +55,7 @@ def test_apt_sees_only_the_lab_repo(lab_site: LabSite) -> None:
 def test_second_up_is_a_fast_noop(lab_site: LabSite) -> None:
     before = _container_ids(lab_site)
     started = time.monotonic()
-    status = lab_up(LAB_HOSTS, _vm_count(lab_site), out=lab_site.out_dir, settings=lab_site.settings)
+    status = lab_up(LAB_HOSTS, vm_count(lab_site), out=lab_site.out_dir, settings=lab_site.settings)
     elapsed = time.monotonic() - started
     assert status.up
     assert _container_ids(lab_site) == before, "a no-op lab up must not re-create hosts"
@@ -82,7 +77,7 @@ def test_status_json_reports_every_host_running(lab_site: LabSite) -> None:
 
 def test_down_leaves_nothing_and_restores_ip_forward(lab_site: LabSite) -> None:
     """Runs lab down for real, checks what is left, then brings the session's lab back up."""
-    vms = _vm_count(lab_site)
+    vms = vm_count(lab_site)
     bridge = lab_status(settings=lab_site.settings).bridge
     assert bridge
     lab_down(settings=lab_site.settings)
@@ -123,5 +118,5 @@ def test_up_re_creates_a_host_podman_lists_as_running_whose_process_is_gone(lab_
     listed = subprocess.run(["podman", "ps", "--filter", f"name={container}", "--format", "{{.State}}"],
                             capture_output=True, text=True, check=True)
     assert "running" in listed.stdout.lower() or "up" in listed.stdout.lower(), listed.stdout
-    lab_up(LAB_HOSTS, _vm_count(lab_site), out=lab_site.out_dir, settings=lab_site.settings)
+    lab_up(LAB_HOSTS, vm_count(lab_site), out=lab_site.out_dir, settings=lab_site.settings)
     assert lab_site.ssh("h3", "true").returncode == 0

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from labsite import LabSite
+from labsite import LabSite, vm_count
 
 from installer.lab import lab_up
 
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.lab
 
 KF = str(Path(sys.executable).parent / "kfinstall")
 OLD, NEW = ["h1", "h2", "h3"], "h4"
-KFINSTALL_FILE = "/etc/apt/sources.list.d/kfinstall-lab.list"  # written by os_prepare on every lab host
+KFINSTALL_FILE = "/etc/sysctl.d/90-kfinstall.conf"  # created by os_prepare on every lab host (not there before)
 
 STAND_IN_KUBECTL = r'''#!{python}
 import json, sys
@@ -61,7 +61,7 @@ def removed(lab_site: LabSite, tmp_path_factory: pytest.TempPathFactory) -> Iter
     site = lab_site.out_dir
     first = kf(site, "up", "--only", "hosts", "--yes")
     assert first.returncode == 0, first.stderr[-4000:] + first.stdout[-2000:]
-    status = lab_up(len(OLD) + 1, out=site, settings=lab_site.settings, report=print)
+    status = lab_up(len(OLD) + 1, vm_count(lab_site), out=site, settings=lab_site.settings, report=print)
     lab = replace(lab_site, status=status)  # the lab as it is now, h4 included
     written = (site / "hosts.yml").read_bytes()  # what `lab up` wrote (and will only replace as it is)
     try:
@@ -93,7 +93,7 @@ def removed(lab_site: LabSite, tmp_path_factory: pytest.TempPathFactory) -> Iter
         }
     finally:
         (site / "hosts.yml").write_bytes(written)  # back to `lab up`'s own file, which it then replaces
-        lab_up(len(OLD), out=site, settings=lab_site.settings, report=print)
+        lab_up(len(OLD), vm_count(lab_site), out=site, settings=lab_site.settings, report=print)
 
 
 def test_node_remove_resets_the_worker_and_only_it(removed: dict[str, Any]) -> None:

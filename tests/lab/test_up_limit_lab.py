@@ -23,7 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from labsite import LabSite
+from labsite import LabSite, vm_count
 
 from installer.lab import lab_up
 
@@ -44,11 +44,11 @@ def grown(lab_site) -> Iterator[tuple[Path, tuple[str, ...], LabSite]]:  # type:
     allowed = ("--set", f'spec.storage.nfs.allowedClients=["{lab_site.settings.subnet}"]')
     first = kf(site, "up", "--only", "hosts", "--yes", *allowed)
     assert first.returncode == 0, first.stderr[-4000:] + first.stdout[-2000:]
-    status = lab_up(len(OLD) + 1, out=site, settings=lab_site.settings, report=print)
+    status = lab_up(len(OLD) + 1, vm_count(lab_site), out=site, settings=lab_site.settings, report=print)
     try:
         yield site, allowed, replace(lab_site, status=status)
     finally:
-        lab_up(len(OLD), out=site, settings=lab_site.settings, report=print)
+        lab_up(len(OLD), vm_count(lab_site), out=site, settings=lab_site.settings, report=print)
 
 
 def test_plan_limit_shows_the_new_worker_and_its_steps(grown) -> None:  # type: ignore[no-untyped-def]
