@@ -28,3 +28,11 @@ def site_from_env(whose: str, to_run: str) -> Path:
     if not (site / "kfinstall.yaml").is_file():
         pytest.fail(f"{SITE_ENV}={value} has no kfinstall.yaml: name a site folder (kfinstall init makes one)")
     return site
+
+
+def need_env(not_here: str, *names: str) -> list[str]:
+    """The values of the environment variables `names`; skip, naming the missing ones after `not_here`."""
+    missing = [name for name in names if not os.environ.get(name)]
+    if missing:
+        skip(f"{not_here} (missing: {', '.join(missing)})")
+    return [os.environ[name] for name in names]

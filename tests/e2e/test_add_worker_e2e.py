@@ -14,12 +14,12 @@ tests/unit/test_up_limit.py.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from e2esite import need_env
 
 pytestmark = pytest.mark.e2e
 
@@ -30,12 +30,8 @@ NOT_HERE = ("no Kubernetes cluster on this machine (Kubernetes packages cannot r
 
 
 def _need() -> tuple[Path, str]:
-    missing = [n for n in ("KFINSTALL_E2E_SITE", "KFINSTALL_E2E_NEW_WORKER") if not os.environ.get(n)]
-    if missing:
-        reason = f"{NOT_HERE} (missing: {', '.join(missing)})"
-        print(f"SKIP reason: {reason}")
-        pytest.skip(reason)
-    return Path(os.environ["KFINSTALL_E2E_SITE"]), os.environ["KFINSTALL_E2E_NEW_WORKER"]
+    site, host = need_env(NOT_HERE, "KFINSTALL_E2E_SITE", "KFINSTALL_E2E_NEW_WORKER")
+    return Path(site), host
 
 
 def _kf(site: Path, *args: str) -> dict:  # type: ignore[type-arg]

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from e2esite import need_env
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +29,8 @@ NOT_HERE = ("no Kubernetes cluster on this machine (Kubernetes packages cannot r
 
 
 def _need() -> tuple[Path, str]:
-    missing = [n for n in ("KFINSTALL_E2E_SITE", "KFINSTALL_E2E_RESET_WORKER") if not os.environ.get(n)]
-    if missing:
-        reason = f"{NOT_HERE} (missing: {', '.join(missing)})"
-        print(f"SKIP reason: {reason}")
-        pytest.skip(reason)
-    return Path(os.environ["KFINSTALL_E2E_SITE"]), os.environ["KFINSTALL_E2E_RESET_WORKER"]
+    site, host = need_env(NOT_HERE, "KFINSTALL_E2E_SITE", "KFINSTALL_E2E_RESET_WORKER")
+    return Path(site), host
 
 
 def _kfinstall(*args: str) -> subprocess.CompletedProcess[str]:
