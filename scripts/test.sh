@@ -18,4 +18,5 @@ echo "[test] ruff check installer stacks"
 .venv/bin/ruff check -q installer stacks
 echo "[test] mypy installer stacks"
 .venv/bin/mypy installer stacks
-exec .venv/bin/pytest tests -ra "$@"
+# --durations: the slowest tests are named in every run, so the 40-minute budget is watched where it is spent.
+exec .venv/bin/pytest tests -ra --durations=30 "$@"
