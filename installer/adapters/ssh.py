@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,13 +37,13 @@ from pathlib import Path
 from installer.config.inventory import ROLE_GROUPS, Inventory
 from installer.config.resolved import ClusterConfig
 from installer.config.ssh import (
+    EXECUTABLE_VARS,
     KNOWN_HOSTS,
-    OWNED_OPTIONS,
-    TRUST_OPTIONS,
     SshTarget,
+    args_options,
     jump_hosts,
+    option_problem,
     proxy_command,
-    ssh_option_names,
 )
 from installer.errors import ConfigError, PreflightError
 from installer.interrupt import run_child
@@ -60,7 +61,12 @@ _CHECK_OPTIONS = (
     "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-T", "-n",
 )
 CHECK_TIMEOUT_S = 30
-_OWNED = {o.lower() for o in OWNED_OPTIONS + TRUST_OPTIONS}
+# The operator's ssh arguments from the environment, checked like the inventory's (environment_conflicts) and
+# handed to Ansible as checked: set here, they also beat an ansible.cfg's ssh_common_args & co., never checked.
+ARGS_ENV = ("ANSIBLE_SSH_COMMON_ARGS", "ANSIBLE_SSH_EXTRA_ARGS", "ANSIBLE_SFTP_EXTRA_ARGS", "ANSIBLE_SCP_EXTRA_ARGS")
+# The programs Ansible runs for a connection, whatever an ansible.cfg or the shell says (the check runs these).
+EXECUTABLES_ENV = {f"ANSIBLE_{var.removeprefix('ansible_').upper()}": program
+                   for var, program in EXECUTABLE_VARS.items()}
 SSH_CONFIG = "ssh_config"  # in the state directory, beside known_hosts: only for a site with jump hosts
 BASTION_GROUP = "bastion"  # Kubespray's: its first host is the jump host for every host outside the group
 
@@ -169,6 +175,8 @@ class HostKeyPolicy:
             # The ssh connection plugin, whatever an ansible.cfg or the shell says: paramiko ignores
             # ANSIBLE_SSH_ARGS, so the site's known_hosts would never be read.
             "ANSIBLE_TRANSPORT": "ssh",
+            **EXECUTABLES_ENV,
+            **{name: os.environ.get(name, "") for name in ARGS_ENV},
         }
 
     def _digest(self) -> str:
@@ -228,6 +236,12 @@ def check_host_keys(policy: HostKeyPolicy) -> HostKeyReport:
     Raises PreflightError (exit 3) naming each host whose key changed, or, under strict, is not pinned.
     """
     ignored = environment_conflicts(dict(os.environ))
+    # Before any connection: Ansible connects with ssh, the check reads the pins with ssh-keygen.
+    missing = [p for p in ("ssh", *(() if policy.mode == "off" else ("ssh-keygen",))) if shutil.which(p) is None]
+    if missing:
+        raise PreflightError(f"{' and '.join(missing)} not found on PATH: kfinstall and Ansible reach the hosts with "
+                             "the OpenSSH client. Install it on this machine (Debian/Ubuntu: apt-get install "
+                             "openssh-client) and run again; nothing was run on any host")
     policy.write_ssh_config()  # before any connection: every ssh of the run reads it (-F)
     if policy.mode == "off":
         return HostKeyReport(policy.mode, "/dev/null", ignored=ignored)
@@ -269,22 +283,20 @@ def environment_conflicts(environ: dict[str, str]) -> list[str]:
     -o options kfinstall owns in ANSIBLE_SSH_COMMON_ARGS/_EXTRA_ARGS would be silently ignored by ssh:
     refused (exit 2). ANSIBLE_SSH_ARGS and the host-key-checking switches are replaced for kfinstall's
     runs: returned, so the preflight says so instead of ignoring them silently."""
-    for name in ("ANSIBLE_SSH_COMMON_ARGS", "ANSIBLE_SSH_EXTRA_ARGS"):
+    for name in ARGS_ENV:
         try:
-            owned = [o for o in ssh_option_names(shlex.split(environ.get(name, ""))) if o.lower() in _OWNED]
+            options = args_options(name, shlex.split(environ.get(name, "")))
         except ValueError as exc:
             raise ConfigError(
                 f"{name} in your environment cannot be split into ssh arguments ({exc}). Fix: balance its quotes"
             ) from None
-        if owned:
-            raise ConfigError(
-                f"{name} in your environment sets -o {owned[0]}, which kfinstall sets itself on every "
-                f"connection or which would trust keys from outside the site's known_hosts. Fix: unset it or "
-                "remove that option; host keys are checked as spec.ssh.hostKeyChecking says"
-            )
+        for option, value in options:
+            problem = option_problem(option, value, transfer=name in ARGS_ENV[2:])
+            if problem is not None:
+                raise ConfigError(f"{name} in your environment: {problem[0]}. Fix: unset it, or {problem[1]}")
     replaced = (
         "ANSIBLE_SSH_ARGS", "ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_SSH_HOST_KEY_CHECKING", "ANSIBLE_SSH_CONTROL_PATH",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR", "ANSIBLE_TRANSPORT",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR", "ANSIBLE_TRANSPORT", *EXECUTABLES_ENV,
     )
     return [f"{name}={environ[name]!r}" for name in replaced if name in environ]
 

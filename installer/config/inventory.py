@@ -14,6 +14,7 @@ spaces, lists or `{{ }}` there are refused (exit 2) before any connection.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -212,7 +213,9 @@ def load_inventory(path: Path, display: str, problems: Problems) -> Inventory | 
         port = _used(values, bad, ("ansible_port", "ansible_ssh_port"))
         hosts.append(
             Host(name=host.name, address=str(address or host.name), roles=roles, groups=groups,
-                 port=int(port) if port else None, ssh=read_target(host.name, values, display, problems))
+                 port=int(port) if port else None,
+                 ssh=read_target(host.name, values, display, problems,
+                                 locate=functools.partial(where.value, host.name)))
         )
     return Inventory(path=path, hosts=tuple(hosts), ansible=manager, where=where, aliases=aliases)
 
@@ -515,6 +518,12 @@ def _check_presence(inv: Inventory, display: str, problems: Problems) -> None:
 def _check_bastion(inv: Inventory, display: str, problems: Problems) -> None:
     """Kubespray's bastion (the first host of `bastion`): kfinstall writes its key file into the site's
     ssh_config (installer/adapters/ssh.py), so the path must be literal and one line."""
+    for jump in (h for h in inv.hosts if "bastion" in h.groups and h.roles):
+        # Kubespray's bastion is the way in, never a cluster host: kfinstall would configure it and reach it
+        # directly while sending the others through it.
+        problems.error(display, f"all.hosts.{jump.name}", f"host {jump.name} is in the bastion group and also in "
+                       f"{', '.join(jump.roles)}: a jump host is never a cluster host kfinstall configures",
+                       f"take {jump.name} out of {', '.join(jump.roles)}, or out of bastion if it is a cluster host")
     first = inv.pattern_hosts("bastion[0]")
     host = next((h for h in inv.hosts if first and h.name == first[0]), None)
     identity = host.ssh.identity if host is not None and host.ssh is not None else None
