@@ -39,6 +39,7 @@ from installer.config.secrets import (
     abandon_rotation,
     finish_rotation,
     generated,
+    load_secrets,
     new_secret,
     stage_rotation,
 )
@@ -221,7 +222,27 @@ def run_rotation(cfg: ClusterConfig, plan: RotationPlan, value: str, console: Co
     if key == PASSPHRASE:
         engine.preflight(cfg, kubeconfig=False)  # a refusal (no CLI, no plugin) before secrets.yml is touched
     kubectl = kube.site_kubectl(cfg) if key in RESTARTS else None  # likewise: kubectl and the kubeconfig
+    # One lock from before KEY_next is written until KEY takes it: another rotation would write its own
+    # KEY_next over this one (and delete it when refused) while this run applies it, and an `up` between the
+    # passphrase re-encryption and the new passphrase in secrets.yml would open the stack with the old one.
+    with run_lock(cfg.state_dir, f"secrets rotate {key}"):
+        return _apply(cfg, plan, value, console, kubectl, verbosity)
+
+
+def _apply(cfg: ClusterConfig, plan: RotationPlan, value: str, console: Console, kubectl: kube.Kubectl | None,
+           verbosity: int) -> RotationReport:
+    """Stage, apply, finish, under the caller's lock (run_rotation)."""
+    from installer.adapters import pulumi as engine
+
+    assert cfg.secrets is not None
+    key = plan.key
     path = cfg.site / SECRETS_FILE
+    # This command read secrets.yml before it asked and took the lock: a rotation that finished meanwhile
+    # changed it, and applying from the older copy would undo that one (a crypt key dropped from the retired).
+    now = load_secrets(path, SECRETS_FILE, Problems())
+    if now is None or now.values() != cfg.secrets.values():
+        raise PreflightError(f"{SECRETS_FILE} changed since this command read it (another rotation or an edit); "
+                             f"nothing was changed: run `kfinstall secrets rotate {key}` again")
     staged_now = cfg.secrets.pending(key) != value
     if staged_now:
         stage_rotation(path, key, value)
@@ -229,10 +250,9 @@ def run_rotation(cfg: ClusterConfig, plan: RotationPlan, value: str, console: Co
     run: UpReport | None = None
     try:
         if key == PASSPHRASE:
-            with run_lock(cfg.state_dir, "secrets rotate"):
-                engine.change_passphrase(cfg, cfg.secrets.pulumi_passphrase.get_secret_value(), value)
+            engine.change_passphrase(cfg, cfg.secrets.pulumi_passphrase.get_secret_value(), value)
         else:
-            run = run_up(replace(cfg, secrets=rotated), console, only="platform", verbosity=verbosity)
+            run = run_up(replace(cfg, secrets=rotated), console, only="platform", verbosity=verbosity, lock=False)
         restarted = restart(kubectl, key) if kubectl is not None else []
     except PreflightError:
         # Refused before anything was applied: a refused command changes nothing, secrets.yml included.

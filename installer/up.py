@@ -7,6 +7,7 @@ and the exit code is 130, 143 or 129 (installer.interrupt). A re-run converges.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,11 +148,13 @@ def run_up(
     confirm: Callable[[str], bool] | None = None,
     verbosity: int = 0,
     limit: str | None = None,
+    lock: bool = True,
 ) -> UpReport:
     """Run the phases; raises PreflightError (3), PhaseFailed (4) or Interrupted (130).
 
     `verbosity` (-v count) reaches Ansible and kfinstall's log (installer/log.py). `limit` (an Ansible host
-    pattern) runs preflight and the host phase on the matching hosts only (installer/limited.py)."""
+    pattern) runs preflight and the host phase on the matching hosts only (installer/limited.py). `lock`:
+    take the cluster's run lock (False for a caller that holds it, such as `secrets rotate`)."""
     cfg = against_installed(cfg)
     limited = _limited(cfg, limit, only, start_at)
     names = selected_phases(only, start_at)
@@ -160,7 +163,7 @@ def run_up(
     changing = [n for n in names if n in {"hosts", "platform"}]
     if changing and confirm is not None and not confirm(_question(cfg, changing, names, limited)):
         raise PreflightError("not confirmed; nothing was changed")
-    with run_lock(cfg.state_dir, "up"):
+    with run_lock(cfg.state_dir, "up") if lock else contextlib.nullcontext():
         record = RunRecord.start(cfg, "up " + " ".join(names) + (f" --limit {limit}" if limited else ""))
         ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names), verbosity=verbosity,
                          limit=limited.hosts if limited else (), contacts=limited.contacts if limited else ())

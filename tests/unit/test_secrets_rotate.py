@@ -449,3 +449,93 @@ def test_an_encrypted_secrets_file_stays_encrypted_through_a_rotation(kfinstall,
     done = YAML(typ="safe", pure=True).load(lib.decrypt(path.read_bytes()).decode())
     assert done["jupyterhub_cookie_secret"] == staged["jupyterhub_cookie_secret_next"]
     assert "jupyterhub_cookie_secret_next" not in done
+
+
+# One run lock over the whole rotation (review 2, finding R1) -------------------------------------------------
+
+
+def _lock_is_held(site: Path) -> bool:
+    """Whether a run holds the site's lock now (flock is per open file: this process's own hold counts)."""
+    from installer.config.load import load
+    from installer.errors import PreflightError
+    from installer.lock import run_lock
+
+    try:
+        with run_lock(load(site, need_secrets=False).state_dir, "probe"):
+            return False
+    except PreflightError:
+        return True
+
+
+def test_a_rotation_while_another_run_holds_the_lock_touches_nothing(kfinstall, site: Path,
+                                                                     platform: FakePlatform) -> None:
+    """Another run (an `up`, another rotation) holds the lock: refused before KEY_next is written, so it can
+    neither overwrite nor delete the other rotation's pending value."""
+    from installer.config.load import load
+    from installer.lock import run_lock
+
+    path = site / "secrets.yml"
+    before = (path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns)
+    with run_lock(load(site, need_secrets=False).state_dir, "secrets rotate jupyterhub_cookie_secret"):
+        code, output = kfinstall("secrets", "rotate", "jupyterhub_cookie_secret", "-i", str(site), "--yes")
+    assert code == 3 and "another kfinstall run holds" in output, output
+    assert (path.read_bytes(), path.stat().st_ino, path.stat().st_mtime_ns) == before  # never rewritten
+    assert platform.applied == []
+
+
+def test_the_new_value_is_staged_applied_and_recorded_under_one_lock(kfinstall, site: Path, platform: FakePlatform,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import installer.rotate as rotate_module
+
+    held: dict[str, bool] = {}
+    for name in ("stage_rotation", "finish_rotation"):
+        real = getattr(rotate_module, name)
+
+        def probe(*args: Any, _real: Any = real, _name: str = name) -> None:
+            held[_name] = _lock_is_held(site)
+            _real(*args)
+
+        monkeypatch.setattr(rotate_module, name, probe)
+    code, output = kfinstall("secrets", "rotate", "jupyterhub_cookie_secret", "-i", str(site), "--yes")
+    assert code == 0, output
+    assert held == {"stage_rotation": True, "finish_rotation": True}
+    assert not _lock_is_held(site)  # released at the end
+
+
+def test_the_passphrase_is_recorded_before_the_lock_is_released(kfinstall, site: Path, pulumi_cli: FakeCli,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between the stack's re-encryption and secrets.yml's new passphrase, an `up` would open the stack with
+    the old one: the lock covers both."""
+    import installer.rotate as rotate_module
+
+    held = []
+    real = rotate_module.finish_rotation
+    monkeypatch.setattr(rotate_module, "finish_rotation", lambda *a: (held.append(_lock_is_held(site)), real(*a)))
+    code, output = kfinstall("secrets", "rotate", "pulumi_passphrase", "-i", str(site), "--yes")
+    assert code == 0, output
+    assert held == [True] and secrets_of(site)["pulumi_passphrase"] == pulumi_cli.stack_passphrase
+
+
+def test_a_secrets_file_changed_since_it_was_read_is_not_rotated_from_the_old_copy(site: Path,
+                                                                                    platform: FakePlatform) -> None:
+    """The command read secrets.yml, then asked; meanwhile another rotation of the crypt key finished. Going on
+    from the old copy would write a retired-key list without that rotation's key."""
+    import io
+
+    from rich.console import Console
+
+    from installer.config.load import load
+    from installer.config.secrets import finish_rotation, stage_rotation
+    from installer.errors import PreflightError
+    from installer.rotate import plan_rotation, run_rotation
+
+    cfg = load(site)
+    plan = plan_rotation(cfg, "jupyterhub_crypt_key", given=False)
+    path = site / "secrets.yml"
+    other = "ab" * 32
+    stage_rotation(path, "jupyterhub_crypt_key", other)  # the other rotation, start to finish
+    finish_rotation(path, "jupyterhub_crypt_key", cfg.secrets.rotated("jupyterhub_crypt_key", other))
+    before = path.read_bytes()
+    with pytest.raises(PreflightError, match="changed since this command read it"):
+        run_rotation(cfg, plan, "cd" * 32, Console(file=io.StringIO()))
+    assert path.read_bytes() == before and platform.applied == []
