@@ -7,8 +7,9 @@ and packages from the package table (roles/kf_defaults), and each role's own ste
 (kubeadm reset, the Gluster mount, the NFS export). Packages stay unless purge_packages, data directories
 (the NFS export, the Gluster brick) unless purge_data.
 
-Refused with exit 3 before any host is touched, unless every managed host is reset (the whole site
-goes, so no one is left depending on it), each with the safe path:
+Refused with exit 3 before any host is touched, unless no host kfinstall converged stays (the whole site
+goes, so no one is left depending on it; a host already reset or not converged yet depends on nothing),
+each with the safe path:
   * a control plane while other cluster hosts stay: kubeadm reset takes its API server and stacked etcd
     member away from them (`kfinstall node remove` removes the etcd member first);
   * the NFS server while Kubernetes nodes stay: they mount its export;
@@ -144,43 +145,56 @@ def plan_reset(cfg: ClusterConfig, limit: str | None = None, *, purge_packages: 
         from installer.limit import resolve_limit
 
         chosen = resolve_limit(cfg.inventory, limit)
-    whole = set(chosen) == set(managed)
+    known = converged_hosts(cfg)
+    # The hosts that stay in the site: converged and not reset now. A host already reset (or added to hosts.yml
+    # and not converged yet) is in no cluster and mounts nothing: it neither blocks a reset nor keeps the site.
+    staying = {h for h in managed if h not in chosen and h in known}
+    whole = not staying
     refusals: list[str] = []
     warnings: list[str] = []
     if not leaving:
-        refusals = _never_converged(cfg, chosen)
+        refusals = _never_converged(cfg, chosen, known)
     if not whole and not leaving:
-        refusals += _refusals(cfg, chosen, purge_data)
+        refusals += _refusals(cfg, chosen, staying, purge_data)
         warnings = _warnings(cfg, chosen)
     per_host = tuple(_host_plan(cfg, host, purge_packages, purge_data) for host in chosen)
     return ResetPlan(cfg.name, tuple(chosen), whole, purge_packages, purge_data, per_host,
                      tuple(refusals), tuple(warnings))
 
 
-def _never_converged(cfg: ClusterConfig, chosen: Sequence[str]) -> list[str]:
-    """The chosen hosts kfinstall's host phase never ran to its end on (state.json, else the applied record):
-    an inventory brought from elsewhere (a running Kubespray cluster) must not be kubeadm-reset by kfinstall."""
+def converged_hosts(cfg: ClusterConfig) -> set[str]:
+    """The hosts kfinstall's host phase last ran to its end on and no reset undid since (state.json, else the
+    applied record: installer.limited.converged_roles)."""
     from installer.limited import converged_roles
 
-    known = {h for names in (converged_roles(cfg) or {}).values() for h in names}
+    return {h for names in (converged_roles(cfg) or {}).values() for h in names}
+
+
+def _never_converged(cfg: ClusterConfig, chosen: Sequence[str], known: set[str]) -> list[str]:
+    """The chosen hosts kfinstall's host phase never ran to its end on (state.json, else the applied record):
+    an inventory brought from elsewhere (a running Kubespray cluster) must not be kubeadm-reset by kfinstall."""
+    from installer.limit import ansible_limit
+
     never = [h for h in chosen if h not in known]
     if not never:
         return []
+    rest = [h for h in chosen if h in known]
     return [f"kfinstall never converged {', '.join(never)} (no `kfinstall up` of this site ran to its end on "
             f"{'it' if len(never) == 1 else 'them'} since the last reset; state in {cfg.state_dir}): reset undoes "
             "only kfinstall's own work and would take down a cluster someone else built. Safe path: leave them "
-            "out of --limit; for a host whose `up` failed halfway, run `kfinstall up --limit HOST` to its end "
-            "first, then reset it"]
+            "out of --limit" + (f" (`kfinstall reset --limit '{ansible_limit(rest)}'`)" if rest else "")
+            + "; for a host whose `up` failed halfway, run `kfinstall up --limit HOST` to its end first, then "
+            "reset it"]
 
 
-def _remaining(cfg: ClusterConfig, chosen: Sequence[str], role: str) -> list[str]:
-    return [h for h in cfg.inventory.names(role) if h not in chosen]
+def _remaining(cfg: ClusterConfig, staying: set[str], role: str) -> list[str]:
+    return [h for h in cfg.inventory.names(role) if h in staying]
 
 
-def _refusals(cfg: ClusterConfig, chosen: Sequence[str], purge_data: bool) -> list[str]:
-    """Why resetting `chosen` (not the whole site) would break what the other hosts use."""
+def _refusals(cfg: ClusterConfig, chosen: Sequence[str], staying: set[str], purge_data: bool) -> list[str]:
+    """Why resetting `chosen` would break what the hosts that stay (`staying`, converged) use."""
     found = []
-    cluster_left = sorted({*_remaining(cfg, chosen, "kube_control_plane"), *_remaining(cfg, chosen, "kube_node")})
+    cluster_left = sorted({*_remaining(cfg, staying, "kube_control_plane"), *_remaining(cfg, staying, "kube_node")})
     for host in [h for h in cfg.inventory.names("kube_control_plane") if h in chosen]:
         if cluster_left:
             found.append(
@@ -189,7 +203,7 @@ def _refusals(cfg: ClusterConfig, chosen: Sequence[str], purge_data: bool) -> li
                 "(it removes the etcd member through another control plane first; the last control plane is refused), "
                 "or reset every host of the site (`kfinstall reset` without --limit)")
     nfs = cfg.spec.storage.nfs
-    nodes_left = _remaining(cfg, chosen, "kube_node")
+    nodes_left = _remaining(cfg, staying, "kube_node")
     for host in [h for h in cfg.inventory.names("nfs_server") if h in chosen]:
         if nfs.enabled and nodes_left:
             found.append(
@@ -204,11 +218,11 @@ def _refusals(cfg: ClusterConfig, chosen: Sequence[str], purge_data: bool) -> li
         # one per server in inventory order), `replica` adjacent bricks a set.
         for first in range(0, len(servers), max(gluster.replica, 1)):
             replica_set = servers[first:first + max(gluster.replica, 1)]
-            staying = [h for h in replica_set if h not in chosen]
+            up = [h for h in replica_set if h in staying]
             quorum = len(replica_set) // 2 + 1
-            if len(staying) < quorum:
+            if len(up) < quorum:
                 found.append(
-                    f"resetting the Gluster host(s) {', '.join(going)} leaves {len(staying)} of the replica set "
+                    f"resetting the Gluster host(s) {', '.join(going)} leaves {len(up)} of the replica set "
                     f"{', '.join(replica_set)} of the volume {gluster.volume} running; its client quorum needs "
                     f"{quorum} (more than half of the replica), so the volume would stop taking writes. Safe path: "
                     "reset fewer Gluster hosts at a time (`up` brings each back and it heals), or reset every host "
@@ -388,9 +402,13 @@ def _remember(cfg: ClusterConfig, report: ResetReport) -> None:
         result=report.result))
     if report.result in ("ok", "incomplete"):
         # The reset hosts are no longer converged: `up --limit` (installer.limited.converged_roles) must not
-        # take them for hosts whose roles are in place.
+        # take them for hosts whose roles are in place. A state older than host_roles has them only in the
+        # applied record, which a partial reset keeps: start from what converged_roles reads.
+        from installer.limited import converged_roles
+
+        before = state.host_roles or converged_roles(cfg) or {}
         state.host_roles = {} if report.plan.whole_site else {
-            role: [h for h in hosts if h not in report.plan.hosts] for role, hosts in state.host_roles.items()}
+            role: [h for h in hosts if h not in report.plan.hosts] for role, hosts in before.items()}
     write_state(cfg.state_dir, state)
     if report.result in ("ok", "incomplete") and report.plan.whole_site:
         from installer.applied import forget_host_part

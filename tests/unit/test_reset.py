@@ -212,6 +212,43 @@ def test_reset_hosts_are_no_longer_converged(make_site) -> None:  # type: ignore
     assert converged_roles(cfg) is None
 
 
+def test_after_a_partial_reset_the_rest_of_the_site_can_be_reset(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
+    """A host already reset (or added to hosts.yml and not converged yet) is in no cluster and mounts nothing:
+    it must not make the control plane and NFS server it no longer uses impossible to reset (review2 finding 2:
+    the safe path the refusal offered was itself refused)."""
+    from installer.limited import converged_roles
+    from installer.reset import _remember
+
+    site = converged(make_site())
+    cfg = load(site, need_secrets=False)
+    _remember(cfg, ResetReport("r1", "record", plan_reset(cfg, "n2")))
+    everything = plan_reset(cfg)
+    assert any("never converged n2 " in r and "kfinstall reset --limit 'cp1,n1'" in r for r in everything.refusals)
+    rest = plan_reset(cfg, "cp1,n1")
+    assert rest.refusals == () and rest.whole_site, rest.refusals
+    code, _, err = kfinstall_streams("reset", "-i", str(site), "--limit", "cp1,n1", "--dry-run")
+    assert code == 0, err
+    _remember(cfg, ResetReport("r2", "record", rest))
+    assert converged_roles(cfg) is None  # nothing of the site is converged any more
+
+
+def test_a_partial_reset_of_a_site_whose_state_predates_host_roles(make_site) -> None:  # type: ignore[no-untyped-def]
+    """state.json without host_roles (an older kfinstall): converged_roles reads the applied record, which a
+    partial reset keeps, so the reset host has to leave what the state says instead (review2 finding 6)."""
+    from installer.applied import record_apply
+    from installer.limited import converged_roles
+    from installer.reset import _remember
+    from installer.state import State, write_state
+
+    cfg = load(make_site(), need_secrets=False)
+    record_apply(cfg, ("hosts",), run_id="r1")
+    write_state(cfg.state_dir, State(cluster=cfg.name))
+    assert "n2" in str(converged_roles(cfg))
+    _remember(cfg, ResetReport("r2", "record", plan_reset(cfg, "n2")))
+    roles = converged_roles(cfg)
+    assert roles is not None and "n2" not in str(roles) and roles["kube_node"] == ["n1"], roles
+
+
 # ---- the command ----------------------------------------------------------------------------------------
 
 
