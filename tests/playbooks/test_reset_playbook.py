@@ -13,10 +13,12 @@ Upstream facts it relies on, each cited:
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -112,37 +114,72 @@ def test_the_volume_and_pool_go_only_with_purge_data_and_every_gluster_host() ->
     assert block["run_once"] is True
 
 
-def test_only_a_node_kfinstall_built_is_reset_and_only_its_own_key_goes(tmp_path: Path) -> None:
-    """review1 findings 1 and 7: kubeadm reset, Calico's CNI files and the iptables chains are undone only when
-    the host's record shows kfinstall's work directory as created by kfinstall; the apt key only when, in
-    addition, kfinstall created the apt source (an operator's source is restored and keeps its key). The
-    role's own conditions, evaluated by Ansible for each kind of record."""
-    path = PLAYBOOKS / "roles/kubernetes/tasks/reset.yml"
-    skip = named(path, "Kubernetes | Report a node kfinstall did not build")
-    assert skip["ansible.builtin.debug"]["msg"].startswith("SKIPPED ")  # listed as skipped, result incomplete
-    key_when = named(path, "Kubernetes | Remove the apt key kfinstall downloaded")["when"]
-    work, source = "/etc/kubernetes/kfinstall", "/etc/apt/sources.list.d/kubernetes.list"
-    records = {
-        "built": {"record": True, "created_dirs": ["/etc/kubernetes", work], "removed": [source]},
-        "source_restored": {"record": True, "created_dirs": [work], "removed": []},
-        "work_dir_was_there": {"record": True, "created_dirs": [], "removed": [source]},
-        "no_record": {"record": False, "created_dirs": [], "removed": []},
-    }
-    play = [{"hosts": "localhost", "gather_facts": False,
-             "vars_files": [str(PLAYBOOKS / "roles/kubernetes/vars/main.yml")],
-             "tasks": [{"name": name, "ansible.builtin.debug": {"msg": {
-                 "reset": "{{ _kubernetes_reset_ours | bool }}",
-                 "key": "{{ (" + ") and (".join(key_when) + ") }}"}}, "vars": {"kf_reset": record}}
-                 for name, record in records.items()]}]
+def run_play(tmp_path: Path, play: list[dict]) -> dict[str, Any]:  # type: ignore[type-arg]
+    """Each task's debug msg of a local play (ansible-playbook, json callback): task name -> msg."""
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     done = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
                            str(tmp_path / "play.yml")], cwd=REPO, capture_output=True, text=True, timeout=300,
                           check=False, env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    import json
+    return {task["task"]["name"]: task["hosts"]["localhost"]["msg"]
+            for task in json.loads(done.stdout)["plays"][0]["tasks"]}
 
-    results = {task["task"]["name"]: task["hosts"]["localhost"]["msg"]
-               for task in json.loads(done.stdout)["plays"][0]["tasks"]}
-    assert {name: (str(r["reset"]), str(r["key"])) for name, r in results.items()} == {
-        "built": ("True", "True"), "source_restored": ("True", "False"),
-        "work_dir_was_there": ("False", "False"), "no_record": ("False", "False")}
+
+def test_only_a_node_kfinstall_built_is_reset(tmp_path: Path) -> None:
+    """review1 finding 1: kubeadm reset, Calico's CNI files and the iptables chains are undone only when the
+    host's record shows kfinstall's work directory as created by kfinstall. The role's own condition,
+    evaluated by Ansible for each kind of record."""
+    path = PLAYBOOKS / "roles/kubernetes/tasks/reset.yml"
+    skip = named(path, "Kubernetes | Report a node kfinstall did not build")
+    assert skip["ansible.builtin.debug"]["msg"].startswith("SKIPPED ")  # listed as skipped, result incomplete
+    work = "/etc/kubernetes/kfinstall"
+    records = {
+        "built": {"record": True, "created_dirs": ["/etc/kubernetes", work]},
+        "work_dir_was_there": {"record": True, "created_dirs": []},
+        "no_record": {"record": False, "created_dirs": []},
+    }
+    play = [{"hosts": "localhost", "gather_facts": False,
+             "vars_files": [str(PLAYBOOKS / "roles/kubernetes/vars/main.yml")],
+             "tasks": [{"name": name, "ansible.builtin.debug": {"msg": "{{ _kubernetes_reset_ours | bool }}"},
+                        "vars": {"kf_reset": record}} for name, record in records.items()]}]
+    assert {name: str(msg) for name, msg in run_play(tmp_path, play).items()} == {
+        "built": "True", "work_dir_was_there": "False", "no_record": "False"}
+
+
+def test_the_apt_key_is_in_the_record_like_its_source() -> None:
+    """review2 finding 5: the key came with get_url (not in the record) and reset removed it whenever kfinstall
+    had created kubernetes.list, an operator's key of the same name included. Now the key is written by
+    kfinstall.hosts.files before the source, so reset removes it only when kfinstall created it and puts back
+    one that was there before; no task of the role writes or deletes it any other way."""
+    preflight = PLAYBOOKS / "roles/kubernetes/tasks/0010-preflight.yml"
+    written = named(preflight, "Kubernetes | Write the repository key and the apt source")
+    files = written["kfinstall.hosts.files"]["files"]
+    assert files.index("_kubernetes_keyring") < files.index("/etc/apt/sources.list.d/kubernetes.list")
+    assert "_kubernetes_key.content" in files
+    for task_file in (PLAYBOOKS / "roles/kubernetes/tasks").glob("*.yml"):
+        for task in tasks(task_file):
+            if "kfinstall.hosts.files" not in task and "block" not in task:
+                assert "_kubernetes_keyring" not in json.dumps({k: v for k, v in task.items() if k != "name"}), (
+                    task_file.name, task.get("name"))
+
+
+def test_packages_are_purged_only_when_apt_would_remove_nothing_else(tmp_path: Path) -> None:
+    """review2 finding 4: apt-get purge also removes the packages that depend on those named, which may be the
+    operator's. The purge runs only when `apt-get --simulate purge` lists kfinstall's packages alone; the
+    task file's own expression, evaluated by Ansible on apt-get's simulate output (Purg NAME [VERSION])."""
+    path = PLAYBOOKS / "roles/kf_defaults/tasks/purge.yml"
+    block = next(t for t in tasks(path) if t.get("name") == "Packages | Purge only what kfinstall installed")
+    assert all(t["when"] == "_kf_reset_purge_also | length == 0" for t in block["block"]
+               if "ansible.builtin.debug" not in t)
+    simulate = named(path, "Packages | Find what purging the packages would remove")
+    assert "--simulate" in simulate["ansible.builtin.command"]["argv"]
+    outputs = {
+        "alone": ["NOTE: This is only a simulation!", "Purg socat [1.7.4.4-2]", "Purg curl [7.88.1-10]"],
+        "with_theirs": ["Purg socat [1.7.4.4-2]", "Purg curl [7.88.1-10]", "Purg their-tool:amd64 [2.0]",
+                        "Remv their-lib [1.0]"],
+    }
+    play = [{"hosts": "localhost", "gather_facts": False,
+             "tasks": [{"name": name, "ansible.builtin.debug": {"msg": "{{ _kf_reset_purge_also }}"},
+                        "vars": {**block["vars"], "kf_reset_purge": ["curl", "socat"],
+                                 "_kf_reset_simulated": {"stdout_lines": lines}}} for name, lines in outputs.items()]}]
+    assert run_play(tmp_path, play) == {"alone": [], "with_theirs": ["their-tool", "their-lib"]}
