@@ -277,3 +277,68 @@ def test_reset_names_the_directories_kfinstall_created(tmp_path: Path, host: Pat
     result = reset(tmp_path, check=True)
     assert str(host / "etc/kf/work") in result["created_dirs"] and str(host / "etc/kf") in result["created_dirs"]
     assert str(host / "etc/there-before") not in result["created_dirs"]
+
+
+def test_a_file_there_before_of_which_no_copy_was_kept_survives_reset(tmp_path: Path, host: Path) -> None:
+    """A record an earlier kfinstall wrote adopted a file already holding its content without keeping a copy
+    (original null, created false): reset must not take it for kfinstall's and delete it (review2 finding 1)."""
+    mine = host / "etc/apt-source.list"
+    mine.write_text("deb [trusted=yes] file:/repo ./\n")
+    write(tmp_path, [{"path": str(mine), "content": "deb [trusted=yes] file:/repo ./\n", "mode": "0644"}])
+
+    def as_an_older_kfinstall_recorded_it(record: dict[str, Any]) -> None:
+        entry = record["files"][str(mine)]
+        (tmp_path / "state/originals" / entry["original"]).unlink()
+        entry.update(original=None, created=False, adopted=True)
+        entry.pop("uid"), entry.pop("gid")
+
+    forge(tmp_path, as_an_older_kfinstall_recorded_it)
+    result = reset(tmp_path)
+    assert mine.read_text() == "deb [trusted=yes] file:/repo ./\n", result
+    assert str(mine) not in result["removed"] and "there before kfinstall" in result["kept"][str(mine)]
+    assert str(mine) not in json.loads((tmp_path / "state/record.json").read_text())["files"]
+
+
+def test_a_link_kfinstalls_file_replaced_is_put_back(tmp_path: Path, host: Path) -> None:
+    """The operator's symbolic link at a path kfinstall writes is replaced by the file (an atomic rename), and
+    reset puts the link back instead of deleting the path (review2 finding 1)."""
+    link = host / "etc/app/link.conf"
+    link.symlink_to("operator.conf")
+    write(tmp_path, [{"path": str(link), "content": "kfinstall's\n", "mode": "0644"}])
+    assert not link.is_symlink() and link.read_text() == "kfinstall's\n"
+    assert (host / "etc/app/operator.conf").read_text() == "mine\n"
+    result = reset(tmp_path)
+    assert str(link) in result["restored"], result
+    assert link.is_symlink() and os.readlink(link) == "operator.conf"
+    assert (host / "etc/app/operator.conf").read_text() == "mine\n"
+
+
+def test_a_loose_record_folder_is_narrowed_before_the_first_record_refused_after(tmp_path: Path, host: Path) -> None:
+    """An existing record folder group- or world-writable (an operator's mkdir, a wide umask) made every later
+    reset refuse the record. With no record in it yet it holds nothing reset trusts: the files module narrows
+    it to 0700. With a record already in it, the record may have been changed: up refuses, nothing written
+    (review2 finding 3)."""
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state").chmod(0o777)
+    converge(tmp_path, host)
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o700
+    assert reset(tmp_path, check=True).get("failed") is not True
+    (tmp_path / "state").chmod(0o775)
+    result = write(tmp_path, [{"path": str(host / "etc/kf/other.conf"), "content": "x\n", "mode": "0644"}])
+    assert result.get("failed") is True and "writable by group or others (mode 0775)" in result["msg"], result
+    assert "nothing was written" in result["msg"] and not (host / "etc/kf/other.conf").exists()
+    assert stat.S_IMODE((tmp_path / "state").stat().st_mode) == 0o775
+
+
+def test_extra_slashes_in_a_record_path_do_not_take_it_out_of_the_data_directory(tmp_path: Path, host: Path) -> None:
+    """A record key with extra or trailing slashes names the same file: reset acts on the normal path, so a
+    file kfinstall wrote in the export stays without purge_data, and a directory is tried after its children
+    (review2 finding 7)."""
+    converge(tmp_path, host)
+    inside = str(host) + "/srv//export/kf.txt"
+    write(tmp_path, [{"path": inside, "content": "kf\n", "mode": "0644"},
+                     {"path": str(host / "opt/kf") + "/", "state": "directory", "mode": "0755"},
+                     {"path": str(host / "opt/kf/sub"), "state": "directory", "mode": "0755"}])
+    result = reset(tmp_path, data=[str(host / "srv/export")])
+    assert (host / "srv/export/kf.txt").read_text() == "kf\n", result
+    assert not (host / "opt/kf").exists() and str(host / "opt/kf") not in result["kept"], result

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -138,6 +139,32 @@ def load_record(module: AnsibleModule, path: str) -> dict:
     return record
 
 
+def untrusted_record(module: AnsibleModule, path: str) -> None:
+    """Fail (nothing written) where kfinstall.hosts.reset_files would refuse the record: its folder, originals/
+    or the record a link, not root's (when running as root), or writable by group or others. A folder with
+    no record in it yet holds nothing reset trusts, so a loose mode there (an operator's `mkdir -p`, a wide
+    umask) is narrowed to 0700 instead: reset then works on every host kfinstall converged."""
+    folder = os.path.dirname(path)
+    has_record = os.path.lexists(path)
+    for place in (folder, os.path.join(folder, ORIGINALS), path):
+        try:
+            info = os.lstat(place)
+        except FileNotFoundError:
+            continue
+        problem = ("is a symbolic link" if stat.S_ISLNK(info.st_mode)
+                   else f"is owned by uid {info.st_uid}, not root" if os.geteuid() == 0 and info.st_uid != 0
+                   else f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
+                   if info.st_mode & 0o022 else None)
+        if problem and not has_record and place != path and stat.S_ISDIR(info.st_mode) and "writable" in problem:
+            os.chmod(place, 0o700)
+            continue
+        if problem:
+            module.fail_json(msg=f"kfinstall's record {path} is not to be trusted: {place} {problem}, so the "
+                                 "record may have been changed by someone else (kfinstall reset acts on it); nothing "
+                                 f"was written. Check who changed it, then make {folder} root's with mode 0700 "
+                                 "(files 0600), or move it away to start a new record.")
+
+
 def save_record(path: str, record: dict) -> None:
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     fd, staged = tempfile.mkstemp(prefix=".record.", dir=os.path.dirname(path))
@@ -170,7 +197,10 @@ def note_file(module: AnsibleModule, record: dict, spec: dict, existed: bool) ->
         adopted = existed and read_bytes(path) == spec["content"].encode("utf-8")
         entry = {"original": keep_original(module.params["record"], path) if existed else None,
                  "created": not existed, **({"adopted": True} if adopted else {})}
-        if entry["original"] is not None:
+        if existed and os.path.islink(path):
+            # The write below replaces the link itself (an atomic rename): reset puts the link back.
+            entry["link"] = os.readlink(path)
+        if entry["original"] is not None or "link" in entry:
             info = os.lstat(path)
             entry.update(uid=info.st_uid, gid=info.st_gid)
         record["files"][path] = entry
@@ -253,6 +283,8 @@ def main() -> None:
     )
     diffs: list[dict] = []
     record_path = module.params["record"]
+    if not module.check_mode:
+        untrusted_record(module, record_path)
     record = None if module.check_mode else load_record(module, record_path)
     before = json.dumps(record, sort_keys=True)
     try:

@@ -95,6 +95,13 @@ def within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder + "/")
 
 
+def normal(path: str) -> str:
+    """The path without extra or trailing slashes ("/srv//export/" -> "/srv/export"): what the module acts on
+    and compares with the data directories. The record keeps its keys as written (files.py takes a path
+    literally and names an original's copy after the key); "." and ".." parts are refused before this."""
+    return "/" + "/".join(part for part in path.split("/") if part)
+
+
 class Reset:
     def __init__(self, module: AnsibleModule, record: dict) -> None:
         self.module = module
@@ -102,32 +109,41 @@ class Reset:
         self.removed: list[str] = []
         self.restored: list[str] = []
         self.kept: dict[str, str] = {}
-        self.data = [os.path.normpath(p) for p in module.params["data"]]
+        self.changed_record = False  # entries dropped: saved even when nothing on the host changed
+        self.data = [normal(p) for p in module.params["data"]]
         self.originals = os.path.join(os.path.dirname(module.params["record"]), ORIGINALS)
 
     def in_data(self, path: str) -> bool:
         return any(within(path, folder) for folder in self.data)
 
     def files(self) -> None:
-        for path, entry in sorted(self.record["files"].items()):
+        for key, entry in sorted(self.record["files"].items()):
+            path = normal(key)
             if self.in_data(path) and not self.module.params["purge_data"]:
                 self.kept[path] = "in a data directory (kept without --purge-data)"
                 continue
             current = sha256_of(path)
             if current is None:
-                self.forget_file(path, entry)
+                self.forget_file(key, entry)
             elif current != entry.get("sha256"):
                 self.kept[path] = ("changed since kfinstall wrote it" if current != "not a regular file"
                                    else "no longer a regular file (a link or something else is there)")
+            elif entry.get("link") is not None:
+                self.restore_link(key, path, entry)
             elif entry.get("original"):
-                self.restore(path, entry)
+                self.restore(key, path, entry)
+            elif entry.get("created") is not True:
+                # There before kfinstall and no copy kept (a record of a kfinstall that adopted a file already
+                # holding its content without a copy): it may be the operator's, so it stays as it is.
+                self.kept[path] = "there before kfinstall (no copy of it was kept): left as it is"
+                self.forget_file(key, entry)
             else:
                 if not self.module.check_mode:
                     os.unlink(path)
                 self.removed.append(path)
-                self.forget_file(path, entry)
+                self.forget_file(key, entry)
 
-    def restore(self, path: str, entry: dict) -> None:
+    def restore(self, key: str, path: str, entry: dict) -> None:
         saved = os.path.join(self.originals, entry["original"])
         if not os.path.isfile(saved):
             self.kept[path] = f"the content it replaced ({saved}) is gone"
@@ -140,11 +156,23 @@ class Reset:
                 os.chown(staged, entry["uid"], entry["gid"])
             os.replace(staged, path)
         self.restored.append(path)
-        self.forget_file(path, entry)
+        self.forget_file(key, entry)
+
+    def restore_link(self, key: str, path: str, entry: dict) -> None:
+        """Put back the symbolic link kfinstall's file replaced (files.py records its target)."""
+        if not self.module.check_mode:
+            staged = tempfile.mktemp(prefix=".kfinstall.", dir=os.path.dirname(path))
+            os.symlink(entry["link"], staged)  # fails rather than follows when the name was taken meanwhile
+            if "uid" in entry:
+                os.lchown(staged, entry["uid"], entry["gid"])
+            os.replace(staged, path)
+        self.restored.append(path)
+        self.forget_file(key, entry)
 
     def forget_file(self, path: str, entry: dict) -> None:
         if self.module.check_mode:
             return
+        self.changed_record = True
         self.record["files"].pop(path, None)
         if entry.get("original"):
             try:
@@ -154,41 +182,41 @@ class Reset:
 
     def directories(self) -> None:
         # Deepest first, so a directory kfinstall made inside another is gone before its parent is tried.
-        for path in sorted(self.record["dirs"], key=lambda p: (-p.count("/"), p)):
-            entry = self.record["dirs"][path]
+        for key in sorted(self.record["dirs"], key=lambda p: (-normal(p).count("/"), normal(p))):
+            entry = self.record["dirs"][key]
+            path = normal(key)
             if not entry.get("created"):
-                if not self.module.check_mode:
-                    del self.record["dirs"][path]  # not kfinstall's: nothing to undo
+                self.forget_dir(key)  # not kfinstall's: nothing to undo
                 continue
             if self.in_data(path):
                 if not self.module.params["purge_data"]:
                     self.kept[path] = "a data directory (kept without --purge-data)"
                     continue
-                self.remove_tree(path)
+                self.remove_tree(key, path)
                 continue
-            self.remove_empty(path)
+            self.remove_empty(key, path)
 
-    def still_a_directory(self, path: str) -> bool:
+    def still_a_directory(self, key: str, path: str) -> bool:
         """Whether `path` is still the directory the record names; if not, the record forgets it (gone)
         or it is kept and listed (replaced by a file or a link)."""
         if not os.path.lexists(path):
-            self.forget_dir(path)
+            self.forget_dir(key)
             return False
         if os.path.islink(path) or not os.path.isdir(path):
             self.keep(path, "no longer a directory")
             return False
         return True
 
-    def remove_tree(self, path: str) -> None:
-        if not self.still_a_directory(path):
+    def remove_tree(self, key: str, path: str) -> None:
+        if not self.still_a_directory(key, path):
             return
         if not self.module.check_mode:
             shutil.rmtree(path)
         self.removed.append(path)
-        self.forget_dir(path)
+        self.forget_dir(key)
 
-    def remove_empty(self, path: str) -> None:
-        if not self.still_a_directory(path):
+    def remove_empty(self, key: str, path: str) -> None:
+        if not self.still_a_directory(key, path):
             return
         left = [name for name in os.listdir(path)
                 if not (self.module.check_mode and os.path.join(path, name) in self.removed)]
@@ -198,14 +226,15 @@ class Reset:
         if not self.module.check_mode:
             os.rmdir(path)
         self.removed.append(path)
-        self.forget_dir(path)
+        self.forget_dir(key)
 
     def keep(self, path: str, reason: str) -> None:
         self.kept[path] = reason
 
-    def forget_dir(self, path: str) -> None:
+    def forget_dir(self, key: str) -> None:
         if not self.module.check_mode:
-            self.record["dirs"].pop(path, None)
+            self.changed_record = True
+            self.record["dirs"].pop(key, None)
 
 
 def unsafe_location(path: str) -> str | None:
@@ -230,8 +259,9 @@ def record_error(record: dict) -> str | None:
     would point reset at any file to copy from and then unlink."""
     for kind in ("files", "dirs"):
         for path, entry in record[kind].items():
-            # Not normpath(p) == p: the site's settings allow "/data/gluster/" (kfinstall.hosts.files records
-            # it as given), and extra slashes name the same file; "." and ".." are what a forger would use.
+            # Extra and trailing slashes are allowed (the site's settings allow "/data/gluster/", which
+            # kfinstall.hosts.files records as given): they name the same file, and the module acts on normal(path)
+            # only. "." and ".." are refused: what a forger would use, and ".." after a link is not lexical.
             if not isinstance(path, str) or not os.path.isabs(path) or {".", ".."} & set(path.split("/")):
                 return f"{kind} entry {path!r} is not an absolute path without . or .. parts"
             if not isinstance(entry, dict):
@@ -243,6 +273,9 @@ def record_error(record: dict) -> str | None:
             return f"files entry {path!r} names the original {original!r}, not the copy kfinstall made of it"
         if any(not isinstance(entry.get(key, 0), int) or isinstance(entry.get(key), bool) for key in ("uid", "gid")):
             return f"files entry {path!r} has an owner that is not a number"
+        link = entry.get("link")
+        if link is not None and (not isinstance(link, str) or not link or "\0" in link):
+            return f"files entry {path!r} names a link target that is not a path"
     return None
 
 
@@ -295,7 +328,7 @@ def main() -> None:
         reset.directories()
     finally:
         # Also when a step failed half-way: what is undone is off the record, so a re-run goes on from there.
-        if not module.check_mode and (reset.removed or reset.restored):
+        if not module.check_mode and reset.changed_record:
             save(record_path, record)
     module.exit_json(changed=bool(reset.removed or reset.restored), removed=reset.removed, restored=reset.restored,
                      kept=reset.kept, packages_before=record.get("packagesBefore"), created_dirs=created_dirs)
