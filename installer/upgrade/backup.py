@@ -60,6 +60,12 @@ class BackupResult:
         return {"folder": str(self.folder), "files": self.files, "skipped": self.skipped}
 
 
+def hop_backup_folder(run_dir: Path, index: int, kind: str) -> Path:
+    """Where the backup before hop `index` goes in a run's record folder: the run writes it there
+    (installer.upgrade.run.backup_before) and the dry run shows it (installer.upgrade.dryrun)."""
+    return run_dir / "backup" / f"hop-{index:02d}-{kind}"
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:

@@ -32,10 +32,11 @@ import yaml
 from installer.config.resolved import ClusterConfig
 from installer.errors import PreflightError
 from installer.noderemove import DRAIN_SLACK_S, PodFate, classify_pod, find_node, node_name
-from installer.upgrade.backup import CLUSTER_FILES, SITE_FOLDERS, hub_db_skip_reason, pulumi_backend
+from installer.upgrade.backup import CLUSTER_FILES, SITE_FOLDERS, hop_backup_folder, hub_db_skip_reason, pulumi_backend
 from installer.upgrade.route import Hop, Route
 
 PLAYBOOK = Path(__file__).resolve().parents[2] / "playbooks" / "upgrade.yml"
+RUN_ID_SHOWN = "<run id>"  # the run's record folder is named when the run starts (installer.runs.RunRecord)
 # playbooks/upgrade.yml's plays that change nodes, in run order, and what each does to a host.
 KUBERNETES_PLAYS = (
     ("Upgrade the first control-plane host", "first control plane",
@@ -241,7 +242,7 @@ def _last_cluster_sizes(state_dir: Path) -> tuple[dict[str, int], str | None]:
 
 
 def backup_plan(cfg: ClusterConfig, hop: Hop) -> BackupPlan:
-    folder = f"{cfg.state_dir}/runs/<run id>/backup/hop-{hop.index:02d}-{hop.kind}"
+    folder = str(hop_backup_folder(cfg.state_dir / "runs" / RUN_ID_SHOWN, hop.index, hop.kind))
     config = _tree_bytes(cfg.site / "kfinstall.yaml") + sum(_tree_bytes(cfg.site / f) for f in SITE_FOLDERS)
     config += _tree_bytes(cfg.inventory.path) if cfg.inventory.path else 0
     config += len(json.dumps(cfg.redacted(), indent=2).encode())

@@ -12,7 +12,13 @@ from rich.console import Console
 
 from installer.config.resolved import ClusterConfig
 from installer.phases.base import RunContext
-from installer.upgrade.backup import ansible_cluster_backup, hub_db_backup, hub_db_skip_reason, take_backup
+from installer.upgrade.backup import (
+    ansible_cluster_backup,
+    hop_backup_folder,
+    hub_db_backup,
+    hub_db_skip_reason,
+    take_backup,
+)
 from installer.upgrade.executor import Backup, Confirm, FactsCollector, HopRunner, HopWork, UpgradeReport, execute
 from installer.upgrade.facts import ClusterFacts, collect_cluster_facts, kubectl_runner, read_host_facts
 from installer.upgrade.hops import (  # noqa: F401 - hop_config and the hops stay importable from here
@@ -56,7 +62,7 @@ def live_facts(ctx: RunContext, hop: Hop) -> ClusterFacts:
 def backup_before(ctx: RunContext, hop: Hop) -> None:
     """Every backup before a hop; a cluster part that fails stops the upgrade before the hop."""
     cfg = ctx.cfg
-    folder = ctx.record.path / "backup" / f"hop-{hop.index:02d}-{hop.kind}"
+    folder = hop_backup_folder(ctx.record.path, hop.index, hop.kind)
     cluster = ansible_cluster_backup(
         cfg, ctx.record.path / "ansible", ctx.cancel_requested, host_keys=lambda: host_keys(ctx),
         verbosity=ctx.verbosity,
