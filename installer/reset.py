@@ -79,7 +79,8 @@ class ResetPlan:
         }
 
     def lines(self) -> list[str]:
-        scope = "every host of the site" if self.whole_site else f"{len(self.hosts)} host(s)"
+        scope = (f"the whole site ({len(self.hosts)} host(s); no converged host stays)" if self.whole_site
+                 else f"{len(self.hosts)} host(s)")
         lines = [f"Reset of {self.cluster}: {scope}, back to their state before kfinstall"]
         for host in self.per_host:
             lines.append(f"  {host.host} ({', '.join(host.roles) or 'no role'}):")
