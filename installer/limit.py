@@ -25,7 +25,11 @@ def resolve_limit(inventory: Inventory, pattern: str, option: str = "--limit") -
     """The managed hosts `pattern` matches, in inventory order; ConfigError (exit 2) when none does."""
     _check_pattern(pattern, option)
     managed = [h.name for h in inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
-    matched = set(inventory.pattern_hosts(pattern))
+    try:
+        matched = set(inventory.pattern_hosts(pattern))
+    except Exception as exc:  # Ansible's AnsibleError (a bad ~regex, a subscript past the end) or its IndexError
+        raise ConfigError(f"{option} {pattern!r} is not a host pattern Ansible can resolve ({_first_line(exc)}); "
+                          "give host names or groups separated by ','") from None
     found = tuple(name for name in managed if name in matched)
     if not found:
         shown = ", ".join(managed[:SHOWN_HOSTS]) + (f" and {len(managed) - SHOWN_HOSTS} more"
@@ -48,7 +52,19 @@ def _check_pattern(pattern: str, option: str) -> None:
     if len(pattern) > MAX_PATTERN or not pattern.isprintable():
         raise ConfigError(f"{option}: not a host pattern (over {MAX_PATTERN} characters or control characters); "
                           "give host names or groups separated by ','")
+    from ansible.inventory.manager import split_host_pattern
+
+    # Ansible reads a pattern whose terms are all empty (',', ':', "$A,$B" with both unset) as no limit at all,
+    # i.e. every host, and fails on a bare '!' or '&': neither is what an operator who typed a limit meant.
+    terms = split_host_pattern(pattern)
+    if not terms or any(not term.lstrip("!&").strip() for term in terms):
+        raise ConfigError(f"{option} {pattern!r} names no host (an empty term, or '!'/'&' with nothing after it; "
+                          "Ansible would take it as every host); give host names or groups separated by ','")
     if any(part.strip().startswith("@") for part in pattern.split(",")):
         # ansible-playbook would read host names from that file; kfinstall reads no file the option names.
         raise ConfigError(f"{option} {pattern!r}: '@FILE' (a retry file) is not taken; "
                           "list the hosts instead, e.g. --limit 'h4,h5'")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]

@@ -12,7 +12,9 @@ Refused (exit 3, before any connection), each with the safe path:
   * no host-phase run is recorded yet (--limit changes a converged site; a partial first run would leave
     a control plane or export the others never get);
   * a new host the NFS export does not admit yet: the export list is a file on the NFS server, and changing
-    it restarts the server for every client, so it is not done behind the operator's back.
+    it restarts the server for every client, so it is not done behind the operator's back;
+  * (with or without --limit: first_host_refusals) a new host listed first in kube_control_plane or gluster
+    while others of that group are converged: the playbooks build from the first host of each.
 A new Gluster host joins the trusted pool through the first Gluster host (a peer probe, as for a full run);
 kfinstall never adds bricks to an existing volume, so the volume is unchanged (replace-brick is the operator's).
 """
@@ -149,11 +151,37 @@ def _outside(cfg: ClusterConfig, chosen: set[str]) -> tuple[tuple[str, ...], lis
 def _refusals(cfg: ClusterConfig, hosts: Sequence[str], recorded: dict[str, list[str]] | None) -> list[str]:
     managed = [h.name for h in cfg.inventory.hosts if set(h.roles) & set(ROLE_GROUPS)]
     if set(hosts) == set(managed):
-        return []  # every host: the same run as without --limit
+        return first_host_refusals(cfg, recorded)  # every host: the same run as without --limit
     if not recorded:
         return [f"no successful host-phase run of {cfg.name} is recorded in {cfg.state_dir}: run `kfinstall up` "
                 "on every host first; --limit changes a converged site"]
-    return _nfs_refusal(cfg, hosts, recorded)
+    return first_host_refusals(cfg, recorded) + _nfs_refusal(cfg, hosts, recorded)
+
+
+def first_host_refusals(cfg: ClusterConfig, recorded: dict[str, list[str]] | None) -> list[str]:
+    """A new host listed first in kube_control_plane or gluster while hosts of that group are converged.
+
+    The playbooks build the cluster from the first host of each (kubernetes 0030-init: `kubeadm init` where
+    admin.conf is missing; glusterfs volume.yml: the pool and the volume read and created there). A new first
+    control plane would start a second cluster beside the running one (kfinstall's kubeconfig then fetched
+    from it, and with kube-vip a second holder of the API address); a new first Gluster host is outside the
+    trusted pool. Listing a replacement in the failed host's place is the natural edit, so it is refused
+    (exit 3, for `up` with or without --limit) with the order that works."""
+    refusals = []
+    for role, what in (("kube_control_plane", "runs `kubeadm init` there and would start a second cluster beside "
+                        "the running one (kfinstall's kubeconfig then fetched from it)"),
+                       ("gluster", "reads and creates the pool and the volume there, and it is outside the "
+                        "trusted pool")):
+        if role == "gluster" and not cfg.spec.storage.gluster.enabled:
+            continue
+        names = cfg.inventory.names(role)
+        converged = [h for h in names if h in ((recorded or {}).get(role) or [])]
+        if names and converged and names[0] not in converged:
+            refusals.append(
+                f"{names[0]} is listed first in {role} but is not one of its converged hosts "
+                f"({', '.join(converged)}): the host phase {what}. Safe path: in hosts.yml list {converged[0]} "
+                f"first in {role} and {names[0]} after it, then run again")
+    return refusals
 
 
 def _nfs_refusal(cfg: ClusterConfig, hosts: Sequence[str], recorded: dict[str, list[str]]) -> list[str]:

@@ -24,6 +24,7 @@ from installer.limited import (
     check_limit_phases,
     converged_roles,
     converged_roles_after,
+    first_host_refusals,
     limited_run,
 )
 from installer.lock import run_lock
@@ -199,6 +200,9 @@ def _limited(cfg: ClusterConfig, limit: str | None, only: str | None, start_at: 
     """`--limit`: bad input (exit 2) for a pattern matching no host or a cluster-wide phase; a refusal
     (exit 3, nothing touched) for what a limited run cannot do safely (installer/limited.py)."""
     if limit is None:
+        refusals = first_host_refusals(cfg, converged_roles(cfg)) if "hosts" in selected_phases(only, start_at) else []
+        if refusals:
+            raise PreflightError("up refused (nothing was changed):\n  " + "\n  ".join(refusals))
         return None
     check_limit_phases(only, start_at)
     limited = limited_run(cfg, limit, converged_roles(cfg))

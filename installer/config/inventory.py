@@ -66,7 +66,15 @@ class Inventory:
     aliases: tuple[tuple[str, str], ...] = ()
 
     def in_role(self, role: str) -> list[Host]:
-        return [h for h in self.hosts if role in h.roles]
+        """The role's hosts in the order Ansible's `groups[role]` lists them (the group's own order, then its
+        children's), which the playbooks take the first of (kubeadm init, the Gluster pool, the NFS server);
+        all.hosts may list them in another order."""
+        members = [h for h in self.hosts if role in h.roles]
+        group = self.ansible.groups.get(role) if self.ansible is not None else None
+        if group is None:
+            return members
+        position = {h.name: n for n, h in enumerate(group.get_hosts())}
+        return sorted(members, key=lambda h: position.get(h.name, len(position)))
 
     def pattern_hosts(self, pattern: str | list[str]) -> list[str]:
         """The hosts a play's `hosts:` pattern targets, resolved by Ansible itself (a:b, a:&b, a:!b, ...)."""

@@ -197,3 +197,63 @@ def test_limit_only_preflight_checks_what_up_limit_needs(make_site, kfinstall_st
     code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "n3", "--only", "preflight", "--yes")
     assert code == 0, out + err
     assert playbooks[1:] == [{"playbook": "preflight.yml", "limit": "n3"}]
+
+
+def _three_control_planes(first: list[str]) -> str:
+    """hosts.yml of 3 control planes listed in the order `first` and one worker (cp1 serves NFS)."""
+    names = sorted({*first, "n1"})
+    hosts = {name: {"ansible_host": f"192.0.2.{30 + i}"} for i, name in enumerate(names)}
+    return yaml.safe_dump({"all": {"hosts": hosts, "children": {
+        "kube_control_plane": {"hosts": dict.fromkeys(first)}, "kube_node": {"hosts": {"n1": None}},
+        "nfs_server": {"hosts": {"n1": None}}}}}, sort_keys=False)
+
+
+HA = {**ADMITTED, "spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"}
+
+
+def test_a_new_first_control_plane_is_refused_with_the_order_that_works(make_site, kfinstall_streams,
+                                                                       playbooks) -> None:
+    """The failed cp1 replaced by cp4 on cp1's line: the kubernetes role runs `kubeadm init` on the first control
+    plane when it has no admin.conf, so cp4 would start a second cluster. Refused for `up` with and without
+    --limit (exit 3, nothing run) and shown by `plan --limit`; with cp2 first the same run goes ahead."""
+    site = make_site(cluster=HA, hosts_text=_three_control_planes(["cp1", "cp2", "cp3"]))
+    record_apply(load(site, need_secrets=False), ("hosts",), run_id="first")
+    site = make_site(cluster=HA, hosts_text=_three_control_planes(["cp4", "cp2", "cp3"]))
+    for args in (("--limit", "cp4"), ()):
+        code, out, err = kfinstall_streams("up", "-i", str(site), *args, "--yes", "--output", "json")
+        assert code == 3, out + err
+        error = json.loads(out)["error"]
+        assert "cp4 is listed first in kube_control_plane but is not one of its converged hosts (cp2, cp3)" in error
+        assert "list cp2 first in kube_control_plane and cp4 after it" in error
+    assert playbooks == []
+    code, out, err = kfinstall_streams("plan", "-i", str(site), "--limit", "cp4", "--output", "json")
+    assert code == 0 and any("kubeadm init" in r for r in json.loads(out)["limit"]["refusals"]), out + err
+    site = make_site(cluster=HA, hosts_text=_three_control_planes(["cp2", "cp3", "cp4"]))
+    code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "cp4", "--yes", "--output", "json")
+    assert code == 0, out + err
+    assert playbooks[-1] == {"playbook": "site.yml", "limit": "cp4"}
+
+
+def test_a_new_first_gluster_host_is_refused(make_site, kfinstall_streams, playbooks) -> None:
+    gluster = {"spec.storage.gluster.enabled": True, "spec.storage.gluster.replica": 2, **ADMITTED}
+    bricks = {"all.children.gluster.hosts.n1": None, "all.children.gluster.hosts.n2": None}
+    site = make_site(cluster=gluster, hosts=bricks)
+    record_apply(load(site, need_secrets=False), ("hosts",), run_id="first")
+    # n3 replaces n1 on its line: listed first in gluster.
+    site = make_site(cluster=gluster, hosts={"all.children.gluster.hosts": {"n3": None, "n2": None}, **NEW})
+    code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "n3", "--yes", "--output", "json")
+    assert code == 3, out + err
+    assert "n3 is listed first in gluster but is not one of its converged hosts (n2)" in json.loads(out)["error"]
+    assert playbooks == []
+
+
+def test_the_first_host_of_a_group_is_ansibles_first(make_site, kfinstall_streams) -> None:
+    """The playbooks delegate to `groups['kube_control_plane'] | first` (the group's own order), whatever order
+    all.hosts lists the hosts in: plan's contacts (whose host keys `up --limit` checks) name that host."""
+    hosts = yaml.safe_load(_three_control_planes(["cp1", "cp2", "cp3"]))
+    hosts["all"]["hosts"] = dict(reversed(list(hosts["all"]["hosts"].items())))  # n1, cp3, cp2, cp1
+    site = make_site(cluster=HA, hosts_text=yaml.safe_dump(hosts, sort_keys=False))
+    assert load(site, need_secrets=False).inventory.names("kube_control_plane") == ["cp1", "cp2", "cp3"]
+    record_apply(load(site, need_secrets=False), ("hosts",), run_id="first")
+    code, out, err = kfinstall_streams("plan", "-i", str(site), "--limit", "n1", "--output", "json")
+    assert code == 0 and json.loads(out)["limit"]["contacts"] == ["cp1"], out + err
