@@ -118,7 +118,8 @@ def run_play(tmp_path: Path, play: list[dict]) -> dict[str, Any]:  # type: ignor
     """Each task's debug msg of a local play (ansible-playbook, json callback): task name -> msg."""
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     done = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           str(tmp_path / "play.yml")], cwd=REPO, capture_output=True, text=True, timeout=300,
+                           "-e", f"ansible_python_interpreter={sys.executable}", str(tmp_path / "play.yml")],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
                           check=False, env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "json"})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     return {task["task"]["name"]: task["hosts"]["localhost"]["msg"]
@@ -183,3 +184,23 @@ def test_packages_are_purged_only_when_apt_would_remove_nothing_else(tmp_path: P
                         "vars": {**block["vars"], "kf_reset_purge": ["curl", "socat"],
                                  "_kf_reset_simulated": {"stdout_lines": lines}}} for name, lines in outputs.items()]}]
     assert run_play(tmp_path, play) == {"alone": [], "with_theirs": ["their-tool", "their-lib"]}
+
+
+def test_reset_uncomments_only_the_swap_lines_kfinstall_commented_out(tmp_path: Path) -> None:
+    """review2 finding 9: os_prepare comments out the swap lines of /etc/fstab, and reset left them so, so the
+    host came back without swap at its next boot. os_prepare marks its own comment and reset uncomments exactly
+    those lines: the two tasks' own replace arguments, run by Ansible on a copy of an fstab."""
+    comment = named(PLAYBOOKS / "roles/os_prepare/tasks/0030-swap.yml", "OS | Comment out swap entries in fstab")
+    uncomment = named(PLAYBOOKS / "roles/kf_defaults/tasks/reset.yml",
+                      "Reset | Uncomment the swap entries kfinstall commented out in fstab")
+    fstab = tmp_path / "fstab"
+    before = ["UUID=1 / ext4 defaults 0 1", "/dev/sda2 none swap sw 0 0", "# /dev/sdb1 none swap sw 0 0  (mine)", ""]
+    fstab.write_text("\n".join(before))
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "up", "ansible.builtin.replace": {**comment["ansible.builtin.replace"], "path": str(fstab)}},
+        {"name": "converged", "ansible.builtin.debug": {"msg": f"{{{{ lookup('file', '{fstab}') }}}}"}},
+        {"name": "reset", "ansible.builtin.replace": {**uncomment["ansible.builtin.replace"], "path": str(fstab)}},
+    ]}]
+    converged = run_play(tmp_path, play)["converged"].splitlines()
+    assert converged[1].startswith("# ") and "/dev/sda2 none swap" in converged[1]
+    assert fstab.read_text() == "\n".join(before)
