@@ -92,3 +92,34 @@ def test_a_replacement_control_plane_joins_with_limit(tmp_path: Path) -> None:
     assert calls[2].endswith(
         "--control-plane --certificate-key 0123456789abcdef --apiserver-advertise-address 192.0.2.1")
     assert set(tasks["Kubernetes | Join as a control plane"]) == {"cp4"}
+
+
+def test_under_limit_only_the_limited_hosts_nodes_are_waited_for(tmp_path: Path) -> None:
+    """The CNI step's wait for Ready nodes (tasks/0050-cni.yml), run for real under --limit n4: it asks about
+    n4's Node alone (as `node/NAME`, never read as an option), so a Node of another host that is down for
+    repair does not fail the run that adds a worker; a full run asks about every host's Node."""
+    tasks = yaml.safe_load((PLAYBOOKS / "roles/kubernetes/tasks/0050-cni.yml").read_text())
+    wait = [t for t in tasks if "Ready" in t["name"]]
+    assert len(wait) == 1
+    inventory = {"all": {"hosts": {h: LOCAL for h in ("cp1", "n1", "n4")},
+                         "children": {"kube_control_plane": {"hosts": {"cp1": None}},
+                                      "kube_node": {"hosts": {"n1": None, "n4": None}}}}}
+    (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text(f'#!/bin/sh\necho "$@" >> "{tmp_path / "kubectl.log"}"\n')
+    kubectl.chmod(0o755)
+    play = [{"name": "Wait", "hosts": "kube_control_plane:kube_node", "gather_facts": False,
+             "vars": {"_kubernetes_kubectl": str(kubectl), "_kubernetes_first_control_plane": "cp1",
+                      "_kubernetes_node_name": "{{ inventory_hostname }}", "kubernetes_node_ready_timeout": 5},
+             "tasks": wait}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
+    env = {**os.environ, "ANSIBLE_FORKS": "1", "ANSIBLE_NOCOLOR": "1"}
+    for limit, nodes in (("n4", ["node/n4"]), (None, ["node/cp1", "node/n1", "node/n4"])):
+        log = tmp_path / "kubectl.log"
+        log.unlink(missing_ok=True)
+        result = subprocess.run([str(VENV_BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.yml"),
+                                 *(["--limit", limit] if limit else []), str(tmp_path / "play.yml")],
+                                cwd=REPO, capture_output=True, text=True, timeout=300, env=env, check=False)
+        assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+        calls = sorted(log.read_text().splitlines())
+        assert calls == [f"wait --for=condition=Ready {node} --timeout=5s" for node in nodes], calls
