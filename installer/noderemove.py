@@ -17,7 +17,8 @@ node`, so a kubelet still running cannot register the Node again):
    exact lines to delete.
 
 Refused with exit 3 before anything changes, each with the safe path (decided from the inventory and
-the config alone, plus which control planes are Ready when the cluster answers): the NFS server, the
+the config alone, plus which control planes are healthy when the cluster answers: Node Ready and etcd
+pod not failing): the NFS server, the
 last control plane, a control plane whose removal loses etcd quorum, a host whose removal leaves no
 kube_node, a host serving a brick of the Gluster volume (its replica set would drop below the replica
 count: replace-brick). Every step can be re-run: a failed run is finished by running the same command.
@@ -82,7 +83,7 @@ def etcd_quorum_refusal(members: Sequence[str], removing: str, unhealthy: Collec
         down = ", ".join(sorted(set(members) & set(unhealthy))) or "none"
         return Refusal(
             f"removing {removing} leaves {after} etcd members of which {len(left)} healthy, but {quorum(after)} "
-            f"are needed for quorum (not Ready: {down})",
+            f"are needed for quorum (unhealthy: {down}; a Node not Ready or its etcd pod failing)",
             f"remove the failed control plane first ({down}), or bring it back, then remove {removing}")
     return None
 
@@ -227,6 +228,19 @@ def node_ready(node: dict[str, Any] | None) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
+def etcd_pod_failing(etcd_pods: list[dict[str, Any]], node: str | None) -> bool:
+    """Whether the etcd pod on `node` is there and says it is not serving: not Running (Pending, Failed), or
+    Running with its Ready condition False (kubeadm's etcd has liveness and startup probes on /health, so a
+    crash-looping or unhealthy member shows so). A Ready Node only says the kubelet answers, not etcd."""
+    for pod in etcd_pods:
+        if node is None or (pod.get("spec") or {}).get("nodeName") != node:
+            continue
+        status = pod.get("status") or {}
+        ready = [c for c in status.get("conditions") or [] if isinstance(c, dict) and c.get("type") == "Ready"]
+        return status.get("phase") != "Running" or any(c.get("status") == "False" for c in ready)
+    return False
+
+
 def node_name(node: dict[str, Any]) -> str | None:
     return k8s_name((node.get("metadata") or {}).get("name"))
 
@@ -297,7 +311,8 @@ def drain_args(node: str, grace_period: int) -> list[str]:
 
 def plan_removal(cfg: ClusterConfig, host: Host, inventory_edit: HostRemoval, *, nodes: list[dict[str, Any]] | None,
                  pods: list[dict[str, Any]] | None, cluster_note: str | None = None, unreachable: bool = False,
-                 keep_inventory: bool = False, grace_period: int = DEFAULT_GRACE_S) -> RemovalPlan:
+                 keep_inventory: bool = False, grace_period: int = DEFAULT_GRACE_S,
+                 etcd_pods: list[dict[str, Any]] | None = None) -> RemovalPlan:
     """The removal of `host` from what the inventory and (when it answered: `nodes`, `pods`) the cluster say."""
     refusals = inventory_refusals(cfg, host)
     warnings: list[str] = []
@@ -306,6 +321,8 @@ def plan_removal(cfg: ClusterConfig, host: Host, inventory_edit: HostRemoval, *,
     is_control = "kube_control_plane" in host.roles
     if is_control and len(control) > 1:
         unhealthy = {h.name for h in control if nodes is not None and not node_ready(find_node(nodes, h))}
+        unhealthy |= {h.name for h in control if nodes is not None and etcd_pod_failing(
+            etcd_pods or [], node_name(find_node(nodes, h) or {}))}
         if unreachable:
             unhealthy.add(host.name)
         refusal = etcd_quorum_refusal([h.name for h in control], host.name, unhealthy)
@@ -533,6 +550,7 @@ class ClusterFacts:
     nodes: list[dict[str, Any]] | None
     pods: list[dict[str, Any]] | None
     note: str | None  # why nodes/pods are unknown
+    etcd_pods: list[dict[str, Any]] | None = None  # kubeadm's etcd static pods (read for a control plane)
 
 
 def read_cluster(cfg: ClusterConfig, host: Host) -> ClusterFacts:
@@ -546,11 +564,13 @@ def read_cluster(cfg: ClusterConfig, host: Host) -> ClusterFacts:
         name = node_name(node) if node is not None else None
         pods = items(kubectl.json("get", "pods", "--all-namespaces", "--field-selector", f"spec.nodeName={name}")
                      ) if name else []
+        etcd = items(kubectl.json("get", "pods", "-n", ETCD_NAMESPACE, "-l", ETCD_SELECTOR)
+                     ) if "kube_control_plane" in host.roles else None
     except PreflightError as exc:
         return ClusterFacts(None, None, None, exc.message)
     except (KubectlFailed, subprocess.TimeoutExpired, ValueError) as exc:
         return ClusterFacts(None, None, None, f"the cluster did not answer ({_said(exc)})")
-    return ClusterFacts(kubectl, nodes, pods, None)
+    return ClusterFacts(kubectl, nodes, pods, None, etcd)
 
 
 def remove_node(cfg: ClusterConfig, name: str, *, keep_inventory: bool, unreachable: bool, grace_period: int,
@@ -572,7 +592,8 @@ def remove_node(cfg: ClusterConfig, name: str, *, keep_inventory: bool, unreacha
     early = inventory_refusals(cfg, host)
     facts = cluster(cfg, host) if not early else ClusterFacts(None, None, None, "not read (refused first)")
     plan = plan_removal(cfg, host, edit, nodes=facts.nodes, pods=facts.pods, cluster_note=facts.note,
-                        unreachable=unreachable, keep_inventory=keep_inventory, grace_period=grace_period)
+                        unreachable=unreachable, keep_inventory=keep_inventory, grace_period=grace_period,
+                        etcd_pods=facts.etcd_pods)
     if plan.refusals:
         plan.result = "refused"
         error = PreflightError(f"node remove {host.name} refused, nothing was changed: "

@@ -292,6 +292,36 @@ def test_a_control_plane_whose_removal_loses_quorum_is_refused(make_site: Any, k
     assert made.changes() == []
 
 
+def test_a_ready_control_plane_whose_etcd_is_failing_counts_against_quorum(
+        make_site: Any, kfinstall: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Node is Ready, but cp2's etcd pod crash-loops (Running, Ready False: kubeadm's etcd has liveness
+    and startup probes on /health). Removing cp3 would leave cp1 alone of the 2 members etcd needs: refused.
+    The same site with cp2's etcd Ready may remove cp3."""
+    site = make_site(
+        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
+        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
+               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
+    folder = tmp_path / "kubectl-bin"
+    folder.mkdir()
+    made = Cluster(folder, monkeypatch, site)
+    made.nodes += [_node("cp2", "192.0.2.12"), _node("cp3", "192.0.2.13")]
+
+    def etcd(node: str, ready: bool) -> dict[str, Any]:
+        return {"metadata": {"name": f"etcd-{node}"}, "spec": {"nodeName": node},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": str(ready)}]}}
+
+    made.etcd_pods = [etcd("cp1", True), etcd("cp2", False), etcd("cp3", True)]
+    made.write()
+    code, out = kfinstall("node", "remove", "cp3", "-i", str(site), "--dry-run")
+    assert code == 3, out
+    assert "quorum" in out and "remove the failed control plane first (cp2)" in out
+    made.etcd_pods[1] = etcd("cp2", True)
+    made.write()
+    code, out = kfinstall("node", "remove", "cp3", "-i", str(site), "--dry-run")
+    assert code == 0, out
+    assert made.changes() == []
+
+
 def test_an_unknown_host_is_bad_input(site: Path, kfinstall: Any, make_site: Any) -> None:
     code, out = kfinstall("node", "remove", "n9", "-i", str(site), "--yes")
     assert code == 2, out
