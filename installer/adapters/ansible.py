@@ -26,7 +26,7 @@ import ansible_runner
 import ansible_runner.interface
 import yaml
 
-from installer.adapters.ssh import REUSE_OPTIONS, HostKeyPolicy
+from installer.adapters.ssh import EXECUTABLES_ENV, REUSE_OPTIONS, HostKeyPolicy
 from installer.config.inventory import Inventory
 from installer.config.legacy_groups import alias_inventory
 from installer.errors import PhaseFailed
@@ -108,6 +108,7 @@ _SSH_DEFAULTS = {
     # As with a site (HostKeyPolicy.ansible_env): ssh, and Ansible's own socket names in that folder.
     "ANSIBLE_SSH_CONTROL_PATH": "",
     "ANSIBLE_TRANSPORT": "ssh",
+    **EXECUTABLES_ENV,
 }
 
 
@@ -347,7 +348,8 @@ def _recorded(name: str) -> bool:
 
 def recorded_environment(env: dict[str, str]) -> dict[str, str]:
     """The child's environment as the run record may hold it: names always, values only when allowed."""
-    return {name: value if _recorded(name) else WITHHELD for name, value in sorted(env.items())}
+    # An empty value says nothing (kfinstall empties the operator's unset ssh args so no ansible.cfg applies).
+    return {name: value if _recorded(name) or value == "" else WITHHELD for name, value in sorted(env.items())}
 
 
 def _sanitize_command_when_running(status: dict[str, Any], runner_config: Any) -> None:

@@ -176,7 +176,8 @@ class HostKeyPolicy:
             # ANSIBLE_SSH_ARGS, so the site's known_hosts would never be read.
             "ANSIBLE_TRANSPORT": "ssh",
             **EXECUTABLES_ENV,
-            **{name: os.environ.get(name, "") for name in ARGS_ENV},
+            # Empty where the operator sets none (theirs, checked, is inherited): an ansible.cfg's never applies.
+            **{name: "" for name in ARGS_ENV if not os.environ.get(name)},
         }
 
     def _digest(self) -> str:

@@ -13,8 +13,11 @@ for an option. kfinstall's options go in ssh_args (installer/adapters/ssh.py), s
   * ansible_ssh_args in the inventory would silently replace all of kfinstall's options;
   * ansible_host_key_checking: false would add StrictHostKeyChecking=no, silently ignored.
 Neither side may win silently, so each of these is refused (exit 2) with the way to say it in
-kfinstall.yaml instead. ssh_config files (~/.ssh/config, -F) are read after the command line: their
-host-key settings never apply to kfinstall's connections (documented in docs/security.md).
+kfinstall.yaml instead. ssh_config files (~/.ssh/config) are read after the command line: their
+host-key settings never apply to the connection to a host itself. They do apply to a ProxyJump hop that
+~/.ssh/config (not the inventory) adds for a site without jump hosts of its own: that hop's ssh gets no
+-o options and kfinstall passes no -F then (docs/security.md). An inventory's -F is refused: it would
+replace kfinstall's own config file, the only settings a hop's ssh reads.
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ def test_ansible_runs_ssh_and_the_checked_args_whatever_an_ansible_cfg_says(
     assert (env["ANSIBLE_SSH_EXECUTABLE"], env["ANSIBLE_SFTP_EXECUTABLE"], env["ANSIBLE_SCP_EXECUTABLE"]) == (
         "ssh", "sftp", "scp")
     assert env["ANSIBLE_SSH_COMMON_ARGS"] == "" and env["ANSIBLE_SFTP_EXTRA_ARGS"] == ""
-    assert env["ANSIBLE_SSH_EXTRA_ARGS"] == "-o ServerAliveInterval=5"
+    assert "ANSIBLE_SSH_EXTRA_ARGS" not in env  # the operator's own, checked (environment_conflicts): inherited
     # What Ansible makes of it: the environment wins over the file.
     from ansible.constants import config as manager
     from ansible.plugins.loader import connection_loader
@@ -167,7 +167,8 @@ def test_ansible_runs_ssh_and_the_checked_args_whatever_an_ansible_cfg_says(
     connection_loader.get("ssh", class_only=True)  # loads the plugin's option definitions
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    for option, expected in (("ssh_executable", "ssh"), ("ssh_common_args", ""), ("sftp_extra_args", "")):
+    for option, expected in (("ssh_executable", "ssh"), ("ssh_common_args", ""), ("sftp_extra_args", ""),
+                             ("ssh_extra_args", "-o ServerAliveInterval=5")):
         value, origin = manager.get_config_value_and_origin(option, cfile=str(cfg_file), plugin_type="connection",
                                                             plugin_name="ssh")
         assert value == expected and str(origin).startswith("env:"), (option, value, origin)
