@@ -342,3 +342,23 @@ def test_extra_slashes_in_a_record_path_do_not_take_it_out_of_the_data_directory
     result = reset(tmp_path, data=[str(host / "srv/export")])
     assert (host / "srv/export/kf.txt").read_text() == "kf\n", result
     assert not (host / "opt/kf").exists() and str(host / "opt/kf") not in result["kept"], result
+
+
+def test_a_copy_of_a_host_file_is_recorded_and_never_shown(tmp_path: Path, host: Path) -> None:
+    """`src` (the kubernetes role's copy of admin.conf to root's kubeconfig): the operator's kubeconfig there
+    before is kept in the record and put back by reset, where ansible's copy overwrote it for good; the
+    credentials never appear in a diff (review2 finding 8)."""
+    admin = host / "etc/kubernetes/admin.conf"
+    admin.parent.mkdir(parents=True)
+    admin.write_text("client-key-data: SECRET-KEY\n")
+    mine = host / "root/.kube/config"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("my other cluster\n")
+    result = run(tmp_path, "files", {"_ansible_diff": True, "files": [
+        {"path": str(mine), "src": str(admin), "mode": "0600", "owner": OWNER, "group": GROUP}]})
+    assert result["changed"] is True and mine.read_text() == "client-key-data: SECRET-KEY\n", result
+    assert "SECRET-KEY" not in json.dumps(result) and "my other cluster" not in json.dumps(result)
+    assert write(tmp_path, [{"path": str(mine), "src": str(admin), "mode": "0600"}])["changed"] is False
+    assert str(mine) in reset(tmp_path)["restored"] and mine.read_text() == "my other cluster\n"
+    missing = write(tmp_path, [{"path": str(mine), "src": str(host / "nowhere"), "mode": "0600"}])
+    assert missing.get("failed") is True and "is not there" in missing["msg"]

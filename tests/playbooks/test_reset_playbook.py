@@ -204,3 +204,15 @@ def test_reset_uncomments_only_the_swap_lines_kfinstall_commented_out(tmp_path: 
     converged = run_play(tmp_path, play)["converged"].splitlines()
     assert converged[1].startswith("# ") and "/dev/sda2 none swap" in converged[1]
     assert fstab.read_text() == "\n".join(before)
+
+
+def test_roots_kubeconfig_is_written_through_the_record() -> None:
+    """review2 finding 8: ansible's copy overwrote a kubeconfig the operator had at /root/.kube/config and kept
+    nothing of it. The role now copies admin.conf with kfinstall.hosts.files (src), so the record keeps the
+    operator's file; reset's own removal leaves a file the record restores to kf_defaults' reset."""
+    give = named(PLAYBOOKS / "roles/kubernetes/tasks/0030-init.yml", "Kubernetes | Give root a kubeconfig")
+    assert give["kfinstall.hosts.files"]["files"] == [
+        {"path": "/root/.kube/config", "src": "{{ _kubernetes_admin_conf }}", "mode": "0600"}]
+    removal = named(PLAYBOOKS / "roles/kubernetes/tasks/reset.yml",
+                    "Kubernetes | Remove root's kubeconfig when it is the role's copy of admin.conf")
+    assert "'/root/.kube/config' not in kf_reset.files | difference(kf_reset.removed)" in removal["when"]

@@ -42,6 +42,11 @@ options:
       path: {description: "Absolute path, taken literally (no ~ or $VAR expansion).", type: str, required: true}
       state: {description: A regular file or a directory., type: str, choices: [file, directory], default: file}
       content: {description: The file's content (state=file)., type: str, default: ""}
+      src:
+        description:
+          - Instead of I(content), a file on the host whose bytes the file gets (a copy kept in the record like
+            any other file). Never shown in a diff (it may hold credentials, such as admin.conf).
+        type: str
       mode: {description: Octal mode as a string such as "0644"., type: str, required: true}
       owner: {description: Owner., type: str, default: root}
       group: {description: Group., type: str, default: root}
@@ -64,6 +69,7 @@ FILE_SPEC = {
     "path": {"type": "str", "required": True},
     "state": {"type": "str", "choices": ["file", "directory"], "default": "file"},
     "content": {"type": "str", "default": ""},
+    "src": {"type": "str", "default": None},
     "mode": {"type": "str", "required": True},
     "owner": {"type": "str", "default": "root"},
     "group": {"type": "str", "default": "root"},
@@ -185,16 +191,29 @@ def keep_original(record_path: str, path: str) -> str | None:
     return name
 
 
-def note_file(module: AnsibleModule, record: dict, spec: dict, existed: bool) -> None:
+def wanted_bytes(module: AnsibleModule, spec: dict) -> bytes | None:
+    """What the file is to hold: `content`, or the bytes of `src` on the host (None in check mode when src is
+    not there yet: an earlier step that would create it did not run)."""
+    if spec.get("src") is None:
+        return spec["content"].encode("utf-8")
+    if spec["content"]:
+        module.fail_json(msg=f"{spec['path']}: give content or src, not both.")
+    data = read_bytes(spec["src"])
+    if data is None and not module.check_mode:
+        module.fail_json(msg=f"{spec['path']}: its src {spec['src']} is not there.")
+    return data
+
+
+def note_file(module: AnsibleModule, record: dict, spec: dict, existed: bool, wanted: bytes) -> None:
     """Record a file entry: its content's digest and, the first time, what was there before."""
     path = spec["path"]
     entry = record["files"].get(path)
-    digest = sha256(spec["content"].encode("utf-8"))
+    digest = sha256(wanted)
     if entry is None:
         # A file that already holds this content (a lab image's apt source, a host converged before kfinstall
         # kept a record) is adopted, but its original is kept all the same: it was there before kfinstall, so
         # reset puts it back (leaves it as it is) instead of deleting what may be the operator's file.
-        adopted = existed and read_bytes(path) == spec["content"].encode("utf-8")
+        adopted = existed and read_bytes(path) == wanted
         entry = {"original": keep_original(module.params["record"], path) if existed else None,
                  "created": not existed, **({"adopted": True} if adopted else {})}
         if existed and os.path.islink(path):
@@ -215,18 +234,19 @@ def read_bytes(path: str) -> bytes | None:
         return None
 
 
-def write_content(module: AnsibleModule, spec: dict, diffs: list[dict]) -> bool:
+def write_content(module: AnsibleModule, spec: dict, wanted: bytes, diffs: list[dict]) -> bool:
     """Replace the file's content when it differs; whether it did (or would, in check mode)."""
     path = spec["path"]
-    wanted = spec["content"].encode("utf-8")
     current = read_bytes(path)
     if current == wanted:
         return False
     if module._diff:
+        hidden = spec.get("src") is not None  # a copy of a host file may hold credentials: never in a diff
         diffs.append({
             "before_header": path, "after_header": path,
-            "before": "" if current is None else current.decode("utf-8", "replace"),
-            "after": spec["content"],
+            "before": "(not shown)" if hidden and current is not None
+            else "" if current is None else current.decode("utf-8", "replace"),
+            "after": f"(the content of {spec['src']})" if hidden else spec["content"],
         })
     if module.check_mode:
         return True
@@ -262,11 +282,14 @@ def ensure(module: AnsibleModule, spec: dict, diffs: list[dict], record: dict | 
         if record is not None and path not in record["dirs"]:
             record["dirs"][path] = {"created": not existed}
     else:
+        wanted = wanted_bytes(module, spec)
+        if wanted is None:
+            return True  # check mode, src not there yet: the file would be written
         if record is not None and (path not in record["files"] or record["files"][path].get("sha256")
-                                   != sha256(spec["content"].encode("utf-8"))):
+                                   != sha256(wanted)):
             # Before the write: the original is copied while it is still there.
-            note_file(module, record, spec, existed)
-        changed = write_content(module, spec, diffs) or changed
+            note_file(module, record, spec, existed, wanted)
+        changed = write_content(module, spec, wanted, diffs) or changed
     if module.check_mode and not os.path.lexists(path):
         return True  # nothing to read the attributes of: the path would be created
     attributes = module.load_file_common_arguments(
