@@ -88,9 +88,9 @@ def etcd_quorum_refusal(members: Sequence[str], removing: str, unhealthy: Collec
     return None
 
 
-def inventory_refusals(cfg: ClusterConfig, host: Host) -> list[Refusal]:
-    """What the inventory and the config alone refuse (no cluster needed)."""
-    refusals: list[Refusal] = []
+def inventory_refusals(cfg: ClusterConfig, host: Host, unreachable: bool = False) -> list[Refusal]:
+    """What the inventory, the config and the state alone refuse (no cluster needed)."""
+    refusals: list[Refusal] = [] if unreachable else never_converged(cfg, host)
     inv, storage = cfg.inventory, cfg.spec.storage
     if "nfs_server" in host.roles and storage.nfs.enabled:
         refusals.append(Refusal(
@@ -113,6 +113,23 @@ def inventory_refusals(cfg: ClusterConfig, host: Host) -> list[Refusal]:
     if "gluster" in host.roles and storage.gluster.enabled:
         refusals.append(gluster_refusal(cfg, host))
     return refusals
+
+
+def never_converged(cfg: ClusterConfig, host: Host) -> list[Refusal]:
+    """A host kfinstall's host phase never ran to its end on (state.json, else the applied record; as `reset`
+    refuses it): its kubelet was not set up by kfinstall, so the reset leaves it running and it registers
+    the Node again right after the delete, back in the cluster though gone from hosts.yml."""
+    from installer.limited import converged_roles
+
+    if host.name in {h for names in (converged_roles(cfg) or {}).values() for h in names}:
+        return []
+    return [Refusal(
+        f"kfinstall never converged {host.name} (no `kfinstall up` of this site ran to its end on it; state in "
+        f"{cfg.state_dir}): its reset would leave the kubelet someone else set up running, and the Node would "
+        "come back right after it is deleted",
+        f"run `kfinstall up --limit {host.name}` to its end first and then remove it, or take it out by hand: "
+        f"`kubectl drain`, `kubeadm reset -f` on it, `kubectl delete node`, then delete it from hosts.yml; "
+        "a machine that is gone: add --unreachable")]
 
 
 def gluster_brick(cfg: ClusterConfig, address: str) -> str:
@@ -314,7 +331,7 @@ def plan_removal(cfg: ClusterConfig, host: Host, inventory_edit: HostRemoval, *,
                  keep_inventory: bool = False, grace_period: int = DEFAULT_GRACE_S,
                  etcd_pods: list[dict[str, Any]] | None = None) -> RemovalPlan:
     """The removal of `host` from what the inventory and (when it answered: `nodes`, `pods`) the cluster say."""
-    refusals = inventory_refusals(cfg, host)
+    refusals = inventory_refusals(cfg, host, unreachable)
     warnings: list[str] = []
     node = find_node(nodes or [], host) if nodes is not None else None
     control = cfg.inventory.in_role("kube_control_plane")
@@ -589,7 +606,7 @@ def remove_node(cfg: ClusterConfig, name: str, *, keep_inventory: bool, unreacha
     if not keep_inventory and not edit.editable:
         raise ConfigError(f"kfinstall cannot edit {cfg.inventory.path}: {edit.reason}. Fix: pass --keep-inventory "
                           "and delete these by hand afterwards: " + "; ".join(edit.instructions()))
-    early = inventory_refusals(cfg, host)
+    early = inventory_refusals(cfg, host, unreachable)
     facts = cluster(cfg, host) if not early else ClusterFacts(None, None, None, "not read (refused first)")
     plan = plan_removal(cfg, host, edit, nodes=facts.nodes, pods=facts.pods, cluster_note=facts.note,
                         unreachable=unreachable, keep_inventory=keep_inventory, grace_period=grace_period,

@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 import yaml
 
+from installer import noderemove
 from installer.noderemove import classify_pod, drain_args, etcd_member_id, etcd_quorum_refusal, quorum
 
 # A stand-in kubectl: logs its argv, then answers with the first rule whose words are all among its arguments.
@@ -147,6 +148,16 @@ class Cluster:
     def changes(self) -> list[list[str]]:
         return [c for c in self.calls() if c and c[0] in ("cordon", "drain", "delete", "exec")
                 and "list" not in c]
+
+
+REAL_NEVER_CONVERGED = noderemove.never_converged
+
+
+@pytest.fixture(autouse=True)
+def converged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sites here stand for sites kfinstall converged (its state is not what these tests are about);
+    test_a_host_kfinstall_never_converged_is_refused puts the real check back."""
+    monkeypatch.setattr(noderemove, "never_converged", lambda cfg, host: [])
 
 
 @pytest.fixture
@@ -320,6 +331,25 @@ def test_a_ready_control_plane_whose_etcd_is_failing_counts_against_quorum(
     code, out = kfinstall("node", "remove", "cp3", "-i", str(site), "--dry-run")
     assert code == 0, out
     assert made.changes() == []
+
+
+def test_a_host_kfinstall_never_converged_is_refused(site: Path, kfinstall: Any, cluster: Cluster,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An inventory brought from a running cluster kfinstall did not build: the reset (as `reset` refuses it)
+    would leave that kubelet running and it would register the Node again after the delete. Refused (exit 3,
+    nothing read or changed) until a host phase ran to its end on it; --unreachable (no reset) is not."""
+    from installer.applied import record_apply
+    from installer.config.load import load
+
+    monkeypatch.setattr(noderemove, "never_converged", REAL_NEVER_CONVERGED)
+    code, out = kfinstall("node", "remove", "n2", "-i", str(site), "--yes")
+    assert code == 3, out
+    assert "kfinstall never converged n2" in out and "kubeadm reset -f" in out
+    assert cluster.calls() == []
+    assert kfinstall("node", "remove", "n2", "-i", str(site), "--unreachable", "--dry-run")[0] == 0
+    record_apply(load(site, need_secrets=False), ("hosts",), run_id="first")
+    code, out = kfinstall("node", "remove", "n2", "-i", str(site), "--dry-run")
+    assert code == 0, out
 
 
 def test_an_unknown_host_is_bad_input(site: Path, kfinstall: Any, make_site: Any) -> None:
