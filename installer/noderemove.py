@@ -490,8 +490,8 @@ class Runner:
     def _inventory(self, plan: RemovalPlan) -> str | None:
         if plan.keep_inventory:
             return "skipped: --keep-inventory; delete by hand: " + "; ".join(plan.inventory.instructions())
-        write_host_removal(plan.inventory)
-        return None
+        backup = write_host_removal(plan.inventory, self.cfg.state_dir)
+        return f"the file as it was is kept in {backup}" if backup else None
 
 
 def _json(text: str) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,21 +119,34 @@ def _not_editable(path: Path) -> str | None:
     return None
 
 
-def write_host_removal(removal: HostRemoval) -> None:
+def write_host_removal(removal: HostRemoval, backup_dir: Path | None = None) -> Path | None:
     """Write the edited hosts.yml, only if the file still holds what was planned (an operator's edit
-    in between wins: ConfigError naming the lines to delete by hand). Same mode as before."""
+    in between wins: ConfigError naming the lines to delete by hand). Same mode and owner as before.
+
+    With `backup_dir` (the state dir: kfinstall's, never read as an inventory) the old text is kept there
+    first, private, and its path returned: the operator's file is replaced only once a copy exists."""
     if removal.new_text is None or removal.old_text is None:
         raise ConfigError(f"{removal.path} was not edited: {removal.reason}. Delete by hand: "
                           + "; ".join(removal.instructions()))
     try:
         now = removal.path.read_text(encoding="utf-8")
-        mode = stat.S_IMODE(os.lstat(removal.path).st_mode)
+        info = os.lstat(removal.path)
     except (OSError, UnicodeError):
-        now, mode = None, 0o644
-    if now != removal.old_text or removal.path.is_symlink():
+        now, info = None, None
+    if now != removal.old_text or info is None or stat.S_ISLNK(info.st_mode):
         raise ConfigError(f"{removal.path} changed while kfinstall ran, so it was not edited. Delete by hand: "
                           + "; ".join(removal.instructions()))
-    write_file_atomically(removal.path, removal.new_text.encode("utf-8"), mode)
+    backup = None
+    if backup_dir is not None:
+        backup_dir.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        backup = backup_dir / f"{removal.path.name}.before-node-remove-{removal.host}-{stamp}"
+        write_file_atomically(backup, removal.old_text.encode("utf-8"), 0o600)
+    write_file_atomically(removal.path, removal.new_text.encode("utf-8"), stat.S_IMODE(info.st_mode))
+    if os.geteuid() == 0 and (info.st_uid, info.st_gid) != (0, 0):
+        # Run with sudo, the new file would be root's: the operator could no longer edit their own inventory.
+        os.chown(removal.path, info.st_uid, info.st_gid, follow_symlinks=False)
+    return backup
 
 
 def _host_vars_files(site: Path, host: str) -> list[str]:

@@ -399,6 +399,24 @@ def test_the_host_leaves_every_group_and_every_comment_stays(make_site: Any) -> 
     assert [line for line in old_lines if line in new_lines] == new_lines
 
 
+def test_the_edit_keeps_a_private_copy_and_the_owner(make_site: Any, tmp_path: Path) -> None:
+    """The old hosts.yml is kept in the state dir (never read as an inventory) before the file is replaced, and
+    the file keeps its owner: run with sudo, the operator must still be able to edit their inventory."""
+    from installer.config.hostsedit import plan_host_removal, write_host_removal
+
+    site = make_site(hosts_text=COMMENTED_HOSTS)
+    path = site / "hosts.yml"
+    if os.geteuid() == 0:
+        os.chown(path, 1234, 1234)
+    backup = write_host_removal(plan_host_removal(path, "n1"), tmp_path / "state")
+    assert backup is not None and backup.parent == tmp_path / "state" and backup.name.startswith(
+        "hosts.yml.before-node-remove-n1-")
+    assert backup.read_text() == COMMENTED_HOSTS and backup.stat().st_mode & 0o777 == 0o600
+    assert "n1" not in yaml.safe_load(path.read_text())["all"]["hosts"]
+    if os.geteuid() == 0:
+        assert (path.stat().st_uid, path.stat().st_gid) == (1234, 1234)
+
+
 def _without_n1(data: dict[str, Any]) -> dict[str, Any]:
     data["all"]["hosts"].pop("n1")
     data["all"]["children"]["kube_node"]["hosts"].pop("n1")
