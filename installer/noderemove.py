@@ -36,7 +36,7 @@ from typing import Any
 
 from installer.adapters.kube import ETCD_NAMESPACE, ETCD_SELECTOR, Kubectl, KubectlFailed, etcdctl_args
 from installer.config.hostsedit import HostRemoval, write_host_removal
-from installer.config.inventory import Host
+from installer.config.inventory import ROLE_GROUPS, Host
 from installer.config.resolved import ClusterConfig
 from installer.errors import ConfigError, Interrupted, KfinstallError, PhaseFailed, PreflightError
 
@@ -553,6 +553,11 @@ def check_host(cfg: ClusterConfig, name: str) -> Host:
         raise ConfigError(f"profile {cfg.spec.profile} has no hosts of kfinstall's: its nodes are the cloud's "
                           "(change the node pool there)")
     for host in cfg.inventory.hosts:
+        if host.name == name and not set(host.roles) & set(ROLE_GROUPS):
+            # A bastion or another tool's host (left alone): nothing of kfinstall's to drain or reset there.
+            raise ConfigError(f"{name} is in none of kfinstall's role groups ({', '.join(ROLE_GROUPS)}; its groups: "
+                              f"{', '.join(host.groups) or 'none'}), so kfinstall never managed it: delete it from "
+                              f"{cfg.inventory.path} yourself if it should go")
         if host.name == name:
             return host
     names = ", ".join(h.name for h in cfg.inventory.hosts) or "(none)"

@@ -361,6 +361,16 @@ def test_an_unknown_host_is_bad_input(site: Path, kfinstall: Any, make_site: Any
     assert code == 2 and "\x1b" not in out, out  # shown escaped, never sent to the terminal
 
 
+def test_a_host_in_no_role_group_is_bad_input(make_site: Any, kfinstall: Any, cluster: Cluster) -> None:
+    """Kubespray's bastion (or a host only in another tool's groups, left alone): exit 2 before the cluster
+    is read, instead of a drain-less run that stops at its reset with exit 4."""
+    site = make_site(hosts={"all.hosts.jump": {"ansible_host": "192.0.2.5"}, "all.children.bastion.hosts.jump": None})
+    code, out = kfinstall("node", "remove", "jump", "-i", str(site), "--yes")
+    assert code == 2, out
+    assert "jump is in none of kfinstall's role groups" in out and "its groups: bastion" in out
+    assert cluster.calls() == []
+
+
 def test_a_profile_without_hosts_is_bad_input(kfinstall: Any, tmp_path: Path) -> None:
     sample = Path(__file__).resolve().parents[2] / "inventories" / "gcp"
     code, out = kfinstall("node", "remove", "n1", "-i", str(sample), "--state-dir", str(tmp_path / "s"), "--yes")
