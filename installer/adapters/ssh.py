@@ -44,6 +44,7 @@ from installer.config.ssh import (
     jump_hosts,
     option_problem,
     proxy_command,
+    proxy_ssh_destination,
 )
 from installer.errors import ConfigError, PreflightError
 from installer.interrupt import run_child
@@ -250,6 +251,7 @@ def check_host_keys(policy: HostKeyPolicy) -> HostKeyReport:
     if not policy.known_hosts.exists():
         policy.known_hosts.touch(mode=0o600)
     report = HostKeyReport(policy.mode, str(policy.known_hosts), ignored=ignored)
+    refuse_config_routes(policy)
     # Jump hosts first: a hop whose key changed must be named as such, not as its hosts' failure.
     for group in (policy.jumps, policy.targets):
         refused = _check_group(policy, group, report)
@@ -334,10 +336,40 @@ def _ssh_argv(policy: HostKeyPolicy, target: SshTarget, *extra: str) -> list[str
     return [*argv, *target.args(dict(os.environ)), "--", target.address]
 
 
+def _ssh_settings(policy: HostKeyPolicy, target: SshTarget) -> dict[str, str]:
+    """What ssh makes of every setting for `target` (`ssh -G`: the command line, then the config files; no
+    connection)."""
+    proc = run_child(_ssh_argv(policy, target, "-G"), timeout=CHECK_TIMEOUT_S)
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+
+
+def refuse_config_routes(policy: HostKeyPolicy) -> None:
+    """ConfigError (exit 2, before any connection) naming each host that an ssh config file (~/.ssh/config,
+    /etc/ssh/ssh_config), not the inventory, sends through an SSH jump: that hop is not one kfinstall knows to
+    check first, and without jump hosts of the site's own its ssh reads the operator's host-key settings (a
+    hop's ssh gets no -o options, and kfinstall passes no -F then)."""
+    environ = dict(os.environ)
+    found = []
+    for name, target in {**policy.jumps, **policy.targets}.items():
+        if _own_route(target, environ) or (policy.bastion is not None and target.address in policy.proxied):
+            continue
+        settings = _ssh_settings(policy, target)
+        hop = settings.get("proxyjump", "none")
+        if hop.lower() == "none":
+            command = settings.get("proxycommand", "none")
+            hop = (proxy_ssh_destination(command) if command.lower() != "none" else None) or "none"
+        if hop.lower() != "none":
+            found.append(f"{name}: your ssh configuration (~/.ssh/config or /etc/ssh/ssh_config) sends it through "
+                         f"the jump host {hop}, whose key kfinstall cannot check against the site's known_hosts. "
+                         f"Fix: write -J {hop} in its ansible_ssh_common_args (or put the jump host in a `bastion` "
+                         "group): kfinstall then checks the jump host's key first, like every host's")
+    if found:
+        raise ConfigError("\n".join(found))
+
+
 def _lookup_name(policy: HostKeyPolicy, target: SshTarget) -> str:
     """The name ssh files the host's key under: HostKeyAlias, else the HostName, with [ ]:port off port 22."""
-    proc = run_child(_ssh_argv(policy, target, "-G"), timeout=CHECK_TIMEOUT_S)
-    config = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    config = _ssh_settings(policy, target)
     name = config.get("hostkeyalias") or config.get("hostname") or target.address
     port = config.get("port", "22")
     return name if port == "22" or config.get("hostkeyalias") else f"[{name}]:{port}"

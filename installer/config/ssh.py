@@ -14,10 +14,10 @@ for an option. kfinstall's options go in ssh_args (installer/adapters/ssh.py), s
   * ansible_host_key_checking: false would add StrictHostKeyChecking=no, silently ignored.
 Neither side may win silently, so each of these is refused (exit 2) with the way to say it in
 kfinstall.yaml instead. ssh_config files (~/.ssh/config) are read after the command line: their
-host-key settings never apply to the connection to a host itself. They do apply to a ProxyJump hop that
-~/.ssh/config (not the inventory) adds for a site without jump hosts of its own: that hop's ssh gets no
--o options and kfinstall passes no -F then (docs/security.md). An inventory's -F is refused: it would
-replace kfinstall's own config file, the only settings a hop's ssh reads.
+host-key settings never apply to the connection to a host itself. A jump that only such a file adds is
+refused before any connection (installer/adapters/ssh.py refuse_config_routes): its hop's ssh gets no -o
+options, so it would read the operator's host-key settings. An inventory's -F is refused: it would replace
+kfinstall's own config file, the only settings a hop's ssh reads.
 """
 
 from __future__ import annotations

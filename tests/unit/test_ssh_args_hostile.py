@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -198,3 +199,51 @@ def test_group_vars_yaml_is_read_as_ansible_reads_it(make_site) -> None:
         load(site, need_secrets=False)
     assert any(line.startswith("error: group_vars/all.yml:1:") and "ansible_sftp_extra_args" in line
                for line in caught.value.lines()), caught.value.lines()
+
+
+class FakeSsh:
+    """Stands for ssh and ssh-keygen: `ssh -G` answers `settings` (what an ssh config file added), and a
+    connection is recorded and refused at login (the key verified)."""
+
+    def __init__(self, settings: str) -> None:
+        self.settings, self.connections = settings, []
+
+    def __call__(self, argv: list[str], *, timeout: float, input: str | None = None, env: Any = None) -> Any:
+        import subprocess
+
+        if argv[0] == "ssh" and "-G" in argv:  # the jump host itself is reached directly
+            added = "" if argv[-1] == "203.0.113.9" else self.settings
+            return subprocess.CompletedProcess(argv, 0, f"hostname {argv[-1]}\nport 22\n{added}", "")
+        if argv[0] == "ssh":
+            self.connections.append(argv[-2])
+            return subprocess.CompletedProcess(argv, 255, "", "root@h: Permission denied (publickey).")
+        return subprocess.CompletedProcess(argv, 1, "", "")  # ssh-keygen -F: nothing pinned
+
+
+@pytest.mark.parametrize("settings", ["proxyjump ops@203.0.113.9\n",
+                                      "proxyjump none\nproxycommand ssh -W %h:%p -q ops@203.0.113.9\n"])
+def test_a_jump_that_only_an_ssh_config_file_adds_is_refused_before_any_connection(
+    make_site, monkeypatch: pytest.MonkeyPatch, settings: str
+) -> None:
+    """~/.ssh/config's `Host 192.0.2.* / ProxyJump ops@...`: ssh gives that hop's ssh none of kfinstall's -o
+    options, so the hop's key would be checked as the operator's own files say, not against the site's."""
+    import installer.adapters.ssh as ssh_adapter
+
+    fake = FakeSsh(settings)
+    monkeypatch.setattr(ssh_adapter, "run_child", fake)
+    policy = HostKeyPolicy.of(load(make_site(), need_secrets=False))
+    with pytest.raises(ConfigError) as caught:
+        check_host_keys(policy)
+    assert caught.value.exit_code == 2 and fake.connections == []
+    assert "sends it through the jump host ops@203.0.113.9" in caught.value.message
+    assert "Fix: write -J ops@203.0.113.9 in its ansible_ssh_common_args" in caught.value.message
+
+
+def test_a_jump_the_inventory_names_is_checked_first_not_refused(make_site, monkeypatch: pytest.MonkeyPatch) -> None:
+    import installer.adapters.ssh as ssh_adapter
+
+    fake = FakeSsh("proxyjump ops@203.0.113.9\n")
+    monkeypatch.setattr(ssh_adapter, "run_child", fake)
+    site = make_site(hosts={"all.vars.ansible_ssh_common_args": "-J ops@203.0.113.9"})
+    report = check_host_keys(HostKeyPolicy.of(load(site, need_secrets=False)))
+    assert fake.connections[0] == "203.0.113.9" and "jump ops@203.0.113.9" in report.verified
