@@ -155,8 +155,9 @@ def gluster_refusal(cfg: ClusterConfig, host: Host) -> Refusal:
         f"{host.name} serves a brick of the Gluster volume {volume} (replica {gluster.replica}, "
         f"{len(members)} gluster hosts): without it its replica set keeps {gluster.replica - 1} of "
         f"{gluster.replica} copies, below the volume's replica count",
-        f"replace its brick first: put the new host in the gluster group in place of {host.name} in hosts.yml, "
-        f"run `kfinstall up --limit NEW`, then on a gluster host `{command}`, wait until "
+        f"replace its brick first: in hosts.yml take {host.name} out of the gluster group and add the new host to "
+        "it after the others (the first gluster host is where the pool is read), run `kfinstall up --limit NEW`, "
+        f"then on a gluster host `{command}`, wait until "
         f"`gluster volume heal {volume} info` lists no entries, then `kfinstall node remove {host.name}`")
 
 
@@ -353,12 +354,29 @@ def plan_removal(cfg: ClusterConfig, host: Host, inventory_edit: HostRemoval, *,
         warnings.append(f"{', '.join(inventory_edit.host_vars)} stay (kfinstall leaves them alone)")
     if "gpu" in host.roles:
         warnings.append(f"{host.name} is a GPU host: its GPUs leave the cluster's capacity")
+    warnings += _former_brick_warning(cfg, host)
     name = node_name(node) if node else None
     steps = _steps(host, name, is_control, unreachable, keep_inventory, inventory_edit, grace_period)
     return RemovalPlan(host=host, node=name, pods=[classify_pod(p) for p in pods or []], cluster_note=cluster_note,
                        refusals=refusals, warnings=warnings, steps=steps, inventory=inventory_edit,
                        keep_inventory=keep_inventory, unreachable=unreachable, grace_period=grace_period,
                        follow_up=storage_follow_up(cfg, host, keep_inventory))
+
+
+def _former_brick_warning(cfg: ClusterConfig, host: Host) -> list[str]:
+    """A host out of the gluster group now but one of its hosts at the last recorded host-phase run: the refusal
+    (decided from hosts.yml) no longer applies, which is right only once its brick was replaced; kfinstall cannot
+    see the volume's bricks without a host run, so the operator is told what to check."""
+    from installer.limited import converged_roles
+
+    gluster = cfg.spec.storage.gluster
+    if not gluster.enabled or "gluster" in host.roles or host.name not in (
+            (converged_roles(cfg) or {}).get("gluster") or []):
+        return []
+    brick = gluster_brick(cfg, gluster_address(cfg, host))
+    return [f"{host.name} served the brick {brick} of the Gluster volume {gluster.volume} at the last recorded run: "
+            f"go on only if `gluster volume info {gluster.volume}` no longer lists it (moved with `gluster volume "
+            f"replace-brick` and healed); otherwise its replica set loses a copy"]
 
 
 def storage_follow_up(cfg: ClusterConfig, host: Host, keep_inventory: bool) -> list[str]:

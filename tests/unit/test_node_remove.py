@@ -286,6 +286,29 @@ def test_a_gluster_brick_host_is_refused_with_the_replace_brick_command(make_sit
     _unchanged(site, before)
 
 
+def test_a_former_brick_host_out_of_the_gluster_group_gets_the_check_to_make(
+        make_site: Any, kfinstall_streams: Any, cluster: Cluster) -> None:
+    """The replace-brick path: n1 left group gluster in hosts.yml (n3 took its place), so the refusal no longer
+    applies; whether `gluster volume replace-brick` already moved its brick is not something kfinstall sees, so
+    the plan says what to check (shown before the question and in the dry run)."""
+    from installer.applied import record_apply
+    from installer.config.load import load
+
+    gluster = {"spec.storage.gluster.enabled": True, "spec.storage.gluster.replica": 2,
+               "spec.storage.nfs.allowedClients": ["192.0.2.0/24"]}
+    site = make_site(cluster=gluster, hosts={"all.children.gluster.hosts": {"n1": None, "n2": None}})
+    record_apply(load(site, need_secrets=False), ("hosts",), run_id="first")
+    site = make_site(cluster=gluster, hosts={"all.hosts.n3": {"ansible_host": "192.0.2.23"},
+                                             "all.children.kube_node.hosts.n3": None,
+                                             "all.children.gluster.hosts": {"n2": None, "n3": None}})
+    code, out, err = kfinstall_streams("node", "remove", "n1", "-i", str(site), "--dry-run", "-o", "json")
+    assert code == 0, out + err
+    warnings = " ".join(json.loads(out)["warnings"])
+    assert "n1 served the brick 192.0.2.21:" in warnings and "gluster volume info" in warnings
+    code, out, err = kfinstall_streams("node", "remove", "n2", "-i", str(site), "--dry-run", "-o", "json")
+    assert code == 3 and "served the brick" not in out  # still in the group: refused, as before
+
+
 def test_a_control_plane_whose_removal_loses_quorum_is_refused(make_site: Any, kfinstall: Any, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     site = make_site(
