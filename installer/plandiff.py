@@ -37,7 +37,10 @@ SECRET_SETTING = "secrets."  # noqa: S105 - the settings key prefix of secrets.y
 
 def plan_diff(cfg: ClusterConfig) -> dict[str, Any]:
     """The `diff` member of the plan document (docs/plan-json.md)."""
+    from installer.limited import converged_roles, first_host_refusals
+
     effective, refusals = _against_installed(cfg)
+    refusals += first_host_refusals(cfg, converged_roles(cfg))  # what up refuses before its host phase
     record = read_applied(cfg.state_dir) or {}
     diff: dict[str, Any] = {"against": "nothing", "summary": "", "refusals": refusals, "hostsAdded": {},
                             "hostsRemoved": {}, "settings": [], "versions": [],

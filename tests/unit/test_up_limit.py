@@ -228,6 +228,8 @@ def test_a_new_first_control_plane_is_refused_with_the_order_that_works(make_sit
     assert playbooks == []
     code, out, err = kfinstall_streams("plan", "-i", str(site), "--limit", "cp4", "--output", "json")
     assert code == 0 and any("kubeadm init" in r for r in json.loads(out)["limit"]["refusals"]), out + err
+    code, out, err = kfinstall_streams("plan", "-i", str(site))
+    assert code == 0 and "refused by up: cp4 is listed first in kube_control_plane" in out, out + err
     site = make_site(cluster=HA, hosts_text=_three_control_planes(["cp2", "cp3", "cp4"]))
     code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "cp4", "--yes", "--output", "json")
     assert code == 0, out + err
