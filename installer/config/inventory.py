@@ -322,9 +322,19 @@ def _group_vars(host: Any) -> dict[str, Any]:
     return dict(get_group_vars(host.get_groups()))
 
 
+# Host patterns of kfinstall's plays: Ansible resolves a pattern that is a host's name to that host before any
+# group of the name (InventoryManager._evaluate_patterns), so a host called `gpu` would take `hosts: gpu`.
+PLAY_GROUPS = (*ROLE_GROUPS, *LAB_ONLY_GROUPS, "all", "ungrouped")
+
+
 def _check_host(name: str, values: dict[str, Any], where: _Where, problems: Problems) -> set[str]:
     """Report a bad host name or connection value; returns the keys of the bad values."""
     bad = set()
+    if name in PLAY_GROUPS:
+        file, line, column = where.host(name)
+        problems.error(file, f"all.hosts.{name}", f"host name {name} is also the name of a group kfinstall's plays "
+                       f"target: Ansible resolves `hosts: {name}` (and --limit {name}) to this host, not to the group",
+                       "give the host another name and put its address in ansible_host", line=line, column=column)
     name_problem = inventory_name_problem(name)
     if name_problem is not None:
         file, line, column = where.host(name)

@@ -80,3 +80,16 @@ def test_a_host_name_that_is_also_a_group_name_is_the_host(make_site) -> None:
                             "all.children.kube_node.hosts.workers": None,
                             "all.children.workers.hosts": {"n1": None, "n2": None}})
     assert resolve_limit(load(site, need_secrets=False).inventory, "workers") == ("workers",)
+
+
+@pytest.mark.parametrize("name", ["gpu", "gluster", "kube_node", "all"])
+def test_a_host_named_like_a_group_kfinstalls_plays_target_is_refused(make_site, kfinstall_streams, name) -> None:
+    """Ansible takes `hosts: gpu` (30-gpu.yml) to the host called gpu before the group gpu, so the GPU host n1
+    would get no driver while plan and validate counted it in gpu: bad input (exit 2) naming the host's line."""
+    site = make_site(hosts={f"all.hosts.{name}": {"ansible_host": "192.0.2.30"},
+                            f"all.children.kube_node.hosts.{name}": None, "all.children.gpu.hosts.n1": None})
+    code, out, err = kfinstall_streams("inventory", "validate", "-i", str(site), "--output", "json")
+    assert code == 2, out + err
+    problems = json.loads(out)["problems"]
+    assert any(p["key"] == f"all.hosts.{name}" and "also the name of a group" in p["message"] and p.get("line")
+               for p in problems), problems
