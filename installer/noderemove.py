@@ -458,6 +458,7 @@ class Runner:
                 raise error from None
             step.status, step.note = ("skipped", note) if note and note.startswith("skipped") else ("done", note or "")
             self.done.append(step.name)
+        _forget_converged(self.cfg, plan.host.name)
         plan.result = "removed"
         return plan
 
@@ -510,6 +511,19 @@ class Runner:
             return "skipped: --keep-inventory; delete by hand: " + "; ".join(plan.inventory.instructions())
         backup = write_host_removal(plan.inventory, self.cfg.state_dir)
         return f"the file as it was is kept in {backup}" if backup else None
+
+
+def _forget_converged(cfg: ClusterConfig, host: str) -> None:
+    """The host left the site: state.json's converged hosts (installer.limited.converged_roles) drop it, as
+    reset does for the hosts it resets (here also with --unreachable, where no reset ran), so a machine later
+    added under the same name is a new host to `plan`/`up --limit`, to reset's refusal and to the NFS check."""
+    from installer.state import read_state, write_state
+
+    state = read_state(cfg.state_dir)
+    if state is None or not any(host in hosts for hosts in state.host_roles.values()):
+        return
+    state.host_roles = {role: [h for h in hosts if h != host] for role, hosts in state.host_roles.items()}
+    write_state(cfg.state_dir, state)
 
 
 def _json(text: str) -> Any:

@@ -384,6 +384,22 @@ def test_an_unknown_host_is_bad_input(site: Path, kfinstall: Any, make_site: Any
     assert code == 2 and "\x1b" not in out, out  # shown escaped, never sent to the terminal
 
 
+def test_a_removed_host_is_no_longer_taken_for_converged(site: Path, kfinstall: Any, cluster: Cluster) -> None:
+    """With --unreachable no reset runs (reset is what drops its hosts from state.json's converged hosts): a new
+    machine added later under the same name must be a new host to plan/up --limit and to reset's refusal."""
+    from installer.config.load import load
+    from installer.limited import converged_roles
+    from installer.state import State, read_state, write_state
+
+    state_dir = load(site, need_secrets=False).state_dir
+    write_state(state_dir, State(cluster="test", host_roles={"kube_control_plane": ["cp1"], "kube_node": ["n1", "n2"],
+                                                             "nfs_server": ["cp1"]}))
+    code, out = kfinstall("node", "remove", "n2", "-i", str(site), "--yes", "--unreachable")
+    assert code == 0, out
+    assert read_state(state_dir).host_roles["kube_node"] == ["n1"]
+    assert "n2" not in {h for hosts in converged_roles(load(site, need_secrets=False)).values() for h in hosts}
+
+
 def test_a_host_in_no_role_group_is_bad_input(make_site: Any, kfinstall: Any, cluster: Cluster) -> None:
     """Kubespray's bastion (or a host only in another tool's groups, left alone): exit 2 before the cluster
     is read, instead of a drain-less run that stops at its reset with exit 4."""
