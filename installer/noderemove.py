@@ -360,7 +360,7 @@ def plan_removal(cfg: ClusterConfig, host: Host, inventory_edit: HostRemoval, *,
     return RemovalPlan(host=host, node=name, pods=[classify_pod(p) for p in pods or []], cluster_note=cluster_note,
                        refusals=refusals, warnings=warnings, steps=steps, inventory=inventory_edit,
                        keep_inventory=keep_inventory, unreachable=unreachable, grace_period=grace_period,
-                       follow_up=storage_follow_up(cfg, host, keep_inventory))
+                       follow_up=storage_follow_up(cfg, host, keep_inventory) + _peer_detach(cfg, host))
 
 
 def _former_brick_warning(cfg: ClusterConfig, host: Host) -> list[str]:
@@ -377,6 +377,16 @@ def _former_brick_warning(cfg: ClusterConfig, host: Host) -> list[str]:
     return [f"{host.name} served the brick {brick} of the Gluster volume {gluster.volume} at the last recorded run: "
             f"go on only if `gluster volume info {gluster.volume}` no longer lists it (moved with `gluster volume "
             f"replace-brick` and healed); otherwise its replica set loses a copy"]
+
+
+def _peer_detach(cfg: ClusterConfig, host: Host) -> list[str]:
+    """A former brick host stays a (disconnected) peer of the trusted pool after its reset: the command that
+    takes it out, run on a Gluster host that stays."""
+    servers = cfg.inventory.names("gluster")
+    if not _former_brick_warning(cfg, host) or not servers:
+        return []
+    return [f"on {servers[0]}: `gluster peer detach {gluster_address(cfg, host)}` (the trusted pool still lists "
+            f"{host.name} as a peer; kfinstall never detaches peers)"]
 
 
 def storage_follow_up(cfg: ClusterConfig, host: Host, keep_inventory: bool) -> list[str]:

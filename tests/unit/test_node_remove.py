@@ -305,6 +305,7 @@ def test_a_former_brick_host_out_of_the_gluster_group_gets_the_check_to_make(
     assert code == 0, out + err
     warnings = " ".join(json.loads(out)["warnings"])
     assert "n1 served the brick 192.0.2.21:" in warnings and "gluster volume info" in warnings
+    assert any(f.startswith("on n2: `gluster peer detach 192.0.2.21`") for f in json.loads(out)["followUp"])
     code, out, err = kfinstall_streams("node", "remove", "n2", "-i", str(site), "--dry-run", "-o", "json")
     assert code == 3 and "served the brick" not in out  # still in the group: refused, as before
 
