@@ -134,7 +134,7 @@ def test_kfinstall_runs_find_the_module_and_its_documentation(tmp_path: Path) ->
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)["kfinstall.hosts.files"]["doc"]
-    assert set(doc["options"]["files"]["suboptions"]) == {"path", "state", "content", "mode", "owner", "group"}
+    assert set(doc["options"]["files"]["suboptions"]) == {"path", "state", "content", "src", "mode", "owner", "group"}
 
 
 def test_a_path_is_taken_literally_without_expanding_variables(tmp_path: Path, target: Path) -> None:

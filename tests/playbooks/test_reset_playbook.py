@@ -164,26 +164,46 @@ def test_the_apt_key_is_in_the_record_like_its_source() -> None:
                     task_file.name, task.get("name"))
 
 
+def purge(tmp_path: Path, simulated: list[str], names: list[str], check: bool = False) -> tuple[dict[str, Any], str]:
+    """kfinstall.hosts.purge_packages run as Ansible runs it, with a stand-in apt-get that prints `simulated`
+    for --simulate and logs every call; (the module's result, the log)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (tmp_path / "simulated").write_text("\n".join(simulated) + "\n")
+    (bin_dir / "apt-get").write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path}/calls\n"
+                                     f"case \"$1\" in --simulate) cat {tmp_path}/simulated;; esac\n")
+    (bin_dir / "apt-get").chmod(0o755)
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {"names": names, "_ansible_check_mode": check,
+                                                        "_ansible_tmpdir": str(tmp_path)}}))
+    module = PLAYBOOKS / "collections/ansible_collections/kfinstall/hosts/plugins/modules/purge_packages.py"
+    done = subprocess.run([sys.executable, str(module), str(args)], capture_output=True, text=True, timeout=60,
+                          check=False, env={**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"})
+    calls = (tmp_path / "calls").read_text() if (tmp_path / "calls").exists() else ""
+    (tmp_path / "calls").unlink(missing_ok=True)
+    return json.loads(done.stdout), calls
+
+
 def test_packages_are_purged_only_when_apt_would_remove_nothing_else(tmp_path: Path) -> None:
     """review2 finding 4: apt-get purge also removes the packages that depend on those named, which may be the
-    operator's. The purge runs only when `apt-get --simulate purge` lists kfinstall's packages alone; the
-    task file's own expression, evaluated by Ansible on apt-get's simulate output (Purg NAME [VERSION])."""
-    path = PLAYBOOKS / "roles/kf_defaults/tasks/purge.yml"
-    block = next(t for t in tasks(path) if t.get("name") == "Packages | Purge only what kfinstall installed")
-    assert all(t["when"] == "_kf_reset_purge_also | length == 0" for t in block["block"]
-               if "ansible.builtin.debug" not in t)
-    simulate = named(path, "Packages | Find what purging the packages would remove")
-    assert "--simulate" in simulate["ansible.builtin.command"]["argv"]
-    outputs = {
-        "alone": ["NOTE: This is only a simulation!", "Purg socat [1.7.4.4-2]", "Purg curl [7.88.1-10]"],
-        "with_theirs": ["Purg socat [1.7.4.4-2]", "Purg curl [7.88.1-10]", "Purg their-tool:amd64 [2.0]",
-                        "Remv their-lib [1.0]"],
-    }
-    play = [{"hosts": "localhost", "gather_facts": False,
-             "tasks": [{"name": name, "ansible.builtin.debug": {"msg": "{{ _kf_reset_purge_also }}"},
-                        "vars": {**block["vars"], "kf_reset_purge": ["curl", "socat"],
-                                 "_kf_reset_simulated": {"stdout_lines": lines}}} for name, lines in outputs.items()]}]
-    assert run_play(tmp_path, play) == {"alone": [], "with_theirs": ["their-tool", "their-lib"]}
+    operator's. kfinstall.hosts.purge_packages asks `apt-get --simulate purge` first (one "Purg NAME [VERSION]"
+    line per package, "Remv" without purge) and purges only when nothing else would go."""
+    alone = ["NOTE: This is only a simulation!", "Purg socat [1.7.4.4-2]", "Purg curl [7.88.1-10]"]
+    result, calls = purge(tmp_path, alone, ["curl", "socat"])
+    assert result["changed"] is True and result["purged"] == ["socat", "curl"] and result["also"] == [], result
+    assert calls.splitlines() == ["--simulate --allow-change-held-packages purge curl socat",
+                                  "--yes --allow-change-held-packages purge curl socat"]
+    theirs = [*alone, "Purg their-tool:amd64 [2.0]", "Remv their-lib [1.0]"]
+    result, calls = purge(tmp_path, theirs, ["curl", "socat"])
+    assert result["changed"] is False and result["also"] == ["their-tool", "their-lib"], result
+    assert "--yes" not in calls  # nothing purged
+    result, calls = purge(tmp_path, alone, ["curl", "socat"], check=True)
+    assert result["changed"] is True and "--yes" not in calls
+    assert purge(tmp_path, alone, ["-o", "curl"])[0]["failed"] is True  # never an option
+    for path in (PLAYBOOKS / "roles/kf_defaults/tasks/reset.yml", PLAYBOOKS / "roles/kubernetes/tasks/reset.yml"):
+        used = [t for t in tasks(path) if "kfinstall.hosts.purge_packages" in t]
+        assert used and not [t for t in tasks(path) if t.get("ansible.builtin.apt", {}).get("state") == "absent"]
+
 
 
 def test_reset_uncomments_only_the_swap_lines_kfinstall_commented_out(tmp_path: Path) -> None:
