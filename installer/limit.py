@@ -60,7 +60,7 @@ def _check_pattern(pattern: str, option: str) -> None:
     if not terms or any(not term.lstrip("!&").strip() for term in terms):
         raise ConfigError(f"{option} {pattern!r} names no host (an empty term, or '!'/'&' with nothing after it; "
                           "Ansible would take it as every host); give host names or groups separated by ','")
-    if any(part.strip().startswith("@") for part in pattern.split(",")):
+    if any(term.startswith("@") for term in terms):  # Ansible's subset reads each such term's file
         # ansible-playbook would read host names from that file; kfinstall reads no file the option names.
         raise ConfigError(f"{option} {pattern!r}: '@FILE' (a retry file) is not taken; "
                           "list the hosts instead, e.g. --limit 'h4,h5'")

@@ -47,7 +47,7 @@ def test_a_pattern_matching_no_managed_host_names_it_and_the_hosts(make_site, pa
     assert repr(pattern) in raised.value.message and "cp1, n1, n2" in raised.value.message
 
 
-@pytest.mark.parametrize("pattern", ["", "  ", "@/etc/passwd", "n1,@retry", "n1\nn2", "x" * 2000])
+@pytest.mark.parametrize("pattern", ["", "  ", "@/etc/passwd", "n1,@retry", "n1:@retry", "n1\nn2", "x" * 2000])
 def test_not_a_pattern_is_refused_before_ansible_reads_anything(make_site, pattern: str) -> None:
     cfg = load(make_site(), need_secrets=False)
     with pytest.raises(ConfigError) as raised:
