@@ -261,6 +261,9 @@ def _host_plan(cfg: ClusterConfig, host: str, purge_packages: bool, purge_data: 
     keeps = []
     if not purge_packages:
         keeps.append("the packages kfinstall installed (--purge-packages purges them)")
+    else:
+        keeps.append("all of kfinstall's packages when purging them would also remove a package installed since "
+                     "(apt-get --simulate purge decides; reported as SKIPPED)")
     if "nfs_server" in roles and storage.nfs.enabled:
         keeps.append(f"the NFS export {storage.nfs.export_path}" if not purge_data
                      else f"nothing of the NFS export {storage.nfs.export_path} (--purge-data deletes it)")

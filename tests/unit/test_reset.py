@@ -148,6 +148,7 @@ def test_purges_are_shown_and_passed_to_the_playbook(make_site) -> None:  # type
     assert variables["kf_nfs_export_path"] == "/export/kfinstall"  # the playbook finds the data it keeps
     cp1 = purged.per_host[0]
     assert not any("packages kfinstall installed" in keep for keep in cp1.keeps)
+    assert any("would also remove a package installed since" in keep for keep in cp1.keeps)  # review2 finding 4
     assert any("--purge-data deletes it" in keep for keep in cp1.keeps)
 
 
