@@ -14,7 +14,8 @@ Refused (exit 3, before any connection), each with the safe path:
   * a new host the NFS export does not admit yet: the export list is a file on the NFS server, and changing
     it restarts the server for every client, so it is not done behind the operator's back;
   * (with or without --limit: first_host_refusals) a new host listed first in kube_control_plane or gluster
-    while others of that group are converged: the playbooks build from the first host of each.
+    while others of that group are converged: the playbooks build from the first host of each; and an
+    nfs_server that is not the converged NFS server (clients would move to an empty export).
 A new Gluster host joins the trusted pool through the first Gluster host (a peer probe, as for a full run);
 kfinstall never adds bricks to an existing volume, so the volume is unchanged (replace-brick is the operator's).
 """
@@ -181,7 +182,21 @@ def first_host_refusals(cfg: ClusterConfig, recorded: dict[str, list[str]] | Non
                 f"{names[0]} is listed first in {role} but is not one of its converged hosts "
                 f"({', '.join(converged)}): the host phase {what}. Safe path: in hosts.yml list {converged[0]} "
                 f"first in {role} and {names[0]} after it, then run again")
-    return refusals
+    return refusals + _nfs_server_moved(cfg, recorded)
+
+
+def _nfs_server_moved(cfg: ClusterConfig, recorded: dict[str, list[str]] | None) -> list[str]:
+    """nfs_server names another host than the converged NFS server: that host would serve an empty export and
+    every client's mount would move to it (the data stays on the old server, unserved). `node remove` refuses
+    the NFS server for the same reason; an edit of hosts.yml must not get round it."""
+    before = (recorded or {}).get("nfs_server") or []
+    now = cfg.inventory.names("nfs_server")
+    if not cfg.spec.storage.nfs.enabled or not before or not now or now[0] in before:
+        return []
+    return [f"nfs_server is {now[0]} in hosts.yml but the converged NFS server is {', '.join(before)}: {now[0]} "
+            f"would serve an empty {cfg.spec.storage.nfs.export_path} and every client's mount would move to it. "
+            f"Safe path: put {before[0]} back in nfs_server (kfinstall does not move an NFS server; to retire "
+            "the site: `kfinstall backup --cluster`, `kfinstall down --purge-data`, `kfinstall reset`)"]
 
 
 def _nfs_refusal(cfg: ClusterConfig, hosts: Sequence[str], recorded: dict[str, list[str]]) -> list[str]:

@@ -259,3 +259,15 @@ def test_the_first_host_of_a_group_is_ansibles_first(make_site, kfinstall_stream
     record_apply(load(site, need_secrets=False), ("hosts",), run_id="first")
     code, out, err = kfinstall_streams("plan", "-i", str(site), "--limit", "n1", "--output", "json")
     assert code == 0 and json.loads(out)["limit"]["contacts"] == ["cp1"], out + err
+
+
+def test_a_new_nfs_server_in_place_of_the_converged_one_is_refused(make_site, kfinstall_streams, playbooks) -> None:
+    """hosts.yml names n3 as nfs_server instead of cp1: n3 would serve an empty export and the clients' mounts
+    would move to it. Refused for up with and without --limit (node remove refuses the NFS server too)."""
+    site = converged(make_site, ADMITTED)
+    site = make_site(cluster=ADMITTED, hosts={**NEW, "all.children.nfs_server.hosts": {"n3": None}})
+    for args in (("--limit", "n3"), ()):
+        code, out, err = kfinstall_streams("up", "-i", str(site), *args, "--yes", "--output", "json")
+        assert code == 3, out + err
+        assert "nfs_server is n3 in hosts.yml but the converged NFS server is cp1" in json.loads(out)["error"]
+    assert playbooks == []
