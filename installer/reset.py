@@ -65,6 +65,7 @@ class ResetPlan:
     per_host: tuple[HostReset, ...]
     refusals: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    already_reset: tuple[str, ...] = ()  # chosen, but reset since their last converge: left out
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +77,7 @@ class ResetPlan:
             "perHost": [h.as_dict() for h in self.per_host],
             "refusals": list(self.refusals),
             "warnings": list(self.warnings),
+            "alreadyReset": list(self.already_reset),
         }
 
     def lines(self) -> list[str]:
@@ -86,6 +88,10 @@ class ResetPlan:
             lines.append(f"  {host.host} ({', '.join(host.roles) or 'no role'}):")
             lines += [f"    - {step}" for step in host.steps]
             lines += [f"    keeps {keep}" for keep in host.keeps]
+        if self.already_reset:
+            lines.append(f"  already reset, nothing of kfinstall's to undo (left out): {', '.join(self.already_reset)}")
+        if not self.hosts and not self.refusals:
+            lines.append("nothing to do")
         lines += [f"warning: {w}" for w in self.warnings]
         lines += [f"refused: {r}" for r in self.refusals]
         return lines
@@ -147,6 +153,10 @@ def plan_reset(cfg: ClusterConfig, limit: str | None = None, *, purge_packages: 
 
         chosen = resolve_limit(cfg.inventory, limit)
     known = converged_hosts(cfg)
+    # Reset since their last converge: nothing of kfinstall's is left there, so a reset run twice (or the whole
+    # site after some hosts) leaves them out. A caller taking a host out of the site (leaving) resets it all the same.
+    already = () if leaving else tuple(h for h in chosen if h in _reset_hosts(cfg) and h not in known)
+    chosen = tuple(h for h in chosen if h not in already)
     # The hosts that stay in the site: converged and not reset now. A host already reset (or added to hosts.yml
     # and not converged yet) is in no cluster and mounts nothing: it neither blocks a reset nor keeps the site.
     staying = {h for h in managed if h not in chosen and h in known}
@@ -160,7 +170,14 @@ def plan_reset(cfg: ClusterConfig, limit: str | None = None, *, purge_packages: 
         warnings = _warnings(cfg, chosen)
     per_host = tuple(_host_plan(cfg, host, purge_packages, purge_data) for host in chosen)
     return ResetPlan(cfg.name, tuple(chosen), whole, purge_packages, purge_data, per_host,
-                     tuple(refusals), tuple(warnings))
+                     tuple(refusals), tuple(warnings), already)
+
+
+def _reset_hosts(cfg: ClusterConfig) -> set[str]:
+    from installer.state import read_state
+
+    state = read_state(cfg.state_dir)
+    return set(state.reset_hosts) if state is not None else set()
 
 
 def converged_hosts(cfg: ClusterConfig) -> set[str]:
@@ -413,6 +430,7 @@ def _remember(cfg: ClusterConfig, report: ResetReport) -> None:
         before = state.host_roles or converged_roles(cfg) or {}
         state.host_roles = {} if report.plan.whole_site else {
             role: [h for h in hosts if h not in report.plan.hosts] for role, hosts in before.items()}
+        state.reset_hosts = sorted({*state.reset_hosts, *report.plan.hosts})
     write_state(cfg.state_dir, state)
     if report.result in ("ok", "incomplete") and report.plan.whole_site:
         from installer.applied import forget_host_part

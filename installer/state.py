@@ -66,6 +66,9 @@ class State(BaseModel):
     # Hosts per role group that the host phase last ran to its end on (ok, or incomplete with steps skipped on
     # purpose, as on lab hosts without Kubernetes packages): what `up --limit` takes as already converged.
     host_roles: dict[str, list[str]] = Field(default_factory=dict)
+    # Hosts a `kfinstall reset` finished on (ok or incomplete). One of them not in host_roles (no `up` converged it
+    # since) has nothing of kfinstall's left: a later reset leaves it out instead of refusing it as never converged.
+    reset_hosts: list[str] = Field(default_factory=list)
 
 
 def read_state(state_dir: Path) -> State | None:

@@ -293,6 +293,11 @@ def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord) -> None:
         state.kubernetes_version = cfg.kubernetes_version
     if any(p.name == "hosts" and p.status in ("ok", "incomplete") for p in report.phases):
         state.host_roles = converged_roles_after(cfg, state.host_roles, report.limit)
+    if any(p.name == "hosts" for p in report.phases):
+        # The host phase ran on these hosts (failed halfway included): a later reset must undo it again, so
+        # they are no longer among the hosts already reset (installer/reset.py leaves those out).
+        ran_on = set(report.limit) if report.limit else {h.name for h in cfg.inventory.hosts}
+        state.reset_hosts = [h for h in state.reset_hosts if h not in ran_on]
     if "platform" in done:
         state.installed_channel = cfg.release.channel
     state.history.append(

@@ -48,9 +48,9 @@ def reset(inventory: Path, profile: str | None, state_dir: Path | None, limit: s
 
     cfg = load(inventory, need_secrets=False, state_dir=state_dir, profile=profile)
     plan = plan_reset(cfg, limit, purge_packages=purge_packages, purge_data=purge_data)
-    if dry_run:
+    if dry_run or not plan.hosts:  # nothing to do (every chosen host already reset): shown, exit 0
         if output == "json":
-            emit_json({**plan.as_dict(), "dryRun": True, "result": "refused" if plan.refusals else "ok"})
+            emit_json({**plan.as_dict(), "dryRun": dry_run, "result": "refused" if plan.refusals else "ok"})
         else:
             for line in plan.lines():
                 stdout.print(line, markup=False, highlight=False)

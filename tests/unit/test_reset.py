@@ -197,7 +197,7 @@ def test_a_partial_reset_keeps_the_applied_hosts_a_whole_one_drops_them(make_sit
     assert "hosts" not in read_applied(cfg.state_dir)  # type: ignore[operator]
     history = read_state(cfg.state_dir).history  # type: ignore[union-attr]
     assert [(h.action, h.run_id, h.result) for h in history] == [
-        ("reset n2", "r2", "ok"), ("reset cp1,n1,n2", "r3", "ok")]
+        ("reset n2", "r2", "ok"), ("reset cp1,n1", "r3", "ok")]  # n2, reset already, is left out
 
 
 def test_reset_hosts_are_no_longer_converged(make_site) -> None:  # type: ignore[no-untyped-def]
@@ -216,21 +216,65 @@ def test_reset_hosts_are_no_longer_converged(make_site) -> None:  # type: ignore
 def test_after_a_partial_reset_the_rest_of_the_site_can_be_reset(make_site, kfinstall_streams) -> None:  # type: ignore[no-untyped-def]
     """A host already reset (or added to hosts.yml and not converged yet) is in no cluster and mounts nothing:
     it must not make the control plane and NFS server it no longer uses impossible to reset (review2 finding 2:
-    the safe path the refusal offered was itself refused)."""
+    the safe path the refusal offered was itself refused). A host reset since its last converge is left out."""
     from installer.limited import converged_roles
     from installer.reset import _remember
+    from installer.state import read_state, write_state
 
     site = converged(make_site())
     cfg = load(site, need_secrets=False)
     _remember(cfg, ResetReport("r1", "record", plan_reset(cfg, "n2")))
     everything = plan_reset(cfg)
-    assert any("never converged n2 " in r and "kfinstall reset --limit 'cp1,n1'" in r for r in everything.refusals)
+    assert everything.hosts == ("cp1", "n1") and everything.already_reset == ("n2",), everything
+    assert everything.refusals == () and everything.whole_site
+    state = read_state(cfg.state_dir)
+    assert state is not None
+    state.reset_hosts = []  # reset by a kfinstall that did not keep the list: refused, naming the way out
+    write_state(cfg.state_dir, state)
+    refused = plan_reset(cfg)
+    assert any("never converged n2 " in r and "kfinstall reset --limit 'cp1,n1'" in r for r in refused.refusals)
     rest = plan_reset(cfg, "cp1,n1")
     assert rest.refusals == () and rest.whole_site, rest.refusals
     code, out, err = kfinstall_streams("reset", "-i", str(site), "--limit", "cp1,n1", "--dry-run")
     assert code == 0 and "the whole site (2 host(s); no converged host stays)" in out, err
     _remember(cfg, ResetReport("r2", "record", rest))
     assert converged_roles(cfg) is None  # nothing of the site is converged any more
+
+
+def test_reset_twice_is_nothing_to_do_until_up_runs_on_the_host_again(make_site, kfinstall_streams, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Idempotence: the same reset run again after it finished leaves the hosts it reset out and exits 0
+    (it was refused, exit 3, as 'never converged'). Once the host phase runs on a host again, even failing
+    halfway, the host is kfinstall's to undo again: it is refused until `up` finishes there (review2 finding 12)."""
+    import io
+
+    from rich.console import Console
+
+    from installer import up as up_module
+    from installer.errors import PhaseFailed
+    from installer.phases import PhaseResult
+    from installer.reset import _remember
+
+    site = converged(make_site())
+    cfg = load(site, need_secrets=False)
+    _remember(cfg, ResetReport("r1", "record", plan_reset(cfg)))
+    code, out, err = kfinstall_streams("reset", "-i", str(site), "--yes")
+    assert code == 0 and "already reset" in out and "nothing to do" in out, err
+    code, out, _ = kfinstall_streams("reset", "-i", str(site), "--yes", "--output", "json")
+    document = json.loads(out)
+    assert code == 0 and document["result"] == "ok" and document["hosts"] == []
+    assert document["alreadyReset"] == ["cp1", "n1", "n2"]
+    assert not (site / ".kfinstall" / "test" / "runs").exists()  # nothing ran
+
+    def hosts_fail(ctx):  # type: ignore[no-untyped-def]
+        raise PhaseFailed("host phase failed", phase=PhaseResult("hosts", "failed"))
+
+    monkeypatch.setitem(up_module.PHASES, "preflight", lambda ctx: PhaseResult("preflight", "ok"))
+    monkeypatch.setitem(up_module.PHASES, "hosts", hosts_fail)
+    with pytest.raises(PhaseFailed):
+        up_module.run_up(load(site), Console(file=io.StringIO()), only="hosts")
+    again = plan_reset(cfg)
+    assert again.already_reset == () and any("never converged cp1, n1, n2" in r for r in again.refusals)
+
 
 
 def test_a_partial_reset_of_a_site_whose_state_predates_host_roles(make_site) -> None:  # type: ignore[no-untyped-def]
