@@ -241,7 +241,7 @@ def test_after_a_partial_reset_the_rest_of_the_site_can_be_reset(make_site, kfin
     assert converged_roles(cfg) is None  # nothing of the site is converged any more
 
 
-def test_reset_twice_is_nothing_to_do_until_up_runs_on_the_host_again(make_site, kfinstall_streams, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_reset_twice_is_nothing_to_do_until_up_runs_again(make_site, kfinstall_streams, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Idempotence: the same reset run again after it finished leaves the hosts it reset out and exits 0
     (it was refused, exit 3, as 'never converged'). Once the host phase runs on a host again, even failing
     halfway, the host is kfinstall's to undo again: it is refused until `up` finishes there (review2 finding 12)."""
