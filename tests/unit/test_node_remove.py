@@ -246,6 +246,19 @@ def test_etcd_member_id_is_the_hex_form_etcdctl_member_remove_takes() -> None:
 
 # ---- refusals from the inventory and the config (no cluster) -----------------------------------------
 
+def _three_control_planes(make_site: Any, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Cluster]:
+    """A site with control planes cp1, cp2 (192.0.2.12), cp3 (192.0.2.13) behind an endpoint, and its
+    stand-in cluster (Nodes of cp2 and cp3 are the caller's to add, with the readiness the test needs)."""
+    site = make_site(
+        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
+        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
+               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
+    folder = tmp_path / "kubectl-bin"
+    folder.mkdir()
+    return site, Cluster(folder, monkeypatch, site)
+
+
 def _unchanged(site: Path, before: bytes) -> None:
     assert (site / "hosts.yml").read_bytes() == before
 
@@ -312,13 +325,7 @@ def test_a_former_brick_host_out_of_the_gluster_group_gets_the_check_to_make(
 
 def test_a_control_plane_whose_removal_loses_quorum_is_refused(make_site: Any, kfinstall: Any, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    site = make_site(
-        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
-        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
-               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
-    folder = tmp_path / "kubectl-bin"
-    folder.mkdir()
-    made = Cluster(folder, monkeypatch, site)
+    site, made = _three_control_planes(make_site, tmp_path, monkeypatch)
     made.nodes += [_node("cp2", "192.0.2.12"), _node("cp3", "192.0.2.13", ready=False)]
     made.write()
     code, out = kfinstall("node", "remove", "cp2", "-i", str(site), "--yes")
@@ -332,13 +339,7 @@ def test_a_ready_control_plane_whose_etcd_is_failing_counts_against_quorum(
     """Every Node is Ready, but cp2's etcd pod crash-loops (Running, Ready False: kubeadm's etcd has liveness
     and startup probes on /health). Removing cp3 would leave cp1 alone of the 2 members etcd needs: refused.
     The same site with cp2's etcd Ready may remove cp3."""
-    site = make_site(
-        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
-        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
-               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
-    folder = tmp_path / "kubectl-bin"
-    folder.mkdir()
-    made = Cluster(folder, monkeypatch, site)
+    site, made = _three_control_planes(make_site, tmp_path, monkeypatch)
     made.nodes += [_node("cp2", "192.0.2.12"), _node("cp3", "192.0.2.13")]
 
     def etcd(node: str, ready: bool) -> dict[str, Any]:
@@ -563,13 +564,7 @@ def test_a_failed_drain_stops_before_the_reset_and_a_rerun_finishes(site: Path, 
 def test_replacing_a_failed_control_plane_removes_its_etcd_member_through_a_healthy_one(
         make_site: Any, kfinstall_streams: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         resets: list[str]) -> None:
-    site = make_site(
-        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
-        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
-               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
-    folder = tmp_path / "kubectl-bin"
-    folder.mkdir()
-    made = Cluster(folder, monkeypatch, site)
+    site, made = _three_control_planes(make_site, tmp_path, monkeypatch)
     made.nodes += [_node("cp2", "192.0.2.12"), _node("cp3", "192.0.2.13", ready=False)]
     made.pods = []
     made.etcd_pods = [{"metadata": {"name": f"etcd-{n}"}, "spec": {"nodeName": n}, "status": {"phase": "Running"}}
@@ -597,13 +592,7 @@ def test_a_reachable_control_plane_is_reset_before_its_leftover_etcd_member_is_r
         resets: list[str]) -> None:
     # kubeadm reset's remove-etcd-member phase normally removes the member; one still listed after it
     # (kubeadm only warns when it cannot) is removed through another control plane before the Node goes.
-    site = make_site(
-        cluster={"spec.kubernetes.controlPlaneEndpoint": "192.0.2.100"},
-        hosts={"all.hosts.cp2": {"ansible_host": "192.0.2.12"}, "all.hosts.cp3": {"ansible_host": "192.0.2.13"},
-               "all.children.kube_control_plane.hosts": {"cp1": None, "cp2": None, "cp3": None}})
-    folder = tmp_path / "kubectl-bin"
-    folder.mkdir()
-    made = Cluster(folder, monkeypatch, site)
+    site, made = _three_control_planes(make_site, tmp_path, monkeypatch)
     # cp3's machine registered its own hostname, not the inventory name: found by its address.
     made.nodes += [_node("cp2", "192.0.2.12"), _node("node-c", "192.0.2.13")]
     made.pods = []
