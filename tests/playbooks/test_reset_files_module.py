@@ -157,6 +157,39 @@ def test_a_damaged_record_removes_nothing(tmp_path: Path, host: Path) -> None:
     assert (host / "etc/kf/new.d/kf.conf").exists()
 
 
+def test_a_copy_of_the_original_replaced_by_a_link_is_not_followed(tmp_path: Path, host: Path) -> None:
+    """originals/ holds regular files kfinstall made; a link planted there (review2 finding 13) would have
+    reset copy whatever it points at over the host's file. The file is kept, and the reason given."""
+    converge(tmp_path, host)
+    copies = list((tmp_path / "state/originals").iterdir())
+    assert len(copies) == 1, copies  # app.conf's package default
+    secret = tmp_path / "secret"
+    secret.write_text("someone else's secret\n")
+    copies[0].unlink()
+    copies[0].symlink_to(secret)
+    result = reset(tmp_path)
+    conf = str(host / "etc/app/app.conf")
+    assert "not a regular file" in result["kept"][conf], result
+    assert (host / "etc/app/app.conf").read_text() == "kfinstall's\n"
+    assert secret.read_text() == "someone else's secret\n"
+
+
+def test_a_record_too_big_to_be_kfinstalls_is_refused_unread(tmp_path: Path, host: Path) -> None:
+    """A real record is a few KiB; one over 16 MiB is refused by both modules before it is read whole
+    (review2 finding 13), and nothing is removed or written."""
+    converge(tmp_path, host)
+    record_path = tmp_path / "state/record.json"
+    record = json.loads(record_path.read_text())
+    record["padding"] = "x" * (16 * 1024 * 1024)
+    record_path.write_text(json.dumps(record))
+    result = reset(tmp_path)
+    assert result.get("failed") is True and "over 16 MiB" in result["msg"] and "nothing was removed" in result["msg"]
+    assert (host / "etc/kf/new.d/kf.conf").exists()
+    written = write(tmp_path, [{"path": str(host / "etc/kf/other.conf"), "content": "x\n", "mode": "0644"}])
+    assert written.get("failed") is True and "over 16 MiB" in written["msg"], written
+    assert not (host / "etc/kf/other.conf").exists()
+
+
 def test_kfinstall_installed_counts_only_packages_that_were_not_there_before() -> None:
     sys.path.insert(0, str(REPO / "playbooks/collections/ansible_collections/kfinstall/hosts/plugins/filter"))
     try:

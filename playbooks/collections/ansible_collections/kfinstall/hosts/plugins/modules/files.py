@@ -78,6 +78,7 @@ FILE_SPEC = {
 
 RECORD_VERSION = 1
 ORIGINALS = "originals"  # beside the record: what a file held before kfinstall first replaced it
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # as kfinstall.hosts.reset_files: a real record is a few KiB
 
 
 def missing_parents(path: str) -> list[str]:
@@ -133,8 +134,12 @@ def installed_package_names(status_path: str = _DPKG_STATUS) -> list[str]:
 
 def load_record(module: AnsibleModule, path: str) -> dict:
     try:
-        with open(path, encoding="utf-8") as handle:
-            record = json.load(handle)
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_RECORD_BYTES + 1)
+        if len(text) > MAX_RECORD_BYTES:
+            module.fail_json(msg=f"kfinstall's record {path} is over {MAX_RECORD_BYTES // 2**20} MiB, so it is not one "
+                                 "kfinstall wrote; move it away to start a new one.")
+        record = json.loads(text.decode("utf-8"))
     except FileNotFoundError:
         return {"version": RECORD_VERSION, "packagesBefore": installed_package_names(), "files": {}, "dirs": {}}
     except (OSError, ValueError) as exc:

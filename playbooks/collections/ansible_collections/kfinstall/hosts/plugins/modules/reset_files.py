@@ -73,6 +73,9 @@ packages_before:
 """
 
 ORIGINALS = "originals"
+# A record names one entry per file and folder kfinstall wrote (some dozens, a few KiB); far more is not one
+# of kfinstall's, and is refused before it is read whole into memory. kfinstall.hosts.files keeps the same cap.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 def sha256_of(path: str) -> str | None:
@@ -145,8 +148,15 @@ class Reset:
 
     def restore(self, key: str, path: str, entry: dict) -> None:
         saved = os.path.join(self.originals, entry["original"])
-        if not os.path.isfile(saved):
+        try:
+            saved_mode = os.lstat(saved).st_mode
+        except FileNotFoundError:
             self.kept[path] = f"the content it replaced ({saved}) is gone"
+            return
+        if not stat.S_ISREG(saved_mode):
+            # kfinstall.hosts.files writes the copy as a regular file; a link there would make reset copy any
+            # file it points at over the host's file.
+            self.kept[path] = f"the copy of the content it replaced ({saved}) is not a regular file"
             return
         if not self.module.check_mode:
             fd, staged = tempfile.mkstemp(prefix=".kfinstall.", dir=os.path.dirname(path))
@@ -307,8 +317,12 @@ def main() -> None:
             module.fail_json(msg=f"kfinstall's record is not to be trusted: {unsafe}; nothing was removed. Check "
                                  "who changed it; kfinstall keeps it root's, mode 0700 (folders) and 0600.")
     try:
-        with open(record_path, encoding="utf-8") as handle:
-            record = json.load(handle)
+        with open(record_path, "rb") as handle:
+            text = handle.read(MAX_RECORD_BYTES + 1)
+        if len(text) > MAX_RECORD_BYTES:
+            module.fail_json(msg=f"kfinstall's record {record_path} is over {MAX_RECORD_BYTES // 2**20} MiB, so it is "
+                                 "not one kfinstall wrote; nothing was removed.")
+        record = json.loads(text.decode("utf-8"))
     except FileNotFoundError:
         module.exit_json(changed=False, removed=[], restored=[], kept={}, packages_before=None, created_dirs=[],
                          msg=f"no record at {record_path}: kfinstall wrote no file on this host")
