@@ -165,6 +165,9 @@ def run_up(
     if changing and confirm is not None and not confirm(_question(cfg, changing, names, limited)):
         raise PreflightError("not confirmed; nothing was changed")
     with run_lock(cfg.state_dir, "up") if lock else contextlib.nullcontext():
+        # Read before any phase: a state older than host_roles has the converged hosts only in the applied
+        # record, which the host phase rewrites; _finish adds the limited hosts to these.
+        converged_before = converged_roles(cfg) or {}
         record = RunRecord.start(cfg, "up " + " ".join(names) + (f" --limit {limit}" if limited else ""))
         ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names), verbosity=verbosity,
                          limit=limited.hosts if limited else (), contacts=limited.contacts if limited else ())
@@ -187,12 +190,12 @@ def run_up(
                 exc.message = record.clean_text(exc.message)
                 exc.args = (exc.message,)
                 LOG.info("up %s: %s", report.result, exc.message)
-                _finish(cfg, report, record)
+                _finish(cfg, report, record, converged_before)
                 exc.report = report
                 raise
             report.result = run_result(report.phases)
             LOG.info("up %s; %d step(s) skipped", report.result, len(report.skipped()))
-        _finish(cfg, report, record)
+        _finish(cfg, report, record, converged_before)
         return report
 
 
@@ -282,7 +285,7 @@ def _where(warning: dict[str, Any]) -> str:
     return f"{warning['file']}:{line}:{warning.get('column') or 1}" if line else str(warning["file"])
 
 
-def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord) -> None:
+def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord, converged_before: dict[str, list[str]]) -> None:
     record.seal()
     record.write_json("summary.json", report.as_dict())
     state = read_state(cfg.state_dir) or State(cluster=cfg.name)
@@ -292,7 +295,7 @@ def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord) -> None:
     if "hosts" in done:
         state.kubernetes_version = cfg.kubernetes_version
     if any(p.name == "hosts" and p.status in ("ok", "incomplete") for p in report.phases):
-        state.host_roles = converged_roles_after(cfg, state.host_roles, report.limit)
+        state.host_roles = converged_roles_after(cfg, state.host_roles or converged_before, report.limit)
     if any(p.name == "hosts" for p in report.phases):
         # The host phase ran on these hosts (failed halfway included): a later reset must undo it again, so
         # they are no longer among the hosts already reset (installer/reset.py leaves those out).

@@ -271,3 +271,22 @@ def test_a_new_nfs_server_in_place_of_the_converged_one_is_refused(make_site, kf
         assert code == 3, out + err
         assert "nfs_server is n3 in hosts.yml but the converged NFS server is cp1" in json.loads(out)["error"]
     assert playbooks == []
+
+
+def test_up_limit_on_a_state_older_than_host_roles_keeps_the_other_hosts_converged(
+        make_site, kfinstall_streams, playbooks) -> None:
+    """A site converged by a kfinstall whose state.json has no host_roles (converged_roles reads the applied
+    record): `up --limit n3` must add n3 to the converged hosts, not make n3 the only one. Otherwise the rest
+    of the site reads as never converged: reset refuses it, and the first-host/NFS refusals see no site (review4)."""
+    from installer.limited import converged_roles
+    from installer.state import State, read_state, write_state
+
+    site = converged(make_site, ADMITTED)
+    cfg = load(site, need_secrets=False)
+    write_state(cfg.state_dir, State(cluster=cfg.name))  # an older kfinstall's state: no host_roles
+    assert kfinstall_streams("up", "-i", str(site), "--limit", "n3", "--yes")[0] == 0
+    assert read_state(cfg.state_dir).host_roles["kube_node"] == ["n1", "n2", "n3"]
+    roles = converged_roles(cfg)
+    assert roles is not None and roles["kube_control_plane"] == ["cp1"], roles
+    code, out, err = kfinstall_streams("reset", "-i", str(site), "--dry-run")
+    assert code == 0 and "never converged" not in out + err, out + err
