@@ -89,7 +89,8 @@ class ResetPlan:
             lines += [f"    - {step}" for step in host.steps]
             lines += [f"    keeps {keep}" for keep in host.keeps]
         if self.already_reset:
-            lines.append(f"  already reset, nothing of kfinstall's to undo (left out): {', '.join(self.already_reset)}")
+            lines.append(f"  already reset, nothing of kfinstall's to undo but the packages and data directories it "
+                         f"keeps (--purge-packages, --purge-data) (left out): {', '.join(self.already_reset)}")
         if not self.hosts and not self.refusals:
             lines.append("nothing to do")
         lines += [f"warning: {w}" for w in self.warnings]
@@ -153,9 +154,11 @@ def plan_reset(cfg: ClusterConfig, limit: str | None = None, *, purge_packages: 
 
         chosen = resolve_limit(cfg.inventory, limit)
     known = converged_hosts(cfg)
-    # Reset since their last converge: nothing of kfinstall's is left there, so a reset run twice (or the whole
-    # site after some hosts) leaves them out. A caller taking a host out of the site (leaving) resets it all the same.
-    already = () if leaving else tuple(h for h in chosen if h in _reset_hosts(cfg) and h not in known)
+    # Reset since their last converge: only the packages and data directories a reset keeps are left there (the
+    # host's record still lists them), so a reset run twice (or the whole site after some hosts) leaves them out,
+    # unless it purges those now. A caller taking a host out of the site (leaving) resets it all the same.
+    reset_before = set() if leaving else {h for h in chosen if h in _reset_hosts(cfg) and h not in known}
+    already = () if purge_packages or purge_data else tuple(h for h in chosen if h in reset_before)
     chosen = tuple(h for h in chosen if h not in already)
     # The hosts that stay in the site: converged and not reset now. A host already reset (or added to hosts.yml
     # and not converged yet) is in no cluster and mounts nothing: it neither blocks a reset nor keeps the site.
@@ -164,7 +167,7 @@ def plan_reset(cfg: ClusterConfig, limit: str | None = None, *, purge_packages: 
     refusals: list[str] = []
     warnings: list[str] = []
     if not leaving:
-        refusals = _never_converged(cfg, chosen, known)
+        refusals = _never_converged(cfg, chosen, known | reset_before)  # a host kfinstall reset was kfinstall's
     if not whole and not leaving:
         refusals += _refusals(cfg, chosen, staying, purge_data)
         warnings = _warnings(cfg, chosen)

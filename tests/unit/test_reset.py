@@ -332,3 +332,21 @@ def test_off_a_terminal_without_yes_nothing_runs(make_site, kfinstall_streams) -
     code, _, err = kfinstall_streams("reset", "-i", str(site), "--limit", "n1")
     assert code == 3 and "--yes" in err and "n1 (kube_node)" in err
     assert not (Path(site) / ".kfinstall" / "test" / "runs").exists()
+
+
+@pytest.mark.parametrize("purge", ["--purge-data", "--purge-packages"])
+def test_a_purge_after_a_reset_is_not_nothing_to_do(make_site, kfinstall_streams, purge) -> None:  # type: ignore[no-untyped-def]
+    """A reset keeps the packages and the data directories (they stay in the host's record). The same hosts
+    reset again with --purge-data or --purge-packages still have those to purge: they are not left out as
+    'already reset, nothing of kfinstall's to undo' with exit 0 while the data stays (review4)."""
+    from installer.reset import _remember
+
+    site = converged(make_site())
+    cfg = load(site, need_secrets=False)
+    _remember(cfg, ResetReport("r1", "record", plan_reset(cfg)))
+    assert plan_reset(cfg).already_reset == ("cp1", "n1", "n2")  # without a purge: nothing to do
+    options = {"purge_data": purge == "--purge-data", "purge_packages": purge == "--purge-packages"}
+    again = plan_reset(cfg, **options)
+    assert again.hosts == ("cp1", "n1", "n2") and again.already_reset == () and again.refusals == (), again
+    code, out, err = kfinstall_streams("reset", "-i", str(site), purge, "--dry-run")
+    assert code == 0 and "nothing to do" not in out and "n2 (kube_node)" in out, out + err
