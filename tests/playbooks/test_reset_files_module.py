@@ -395,3 +395,19 @@ def test_a_copy_of_a_host_file_is_recorded_and_never_shown(tmp_path: Path, host:
     assert str(mine) in reset(tmp_path)["restored"] and mine.read_text() == "my other cluster\n"
     missing = write(tmp_path, [{"path": str(mine), "src": str(host / "nowhere"), "mode": "0600"}])
     assert missing.get("failed") is True and "is not there" in missing["msg"]
+
+
+def test_a_kubeconfig_an_older_kfinstall_copied_is_reported_as_adopted(tmp_path: Path, host: Path) -> None:
+    """A control plane converged before root's kubeconfig went through the record: /root/.kube/config already
+    holds admin.conf when kfinstall.hosts.files first writes it, so the record adopts it with a copy. Reset must
+    tell the kubernetes role so (adopted), or the admin credentials are put back on a host that leaves the
+    cluster (`node remove` of a control plane) (review4)."""
+    admin = host / "etc/kubernetes/admin.conf"
+    admin.parent.mkdir(parents=True)
+    admin.write_text("client-key-data: SECRET-KEY\n")
+    mine = host / "root/.kube/config"
+    mine.parent.mkdir(parents=True)
+    mine.write_text(admin.read_text())  # the older kfinstall's ansible copy
+    assert write(tmp_path, [{"path": str(mine), "src": str(admin), "mode": "0600"}]).get("failed") is not True
+    result = reset(tmp_path, check=True)
+    assert result["restored"] == [str(mine)] and result["adopted"] == [str(mine)], result

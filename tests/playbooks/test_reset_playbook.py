@@ -235,4 +235,5 @@ def test_roots_kubeconfig_is_written_through_the_record() -> None:
         {"path": "/root/.kube/config", "src": "{{ _kubernetes_admin_conf }}", "mode": "0600"}]
     removal = named(PLAYBOOKS / "roles/kubernetes/tasks/reset.yml",
                     "Kubernetes | Remove root's kubeconfig when it is the role's copy of admin.conf")
-    assert "'/root/.kube/config' not in kf_reset.files | difference(kf_reset.removed)" in removal["when"]
+    assert ("'/root/.kube/config' not in kf_reset.files | difference(kf_reset.removed) | difference(kf_reset.adopted)"
+            in removal["when"])  # review4: an older kfinstall's copy (adopted) is removed, not put back

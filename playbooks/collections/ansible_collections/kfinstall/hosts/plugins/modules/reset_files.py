@@ -58,6 +58,11 @@ restored:
   description: Files put back to what they held before kfinstall replaced them.
   returned: always
   type: list
+adopted:
+  description: Those of I(restored) that already held what kfinstall first wrote there (an older kfinstall's
+    or the operator's copy of the same bytes, such as root's copy of admin.conf).
+  returned: always
+  type: list
 kept:
   description: Path -> why it was kept.
   returned: always
@@ -111,6 +116,7 @@ class Reset:
         self.record = record
         self.removed: list[str] = []
         self.restored: list[str] = []
+        self.adopted: list[str] = []  # restored, but the copy held kfinstall's own bytes (entry "adopted")
         self.kept: dict[str, str] = {}
         self.changed_record = False  # entries dropped: saved even when nothing on the host changed
         self.data = [normal(p) for p in module.params["data"]]
@@ -166,6 +172,8 @@ class Reset:
                 os.chown(staged, entry["uid"], entry["gid"])
             os.replace(staged, path)
         self.restored.append(path)
+        if entry.get("adopted"):
+            self.adopted.append(path)
         self.forget_file(key, entry)
 
     def restore_link(self, key: str, path: str, entry: dict) -> None:
@@ -324,7 +332,8 @@ def main() -> None:
                                  "not one kfinstall wrote; nothing was removed.")
         record = json.loads(text.decode("utf-8"))
     except FileNotFoundError:
-        module.exit_json(changed=False, removed=[], restored=[], kept={}, packages_before=None, created_dirs=[],
+        module.exit_json(changed=False, removed=[], restored=[], adopted=[], kept={}, packages_before=None,
+                         created_dirs=[],
                          msg=f"no record at {record_path}: kfinstall wrote no file on this host")
     except (OSError, ValueError) as exc:
         module.fail_json(msg=f"kfinstall's record {record_path} cannot be read ({exc}); nothing was removed.")
@@ -345,6 +354,7 @@ def main() -> None:
         if not module.check_mode and reset.changed_record:
             save(record_path, record)
     module.exit_json(changed=bool(reset.removed or reset.restored), removed=reset.removed, restored=reset.restored,
+                     adopted=reset.adopted,
                      kept=reset.kept, packages_before=record.get("packagesBefore"), created_dirs=created_dirs)
 
 
