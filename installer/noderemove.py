@@ -527,12 +527,15 @@ def _forget_converged(cfg: ClusterConfig, host: str) -> None:
     """The host left the site: state.json's converged hosts (installer.limited.converged_roles) drop it, as
     reset does for the hosts it resets (here also with --unreachable, where no reset ran), so a machine later
     added under the same name is a new host to `plan`/`up --limit`, to reset's refusal and to the NFS check."""
-    from installer.state import read_state, write_state
+    from installer.limited import converged_roles
+    from installer.state import State, read_state, write_state
 
-    state = read_state(cfg.state_dir)
-    if state is None or not any(host in hosts for hosts in state.host_roles.values()):
+    state = read_state(cfg.state_dir) or State(cluster=cfg.name)
+    # A state older than host_roles has the converged hosts only in the applied record, which stays: start from it.
+    before = state.host_roles or converged_roles(cfg) or {}
+    if not any(host in hosts for hosts in before.values()):
         return
-    state.host_roles = {role: [h for h in hosts if h != host] for role, hosts in state.host_roles.items()}
+    state.host_roles = {role: [h for h in hosts if h != host] for role, hosts in before.items()}
     write_state(cfg.state_dir, state)
 
 

@@ -402,6 +402,24 @@ def test_a_removed_host_is_no_longer_taken_for_converged(site: Path, kfinstall: 
     assert "n2" not in {h for hosts in converged_roles(load(site, need_secrets=False)).values() for h in hosts}
 
 
+def test_a_removed_host_leaves_a_state_older_than_host_roles(site: Path, kfinstall: Any, cluster: Cluster) -> None:
+    """The same with a state.json of a kfinstall before host_roles (the converged hosts only in the applied
+    record, which node remove keeps): n2 must leave the converged hosts all the same, or a new machine under its
+    name is taken for the converged one (NFS admission, reset's refusal) (review4)."""
+    from installer.applied import record_apply
+    from installer.config.load import load
+    from installer.limited import converged_roles
+    from installer.state import State, write_state
+
+    cfg = load(site, need_secrets=False)
+    record_apply(cfg, ("hosts",), run_id="older")
+    write_state(cfg.state_dir, State(cluster="test"))
+    code, out = kfinstall("node", "remove", "n2", "-i", str(site), "--yes", "--unreachable")
+    assert code == 0, out
+    roles = converged_roles(load(site, need_secrets=False))
+    assert roles is not None and roles["kube_node"] == ["n1"] and roles["kube_control_plane"] == ["cp1"], roles
+
+
 def test_a_host_in_no_role_group_is_bad_input(make_site: Any, kfinstall: Any, cluster: Cluster) -> None:
     """Kubespray's bastion (or a host only in another tool's groups, left alone): exit 2 before the cluster
     is read, instead of a drain-less run that stops at its reset with exit 4."""
