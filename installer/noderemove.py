@@ -120,9 +120,19 @@ def never_converged(cfg: ClusterConfig, host: Host) -> list[Refusal]:
     refuses it): its kubelet was not set up by kfinstall, so the reset leaves it running and it registers
     the Node again right after the delete, back in the cluster though gone from hosts.yml."""
     from installer.limited import converged_roles
+    from installer.state import read_state
 
     if host.name in {h for names in (converged_roles(cfg) or {}).values() for h in names}:
         return []
+    state = read_state(cfg.state_dir)
+    if state is not None and host.name in state.reset_hosts:
+        # `kfinstall reset` (its worker warning names node remove) already ran there: the never-converged text
+        # and its "up --limit first" would send the operator the wrong way.
+        return [Refusal(
+            f"{host.name} was reset by `kfinstall reset` since its last `kfinstall up`: no kubelet of kfinstall's "
+            "is left there to drain or reset, only its Node object (NotReady) in the cluster",
+            f"`kfinstall node remove {host.name} --unreachable` deletes the Node and takes {host.name} out of "
+            "hosts.yml without reaching it (nothing is left on it to reset)")]
     return [Refusal(
         f"kfinstall never converged {host.name} (no `kfinstall up` of this site ran to its end on it; state in "
         f"{cfg.state_dir}): its reset would leave the kubelet someone else set up running, and the Node would "

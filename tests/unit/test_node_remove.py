@@ -377,6 +377,27 @@ def test_a_host_kfinstall_never_converged_is_refused(site: Path, kfinstall: Any,
     assert code == 0, out
 
 
+def test_a_worker_reset_before_is_sent_to_unreachable_not_to_up(site: Path, kfinstall: Any, cluster: Cluster,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """`reset --limit n2` warns that n2's Node stays and names `node remove`; node remove then must not call n2
+    never converged and send the operator to `up --limit n2` (which would put the host back): it names the
+    path that works, --unreachable (Node deleted, hosts.yml edited, nothing left on n2 to reset) (review4)."""
+    from installer.config.load import load
+    from installer.reset import ResetReport, _remember, plan_reset
+    from installer.state import State, write_state
+
+    monkeypatch.setattr(noderemove, "never_converged", REAL_NEVER_CONVERGED)
+    cfg = load(site, need_secrets=False)
+    write_state(cfg.state_dir, State(cluster="test", host_roles={"kube_control_plane": ["cp1"],
+                                                                 "kube_node": ["n1", "n2"], "nfs_server": ["cp1"]}))
+    _remember(cfg, ResetReport("r1", "record", plan_reset(cfg, "n2")))
+    code, out = kfinstall("node", "remove", "n2", "-i", str(site), "--yes")
+    assert code == 3 and "n2 was reset by `kfinstall reset`" in out, out
+    assert "never converged" not in out and "node remove n2 --unreachable" in out.replace("\n", " "), out
+    assert cluster.calls() == []
+    assert kfinstall("node", "remove", "n2", "-i", str(site), "--unreachable", "--dry-run")[0] == 0
+
+
 def test_an_unknown_host_is_bad_input(site: Path, kfinstall: Any, make_site: Any) -> None:
     code, out = kfinstall("node", "remove", "n9", "-i", str(site), "--yes")
     assert code == 2, out
