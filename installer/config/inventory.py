@@ -644,18 +644,30 @@ def _place_problems(inv: Inventory, where: _Where, problems: Problems, first: in
             problems.items[index] = replace(problem, line=place[1], column=place[2])
 
 
+def _machine(host: Host) -> tuple[str, int]:
+    """The address and port ssh reaches, however written: kfinstall keeps its state per host name but undoes
+    it per machine (the record on the host), so one machine under two names must not pass as two."""
+    import ipaddress
+
+    try:
+        address = ipaddress.ip_address(host.address).compressed  # 2001:DB8:0::21 is 2001:db8::21
+    except ValueError:
+        address = host.address.lower()  # a DNS name: its case means nothing
+    return address, host.port or 22
+
+
 def _check_addresses(inv: Inventory, display: str, problems: Problems) -> None:
-    seen: dict[str, str] = {}
+    seen: dict[tuple[str, int], str] = {}
     for host in inv.hosts:
-        if host.endpoint in seen:
+        if _machine(host) in seen:
             problems.error(
                 display,
                 f"all.hosts.{host.name}.ansible_host",
-                f"address {host.endpoint} is also used by host {seen[host.endpoint]}",
+                f"address {host.endpoint} is also used by host {seen[_machine(host)]}",
                 "give every host its own ansible_host address",
             )
         else:
-            seen[host.endpoint] = host.name
+            seen[_machine(host)] = host.name
 
 
 def _check_roles(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:
