@@ -282,7 +282,10 @@ def _host_plan(cfg: ClusterConfig, host: str, purge_packages: bool, purge_data: 
     if not purge_packages:
         keeps.append("the packages kfinstall installed (--purge-packages purges them)")
     else:
-        keeps.append("all of kfinstall's packages when purging them would also remove a package installed since "
+        # Two purges, each all or nothing (kubernetes/tasks/reset.yml, then kf_defaults' reset.yml).
+        sets = ("the Kubernetes packages (kubelet, kubeadm, kubectl), and apart the rest of kfinstall's packages, "
+                "each set" if {"kube_control_plane", "kube_node"} & set(roles) else "all of kfinstall's packages")
+        keeps.append(f"{sets} when purging them would also remove a package installed since "
                      "(apt-get --simulate purge decides; reported as SKIPPED)")
     if "nfs_server" in roles and storage.nfs.enabled:
         keeps.append(f"the NFS export {storage.nfs.export_path}" if not purge_data

@@ -149,6 +149,9 @@ def test_purges_are_shown_and_passed_to_the_playbook(make_site) -> None:  # type
     cp1 = purged.per_host[0]
     assert not any("packages kfinstall installed" in keep for keep in cp1.keeps)
     assert any("would also remove a package installed since" in keep for keep in cp1.keeps)  # review2 finding 4
+    # Two purges, each all or nothing: the Kubernetes packages can go while the others stay (review4)
+    assert any(keep.startswith("the Kubernetes packages (kubelet, kubeadm, kubectl), and apart the rest of "
+                               "kfinstall's packages, each set") for keep in cp1.keeps), cp1.keeps
     assert any("--purge-data deletes it" in keep for keep in cp1.keeps)
 
 
