@@ -15,6 +15,7 @@ spaces, lists or `{{ }}` there are refused (exit 2) before any connection.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -647,8 +648,6 @@ def _place_problems(inv: Inventory, where: _Where, problems: Problems, first: in
 def _machine(host: Host) -> tuple[str, int]:
     """The address and port ssh reaches, however written: kfinstall keeps its state per host name but undoes
     it per machine (the record on the host), so one machine under two names must not pass as two."""
-    import ipaddress
-
     try:
         address = ipaddress.ip_address(host.address).compressed  # 2001:DB8:0::21 is 2001:db8::21
     except ValueError:
