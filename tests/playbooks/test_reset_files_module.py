@@ -190,6 +190,21 @@ def test_a_record_too_big_to_be_kfinstalls_is_refused_unread(tmp_path: Path, hos
     assert not (host / "etc/kf/other.conf").exists()
 
 
+def test_a_fifo_in_place_of_the_record_is_refused_not_read(tmp_path: Path, host: Path) -> None:
+    """A FIFO at the record's path would block both modules' read for ever (review4 L4): refused at once,
+    nothing removed or written."""
+    converge(tmp_path, host)
+    record_path = tmp_path / "state/record.json"
+    record_path.unlink()
+    os.mkfifo(record_path, 0o600)
+    result = reset(tmp_path)
+    assert result.get("failed") is True and "not a regular file or folder" in result["msg"], result
+    assert (host / "etc/kf/new.d/kf.conf").exists()
+    written = write(tmp_path, [{"path": str(host / "etc/kf/other.conf"), "content": "x\n", "mode": "0644"}])
+    assert written.get("failed") is True and "not a regular file or folder" in written["msg"], written
+    assert not (host / "etc/kf/other.conf").exists()
+
+
 def test_kfinstall_installed_counts_only_packages_that_were_not_there_before() -> None:
     sys.path.insert(0, str(REPO / "playbooks/collections/ansible_collections/kfinstall/hosts/plugins/filter"))
     try:

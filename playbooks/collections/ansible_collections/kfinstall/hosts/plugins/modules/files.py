@@ -163,6 +163,7 @@ def untrusted_record(module: AnsibleModule, path: str) -> None:
         except FileNotFoundError:
             continue
         problem = ("is a symbolic link" if stat.S_ISLNK(info.st_mode)
+                   else "is not a regular file or folder" if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode))
                    else f"is owned by uid {info.st_uid}, not root" if os.geteuid() == 0 and info.st_uid != 0
                    else f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
                    if info.st_mode & 0o022 else None)

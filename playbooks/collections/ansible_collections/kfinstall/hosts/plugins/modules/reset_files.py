@@ -264,6 +264,8 @@ def unsafe_location(path: str) -> str | None:
         return None
     if stat.S_ISLNK(info.st_mode):
         return f"{path} is a symbolic link"
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+        return f"{path} is not a regular file or folder"  # a FIFO there would block the read for ever
     if os.geteuid() == 0 and info.st_uid != 0:
         return f"{path} is owned by uid {info.st_uid}, not root"
     if info.st_mode & 0o022:
