@@ -14,8 +14,10 @@ each with the safe path:
     member away from them (`kfinstall node remove` removes the etcd member first);
   * the NFS server while Kubernetes nodes stay: they mount its export;
   * Gluster hosts when fewer than a majority of the replica would stay (the volume's client quorum,
-    cluster.quorum-type auto, needs more than half of the replica set up), and any Gluster host with
-    purge_data while the volume stays in use (that deletes one of its copies: use replace-brick).
+    cluster.quorum-type auto, needs more than half of the replica set up; on a volume of several replica
+    sets, whose sets the group's order stops showing once a brick is replaced, at most one set's spare may
+    be down at a time), and any Gluster host with purge_data while the volume stays in use (that deletes
+    one of its copies: use replace-brick).
 A worker is reset with a warning: its Node object stays in the cluster until `kfinstall node remove`.
 
 Other verbs call `reset_host` (`node remove` resets the host it removes, under its own lock and after
@@ -27,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,19 +237,7 @@ def _refusals(cfg: ClusterConfig, chosen: Sequence[str], staying: set[str], purg
     servers = cfg.inventory.names("gluster")
     going = [h for h in servers if h in chosen]
     if gluster.enabled and going:
-        # Client quorum holds per replica set: the volume's bricks in create order (glusterfs/tasks/volume.yml,
-        # one per server in inventory order), `replica` adjacent bricks a set.
-        for first in range(0, len(servers), max(gluster.replica, 1)):
-            replica_set = servers[first:first + max(gluster.replica, 1)]
-            up = [h for h in replica_set if h in staying]
-            quorum = len(replica_set) // 2 + 1
-            if len(up) < quorum:
-                found.append(
-                    f"resetting the Gluster host(s) {', '.join(going)} leaves {len(up)} of the replica set "
-                    f"{', '.join(replica_set)} of the volume {gluster.volume} running; its client quorum needs "
-                    f"{quorum} (more than half of the replica), so the volume would stop taking writes. Safe path: "
-                    "reset fewer Gluster hosts at a time (`up` brings each back and it heals), or reset every host "
-                    "of the site")
+        found += _gluster_quorum_refusals(gluster.volume, gluster.replica, servers, going, staying)
         if purge_data:
             found.append(
                 f"--purge-data deletes the brick {gluster.brick_path} of {', '.join(going)} while the volume "
@@ -255,6 +245,38 @@ def _refusals(cfg: ClusterConfig, chosen: Sequence[str], staying: set[str], purg
                 f"{gluster.volume} OLD-HOST:{gluster.brick_path} NEW-HOST:{gluster.brick_path} commit force` first, "
                 "or `kfinstall node remove`, or reset without --purge-data")
     return found
+
+
+def _gluster_quorum_refusals(volume: str, replica: int, servers: Sequence[str], going: Sequence[str],
+                             staying: Collection[str]) -> list[str]:
+    """Client quorum (cluster.quorum-type auto) holds per replica set: more than half of its bricks up.
+
+    A volume of one replica set holds every server's brick, so its check is exact. A distributed-replicated
+    volume's sets are `replica` adjacent bricks in create order (glusterfs/tasks/volume.yml: the group's order
+    at the first converge), but after the replace-brick path node remove offers (the new host goes last in the
+    group, its brick takes the old one's place) the group's order no longer shows them, and kfinstall does not
+    read the volume here. So there any Gluster hosts that are down might share a set: at most the spare of one
+    set may be down at a time."""
+    replica = max(replica, 1)
+    down = [h for h in servers if h not in staying]
+    if len(servers) <= replica:
+        quorum = len(servers) // 2 + 1
+        if len(servers) - len(down) >= quorum:
+            return []
+        return [f"resetting the Gluster host(s) {', '.join(going)} leaves {len(servers) - len(down)} of the replica "
+                f"set {', '.join(servers)} of the volume {volume} running; its client quorum needs {quorum} (more "
+                "than half of the replica), so the volume would stop taking writes. Safe path: reset fewer Gluster "
+                "hosts at a time (`up` brings each back and it heals), or reset every host of the site"]
+    quorum = replica // 2 + 1
+    spare = replica - quorum
+    if len(down) <= spare:
+        return []
+    return [f"resetting the Gluster host(s) {', '.join(going)} leaves {len(down)} Gluster host(s) down "
+            f"({', '.join(down)}); the volume {volume} has {len(servers) // replica} replica sets of {replica}, "
+            "and its brick order (which bricks form a set) follows the gluster group only until a brick is "
+            f"replaced, so they may share one, and a set with more than {spare} down loses its client quorum "
+            f"({quorum} of {replica}) and stops taking writes. Safe path: reset at most {spare} Gluster host(s) at "
+            "a time (`up` brings each back and it heals), or reset every host of the site"]
 
 
 def _warnings(cfg: ClusterConfig, chosen: Sequence[str]) -> list[str]:
