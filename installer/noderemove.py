@@ -119,13 +119,11 @@ def never_converged(cfg: ClusterConfig, host: Host) -> list[Refusal]:
     """A host kfinstall's host phase never ran to its end on (state.json, else the applied record; as `reset`
     refuses it): its kubelet was not set up by kfinstall, so the reset leaves it running and it registers
     the Node again right after the delete, back in the cluster though gone from hosts.yml."""
-    from installer.limited import converged_roles
-    from installer.state import read_state
+    from installer.reset import converged_hosts, reset_hosts
 
-    if host.name in {h for names in (converged_roles(cfg) or {}).values() for h in names}:
+    if host.name in converged_hosts(cfg):
         return []
-    state = read_state(cfg.state_dir)
-    if state is not None and host.name in state.reset_hosts:
+    if host.name in reset_hosts(cfg):
         # `kfinstall reset` (its worker warning names node remove) already ran there: the never-converged text
         # and its "up --limit first" would send the operator the wrong way.
         return [Refusal(
@@ -542,7 +540,7 @@ def _forget_converged(cfg: ClusterConfig, host: str) -> None:
 
     state = read_state(cfg.state_dir) or State(cluster=cfg.name)
     # A state older than host_roles has the converged hosts only in the applied record, which stays: start from it.
-    before = state.host_roles or converged_roles(cfg) or {}
+    before = converged_roles(cfg) or {}
     if not any(host in hosts for hosts in before.values()):
         return
     state.host_roles = {role: [h for h in hosts if h != host] for role, hosts in before.items()}

@@ -159,7 +159,7 @@ def plan_reset(cfg: ClusterConfig, limit: str | None = None, *, purge_packages: 
     # Reset since their last converge: only the packages and data directories a reset keeps are left there (the
     # host's record still lists them), so a reset run twice (or the whole site after some hosts) leaves them out,
     # unless it purges those now. A caller taking a host out of the site (leaving) resets it all the same.
-    reset_before = set() if leaving else {h for h in chosen if h in _reset_hosts(cfg) and h not in known}
+    reset_before = set() if leaving else (reset_hosts(cfg) & set(chosen)) - known
     already = () if purge_packages or purge_data else tuple(h for h in chosen if h in reset_before)
     chosen = tuple(h for h in chosen if h not in already)
     # The hosts that stay in the site: converged and not reset now. A host already reset (or added to hosts.yml
@@ -178,7 +178,8 @@ def plan_reset(cfg: ClusterConfig, limit: str | None = None, *, purge_packages: 
                      tuple(refusals), tuple(warnings), already)
 
 
-def _reset_hosts(cfg: ClusterConfig) -> set[str]:
+def reset_hosts(cfg: ClusterConfig) -> set[str]:
+    """The hosts a `kfinstall reset` finished on that no host phase has run on since (state.json)."""
     from installer.state import read_state
 
     state = read_state(cfg.state_dir)
@@ -257,25 +258,22 @@ def _gluster_quorum_refusals(volume: str, replica: int, servers: Sequence[str], 
     group, its brick takes the old one's place) the group's order no longer shows them, and kfinstall does not
     read the volume here. So there any Gluster hosts that are down might share a set: at most the spare of one
     set may be down at a time."""
-    replica = max(replica, 1)
+    set_size = min(len(servers), max(replica, 1))
+    quorum = set_size // 2 + 1
+    spare = set_size - quorum  # bricks of one set that may be down while it keeps quorum
     down = [h for h in servers if h not in staying]
-    if len(servers) <= replica:
-        quorum = len(servers) // 2 + 1
-        if len(servers) - len(down) >= quorum:
-            return []
+    if len(down) <= spare:
+        return []
+    if len(servers) == set_size:
         return [f"resetting the Gluster host(s) {', '.join(going)} leaves {len(servers) - len(down)} of the replica "
                 f"set {', '.join(servers)} of the volume {volume} running; its client quorum needs {quorum} (more "
                 "than half of the replica), so the volume would stop taking writes. Safe path: reset fewer Gluster "
                 "hosts at a time (`up` brings each back and it heals), or reset every host of the site"]
-    quorum = replica // 2 + 1
-    spare = replica - quorum
-    if len(down) <= spare:
-        return []
     return [f"resetting the Gluster host(s) {', '.join(going)} leaves {len(down)} Gluster host(s) down "
-            f"({', '.join(down)}); the volume {volume} has {len(servers) // replica} replica sets of {replica}, "
+            f"({', '.join(down)}); the volume {volume} has {len(servers) // set_size} replica sets of {set_size}, "
             "and its brick order (which bricks form a set) follows the gluster group only until a brick is "
             f"replaced, so they may share one, and a set with more than {spare} down loses its client quorum "
-            f"({quorum} of {replica}) and stops taking writes. Safe path: reset at most {spare} Gluster host(s) at "
+            f"({quorum} of {set_size}) and stops taking writes. Safe path: reset at most {spare} Gluster host(s) at "
             "a time (`up` brings each back and it heals), or reset every host of the site"]
 
 
@@ -455,7 +453,7 @@ def _remember(cfg: ClusterConfig, report: ResetReport) -> None:
         # applied record, which a partial reset keeps: start from what converged_roles reads.
         from installer.limited import converged_roles
 
-        before = state.host_roles or converged_roles(cfg) or {}
+        before = converged_roles(cfg) or {}  # state.host_roles, or the applied record's for an older state
         state.host_roles = {} if report.plan.whole_site else {
             role: [h for h in hosts if h not in report.plan.hosts] for role, hosts in before.items()}
         state.reset_hosts = sorted({*state.reset_hosts, *report.plan.hosts})

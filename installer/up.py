@@ -295,7 +295,7 @@ def _finish(cfg: ClusterConfig, report: UpReport, record: RunRecord, converged_b
     if "hosts" in done:
         state.kubernetes_version = cfg.kubernetes_version
     if any(p.name == "hosts" and p.status in ("ok", "incomplete") for p in report.phases):
-        state.host_roles = converged_roles_after(cfg, state.host_roles or converged_before, report.limit)
+        state.host_roles = converged_roles_after(cfg, converged_before, report.limit)
     if any(p.name == "hosts" for p in report.phases):
         # The host phase ran on these hosts (failed halfway included): a later reset must undo it again, so
         # they are no longer among the hosts already reset (installer/reset.py leaves those out).

@@ -658,15 +658,16 @@ def _machine(host: Host) -> tuple[str, int]:
 def _check_addresses(inv: Inventory, display: str, problems: Problems) -> None:
     seen: dict[tuple[str, int], str] = {}
     for host in inv.hosts:
-        if _machine(host) in seen:
+        machine = _machine(host)
+        if machine in seen:
             problems.error(
                 display,
                 f"all.hosts.{host.name}.ansible_host",
-                f"address {host.endpoint} is also used by host {seen[_machine(host)]}",
+                f"address {host.endpoint} is also used by host {seen[machine]}",
                 "give every host its own ansible_host address",
             )
         else:
-            seen[_machine(host)] = host.name
+            seen[machine] = host.name
 
 
 def _check_roles(inv: Inventory, display: str, spec: dict[str, Any], problems: Problems) -> None:

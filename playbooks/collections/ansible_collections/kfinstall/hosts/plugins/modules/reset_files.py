@@ -335,8 +335,7 @@ def main() -> None:
         record = json.loads(text.decode("utf-8"))
     except FileNotFoundError:
         module.exit_json(changed=False, removed=[], restored=[], adopted=[], kept={}, packages_before=None,
-                         created_dirs=[],
-                         msg=f"no record at {record_path}: kfinstall wrote no file on this host")
+                         created_dirs=[], msg=f"no record at {record_path}: kfinstall wrote no file on this host")
     except (OSError, ValueError) as exc:
         module.fail_json(msg=f"kfinstall's record {record_path} cannot be read ({exc}); nothing was removed.")
     if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or not isinstance(record.get("dirs"), dict):
@@ -356,8 +355,7 @@ def main() -> None:
         if not module.check_mode and reset.changed_record:
             save(record_path, record)
     module.exit_json(changed=bool(reset.removed or reset.restored), removed=reset.removed, restored=reset.restored,
-                     adopted=reset.adopted,
-                     kept=reset.kept, packages_before=record.get("packagesBefore"), created_dirs=created_dirs)
+                     adopted=reset.adopted, kept=reset.kept, packages_before=record.get("packagesBefore"), created_dirs=created_dirs)
 
 
 if __name__ == "__main__":
