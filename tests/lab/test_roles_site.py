@@ -425,6 +425,33 @@ def test_ganesha_export_on_overlayfs_is_refused(converged: Converged) -> None:
     assert "/srv/nfs/kfinstall" in _sh(converged.site, "h1", "cat /etc/ganesha/ganesha.conf")
 
 
+HUNG_GANESHA = "/etc/systemd/system/nfs-ganesha.service.d/zz-kfinstall-test-hung.conf"
+
+
+def test_a_ganesha_that_never_answers_fails_with_its_state_and_log(converged: Converged) -> None:
+    """A restarted nfs-ganesha that systemd calls started but that never listens (stood in for by a drop-in
+    whose process only sleeps) fails the run on that host with the unit's state, the listening sockets and
+    ganesha's own log, not only wait_for's "Timeout"; the next run with the server back converges."""
+    site = converged.site
+    _sh(site, "h1", f"mkdir -p {Path(HUNG_GANESHA).parent} && printf '%s\\n' '[Service]' 'Type=simple' "
+                    f"'ExecStart=' 'ExecStart=/bin/sleep 600' > {HUNG_GANESHA} && systemctl daemon-reload")
+    try:
+        # Another protocol list changes ganesha.conf, so the handler restarts the server and waits for it.
+        hung = _run_role_alone(site, "nfs_server", {**converged.extra, "nfs_server_ganesha_protocols": "4",
+                                                    "nfs_server_port_timeout": 3})
+    finally:
+        _sh(site, "h1", f"rm -f {HUNG_GANESHA} && systemctl daemon-reload")
+        restored = _run_role_alone(site, "nfs_server", converged.extra)
+    assert hung.rc != 0 and hung.recap["h1"]["failed"] == 1, hung.tail()
+    assert "nfs-ganesha on h1 did not answer on port 2049 within 3 s" in hung.output, hung.tail()
+    for part in ("Active: active (running)", "--- listening TCP sockets", "--- /var/log/ganesha/ganesha.log",
+                 "--- journal"):
+        assert part in hung.output, (part, hung.tail())
+    assert_converged(restored, ["h1"])
+    assert "Protocols = 3, 4;" in _sh(site, "h1", "cat /etc/ganesha/ganesha.conf")
+    assert _nfs_reachable(site, "h2").returncode == 0
+
+
 PROBE_MOUNT = "/mnt/kfinstall-access-probe"
 
 
