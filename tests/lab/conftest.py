@@ -16,7 +16,7 @@ What it gives (a `LabSite`):
   * `ssh(host, command)` - run a shell command on a host as root, returns CompletedProcess
   * `ansible(*args)` / `ansible_playbook(*args)` - the venv's ansible commands with `-i inventory`
 
-`lab_vm_site` (session scope) adds 2 qemu TCG VMs (vm1, vm2 at 10.89.7.101-102, group lab_vm)
+`lab_vm_site` (session scope) adds 1 qemu TCG VM (vm1 at 10.89.7.101, group lab_vm)
 to the same lab, for kernel-level tests (in-kernel NFS, modprobe); about 40 s to boot. The hosts are
 not re-created when VMs are added.
 
@@ -44,7 +44,7 @@ from installer.lab import LabSettings, LabStatus, lab_down, lab_up
 from installer.lab.hostprep import read_sysctls
 from installer.lab.settings import DEFAULT_WORK_DIR, LAB_NAME
 
-LAB_VMS = 2
+LAB_VMS = 1  # one VM serves and mounts kernel NFS (test_roles_kernel_nfs.py): each costs a core
 
 
 def lab_settings_from_env() -> LabSettings:
@@ -83,6 +83,6 @@ def lab_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabSite]:
 
 @pytest.fixture(scope="session")
 def lab_vm_site(lab_site: LabSite) -> LabSite:
-    """The same lab plus 2 qemu TCG VMs (vm1, vm2 in group lab_vm); torn down with lab_site."""
+    """The same lab plus LAB_VMS qemu TCG VMs (vm1... in group lab_vm); torn down with lab_site."""
     status = _bring_up(lab_site.out_dir, LAB_VMS, lab_site.settings)
     return LabSite(lab_site.out_dir, lab_site.work_dir, status, lab_site.ip_forward_before, lab_site.settings)

@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.lab_vm]
 def test_vms_are_in_lab_vm_and_answer_ansible_ping(lab_vm_site: LabSite) -> None:
     proc = lab_vm_site.ansible("lab_vm", "-m", "ansible.builtin.ping")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "vm1 | SUCCESS" in proc.stdout and "vm2 | SUCCESS" in proc.stdout
+    assert "vm1 | SUCCESS" in proc.stdout
 
 
 def test_vms_have_no_route_off_the_bridge_but_reach_the_hosts_and_repo(lab_vm_site: LabSite) -> None:
@@ -23,5 +23,5 @@ def test_vms_have_no_route_off_the_bridge_but_reach_the_hosts_and_repo(lab_vm_si
 
 
 def test_vms_run_their_own_kernel_with_modules(lab_vm_site: LabSite) -> None:
-    loaded = lab_vm_site.ssh("vm2", "modprobe nfsd && grep -w nfsd /proc/filesystems")
+    loaded = lab_vm_site.ssh("vm1", "modprobe nfsd && grep -w nfsd /proc/filesystems")
     assert loaded.returncode == 0, loaded.stderr
