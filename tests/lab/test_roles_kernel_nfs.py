@@ -74,6 +74,7 @@ def test_kernel_nfs_export_served_and_mounted_over_the_bridge(lab_vm_site) -> No
     })
     first = run_playbooks(inventory, ["10-os.yml", "40-storage.yml"], extra, timeout=2400)
     print(f"\n10-os + 40-storage on a TCG VM (kernel NFS): {first.seconds:.1f} s, recap {first.recap}")
+    print(first.slowest())
     assert_converged(first, [SERVER])
     assert "test mount skipped" not in first.output
     # Real kernels: modules were loaded, nothing had to be skipped.
@@ -99,6 +100,6 @@ def test_kernel_nfs_export_served_and_mounted_over_the_bridge(lab_vm_site) -> No
     assert _sh(lab_vm_site, SERVER, f"cat {EXPORT}/from-client.txt").strip() == f"{token}-client"
 
     second = run_playbooks(inventory, ["10-os.yml", "40-storage.yml"], extra, timeout=2400)
-    print(f"second run on the VMs: {second.seconds:.1f} s, recap {second.recap}")
+    print(f"second run on the VM: {second.seconds:.1f} s, recap {second.recap}\n{second.slowest()}")
     assert_converged(second, [SERVER])
     assert {r["changed"] for r in second.recap.values()} == {0}, second.tail(200)

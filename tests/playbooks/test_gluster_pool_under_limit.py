@@ -30,7 +30,8 @@ case "$*" in
   *"peer probe"*) for last; do :; done; echo "$last" >> "{folder}/pool"; echo "peer probe: success" ;;
   "pool list"*)
     printf 'UUID\\t\\t\\t\\t\\tHostname\\tState\\n'
-    n=1; while read -r peer state; do echo "0000000$n-aaaa	$peer	${{state:-Connected}} "; n=$((n+1)); done < "{folder}/pool"
+    n=1
+    while read -r peer state; do echo "0000000$n-aaaa	$peer	${{state:-Connected}} "; n=$((n+1)); done < "{folder}/pool"
     echo "00000009-aaaa	localhost	Connected " ;;
   *"volume info"*) printf 'Volume Name: kfinstall\\nStatus: Started\\n' ;;
 esac
@@ -67,7 +68,9 @@ def test_a_replacement_gluster_host_joins_while_the_old_one_is_still_a_peer(tmp_
     assert not any("create" in c for c in calls)  # the volume exists: never created again
 
 
-def _run_pool_steps(tmp_path: Path, pool: str, tasks_before: list[dict[str, object]]) -> subprocess.CompletedProcess[str]:
+def _run_pool_steps(
+    tmp_path: Path, pool: str, tasks_before: list[dict[str, object]]
+) -> subprocess.CompletedProcess[str]:
     """n2 (first) and n3 in group gluster; the pool as n2 sees it; `tasks_before` run ahead of the pool steps."""
     hosts = {"n2": "192.0.2.22", "n3": "192.0.2.23"}
     inventory = {"all": {"hosts": {h: {**LOCAL, "ansible_host": a} for h, a in hosts.items()},
