@@ -31,7 +31,9 @@ case "$*" in
   "pool list"*)
     printf 'UUID\\t\\t\\t\\t\\tHostname\\tState\\n'
     n=1
-    while read -r peer state; do echo "0000000$n-aaaa	$peer	${{state:-Connected}} "; n=$((n+1)); done < "{folder}/pool"
+    while read -r peer state; do
+      echo "0000000$n-aaaa	$peer	${{state:-Connected}} "; n=$((n+1))
+    done < "{folder}/pool"
     echo "00000009-aaaa	localhost	Connected " ;;
   *"volume info"*) printf 'Volume Name: kfinstall\\nStatus: Started\\n' ;;
 esac
