@@ -139,6 +139,8 @@ NOT_CONFIGURATION = {
     ("roles/nfs_server/tasks/ganesha.yml", "NFS server | Stop when the export is on overlayfs"):
         "the host's filesystem",
     ("roles/nfs_server/tasks/kernel.yml", "NFS server | Stop when the kernel has no nfsd"): "the host's kernel",
+    ("roles/nfs_server/tasks/wait_for_port.yml", "NFS server | Stop with what nfs-ganesha reported"):
+        "the running nfs-ganesha on the host",
     ("roles/kube_upgrade/tasks/precheck.yml", "Kube upgrade | Require SystemdCgroup in containerd"):
         "the node's runtime configuration",
     ("roles/kube_upgrade/tasks/precheck.yml", "Kube upgrade | Require the runtime the target minor needs"):
