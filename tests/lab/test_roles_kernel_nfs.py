@@ -4,8 +4,8 @@ Containers have no nfsd and no kernel NFS client, so this needs the lab's VM (`l
 about 40 s to boot, and apt runs about 10x slower than in a container). The VM also exercises the
 parts of os_prepare that containers skip: modprobe of overlay and br_netfilter and global sysctls.
 One VM both serves and mounts, through its address on the lab bridge (the export admits the node's
-address, as it would admit another node's): a second VM doubled the test's cost on this 2-core machine
-(about half of the lab tier's time) for the same kernel code paths. Serving other hosts over the
+address, as it would admit another node's): a second VM added a quarter to the test's time on this
+2-core machine (472 s with two VMs, 334-380 s with one) for the same kernel code paths. Serving other hosts over the
 network is shown by the ganesha export on the podman hosts (test_roles_site.py).
 """
 
