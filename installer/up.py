@@ -170,7 +170,8 @@ def run_up(
         converged_before = converged_roles(cfg) or {}
         record = RunRecord.start(cfg, "up " + " ".join(names) + (f" --limit {limit}" if limited else ""))
         ctx = RunContext(cfg=cfg, record=record, console=console, phases=tuple(names), verbosity=verbosity,
-                         limit=limited.hosts if limited else (), contacts=limited.contacts if limited else ())
+                         limit=limited.hosts if limited else (), contacts=limited.contacts if limited else (),
+                         one_ansible_run={"preflight", "hosts"} <= set(names))
         report = UpReport(run_id=record.run_id, record=str(record.path), scrub=record.clean, limit=ctx.limit)
         with run_log(record, verbosity), interrupt_sets(ctx.cancelled):
             try:
@@ -183,7 +184,8 @@ def run_up(
             except KfinstallError as exc:
                 # A failed phase's own result, with its host counts; otherwise just its name and the error.
                 failed = exc.phase if isinstance(exc.phase, PhaseResult) else PhaseResult(name, type(exc).__name__)
-                report.phases.append(failed)
+                if not any(phase is failed for phase in report.phases):  # preflight refused in the host phase's run
+                    report.phases.append(failed)
                 report.result = run_result(report.phases, exc)
                 # The message goes to the terminal and -o json unfiltered: a tool's error text (Helm, Pulumi,
                 # a failed task) may echo a value it was given, so the run's secrets are scrubbed from it here.

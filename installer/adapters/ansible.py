@@ -150,12 +150,24 @@ def _message(res: dict[str, Any]) -> str:
     return str(text).strip().splitlines()[0] if str(text).strip() else "failed without a message"
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A call into kfinstall while the playbook runs: `act` gets the results so far when the task named
+    `task` starts. Ansible's events reach kfinstall as the tasks run, so a task that waits for what `act`
+    writes (preflight.yml's verdict) holds the run until kfinstall has judged the tasks before it."""
+
+    task: str
+    act: Callable[[PlaybookResult], None]
+
+
 class _Collector:
     """Folds ansible-runner events into per-host counts, failures, diffs and facts."""
 
-    def __init__(self, sink: EventSink | None, echo: bool = False) -> None:
+    def __init__(self, sink: EventSink | None, echo: bool = False, checkpoint: Checkpoint | None = None) -> None:
         self.sink = sink
         self.echo = echo  # Ansible's own output lines into kfinstall's log (with -v)
+        self.checkpoint = checkpoint
+        self.started = time.monotonic()
         self.hosts: dict[str, HostStats] = {}
         self.failures: list[Failure] = []
         self.diffs: list[dict[str, Any]] = []
@@ -169,6 +181,8 @@ class _Collector:
             self._count(kind, data)
         if self.echo and event.get("stdout"):
             LOG.info("%s", event["stdout"])
+        if kind == "playbook_on_task_start" and self.checkpoint and data.get("task") == self.checkpoint.task:
+            self.checkpoint.act(self.so_far("running"))
         if self.sink is not None:
             self.sink(
                 {
@@ -180,6 +194,11 @@ class _Collector:
                 }
             )
         return True
+
+    def so_far(self, status: str, rc: int = 0) -> PlaybookResult:
+        """The results collected until now (the lists and counts are the collector's own, still growing)."""
+        return PlaybookResult(status=status, rc=rc, duration_s=time.monotonic() - self.started, hosts=self.hosts,
+                              failures=self.failures, diffs=self.diffs, facts=self.facts, skipped=self.skipped)
 
     def _count(self, kind: str, data: dict[str, Any]) -> None:
         host, res = data.get("host", "?"), data.get("res", {}) or {}
@@ -254,16 +273,9 @@ def _run(
             keep_artifacts(
                 Path(runner.config.artifact_dir), work_dir / "artifacts" / str(runner.config.ident), runner.config.env
             )
-    return PlaybookResult(
-        status=runner.status,
-        rc=int(runner.rc or 0),
-        duration_s=time.monotonic() - start,
-        hosts=collector.hosts,
-        failures=collector.failures,
-        diffs=collector.diffs,
-        facts=collector.facts,
-        skipped=collector.skipped,
-    )
+    result = collector.so_far(str(runner.status), int(runner.rc or 0))
+    result.duration_s = time.monotonic() - start
+    return result
 
 
 class _GroupWatch:
@@ -424,6 +436,7 @@ def run_playbook(
     facts_cache: Path | None = None,
     host_keys: HostKeyPolicy,
     verbosity: int = 0,
+    checkpoint: Checkpoint | None = None,
 ) -> PlaybookResult:
     """Run playbooks/<playbook> against `inventory`; never raises on task failure (see the result).
 
@@ -448,7 +461,7 @@ def run_playbook(
     try:
         return _run(
             work_dir,
-            _Collector(sink, echo=verbosity > 0),
+            _Collector(sink, echo=verbosity > 0, checkpoint=checkpoint),
             cancel,
             facts_cache,
             host_keys,

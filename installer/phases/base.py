@@ -30,6 +30,11 @@ class RunContext:
     limit: tuple[str, ...] = ()
     # Hosts outside the limit that its delegated tasks connect to: their SSH host keys are checked too.
     contacts: tuple[str, ...] = ()
+    # `up` going on from preflight to the host phase: both in one Ansible run (playbooks/up.yml), the
+    # host checks judged when preflight.yml's verdict task starts (installer/phases/preflight.py HostChecks,
+    # which preflight puts into host_checks for the host phase).
+    one_ansible_run: bool = False
+    host_checks: Any = None
 
     def cancel_requested(self) -> bool:
         return self.cancelled.is_set()

@@ -17,9 +17,11 @@ from installer.limit import ansible_limit
 from installer.owned import write_file_atomically
 from installer.paths import data_dir
 from installer.phases.base import FACTS_CACHE, Component, Phase, PhasePlan, PhaseResult, RunContext, Step, outcome
+from installer.phases.preflight import VERDICT_VAR, HostChecks
 from installer.progress import HostProgress
 
 SITE_PLAYBOOK = "site.yml"
+UP_PLAYBOOK = "up.yml"  # preflight.yml, then site.yml: `up`'s preflight and host phase in one Ansible run
 # The extra vars as the playbooks received them, for `ansible-playbook -e @<record>/ansible-vars.yml` by hand.
 RECORDED_VARS = "ansible-vars.yml"
 
@@ -37,9 +39,13 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
     assert inventory is not None
     extravars = ctx.cfg.ansible_vars()
     _record_vars(ctx, extravars)
+    # After a preflight that left its host checks to this run: preflight.yml first (up.yml), judged at its verdict.
+    checks: HostChecks | None = None if check else ctx.host_checks
+    if checks is not None:
+        extravars = {**extravars, VERDICT_VAR: str(checks.verdict_file)}
     with HostProgress(ctx.console, "hosts (check)" if check else "hosts") as view:
         result = run_playbook(
-            SITE_PLAYBOOK,
+            UP_PLAYBOOK if checks is not None else SITE_PLAYBOOK,
             ctx.cfg.inventory,
             extravars,
             ctx.record.path / "ansible",
@@ -50,7 +56,12 @@ def run(ctx: RunContext, *, check: bool = False) -> PhaseResult:
             facts_cache=ctx.record.path / FACTS_CACHE,
             host_keys=HostKeyPolicy.of(ctx.cfg),
             verbosity=ctx.verbosity,
+            checkpoint=checks.checkpoint() if checks is not None else None,
         )
+    if checks is not None:
+        # A refused or interrupted preflight ends the run here, as a preflight run of its own would.
+        checks.after(result, ctx.cancel_requested())
+        result.duration_s -= checks.judged_after_s  # the rest is the host phase's
     phase = _to_phase(result, check)
     ctx.record.write_json("hosts.json", phase.as_dict())
     if ctx.cancel_requested() or result.status == "canceled":

@@ -2,22 +2,29 @@
 
 Checks over SSH with one small playbook (playbooks/preflight.yml): reachability and passwordless sudo,
 then facts (OS, free disk, clock). Thresholds below say why they are what they are.
+
+Under `up` with the host phase to follow, preflight.yml is not a run of its own: it is the first play of
+the host phase's one ansible-playbook run (playbooks/up.yml), and its last task waits for the verdict
+kfinstall writes when that task starts (HostChecks). `up --only preflight`, `plan --check-hosts`,
+`upgrade` and `backup --cluster` run preflight.yml alone and judge it once it ends.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, NoReturn
 
 from rich.console import Console
 
-from installer.adapters.ansible import UNREACHABLE, PlaybookResult, run_playbook
+from installer.adapters.ansible import UNREACHABLE, Checkpoint, PlaybookResult, run_playbook
 from installer.adapters.ssh import HostKeyPolicy, HostKeyReport, check_host_keys
 from installer.config.inventory import ROLE_GROUPS
 from installer.config.resolved import ClusterConfig
-from installer.errors import Interrupted, PreflightError
+from installer.errors import Interrupted, KfinstallError, PreflightError
 from installer.limit import ansible_limit
+from installer.owned import write_file_atomically
 from installer.phases.base import FACTS_CACHE, Phase, PhasePlan, PhaseResult, RunContext
 from installer.runs import RunRecord
 
@@ -25,6 +32,9 @@ SUPPORTED_OS_FAMILIES = ("Debian",)  # the roles install with apt
 MIN_FREE_ROOT_GB = 10  # images + kubelet eviction headroom (kubelet evicts below 10-15 % free)
 MAX_CLOCK_SKEW_S = 10  # certificates and etcd leases go wrong well before a minute of skew
 SUDO_TASK = "Preflight | Become root and read the free space on /"  # the task name in playbooks/preflight.yml
+VERDICT_TASK = "Preflight | Wait for kfinstall's verdict"  # preflight.yml's task that waits for HostChecks.judge
+VERDICT_VAR = "kf_preflight_verdict"  # the extra var naming the verdict file; preflight.yml waits only when set
+HOST_CHECKS = ["ssh", "os", "disk", "clock", "sudo"]
 
 
 def checked_phases(phases: tuple[str, ...]) -> tuple[str, ...]:
@@ -77,6 +87,12 @@ def run(ctx: RunContext) -> PhaseResult:
     # tasks reach, no other host is contacted.
     checked_keys = _only(host_keys, (*ctx.limit, *ctx.contacts)) if ctx.limit else host_keys
     show_host_keys(ctx.record, ctx.console, check_host_keys(checked_keys))
+    if ctx.one_ansible_run and not refusals:
+        # The host checks are the first play of the host phase's run; HostChecks completes this result.
+        deferred = PhaseResult("preflight", "ok", time.monotonic() - start,
+                               details={"checks": checks + HOST_CHECKS, **details})
+        ctx.host_checks = HostChecks(ctx.record, managed, deferred, details)
+        return deferred
     result = run_playbook(
         "preflight.yml",
         ctx.cfg.inventory,
@@ -93,8 +109,59 @@ def run(ctx: RunContext) -> PhaseResult:
     ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(result.facts), **details})
     if problems:
         raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))
-    checks += ["ssh", "os", "disk", "clock", "sudo"]
+    checks += HOST_CHECKS
     return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks, **details})
+
+
+@dataclass
+class HostChecks:
+    """Preflight's host checks as the first play of the host phase's Ansible run (playbooks/up.yml).
+
+    `checkpoint()` goes to run_playbook: when preflight.yml's verdict task starts, `judge` reads the results
+    so far with the same code as a preflight run of its own (host_problems), records them and writes
+    "go" or "stop" into the verdict file that task waits for; on "stop" the next task ends the run on every
+    host before site.yml begins. `after` turns a refusal into PreflightError (exit 3) once the run ended,
+    and judges then a run that never reached the verdict (every host failed before it)."""
+
+    record: RunRecord
+    managed: list[str]
+    result: PhaseResult  # preflight's own, already in the run's report: its duration grows to the verdict
+    details: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] | None = None  # None until judged
+    judged_after_s: float = 0.0  # seconds into the Ansible run when the verdict was written
+
+    @property
+    def verdict_file(self) -> Path:
+        return self.record.path / "ansible" / "preflight-verdict"
+
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(VERDICT_TASK, self.judge)
+
+    def judge(self, so_far: PlaybookResult) -> None:
+        if self.problems is not None:
+            return
+        self.problems = host_problems(so_far, time.time(), self.managed)
+        self.judged_after_s = so_far.duration_s
+        self.result.duration_s += so_far.duration_s
+        self.record.write_json("preflight.json",
+                               {"problems": self.problems, "facts_hosts": sorted(so_far.facts), **self.details})
+        self.verdict_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_file_atomically(self.verdict_file, b"stop" if self.problems else b"go", 0o600)
+
+    def after(self, result: PlaybookResult, cancelled: bool) -> None:
+        """Once the run ended: an interrupted or refused preflight ends `up` as a preflight run of its own would."""
+        if self.problems is None and (cancelled or result.status == "canceled"):
+            self._ends_the_run(Interrupted("interrupted during preflight; nothing was changed"))
+        self.judge(result)
+        if self.problems:
+            self._ends_the_run(PreflightError("preflight refused:\n  " + "\n  ".join(self.problems)))
+
+    def _ends_the_run(self, error: KfinstallError) -> NoReturn:
+        """Raise `error` as preflight's: its result gets the status a preflight run of its own gets (run_up
+        names a failed phase by its error), and the report shows no host phase."""
+        self.result.status = type(error).__name__
+        error.phase = self.result
+        raise error
 
 
 def _only(policy: HostKeyPolicy, hosts: tuple[str, ...]) -> HostKeyPolicy:

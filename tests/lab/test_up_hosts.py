@@ -18,6 +18,8 @@ import pytest
 import yaml
 from ansible.parsing.yaml.loader import AnsibleLoader
 
+from installer.phases.preflight import VERDICT_TASK
+
 pytestmark = pytest.mark.lab
 
 KF = str(Path(sys.executable).parent / "kfinstall")
@@ -94,15 +96,19 @@ def test_run_record_and_state(first_two_runs, lab_site) -> None:  # type: ignore
 
 
 def test_host_phase_reuses_the_preflight_facts(first_two_runs) -> None:  # type: ignore[no-untyped-def]
-    """The preflight gathers once (as root) into the run's fact cache; site.yml does not gather again."""
+    """The preflight gathers once (as root), as the first play of the host phase's one Ansible run
+    (playbooks/up.yml); site.yml does not gather again, and starts only after kfinstall's verdict."""
     _, second = first_two_runs
     record = Path(second["record"])
     # Ansible's jsonfile cache: one file per host, named <prefix><host>.
     assert sorted(p.name[-2:] for p in (record / "facts").iterdir()) == HOSTS
     events = [json.loads(line) for line in (record / "events.jsonl").read_text().splitlines()]
-    tasks = {e["task"] for e in events if e["event"] == "playbook_on_task_start"}
+    tasks = [e["task"] for e in events if e["event"] == "playbook_on_task_start"]
     assert "Gathering Facts" not in tasks
     assert "OS | Check the operating system family" in tasks  # a task that reads those facts ran
+    assert tasks.index(VERDICT_TASK) < tasks.index("Validate | Check the groups and the settings")
+    assert json.loads((record / "preflight.json").read_text())["problems"] == []
+    assert "ansible-playbook up.yml" in (record / "kfinstall.log").read_text()
 
 
 def test_plan_check_hosts_reports_nothing_to_change(first_two_runs, lab_site) -> None:  # type: ignore[no-untyped-def]

@@ -119,6 +119,9 @@ def test_every_row_has_an_example_and_a_check() -> None:
 # Asserts and fails about the host itself or about values kfinstall derives (release data, the verb's own
 # inputs): no configuration file can predict them, so validate cannot refuse them. (file, task name) -> why.
 NOT_CONFIGURATION = {
+    # kfinstall's preflight verdict on the hosts (reachability, sudo, OS, free space, clock), given in up.yml's run.
+    ("preflight.yml", "Preflight | Stop before any change when kfinstall refused a host"):
+        "the hosts as preflight found them",
     ("roles/os_prepare/tasks/main.yml", "OS | Check the operating system family"): "the host's distribution",
     # The one minimum-version check of the package table (containerd's included), for os_prepare's one
     # transaction and for each role run alone.

@@ -84,8 +84,8 @@ def test_up_limit_gives_tasks_to_the_limited_host_only(make_site, kfinstall_stre
     assert report["limit"] == ["n3"] and sorted(report["hosts"]) == ["n3"]
     # Ansible is given the resolved name, never the pattern; the host keys checked are n3's and those of
     # cp1, which its delegated tasks reach. No other host is contacted.
-    assert playbooks == [{"hostKeys": ["cp1", "n3"]}, {"playbook": "preflight.yml", "limit": "n3"},
-                         {"playbook": "site.yml", "limit": "n3"}]
+    # One Ansible run: preflight.yml's play, then site.yml's (playbooks/up.yml).
+    assert playbooks == [{"hostKeys": ["cp1", "n3"]}, {"playbook": "up.yml", "limit": "n3"}]
     roles = read_applied(load(site, need_secrets=False).state_dir)["hosts"]["roles"]
     assert roles["kube_node"] == ["n1", "n2", "n3"] and roles["kube_control_plane"] == ["cp1"]
 
@@ -233,7 +233,7 @@ def test_a_new_first_control_plane_is_refused_with_the_order_that_works(make_sit
     site = make_site(cluster=HA, hosts_text=_three_control_planes(["cp2", "cp3", "cp4"]))
     code, out, err = kfinstall_streams("up", "-i", str(site), "--limit", "cp4", "--yes", "--output", "json")
     assert code == 0, out + err
-    assert playbooks[-1] == {"playbook": "site.yml", "limit": "cp4"}
+    assert playbooks[-1] == {"playbook": "up.yml", "limit": "cp4"}
 
 
 def test_a_new_first_gluster_host_is_refused(make_site, kfinstall_streams, playbooks) -> None:
