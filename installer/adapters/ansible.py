@@ -451,6 +451,9 @@ def run_playbook(
     whose facts are cached is not gathered again, so the preflight's gathering serves the host phase
     (one setup call a host saved, ~2 s on the lab). Callers give a directory of the run's own, so no
     run reads facts from an earlier one.
+
+    `checkpoint` calls into kfinstall when its task starts, with the results so far (Checkpoint): `up`'s
+    preflight verdict, written for preflight.yml's waiting task (installer/phases/preflight.py HostChecks).
     """
     options = [*(["--check", "--diff"] if check else []), *(["--limit", limit] if limit else [])]
     work_dir.mkdir(parents=True, exist_ok=True)
