@@ -7,14 +7,13 @@ fed the output of the real `apt-cache policy` of this machine where apt is insta
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
+import runpy
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -38,16 +37,14 @@ nfs-ganesha:
 """
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("apt_candidates", MODULE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _candidates(policy: str, packages: list[str]) -> dict[str, str]:
+    """The module's own parser, read from its file (run_path: its main() does not run)."""
+    found: dict[str, str] = runpy.run_path(str(MODULE))["candidates"](policy, packages)
+    return found
 
 
 def test_candidates_are_read_per_package_and_empty_when_apt_offers_none() -> None:
-    found = _load().candidates(POLICY, ["containerd", "nfs-ganesha", "ghost-pkg"])
+    found = _candidates(POLICY, ["containerd", "nfs-ganesha", "ghost-pkg"])
     assert found == {"containerd": "1.6.20~ds1-1+b1", "nfs-ganesha": "", "ghost-pkg": ""}
 
 
@@ -56,7 +53,7 @@ def test_the_parser_reads_this_machines_real_apt_cache() -> None:
     """The real tool's layout, whatever apt's version: a package apt has installed has a candidate."""
     done = subprocess.run(["apt-cache", "policy", "apt", "ghost-pkg-kfinstall"], capture_output=True, text=True,
                           env={**os.environ, "LC_ALL": "C"}, timeout=60, check=False)
-    found = _load().candidates(done.stdout, ["apt", "ghost-pkg-kfinstall"])
+    found = _candidates(done.stdout, ["apt", "ghost-pkg-kfinstall"])
     assert found["apt"] and found["apt"][0].isdigit() and found["ghost-pkg-kfinstall"] == "", done.stdout
 
 
@@ -70,7 +67,8 @@ def fake_apt(tmp_path: Path) -> Path:
         "#!/bin/sh\n"
         f"echo \"apt-get $* LC_ALL=$LC_ALL\" >> {log}\n"
         f"n=$(cat {tmp_path}/fail-count 2>/dev/null || echo 0)\n"
-        f"if [ \"$n\" -gt 0 ]; then echo $((n - 1)) > {tmp_path}/fail-count; echo 'E: Failed to fetch' >&2; exit 100; fi\n")
+        f"if [ \"$n\" -gt 0 ]; then echo $((n - 1)) > {tmp_path}/fail-count;"
+        " echo 'E: Failed to fetch' >&2; exit 100; fi\n")
     (bin_dir / "apt-cache").write_text(
         "#!/bin/sh\n"
         f"echo \"apt-cache $* LC_ALL=$LC_ALL\" >> {log}\n"
