@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The module imports the collection's module_utils (plugins/module_utils/record.py) as Ansible bundles
+# them: from ansible_collections, found here on PYTHONPATH.
+MODULE_ENV = {**os.environ, "PYTHONPATH": str(REPO / "playbooks" / "collections")}
 MODULE = REPO / "playbooks/collections/ansible_collections/kfinstall/hosts/plugins/modules/files.py"
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -33,7 +36,8 @@ def run_module(tmp_path: Path, files: list[dict[str, Any]], check: bool = False,
     args_file = tmp_path / f"args-{len(list(tmp_path.glob('args-*')))}.json"
     args_file.write_text(json.dumps(args))
     done = subprocess.run([sys.executable, str(MODULE), str(args_file)], capture_output=True, text=True,
-                          timeout=60, check=False)
+                          timeout=60, check=False,
+                          env=MODULE_ENV)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 

@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# The module imports the collection's module_utils (plugins/module_utils/record.py) as Ansible bundles
+# them: from ansible_collections, found here on PYTHONPATH.
+MODULE_ENV = {**os.environ, "PYTHONPATH": str(REPO / "playbooks" / "collections")}
 MODULES = REPO / "playbooks/collections/ansible_collections/kfinstall/hosts/plugins/modules"
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name
@@ -31,7 +34,8 @@ def run(tmp_path: Path, module: str, args: dict[str, Any], check: bool = False) 
     args_file = tmp_path / f"args-{len(list(tmp_path.glob('args-*')))}.json"
     args_file.write_text(json.dumps(payload))
     done = subprocess.run([sys.executable, str(MODULES / f"{module}.py"), str(args_file)],
-                          capture_output=True, text=True, timeout=60, check=False)
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env=MODULE_ENV)
     result: dict[str, Any] = json.loads(done.stdout)
     return result
 

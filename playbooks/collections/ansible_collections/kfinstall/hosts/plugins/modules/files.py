@@ -15,10 +15,17 @@ import json
 import os
 import re
 import shutil
-import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kfinstall.hosts.plugins.module_utils.record import (
+    ORIGINALS,
+    RECORD_VERSION,
+    RecordError,
+    location_problem,
+    read_record,
+    save_record,
+)
 
 DOCUMENTATION = r"""
 module: files
@@ -76,10 +83,6 @@ FILE_SPEC = {
 }
 
 
-RECORD_VERSION = 1
-ORIGINALS = "originals"  # beside the record: what a file held before kfinstall first replaced it
-MAX_RECORD_BYTES = 16 * 1024 * 1024  # as kfinstall.hosts.reset_files: a real record is a few KiB
-
 
 def missing_parents(path: str) -> list[str]:
     """The parent directories of path that do not exist, outermost first."""
@@ -133,20 +136,15 @@ def installed_package_names(status_path: str = _DPKG_STATUS) -> list[str]:
 
 
 def load_record(module: AnsibleModule, path: str) -> dict:
+    """The record (module_utils/record.py), a new one when there is none yet; fails the module on one that
+    cannot be used (nothing written)."""
     try:
-        with open(path, "rb") as handle:
-            text = handle.read(MAX_RECORD_BYTES + 1)
-        if len(text) > MAX_RECORD_BYTES:
-            module.fail_json(msg=f"kfinstall's record {path} is over {MAX_RECORD_BYTES // 2**20} MiB, so it is not one "
-                                 "kfinstall wrote; move it away to start a new one.")
-        record = json.loads(text.decode("utf-8"))
-    except FileNotFoundError:
+        record = read_record(path)
+    except RecordError as exc:
+        module.fail_json(msg=f"{exc}; move it away to start a new one (kfinstall reset then removes only what "
+                             "is recorded after that).")
+    if record is None:
         return {"version": RECORD_VERSION, "packagesBefore": installed_package_names(), "files": {}, "dirs": {}}
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg=f"kfinstall's record {path} cannot be read ({exc}); move it away to start a new one "
-                             "(kfinstall reset then removes only what is recorded after that).")
-    if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or not isinstance(record.get("dirs"), dict):
-        module.fail_json(msg=f"kfinstall's record {path} is not a record of files; move it away to start a new one.")
     return record
 
 
@@ -158,16 +156,8 @@ def untrusted_record(module: AnsibleModule, path: str) -> None:
     folder = os.path.dirname(path)
     has_record = os.path.lexists(path)
     for place in (folder, os.path.join(folder, ORIGINALS), path):
-        try:
-            info = os.lstat(place)
-        except FileNotFoundError:
-            continue
-        problem = ("is a symbolic link" if stat.S_ISLNK(info.st_mode)
-                   else "is not a regular file or folder" if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode))
-                   else f"is owned by uid {info.st_uid}, not root" if os.geteuid() == 0 and info.st_uid != 0
-                   else f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
-                   if info.st_mode & 0o022 else None)
-        if problem and not has_record and place != path and stat.S_ISDIR(info.st_mode) and "writable" in problem:
+        problem = location_problem(place)
+        if problem and "writable" in problem and not has_record and place != path and os.path.isdir(place):
             os.chmod(place, 0o700)
             continue
         if problem:
@@ -175,15 +165,6 @@ def untrusted_record(module: AnsibleModule, path: str) -> None:
                                  "record may have been changed by someone else (kfinstall reset acts on it); nothing "
                                  f"was written. Check who changed it, then make {folder} root's with mode 0700 "
                                  "(files 0600), or move it away to start a new record.")
-
-
-def save_record(path: str, record: dict) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd, staged = tempfile.mkstemp(prefix=".record.", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1, sort_keys=True)
-    os.chmod(staged, 0o600)
-    os.replace(staged, path)
 
 
 def keep_original(record_path: str, path: str) -> str | None:

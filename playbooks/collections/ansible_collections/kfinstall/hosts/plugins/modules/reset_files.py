@@ -11,7 +11,6 @@ what kfinstall wrote; anything changed since, or not kfinstall's, is kept and re
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -19,6 +18,13 @@ import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.kfinstall.hosts.plugins.module_utils.record import (
+    ORIGINALS,
+    RecordError,
+    location_problem,
+    read_record,
+    save_record,
+)
 
 DOCUMENTATION = r"""
 module: reset_files
@@ -76,11 +82,6 @@ packages_before:
   returned: always
   type: list
 """
-
-ORIGINALS = "originals"
-# A record names one entry per file and folder kfinstall wrote (some dozens, a few KiB); far more is not one
-# of kfinstall's, and is refused before it is read whole into memory. kfinstall.hosts.files keeps the same cap.
-MAX_RECORD_BYTES = 16 * 1024 * 1024
 
 
 def sha256_of(path: str) -> str | None:
@@ -255,24 +256,6 @@ class Reset:
             self.record["dirs"].pop(key, None)
 
 
-def unsafe_location(path: str) -> str | None:
-    """Why the record (or its folder) cannot be trusted: a link, not root's (when running as root), or
-    writable by group or others. Someone who can write it could make reset delete or overwrite any file."""
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if stat.S_ISLNK(info.st_mode):
-        return f"{path} is a symbolic link"
-    if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
-        return f"{path} is not a regular file or folder"  # a FIFO there would block the read for ever
-    if os.geteuid() == 0 and info.st_uid != 0:
-        return f"{path} is owned by uid {info.st_uid}, not root"
-    if info.st_mode & 0o022:
-        return f"{path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
-    return None
-
-
 def record_error(record: dict) -> str | None:
     """What in a record's entries reset must not act on: a path that is not absolute or holds . or .., an
     original's name other than the one kfinstall.hosts.files gives it (the sha256 of the path), which
@@ -299,14 +282,6 @@ def record_error(record: dict) -> str | None:
     return None
 
 
-def save(path: str, record: dict) -> None:
-    fd, staged = tempfile.mkstemp(prefix=".record.", dir=os.path.dirname(path))
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1, sort_keys=True)
-    os.chmod(staged, 0o600)
-    os.replace(staged, path)
-
-
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -322,24 +297,17 @@ def main() -> None:
     record_path = module.params["record"]
     originals = os.path.join(os.path.dirname(record_path), ORIGINALS)
     for place in (os.path.dirname(record_path), record_path, originals):
-        unsafe = unsafe_location(place)
+        unsafe = location_problem(place)
         if unsafe:
-            module.fail_json(msg=f"kfinstall's record is not to be trusted: {unsafe}; nothing was removed. Check "
-                                 "who changed it; kfinstall keeps it root's, mode 0700 (folders) and 0600.")
+            module.fail_json(msg=f"kfinstall's record is not to be trusted: {place} {unsafe}; nothing was removed. "
+                                 "Check who changed it; kfinstall keeps it root's, mode 0700 (folders) and 0600.")
     try:
-        with open(record_path, "rb") as handle:
-            text = handle.read(MAX_RECORD_BYTES + 1)
-        if len(text) > MAX_RECORD_BYTES:
-            module.fail_json(msg=f"kfinstall's record {record_path} is over {MAX_RECORD_BYTES // 2**20} MiB, so it is "
-                                 "not one kfinstall wrote; nothing was removed.")
-        record = json.loads(text.decode("utf-8"))
-    except FileNotFoundError:
+        record = read_record(record_path)
+    except RecordError as exc:
+        module.fail_json(msg=f"{exc}; nothing was removed.")
+    if record is None:
         module.exit_json(changed=False, removed=[], restored=[], adopted=[], kept={}, packages_before=None,
                          created_dirs=[], msg=f"no record at {record_path}: kfinstall wrote no file on this host")
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg=f"kfinstall's record {record_path} cannot be read ({exc}); nothing was removed.")
-    if not isinstance(record, dict) or not isinstance(record.get("files"), dict) or not isinstance(record.get("dirs"), dict):
-        module.fail_json(msg=f"kfinstall's record {record_path} is not a record of files; nothing was removed.")
     damaged = record_error(record)
     if damaged:
         module.fail_json(msg=f"kfinstall's record {record_path} is damaged or forged: {damaged}; nothing was removed.")
@@ -353,7 +321,7 @@ def main() -> None:
     finally:
         # Also when a step failed half-way: what is undone is off the record, so a re-run goes on from there.
         if not module.check_mode and reset.changed_record:
-            save(record_path, record)
+            save_record(record_path, record)
     module.exit_json(changed=bool(reset.removed or reset.restored), removed=reset.removed, restored=reset.restored,
                      adopted=reset.adopted, kept=reset.kept, packages_before=record.get("packagesBefore"), created_dirs=created_dirs)
 
