@@ -205,7 +205,9 @@ def test_a_stop_signal_ends_the_host_key_check_at_once(
     summary = json.loads(next(state.glob("runs/*/summary.json")).read_text())
     assert summary["result"] == "interrupted" and summary["phases"][0] == {**summary["phases"][0],
                                                                       "name": "preflight", "status": "Interrupted"}
-    assert not (state / "runs" / summary["runId"] / "ansible-preflight").exists()  # no playbook started
+    run = state / "runs" / summary["runId"]
+    # No playbook started: neither preflight.yml alone (ansible-preflight/) nor up.yml (ansible/).
+    assert not (run / "ansible-preflight").exists() and not (run / "ansible").exists()
 
 
 def test_sigterm_during_the_upgrades_first_facts_playbook(make_site, silent_ports: list[int], tmp_path: Path) -> None:
