@@ -23,8 +23,8 @@ short_description: Refresh apt's index when asked and read the candidate version
 description:
   - Reports no change: a refreshed index is apt's cache, not the host's configuration.
   - In check mode the index is not refreshed (as with M(ansible.builtin.apt)); the candidates are still read.
-  - Runs C(apt-get update --error-on=any) (apt 2.1.16 and later: Debian 12, Ubuntu 22.04), up to three
-    times, then one C(apt-cache policy) for all the packages, with C(LC_ALL=C).
+  - Runs C(apt-get update --error-on=any) (the apt of Debian 12 and Ubuntu 22.04 on), up to three times,
+    then one C(apt-cache policy) for all the packages, with C(LC_ALL=C).
 options:
   refresh:
     description: Whether to refresh the index first.
