@@ -28,7 +28,7 @@ containerd:
   Candidate: 1.6.20~ds1-1+b1
   Version table:
      1.6.20~ds1-1+b1 500
-        500 http://deb.debian.org/debian bookworm/main amd64 Packages
+        500 http://10.89.7.1:8080 ./ Packages
 nfs-ganesha:
   Installed: (none)
   Candidate: (none)
