@@ -75,7 +75,7 @@ def run(ctx: RunContext) -> PhaseResult:
     details: dict[str, Any] = {"later": later} if later else {}
     if not ctx.cfg.profile.host_phase or "hosts" not in planned:
         if refusals:
-            raise PreflightError("preflight refused:\n  " + "\n  ".join(refusals))
+            raise refused(refusals)
         return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks, **details})
     inventory = ctx.cfg.inventory.path
     assert inventory is not None
@@ -106,11 +106,21 @@ def run(ctx: RunContext) -> PhaseResult:
     )
     _stop_if_cancelled(ctx, result)
     problems = refusals + host_problems(result, time.time(), managed)
-    ctx.record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(result.facts), **details})
+    record_problems(ctx.record, problems, result, details)
     if problems:
-        raise PreflightError("preflight refused:\n  " + "\n  ".join(problems))
+        raise refused(problems)
     checks += HOST_CHECKS
     return PhaseResult("preflight", "ok", time.monotonic() - start, details={"checks": checks, **details})
+
+
+def refused(problems: list[str]) -> PreflightError:
+    """The refusal of a preflight, one problem a line (exit 3)."""
+    return PreflightError("preflight refused:\n  " + "\n  ".join(problems))
+
+
+def record_problems(record: RunRecord, problems: list[str], result: PlaybookResult, details: dict[str, Any]) -> None:
+    """preflight.json: what was refused and which hosts' facts were read, whichever run read them."""
+    record.write_json("preflight.json", {"problems": problems, "facts_hosts": sorted(result.facts), **details})
 
 
 @dataclass
@@ -143,8 +153,7 @@ class HostChecks:
         self.problems = host_problems(so_far, time.time(), self.managed)
         self.judged_after_s = so_far.duration_s
         self.result.duration_s += so_far.duration_s
-        self.record.write_json("preflight.json",
-                               {"problems": self.problems, "facts_hosts": sorted(so_far.facts), **self.details})
+        record_problems(self.record, self.problems, so_far, self.details)
         self.verdict_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_file_atomically(self.verdict_file, b"stop" if self.problems else b"go", 0o600)
 
@@ -154,7 +163,7 @@ class HostChecks:
             self._ends_the_run(Interrupted("interrupted during preflight; nothing was changed"))
         self.judge(result)
         if self.problems:
-            self._ends_the_run(PreflightError("preflight refused:\n  " + "\n  ".join(self.problems)))
+            self._ends_the_run(refused(self.problems))
 
     def _ends_the_run(self, error: KfinstallError) -> NoReturn:
         """Raise `error` as preflight's: its result gets the status a preflight run of its own gets (run_up
